@@ -1,0 +1,278 @@
+"""``App``: where workflows and steps are registered, started, inspected and run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
+
+from durably.definitions import Registry, Step, Workflow, qualified_name
+from durably.errors import ConfigurationError, UnknownWorkflowError
+from durably.handle import WorkflowHandle, WorkflowInfo
+from durably.ids import new_workflow_id, validate_workflow_id
+from durably.retry import Retry
+from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer
+from durably.storage import Store, open_store, resolve_database_url
+from durably.storage.base import WorkflowRecord, WorkflowStatus
+from durably.worker import Worker, WorkerOptions
+
+__all__ = ["App"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class App:
+    """A durably application: a database, the workflows and steps registered on it, and
+    (optionally) an embedded worker that runs them.
+
+    ``App()`` uses ``$DURABLY_DB`` or the SQLite file ``./durably.db``;
+    ``App("sqlite:///path/to.db")`` another file. An App whose worker is not running is a client:
+    it can start, list and inspect workflows that other processes' workers run.
+
+    Use ``with app:`` (or :meth:`start_worker`/:meth:`stop_worker`) to run an embedded worker in
+    a background thread, or :meth:`run_worker` to serve in the foreground until SIGTERM.
+    """
+
+    def __init__(
+        self,
+        database: str | None = None,
+        *,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        serializer: JsonSerializer | None = None,
+        worker_options: WorkerOptions | None = None,
+    ) -> None:
+        self.database_url = resolve_database_url(database)
+        self.serializer = serializer or JsonSerializer(max_payload_bytes)
+        self.worker_options = worker_options or WorkerOptions()
+        self.registry = Registry()
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        self._worker: Worker | None = None
+        self._finished = threading.Condition()
+        self._finished_generation = 0
+
+    # -- storage -------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The store, opened and migrated on first use."""
+        store = self._store
+        if store is None:
+            with self._store_lock:
+                if self._store is None:
+                    opened = open_store(self.database_url)
+                    opened.migrate()
+                    self._store = opened
+                store = self._store
+        return store
+
+    def close(self) -> None:
+        """Stop the embedded worker (if running) and close the database."""
+        self.stop_worker()
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    # -- registration --------------------------------------------------------------------------
+
+    @overload
+    def workflow(self, fn: Callable[P, R], /) -> Workflow[P, R]: ...
+    @overload
+    def workflow(
+        self, fn: None = None, /, *, name: str | None = None
+    ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+    def workflow(
+        self, fn: Callable[P, R] | None = None, /, *, name: str | None = None
+    ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
+        """Register a workflow: ``@app.workflow`` or ``@app.workflow(name="...")``.
+
+        The function may be ``async def`` (its steps run on the worker's event loop) or plain
+        ``def`` (it runs in a worker thread). It must be deterministic between durable calls.
+        """
+
+        def register(f: Callable[P, R]) -> Workflow[P, R]:
+            wf = Workflow(f, name=name or qualified_name(f))
+            self.registry.add_workflow(wf)
+            return wf
+
+        return register if fn is None else register(fn)
+
+    @overload
+    def step(self, fn: Callable[P, R], /) -> Step[P, R]: ...
+    @overload
+    def step(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+    def step(
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+    ) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
+        """Register a step: a checkpointed unit of side effects.
+
+        ``retry`` is the :class:`Retry` policy (default ``Retry()``: 3 attempts); ``timeout``
+        bounds each attempt in seconds (an async step is cancelled; a sync step's thread cannot
+        be, so its late result is ignored).
+        """
+
+        def register(f: Callable[P, R]) -> Step[P, R]:
+            s = Step(f, name=name or qualified_name(f), retry=retry or Retry(), timeout=timeout)
+            self.registry.add_step(s)
+            return s
+
+        return register if fn is None else register(fn)
+
+    # -- starting and inspecting ---------------------------------------------------------------
+
+    def _resolve(self, workflow: Workflow[Any, Any] | str) -> str:
+        if isinstance(workflow, Workflow):
+            if self.registry.workflows.get(workflow.name) is not workflow:
+                raise UnknownWorkflowError(
+                    f"workflow {workflow.name!r} is registered on another App; start it from the "
+                    "App whose @app.workflow decorated it"
+                )
+            return workflow.name
+        if not isinstance(workflow, str):
+            raise UnknownWorkflowError(
+                f"app.start() takes a workflow function or its name, got {type(workflow).__name__}"
+            )
+        if workflow in self.registry.workflows:
+            return workflow
+        if any(workflow in w.workflows for w in self.store.list_workers()):
+            return workflow
+        self.registry.workflow(workflow)  # raises UnknownWorkflowError listing known names
+        return workflow
+
+    @overload
+    def start(
+        self, workflow: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> WorkflowHandle[R]: ...
+    @overload
+    def start(self, workflow: str, /, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]: ...
+    def start(
+        self, workflow: Workflow[Any, Any] | str, /, *args: Any, **kwargs: Any
+    ) -> WorkflowHandle[Any]:
+        """Start a workflow (or return the existing one with the same id) and return its handle.
+
+        ``app.start(wf, *args, id="order-1", **kwargs)``: ``id`` is optional (a random one is
+        made); starting with an id that exists returns a handle to that workflow and runs
+        nothing again. Arguments must be serializable (JSON, dataclasses, pydantic, datetime...).
+        A workflow parameter cannot itself be named ``id``: pass it positionally.
+        """
+        workflow_id = kwargs.pop("id", None)
+        name = self._resolve(workflow)
+        workflow_id = new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
+        encoded = self.serializer.encode_call(
+            args, kwargs, workflow_id=workflow_id, name=name
+        )
+        now = time.time()
+        record = WorkflowRecord(
+            id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        _, created = self.store.create_workflow(record)
+        if created and self._worker is not None:
+            self._worker.notify()
+        return WorkflowHandle(self, workflow_id)
+
+    async def start_async(
+        self, workflow: Workflow[Any, Any] | str, /, *args: Any, **kwargs: Any
+    ) -> WorkflowHandle[Any]:
+        """Async twin of :meth:`start`."""
+        import asyncio
+
+        return await asyncio.to_thread(lambda: self.start(workflow, *args, **kwargs))
+
+    def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """A handle to an existing workflow by id (checked when used)."""
+        return WorkflowHandle(self, validate_workflow_id(workflow_id))
+
+    def list_workflows(
+        self,
+        *,
+        status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> list[WorkflowInfo]:
+        """Workflows, newest first, filtered by status (one or several) and name."""
+        statuses: list[WorkflowStatus] | None = None
+        if status is not None:
+            wanted = [status] if isinstance(status, str | WorkflowStatus) else list(status)
+            try:
+                statuses = [WorkflowStatus(s) for s in wanted]
+            except ValueError:
+                valid = ", ".join(s.value for s in WorkflowStatus)
+                raise ConfigurationError(
+                    f"unknown status in {wanted!r}; use one of: {valid}"
+                ) from None
+        if limit < 1:
+            raise ConfigurationError(f"limit must be >= 1, got {limit}")
+        records = self.store.list_workflows(statuses=statuses, name=name, limit=limit)
+        return [WorkflowInfo.from_record(r, self.serializer.decode) for r in records]
+
+    # -- the embedded worker -------------------------------------------------------------------
+
+    def _on_finished(self, workflow_id: str) -> None:
+        with self._finished:
+            self._finished_generation += 1
+            self._finished.notify_all()
+
+    def _wait_finished(self, generation: int, timeout: float) -> None:
+        """Wait up to ``timeout`` s for a workflow to finish in this process after ``generation``."""
+        with self._finished:
+            if self._finished_generation == generation:
+                self._finished.wait(timeout)
+
+    def _new_worker(self) -> Worker:
+        return Worker(
+            self.store, self.registry, self.serializer, self.worker_options,
+            on_finished=self._on_finished,
+        )  # fmt: skip
+
+    def start_worker(self) -> None:
+        """Start an embedded worker on a background thread (idempotent)."""
+        if self._worker is None:
+            worker = self._new_worker()
+            worker.start_in_thread()
+            self._worker = worker
+
+    def stop_worker(self) -> None:
+        """Stop the embedded worker; its unfinished workflows are released for others."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+
+    def run_worker(self) -> None:
+        """Serve workflows in the foreground until SIGINT or SIGTERM."""
+        worker = self._new_worker()
+        self._worker = worker
+        try:
+            worker.run()
+        finally:
+            self._worker = None
+
+    def __enter__(self) -> App:
+        self.start_worker()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_worker()

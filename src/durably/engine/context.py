@@ -1,0 +1,304 @@
+"""One execution of one workflow: its journal, its sequence counter, and its durable calls.
+
+Every durable call takes the next sequence number synchronously, when it is called, so the order
+of ``asyncio.gather`` branches is deterministic. A call whose seq has a journal entry returns the
+recorded result (after checking that the entry is the same kind and name: otherwise the code has
+diverged and the workflow is halted with :class:`NonDeterminismError`); the first call without an
+entry runs for real and is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import json
+import random as _random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from durably.definitions import Step
+from durably.engine.failures import dump_error, error_info, step_failed
+from durably.engine.runtime import Runtime
+from durably.errors import (
+    DurablyError,
+    LeaseLostError,
+    NonDeterminismError,
+    StepTimeoutError,
+)
+from durably.scope import (
+    StepContext,
+    StepFuture,
+    WorkflowAborted,
+    WorkflowScope,
+    scope_var,
+    step_var,
+)
+from durably.storage.base import JournalEntry, RecordAttempt, RecordEntry, StepAttempt
+
+__all__ = ["WorkflowContext"]
+
+
+class WorkflowContext(WorkflowScope):
+    """The engine's state for one execution (one claim) of one workflow."""
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        workflow_name: str,
+        owner: str,
+        epoch: int,
+        journal: dict[int, JournalEntry],
+        runtime: Runtime,
+        is_async: bool,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.workflow_name = workflow_name
+        self.owner = owner
+        self.epoch = epoch
+        self.journal = journal
+        self.runtime = runtime
+        self.is_async = is_async
+        self.next_seq = 0
+        self.halted: BaseException | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+
+    # -- halting -------------------------------------------------------------------------------
+
+    def halt(self, reason: BaseException) -> None:
+        """Stop this execution: nothing more is written, and the workflow code is unwound.
+
+        Safe to call from any thread. The first reason wins.
+        """
+        if self.halted is not None:
+            return
+        self.halted = reason
+        try:
+            self.runtime.loop.call_soon_threadsafe(self._cancel_all)
+        except RuntimeError:  # the loop is closed: nothing left to cancel
+            pass
+
+    def _cancel_all(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        for fut in list(self._pending):
+            fut.cancel()
+
+    def check_live(self) -> None:
+        """Raise :class:`WorkflowAborted` if this execution was halted."""
+        if self.halted is not None:
+            raise WorkflowAborted()
+
+    def _on_written(self, applied: bool | BaseException) -> None:
+        if applied is not True:
+            self.halt(self._lost(applied))
+
+    def _lost(self, why: bool | BaseException) -> DurablyError:
+        if isinstance(why, BaseException):
+            return LeaseLostError(
+                f"workflow {self.workflow_id!r}: could not write to the store ({why}); "
+                "releasing it so that it resumes from its journal",
+                workflow_id=self.workflow_id,
+            )
+        return LeaseLostError(
+            f"workflow {self.workflow_id!r}: lease lost (epoch {self.epoch} of {self.owner}); "
+            "another worker owns it now",
+            workflow_id=self.workflow_id,
+        )
+
+    # -- sequence numbers ----------------------------------------------------------------------
+
+    def _take(self, kind: str, name: str) -> tuple[int, JournalEntry | None]:
+        self.check_live()
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        entry = self.journal.get(seq)
+        if entry is not None and (entry.kind != kind or entry.name != name):
+            err = NonDeterminismError(
+                f"workflow {self.workflow_id!r} ({self.workflow_name}) diverged from its journal "
+                f"at seq {seq}: the journal recorded {entry.kind} {entry.name!r} but the code now "
+                f"calls {kind} {name!r}. Deploy code that matches the journal, or fork or "
+                "terminate this workflow",
+                workflow_id=self.workflow_id,
+                step=name,
+            )
+            self.halt(err)
+            raise err
+        return seq, entry
+
+    def _record_value(self, seq: int, kind: str, encoded: str) -> None:
+        t = self.runtime.time()
+        entry = JournalEntry(
+            self.workflow_id, seq, kind, kind, "completed", encoded, None, 1,
+            self.owner, self.epoch, t, t,
+        )  # fmt: skip
+        self.runtime.record(RecordEntry(entry), self._on_written)
+
+    # -- deterministic values ------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        seq, entry = self._take("now", "now")
+        if entry is not None:
+            return datetime.fromtimestamp(json.loads(entry.result or "0"), UTC)
+        t = self.runtime.time()
+        self._record_value(seq, "now", repr(t))
+        return datetime.fromtimestamp(t, UTC)
+
+    def _rng(self, seq: int) -> _random.Random:
+        return _random.Random(f"{self.workflow_id}:{seq}")
+
+    def random(self) -> float:
+        seq, entry = self._take("random", "random")
+        if entry is not None:
+            return float(json.loads(entry.result or "0"))
+        value = self._rng(seq).random()
+        self._record_value(seq, "random", repr(value))
+        return value
+
+    def uuid4(self) -> uuid.UUID:
+        seq, entry = self._take("uuid", "uuid")
+        if entry is not None:
+            return uuid.UUID(json.loads(entry.result or '""'))
+        value = uuid.UUID(int=self._rng(seq).getrandbits(128), version=4)
+        self._record_value(seq, "uuid", json.dumps(str(value)))
+        return value
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def run_step(
+        self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        seq, entry = self._take("step", step.name)
+        if entry is not None:
+            return self._replayed(step, seq, entry)
+        return self._execute_step(step, seq, args, kwargs)
+
+    def submit_step(
+        self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> StepFuture[Any]:
+        seq, entry = self._take("step", step.name)
+        if entry is not None:
+            done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            try:
+                done.set_result(self._replay_value(step, seq, entry))
+            except Exception as exc:
+                done.set_exception(exc)
+            return StepFuture(done)
+        fut = asyncio.run_coroutine_threadsafe(
+            self._execute_step(step, seq, args, kwargs), self.runtime.loop
+        )
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+        if self.halted is not None:
+            fut.cancel()
+        return StepFuture(fut)
+
+    def call_step(
+        self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return self.submit_step(step, args, kwargs).result()
+
+    async def _replayed(self, step: Step[Any, Any], seq: int, entry: JournalEntry) -> Any:
+        return self._replay_value(step, seq, entry)
+
+    def _replay_value(self, step: Step[Any, Any], seq: int, entry: JournalEntry) -> Any:
+        if entry.status == "completed":
+            return self.runtime.serializer.decode(entry.result or "null", step.return_hint)
+        info = json.loads(entry.error or "{}")
+        raise step_failed(self.workflow_id, step.name, seq, info, entry.attempts)
+
+    async def _execute_step(
+        self, step: Step[Any, Any], seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        rt = self.runtime
+        first_started = rt.time()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.check_live()
+            started = rt.time()
+            try:
+                value = await self._invoke(step, seq, attempt, args, kwargs)
+                encoded = rt.serializer.encode(
+                    value, what=f"result of step {step.name!r}",
+                    workflow_id=self.workflow_id, step=step.name,
+                )  # fmt: skip
+            except Exception as exc:
+                finished = rt.time()
+                info = error_info(exc)
+                error = dump_error(info)
+                rt.record(
+                    RecordAttempt(
+                        StepAttempt(
+                            self.workflow_id, seq, attempt, error, self.owner, self.epoch,
+                            started, finished,
+                        )
+                    ),
+                    self._on_written,
+                )  # fmt: skip
+                if step.retry.should_retry(exc, attempt):
+                    await rt.sleep(step.retry.delay(attempt))
+                    continue
+                await self._commit(
+                    JournalEntry(
+                        self.workflow_id, seq, "step", step.name, "failed", None, error,
+                        attempt, self.owner, self.epoch, first_started, finished,
+                    )
+                )  # fmt: skip
+                raise step_failed(self.workflow_id, step.name, seq, info, attempt) from exc
+            await self._commit(
+                JournalEntry(
+                    self.workflow_id, seq, "step", step.name, "completed", encoded, None,
+                    attempt, self.owner, self.epoch, first_started, rt.time(),
+                )
+            )  # fmt: skip
+            return rt.serializer.decode(encoded, step.return_hint)
+
+    async def _commit(self, entry: JournalEntry) -> None:
+        self.check_live()
+        try:
+            applied = await self.runtime.commit(RecordEntry(entry))
+        except Exception as exc:
+            applied = False
+            self.halt(self._lost(exc))
+        if not applied:
+            self.halt(self._lost(False))
+            raise WorkflowAborted()
+
+    async def _invoke(
+        self,
+        step: Step[Any, Any],
+        seq: int,
+        attempt: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        info = StepContext(self.workflow_id, self.workflow_name, step.name, seq, attempt)
+        scope_token = scope_var.set(None)
+        step_token = step_var.set(info)
+        try:
+            try:
+                if step.is_async:
+                    async with asyncio.timeout(step.timeout):
+                        return await step.fn(*args, **kwargs)
+                call: Callable[[], Any] = functools.partial(step.fn, *args, **kwargs)
+                ctx = contextvars.copy_context()
+                fut = self.runtime.loop.run_in_executor(self.runtime.step_executor, ctx.run, call)
+                return await asyncio.wait_for(fut, step.timeout)
+            except TimeoutError as exc:
+                if step.timeout is None:
+                    raise
+                raise StepTimeoutError(
+                    f"step {step.name!r} (seq {seq}, attempt {attempt}) of workflow "
+                    f"{self.workflow_id!r} ran longer than its timeout of {step.timeout}s",
+                    workflow_id=self.workflow_id,
+                    step=step.name,
+                ) from exc
+        finally:
+            step_var.reset(step_token)
+            scope_var.reset(scope_token)

@@ -1,0 +1,109 @@
+"""Run a workflow function to its outcome against its journal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from dataclasses import dataclass
+from typing import Any
+
+from durably.definitions import Workflow
+from durably.engine.context import WorkflowContext
+from durably.engine.failures import dump_error, error_info
+from durably.errors import NonDeterminismError, SerializationError
+from durably.scope import WorkflowAborted, scope_var
+from durably.storage.base import WorkflowStatus
+
+__all__ = ["Outcome", "execute"]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How an execution ended. ``status`` None means: write nothing (halted, not finished)."""
+
+    status: WorkflowStatus | None
+    output: str | None = None
+    error: str | None = None
+    reason: BaseException | None = None
+
+
+def _failed(exc: BaseException) -> Outcome:
+    return Outcome(WorkflowStatus.FAILED, error=dump_error(error_info(exc)), reason=exc)
+
+
+def _halted(ctx: WorkflowContext) -> Outcome:
+    reason = ctx.halted
+    if isinstance(reason, NonDeterminismError):
+        return Outcome(
+            WorkflowStatus.NEEDS_ATTENTION,
+            error=dump_error(error_info(reason, with_traceback=False)),
+            reason=reason,
+        )
+    return Outcome(None, reason=reason)
+
+
+async def _run_async(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
+    async def body() -> Any:
+        scope_var.set(ctx)
+        return await wf.fn(*args, **kwargs)
+
+    ctx.task = ctx.runtime.loop.create_task(body(), context=contextvars.Context())
+    return await ctx.task
+
+
+async def _run_sync(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
+    def body() -> Any:
+        scope_var.set(ctx)
+        return wf.fn(*args, **kwargs)
+
+    rt = ctx.runtime
+    return await rt.loop.run_in_executor(rt.workflow_executor, contextvars.Context().run, body)
+
+
+async def execute(ctx: WorkflowContext, wf: Workflow[Any, Any], encoded_input: str) -> Outcome:
+    """Run ``wf`` from the top against ``ctx.journal`` until it returns, raises or is halted.
+
+    Cancelling the calling task (a worker shutting down) propagates ``CancelledError``.
+    """
+    serializer = ctx.runtime.serializer
+    try:
+        args, kwargs = serializer.decode_call(encoded_input, wf.fn)
+    except SerializationError as exc:
+        return _failed(exc)
+    try:
+        if wf.is_async:
+            value = await _run_async(ctx, wf, args, kwargs)
+        else:
+            value = await _run_sync(ctx, wf, args, kwargs)
+    except (WorkflowAborted, asyncio.CancelledError):
+        current = asyncio.current_task()
+        if ctx.halted is None or (current is not None and current.cancelling()):
+            raise
+        return _halted(ctx)
+    except Exception as exc:
+        return _halted(ctx) if ctx.halted is not None else _failed(exc)
+    if ctx.halted is not None:
+        return _halted(ctx)
+    unreached = sorted(seq for seq in ctx.journal if seq >= ctx.next_seq)
+    if unreached:
+        entry = ctx.journal[unreached[0]]
+        ctx.halt(
+            NonDeterminismError(
+                f"workflow {ctx.workflow_id!r} ({ctx.workflow_name}) returned after "
+                f"{ctx.next_seq} durable calls but its journal records {entry.kind} "
+                f"{entry.name!r} at seq {entry.seq}: the code no longer makes that call. Deploy "
+                "code that matches the journal, or fork or terminate this workflow",
+                workflow_id=ctx.workflow_id,
+                step=entry.name,
+            )
+        )
+        return _halted(ctx)
+    try:
+        output = serializer.encode(
+            value,
+            what=f"result of workflow {ctx.workflow_name!r}",
+            workflow_id=ctx.workflow_id,
+        )
+    except SerializationError as exc:
+        return _failed(exc)
+    return Outcome(WorkflowStatus.COMPLETED, output=output)

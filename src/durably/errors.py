@@ -1,0 +1,165 @@
+"""The errors durably raises.
+
+Every error derives from :class:`DurablyError` and carries a stable ``code`` (for the CLI, the HTTP
+API and logs), the workflow id and step name where they are known, and a message that says what
+to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "DurablyError",
+    "ConfigurationError",
+    "InvalidIdError",
+    "UnknownWorkflowError",
+    "WorkflowNotFoundError",
+    "SerializationError",
+    "PayloadTooLargeError",
+    "StepFailed",
+    "StepTimeoutError",
+    "NonDeterminismError",
+    "WorkflowFailedError",
+    "WorkflowTimeoutError",
+    "NotInWorkflowError",
+    "LeaseLostError",
+]
+
+
+class DurablyError(Exception):
+    """Root of every error durably raises. ``code`` is stable across releases."""
+
+    code = "durably_error"
+
+    def __init__(
+        self, message: str, *, workflow_id: str | None = None, step: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.workflow_id = workflow_id
+        self.step = step
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description: code, message, workflow id and step."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "workflow_id": self.workflow_id,
+            "step": self.step,
+        }
+
+
+class ConfigurationError(DurablyError):
+    """A bad argument to :class:`durably.App` or a bad environment variable."""
+
+    code = "bad_config"
+
+
+class InvalidIdError(DurablyError):
+    """A workflow id that is empty, too long or uses characters outside the allowed set."""
+
+    code = "invalid_id"
+
+
+class UnknownWorkflowError(DurablyError):
+    """A workflow name that no ``@app.workflow`` registered and no live worker serves."""
+
+    code = "unknown_workflow"
+
+
+class WorkflowNotFoundError(DurablyError):
+    """No workflow with this id exists in the store."""
+
+    code = "workflow_not_found"
+
+
+class SerializationError(DurablyError):
+    """A value (argument, result, error) cannot be encoded or decoded by the serializer."""
+
+    code = "unserializable"
+
+
+class PayloadTooLargeError(SerializationError):
+    """An encoded value is larger than the configured ``max_payload_bytes``."""
+
+    code = "payload_too_large"
+
+
+class StepFailed(DurablyError):
+    """Raised inside a workflow when a step failed for good (retries exhausted or non-retryable).
+
+    Catch it to run compensation logic. ``error_type`` and ``error_message`` describe the last
+    attempt's exception; ``attempts`` says how many attempts ran.
+    """
+
+    code = "step_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        step: str | None = None,
+        seq: int | None = None,
+        attempts: int = 0,
+        error_type: str = "",
+        error_message: str = "",
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, step=step)
+        self.seq = seq
+        self.attempts = attempts
+        self.error_type = error_type
+        self.error_message = error_message
+
+
+class StepTimeoutError(DurablyError):
+    """One attempt of a step ran longer than the step's ``timeout``."""
+
+    code = "step_timeout"
+
+
+class NonDeterminismError(DurablyError):
+    """Replay found the workflow code calling something other than what its journal recorded.
+
+    The workflow is stopped in the ``needs_attention`` status and nothing is written past the
+    point of divergence. Deploy code that matches the journal (or fork/terminate the workflow).
+    """
+
+    code = "non_determinism"
+
+
+class WorkflowFailedError(DurablyError):
+    """Raised by ``handle.result()`` when the workflow ended in a non-completed status."""
+
+    code = "workflow_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        status: str = "",
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.status = status
+        self.error = error or {}
+
+
+class WorkflowTimeoutError(DurablyError, TimeoutError):
+    """``handle.result(timeout=...)`` waited that long and the workflow has not finished."""
+
+    code = "result_timeout"
+
+
+class NotInWorkflowError(DurablyError):
+    """A workflow-only function (``durably.now()``, ``durably.run()``...) was called outside one."""
+
+    code = "not_in_workflow"
+
+
+class LeaseLostError(DurablyError):
+    """This worker no longer owns the workflow (its lease expired and another worker took it)."""
+
+    code = "lease_lost"

@@ -1,0 +1,118 @@
+"""Group commit: one writer thread batches fenced writes from many workflows into one transaction.
+
+Callers submit write ops with an asyncio future (or none, for fire-and-forget writes that only
+need ordering). The writer takes whatever is queued, applies it with one :meth:`Store.write`
+call, then resolves every future with whether its op was applied. Under load batches form by
+themselves; when idle a lone write is committed at once, with no added delay. Ops are applied in
+submission order, so a fire-and-forget write is always durable before any later awaited one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from durably.storage.base import Store, WriteOp
+
+__all__ = ["GroupCommitter"]
+
+log = logging.getLogger("durably.committer")
+
+_STOP = object()
+Waiter = asyncio.Future[bool] | Callable[[bool | BaseException], None] | None
+
+
+class GroupCommitter:
+    """The single writer of one process. Thread-safe ``submit``; ``start``/``stop`` once."""
+
+    def __init__(self, store: Store, *, max_batch: int = 1000, retries: int = 5) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._retries = retries
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.ops = 0
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread = threading.Thread(target=self._run, name="durably-committer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit everything already submitted, then stop the writer thread."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def submit(self, op: WriteOp, waiter: Waiter = None) -> None:
+        """Queue ``op``. ``waiter`` (an asyncio future or a callback) learns if it was applied."""
+        self._queue.put((op, waiter))
+
+    def _run(self) -> None:
+        q = self._queue
+        while True:
+            first = q.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[WriteOp, Waiter]]) -> None:
+        outcome: list[bool] | BaseException
+        delay = 0.05
+        for attempt in range(self._retries + 1):
+            try:
+                outcome = self._store.write([op for op, _ in batch])
+                break
+            except Exception as exc:  # the database is unreachable, locked, full...
+                outcome = exc
+                log.warning("group commit of %d ops failed (attempt %d): %s", len(batch),
+                            attempt + 1, exc)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.batches += 1
+        self.ops += len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], Any]]] = {}
+        for i, (_, waiter) in enumerate(batch):
+            if waiter is None:
+                continue
+            result: Any = outcome if isinstance(outcome, BaseException) else outcome[i]
+            if isinstance(waiter, asyncio.Future):
+                by_loop.setdefault(waiter.get_loop(), []).append((waiter, result))
+            else:
+                waiter(result)
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                pass
+
+
+def _resolve(items: list[tuple[asyncio.Future[bool], Any]]) -> None:
+    for fut, result in items:
+        if fut.done():
+            continue
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)

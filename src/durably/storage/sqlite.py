@@ -1,0 +1,412 @@
+"""The embedded SQLite backend: one file, WAL mode, full fsync on every commit by default.
+
+Within a process all writes go through one connection guarded by a lock (no busy-waiting
+between our own threads); reads use a connection per thread, which WAL lets run concurrently
+with the writer. Across processes SQLite's file locks serialize writers (``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from durably.errors import ConfigurationError
+from durably.storage.base import (
+    TERMINAL_STATUSES,
+    ClaimedWorkflow,
+    FinishWorkflow,
+    JournalEntry,
+    RecordAttempt,
+    RecordEntry,
+    StepAttempt,
+    Store,
+    WorkerInfo,
+    WorkflowRecord,
+    WorkflowStatus,
+    WriteOp,
+)
+from durably.storage.sqlite_schema import MIGRATIONS
+
+__all__ = ["SqliteStore"]
+
+_WF_COLUMNS = (
+    "id, name, status, input, created_at, updated_at, output, error, queue, priority, owner, "
+    "epoch, lease_expires_at, wake_at, version, parent_id, started_at, finished_at"
+)
+_JOURNAL_COLUMNS = (
+    "workflow_id, seq, kind, name, status, result, error, attempts, owner, epoch, "
+    "started_at, finished_at"
+)
+_TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
+_FENCE = (
+    "EXISTS (SELECT 1 FROM workflows WHERE id = ? AND owner = ? AND epoch = ? "
+    f"AND status NOT IN ({_TERMINAL_SQL}))"
+)
+_INSERT_ENTRY = (
+    f"INSERT INTO journal ({_JOURNAL_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    f"WHERE {_FENCE} ON CONFLICT (workflow_id, seq) DO NOTHING"
+)
+_INSERT_ATTEMPT = (
+    "INSERT INTO step_attempts (workflow_id, seq, attempt, error, owner, epoch, started_at, "
+    f"finished_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE {_FENCE} "
+    "ON CONFLICT DO NOTHING"
+)
+_FINISH = (
+    "UPDATE workflows SET status = ?, output = ?, error = ?, finished_at = ?, updated_at = ?, "
+    "owner = NULL, lease_expires_at = NULL "
+    f"WHERE id = ? AND owner = ? AND epoch = ? AND status NOT IN ({_TERMINAL_SQL})"
+)
+
+
+def _record(row: Sequence[Any]) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=row[0],
+        name=row[1],
+        status=WorkflowStatus(row[2]),
+        input=row[3],
+        created_at=row[4],
+        updated_at=row[5],
+        output=row[6],
+        error=row[7],
+        queue=row[8],
+        priority=row[9],
+        owner=row[10],
+        epoch=row[11],
+        lease_expires_at=row[12],
+        wake_at=row[13],
+        version=row[14],
+        parent_id=row[15],
+        started_at=row[16],
+        finished_at=row[17],
+    )
+
+
+def _entry(row: Sequence[Any]) -> JournalEntry:
+    return JournalEntry(*row)
+
+
+class SqliteStore(Store):
+    """A :class:`~durably.storage.base.Store` in one SQLite file.
+
+    ``synchronous="full"`` (the default) fsyncs every commit, so an acknowledged step survives
+    power loss; ``"normal"`` survives process crashes only and is faster on slow disks.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: str = "full") -> None:
+        if synchronous not in ("full", "normal"):
+            raise ConfigurationError(
+                f"synchronous must be 'full' or 'normal', got {synchronous!r}"
+            )
+        self.path = str(path)
+        self._synchronous = synchronous
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            if not parent.exists():
+                raise ConfigurationError(
+                    f"cannot open SQLite database {self.path!r}: folder {str(parent)!r} does not "
+                    "exist; create it or point DURABLY_DB / durably.App(...) elsewhere"
+                )
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
+            conn.execute("PRAGMA busy_timeout = 30000")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigurationError(
+                f"cannot open SQLite database {self.path!r}: {exc}; check the path and that the "
+                "file is a SQLite database"
+            ) from exc
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def migrate(self) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS durably_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            row = conn.execute("SELECT MAX(version) FROM durably_migrations").fetchone()
+            current = row[0] or 0
+            for version in sorted(v for v in MIGRATIONS if v > current):
+                for statement in MIGRATIONS[version].split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO durably_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, time.time()),
+                )
+
+    def schema_version(self) -> int:
+        """The highest migration applied to this database (0 if none)."""
+        row = self._reader().execute("SELECT MAX(version) FROM durably_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    def create_workflow(self, record: WorkflowRecord) -> tuple[WorkflowRecord, bool]:
+        r = record
+        with self._transaction() as conn:
+            cur = conn.execute(
+                f"INSERT INTO workflows ({_WF_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                (
+                    r.id, r.name, r.status.value, r.input, r.created_at, r.updated_at,
+                    r.output, r.error, r.queue, r.priority, r.owner, r.epoch,
+                    r.lease_expires_at, r.wake_at, r.version, r.parent_id, r.started_at,
+                    r.finished_at,
+                ),
+            )  # fmt: skip
+            if cur.rowcount == 1:
+                return r, True
+            row = conn.execute(
+                f"SELECT {_WF_COLUMNS} FROM workflows WHERE id = ?", (r.id,)
+            ).fetchone()
+        return _record(row), False
+
+    def write(self, ops: Sequence[WriteOp]) -> list[bool]:
+        applied: list[bool] = []
+        with self._transaction() as conn:
+            for op in ops:
+                if isinstance(op, RecordEntry):
+                    e = op.entry
+                    cur = conn.execute(
+                        _INSERT_ENTRY,
+                        (
+                            e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error,
+                            e.attempts, e.owner, e.epoch, e.started_at, e.finished_at,
+                            e.workflow_id, e.owner, e.epoch,
+                        ),
+                    )  # fmt: skip
+                elif isinstance(op, RecordAttempt):
+                    a = op.attempt
+                    cur = conn.execute(
+                        _INSERT_ATTEMPT,
+                        (
+                            a.workflow_id, a.seq, a.attempt, a.error, a.owner, a.epoch,
+                            a.started_at, a.finished_at, a.workflow_id, a.owner, a.epoch,
+                        ),
+                    )  # fmt: skip
+                elif isinstance(op, FinishWorkflow):
+                    cur = conn.execute(
+                        _FINISH,
+                        (
+                            op.status.value, op.output, op.error, op.finished_at,
+                            op.finished_at, op.workflow_id, op.owner, op.epoch,
+                        ),
+                    )  # fmt: skip
+                else:  # pragma: no cover - the WriteOp union is closed
+                    raise TypeError(f"unknown write op {op!r}")
+                applied.append(cur.rowcount == 1)
+        return applied
+
+    def claim(
+        self,
+        owner: str,
+        names: Iterable[str],
+        now: float,
+        lease_seconds: float,
+        limit: int,
+    ) -> list[ClaimedWorkflow]:
+        names_json = json.dumps(sorted(set(names)))
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "UPDATE workflows SET owner = ?, epoch = epoch + 1, lease_expires_at = ?, "
+                "status = 'running', updated_at = ?, started_at = COALESCE(started_at, ?) "
+                "WHERE id IN (SELECT id FROM workflows "
+                "  WHERE status IN ('pending', 'running') "
+                "  AND name IN (SELECT value FROM json_each(?)) "
+                "  AND (owner IS NULL OR lease_expires_at < ?) "
+                "  AND (wake_at IS NULL OR wake_at <= ?) "
+                "  ORDER BY priority DESC, created_at LIMIT ?) "
+                f"RETURNING {_WF_COLUMNS}",
+                (owner, now + lease_seconds, now, now, names_json, now, now, limit),
+            ).fetchall()
+            claims = {row[0]: ClaimedWorkflow(_record(row)) for row in rows}
+            replayed = [wid for wid, c in claims.items() if c.record.epoch > 1]
+            if replayed:
+                for row in conn.execute(
+                    f"SELECT {_JOURNAL_COLUMNS} FROM journal "
+                    "WHERE workflow_id IN (SELECT value FROM json_each(?)) "
+                    "ORDER BY workflow_id, seq",
+                    (json.dumps(replayed),),
+                ):
+                    claims[row[0]].journal.append(_entry(row))
+        ordered = sorted(claims.values(), key=lambda c: (-c.record.priority, c.record.created_at))
+        return ordered
+
+    def renew_leases(self, owner: str, until: float) -> set[str]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "UPDATE workflows SET lease_expires_at = ? WHERE owner = ? RETURNING id",
+                (until, owner),
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    def release(self, owner: str, workflow_ids: Iterable[str] | None = None) -> None:
+        with self._transaction() as conn:
+            sql = (
+                "UPDATE workflows SET owner = NULL, lease_expires_at = NULL "
+                f"WHERE owner = ? AND status NOT IN ({_TERMINAL_SQL})"
+            )
+            if workflow_ids is None:
+                conn.execute(sql, (owner,))
+            else:
+                conn.execute(
+                    sql + " AND id IN (SELECT value FROM json_each(?))",
+                    (owner, json.dumps(list(workflow_ids))),
+                )
+
+    def expire_leases(self, owners: Iterable[str]) -> int:
+        owners_json = json.dumps(list(owners))
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE workflows SET lease_expires_at = 0 "
+                "WHERE owner IN (SELECT value FROM json_each(?))",
+                (owners_json,),
+            )
+            return cur.rowcount
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        row = (
+            self._reader()
+            .execute(f"SELECT {_WF_COLUMNS} FROM workflows WHERE id = ?", (workflow_id,))
+            .fetchone()
+        )
+        return None if row is None else _record(row)
+
+    def list_workflows(
+        self,
+        *,
+        statuses: Sequence[WorkflowStatus] | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> list[WorkflowRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if statuses:
+            clauses.append("status IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps([WorkflowStatus(s).value for s in statuses]))
+        if name is not None:
+            clauses.append("name = ?")
+            params.append(name)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        params.append(limit)
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {_WF_COLUMNS} FROM workflows {where} "
+                "ORDER BY created_at DESC, id DESC LIMIT ?",
+                params,
+            )
+            .fetchall()
+        )
+        return [_record(row) for row in rows]
+
+    def get_journal(self, workflow_id: str) -> list[JournalEntry]:
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE workflow_id = ? ORDER BY seq",
+                (workflow_id,),
+            )
+            .fetchall()
+        )
+        return [_entry(row) for row in rows]
+
+    def get_attempts(self, workflow_id: str) -> list[StepAttempt]:
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT workflow_id, seq, attempt, error, owner, epoch, started_at, finished_at "
+                "FROM step_attempts WHERE workflow_id = ? ORDER BY seq, epoch, attempt",
+                (workflow_id,),
+            )
+            .fetchall()
+        )
+        return [StepAttempt(*row) for row in rows]
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def register_worker(self, info: WorkerInfo) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO workers "
+                "(id, hostname, pid, started_at, heartbeat_at, workflows, queues) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    info.id, info.hostname, info.pid, info.started_at, info.heartbeat_at,
+                    json.dumps(info.workflows), json.dumps(info.queues),
+                ),
+            )  # fmt: skip
+
+    def heartbeat_worker(self, worker_id: str, now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", (now, worker_id))
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    def list_workers(self) -> list[WorkerInfo]:
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT id, hostname, pid, started_at, heartbeat_at, workflows, queues "
+                "FROM workers ORDER BY started_at"
+            )
+            .fetchall()
+        )
+        return [
+            WorkerInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))
+            for r in rows
+        ]

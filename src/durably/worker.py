@@ -1,0 +1,374 @@
+"""The worker: claims runnable workflows, holds their leases, and runs them on one event loop.
+
+A worker is one process's engine host. It registers itself in the workers table, claims
+workflows it serves under a lease (renewed in bulk by a heartbeat), runs each claimed workflow
+with the replay engine, and writes through one group-committing writer. On start, and on every
+heartbeat, it expires at once the leases of dead worker processes on its own host, so a worker
+restarted after ``kill -9`` resumes their workflows immediately; leases of other hosts' workers
+are taken over when they expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from durably.definitions import Registry, Workflow
+from durably.engine import Outcome, WorkflowContext, execute
+from durably.errors import ConfigurationError, DurablyError, LeaseLostError
+from durably.serialization import JsonSerializer
+from durably.storage.base import ClaimedWorkflow, FinishWorkflow, Store, WorkerInfo, WriteOp
+from durably.storage.committer import GroupCommitter
+
+__all__ = ["Worker", "WorkerOptions"]
+
+log = logging.getLogger("durably.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """Tuning for a worker. The defaults suit most apps."""
+
+    lease_seconds: float = 5.0
+    """How long a claim lasts without a heartbeat; another host's worker takes over after it."""
+    poll_interval: float = 0.25
+    """How often to look for new work started by other processes."""
+    max_concurrent: int = 500
+    """Workflows in progress at once in this worker."""
+    claim_batch: int = 100
+    step_threads: int = 32
+    """Threads for sync steps."""
+    workflow_threads: int = 64
+    """Threads for sync workflow functions (each holds one while it runs)."""
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds <= 0 or self.poll_interval <= 0:
+            raise ConfigurationError("lease_seconds and poll_interval must be > 0 seconds")
+        if min(self.max_concurrent, self.claim_batch, self.step_threads,
+               self.workflow_threads) < 1:  # fmt: skip
+            raise ConfigurationError(
+                "max_concurrent, claim_batch, step_threads and workflow_threads must be >= 1"
+            )
+
+
+class _Stopping(DurablyError):
+    code = "worker_stopping"
+
+
+class _Runtime:
+    """The engine's :class:`~durably.engine.Runtime`, backed by the store's group committer."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        serializer: JsonSerializer,
+        committer: GroupCommitter,
+        step_executor: Executor,
+        workflow_executor: Executor,
+    ) -> None:
+        self.loop = loop
+        self.serializer = serializer
+        self.step_executor = step_executor
+        self.workflow_executor = workflow_executor
+        self._committer = committer
+
+    def time(self) -> float:
+        return time.time()
+
+    def record(
+        self, op: WriteOp, on_done: Callable[[bool | BaseException], None] | None = None
+    ) -> None:
+        self._committer.submit(op, on_done)
+
+    def commit(self, op: WriteOp) -> asyncio.Future[bool]:
+        fut: asyncio.Future[bool] = self.loop.create_future()
+        self._committer.submit(op, fut)
+        return fut
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that nobody reaped yet is a zombie: dead for our purposes
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Worker:
+    """Runs the workflows of a :class:`Registry` from a :class:`Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        serializer: JsonSerializer,
+        options: WorkerOptions,
+        *,
+        on_finished: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.serializer = serializer
+        self.options = options
+        self.hostname = socket.gethostname()
+        self.id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._on_finished = on_finished
+        self.active: dict[str, WorkflowContext] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._finishing: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start_in_thread(self) -> None:
+        """Run the worker on a background thread; return once it is serving."""
+
+        def main() -> None:
+            try:
+                asyncio.run(self.serve())
+            except BaseException as exc:  # surfaced by start_in_thread / stop
+                self._error = exc
+                self._ready.set()
+
+        self._thread = threading.Thread(target=main, name="durably-worker", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def run(self, *, handle_signals: bool = True) -> None:
+        """Serve in the calling thread until SIGINT/SIGTERM (or :meth:`stop`)."""
+
+        async def main() -> None:
+            if handle_signals:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, self.request_stop)
+            await self.serve()
+
+        asyncio.run(main())
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop (thread-safe, returns at once)."""
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:
+                pass
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop: claim nothing more, unwind running workflows, release their leases."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def notify(self) -> None:
+        """Tell the worker new work may be ready (thread-safe)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:
+                pass
+
+    # -- serving -------------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """The worker's main coroutine."""
+        opts = self.options
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        committer = GroupCommitter(self.store)
+        step_pool = ThreadPoolExecutor(opts.step_threads, thread_name_prefix="durably-step")
+        wf_pool = ThreadPoolExecutor(opts.workflow_threads, thread_name_prefix="durably-wf")
+        self.runtime = _Runtime(loop, self.serializer, committer, step_pool, wf_pool)
+        now = time.time()
+        info = WorkerInfo(
+            self.id, self.hostname, os.getpid(), now, now,
+            sorted(self.registry.workflows), ["default"],
+        )  # fmt: skip
+        await asyncio.to_thread(self.store.register_worker, info)
+        await asyncio.to_thread(self._expire_dead_local_workers)
+        committer.start()
+        heartbeat = loop.create_task(self._heartbeat_loop())
+        self._ready.set()
+        try:
+            await self._claim_loop()
+        finally:
+            heartbeat.cancel()
+            await self._shutdown(committer)
+            step_pool.shutdown(wait=False, cancel_futures=True)
+            wf_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _shutdown(self, committer: GroupCommitter) -> None:
+        for ctx in list(self.active.values()):
+            ctx.halt(_Stopping(f"worker {self.id} is stopping", workflow_id=ctx.workflow_id))
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+        await asyncio.to_thread(committer.stop)
+        try:
+            await asyncio.to_thread(self.store.release, self.id)
+            await asyncio.to_thread(self.store.remove_worker, self.id)
+        except Exception as exc:  # leases expire on their own
+            log.warning("worker %s could not release its leases: %s", self.id, exc)
+
+    def _expire_dead_local_workers(self) -> None:
+        dead = [
+            w.id
+            for w in self.store.list_workers()
+            if w.hostname == self.hostname and w.id != self.id and not _pid_alive(w.pid)
+        ]
+        if dead:
+            n = self.store.expire_leases(dead)
+            for worker_id in dead:
+                self.store.remove_worker(worker_id)
+            log.info("expired %d lease(s) of dead local worker(s) %s", n, dead)
+
+    async def _claim_loop(self) -> None:
+        assert self._wake is not None and self._stopping is not None
+        opts = self.options
+        names = sorted(self.registry.workflows)
+        while not self._stopping.is_set():
+            self._wake.clear()
+            free = opts.max_concurrent - len(self.active)
+            want = min(free, opts.claim_batch)
+            if want > 0 and names:
+                try:
+                    claims = await asyncio.to_thread(
+                        self.store.claim, self.id, names, time.time(), opts.lease_seconds, want
+                    )
+                except Exception as exc:
+                    log.warning("worker %s could not claim work: %s", self.id, exc)
+                    claims = []
+                    await asyncio.sleep(opts.poll_interval)
+                for claim in claims:
+                    if self._stopping.is_set():
+                        break
+                    self._spawn(claim)
+                if claims and len(claims) == want:
+                    continue
+            wake = asyncio.ensure_future(self._wake.wait())
+            stop = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({wake, stop}, timeout=opts.poll_interval,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            wake.cancel()
+            stop.cancel()
+
+    async def _heartbeat_loop(self) -> None:
+        interval = min(self.options.lease_seconds / 4, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            snapshot = dict(self.active)
+            try:
+                owned = await asyncio.to_thread(
+                    self.store.renew_leases, self.id, time.time() + self.options.lease_seconds
+                )
+                await asyncio.to_thread(self.store.heartbeat_worker, self.id, time.time())
+                await asyncio.to_thread(self._expire_dead_local_workers)
+            except Exception as exc:
+                log.warning("worker %s heartbeat failed: %s", self.id, exc)
+                continue
+            for wid, ctx in snapshot.items():
+                if wid not in owned and wid not in self._finishing and self.active.get(wid) is ctx:
+                    log.warning("worker %s lost the lease of workflow %s", self.id, wid)
+                    ctx.halt(
+                        LeaseLostError(
+                            f"workflow {wid!r}: lease lost by {self.id}", workflow_id=wid
+                        )
+                    )
+
+    def _spawn(self, claim: ClaimedWorkflow) -> None:
+        rec = claim.record
+        wf = self.registry.workflows[rec.name]
+        old = self.active.get(rec.id)
+        if old is not None:  # we claimed it again after losing it: the old run must stop
+            old.halt(LeaseLostError(f"workflow {rec.id!r} reclaimed", workflow_id=rec.id))
+        ctx = WorkflowContext(
+            workflow_id=rec.id,
+            workflow_name=rec.name,
+            owner=self.id,
+            epoch=rec.epoch,
+            journal={e.seq: e for e in claim.journal},
+            runtime=self.runtime,
+            is_async=wf.is_async,
+        )
+        self.active[rec.id] = ctx
+        assert self._loop is not None
+        self._tasks[rec.id] = self._loop.create_task(self._run(ctx, wf, rec.input))
+
+    async def _run(self, ctx: WorkflowContext, wf: Workflow[Any, Any], encoded_input: str) -> None:
+        wid = ctx.workflow_id
+        try:
+            outcome = await execute(ctx, wf, encoded_input)
+            await self._finish(ctx, outcome)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("workflow %s: engine error; releasing it", wid)
+            await self._release(ctx)
+        finally:
+            if self.active.get(wid) is ctx:
+                del self.active[wid]
+                self._tasks.pop(wid, None)
+            self._finishing.discard(wid)
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _finish(self, ctx: WorkflowContext, outcome: Outcome) -> None:
+        wid = ctx.workflow_id
+        if outcome.status is None:
+            reason = outcome.reason
+            log.info("workflow %s: execution stopped: %s", wid, reason)
+            if not isinstance(reason, LeaseLostError) or "could not write" in str(reason):
+                await self._release(ctx)
+            return
+        self._finishing.add(wid)
+        op = FinishWorkflow(
+            wid, ctx.owner, ctx.epoch, outcome.status, outcome.output, outcome.error, time.time()
+        )
+        try:
+            applied = await self.runtime.commit(op)
+        except Exception as exc:
+            log.warning("workflow %s: could not record its outcome: %s", wid, exc)
+            await self._release(ctx)
+            return
+        if not applied:
+            log.warning("workflow %s: outcome rejected, lease lost to another worker", wid)
+            return
+        if self._on_finished is not None:
+            self._on_finished(wid)
+
+    async def _release(self, ctx: WorkflowContext) -> None:
+        try:
+            await asyncio.to_thread(self.store.release, ctx.owner, [ctx.workflow_id])
+        except Exception as exc:
+            log.warning("workflow %s: could not release: %s", ctx.workflow_id, exc)
