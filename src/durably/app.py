@@ -175,7 +175,9 @@ class App:
         """
         workflow_id = kwargs.pop("id", None)
         name = self._resolve(workflow)
-        workflow_id = new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
+        workflow_id = (
+            new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
+        )
         encoded = self.serializer.encode_call(
             args, kwargs, workflow_id=workflow_id, name=name
         )
@@ -232,7 +234,7 @@ class App:
             self._finished.notify_all()
 
     def _wait_finished(self, generation: int, timeout: float) -> None:
-        """Wait up to ``timeout`` s for a workflow to finish in this process after ``generation``."""
+        """Wait up to ``timeout`` s for a workflow here to finish after ``generation``."""
         with self._finished:
             if self._finished_generation == generation:
                 self._finished.wait(timeout)

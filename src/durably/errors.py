@@ -10,20 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "DurablyError",
     "ConfigurationError",
+    "DurablyError",
     "InvalidIdError",
-    "UnknownWorkflowError",
-    "WorkflowNotFoundError",
-    "SerializationError",
+    "LeaseLostError",
+    "NonDeterminismError",
+    "NotInWorkflowError",
     "PayloadTooLargeError",
+    "SerializationError",
     "StepFailed",
     "StepTimeoutError",
-    "NonDeterminismError",
+    "UnknownWorkflowError",
     "WorkflowFailedError",
+    "WorkflowNotFoundError",
     "WorkflowTimeoutError",
-    "NotInWorkflowError",
-    "LeaseLostError",
 ]
 
 

@@ -138,14 +138,19 @@ class WorkflowHandle(Generic[R]):
             )  # fmt: skip
         return [
             HistoryEntry(
-                seq=e.seq, kind=e.kind, name=e.name, status=e.status,
+                seq=e.seq,
+                kind=e.kind,
+                name=e.name,
+                status=e.status,
                 result=None if e.result is None else decode(e.result),
                 error=None if e.error is None else json.loads(e.error),
                 attempts=e.attempts,
                 started_at=datetime.fromtimestamp(e.started_at, UTC),
                 finished_at=datetime.fromtimestamp(e.finished_at, UTC),
-                owner=e.owner, epoch=e.epoch, failed_attempts=attempts.get(e.seq, []),
-            )  # fmt: skip
+                owner=e.owner,
+                epoch=e.epoch,
+                failed_attempts=attempts.get(e.seq, []),
+            )
             for e in store.get_journal(self.id)
         ]
 
@@ -168,7 +173,8 @@ class WorkflowHandle(Generic[R]):
             if remaining is not None and remaining <= 0:
                 raise WorkflowTimeoutError(
                     f"workflow {self.id!r} is still {rec.status.value} after {timeout}s; wait "
-                    "longer, or check that a worker serving it runs (app.run_worker(), `with app:`)",
+                    "longer, or check that a worker serving it runs "
+                    "(app.run_worker() or `with app:`)",
                     workflow_id=self.id,
                 )
             yield generation, delay if remaining is None else min(delay, remaining)

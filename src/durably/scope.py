@@ -33,7 +33,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class WorkflowAborted(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class WorkflowAborted(BaseException):
     """Unwinds workflow code that must stop now (lease lost, divergence, worker stopping).
 
     A ``BaseException`` so that ``except Exception`` in user code cannot swallow it.

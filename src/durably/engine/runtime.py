@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Protocol
 
-from durably.serialization import Serializer
+from durably.serialization import JsonSerializer
 from durably.storage.base import WriteOp
 
 __all__ = ["Runtime"]
@@ -18,7 +18,7 @@ class Runtime(Protocol):
 
     loop: asyncio.AbstractEventLoop
     """The event loop async workflows and step bookkeeping run on."""
-    serializer: Serializer
+    serializer: JsonSerializer
     step_executor: Executor
     """Runs sync steps."""
     workflow_executor: Executor

@@ -46,7 +46,7 @@ class WorkflowStatus(StrEnum):
     CANCELLED = "cancelled"
     TERMINATED = "terminated"
     NEEDS_ATTENTION = "needs_attention"
-    """Stopped by a :class:`~durably.NonDeterminismError`: the code no longer matches the journal."""
+    """Stopped by a NonDeterminismError: the code no longer matches the journal."""
 
 
 TERMINAL_STATUSES = frozenset(
@@ -141,7 +141,7 @@ class RecordAttempt:
 
 @dataclass(slots=True)
 class FinishWorkflow:
-    """Write op: set a workflow's terminal status with its output or error, fenced, and release it."""
+    """Write op: set a terminal status with output or error (fenced), and release the lease."""
 
     workflow_id: str
     owner: str
