@@ -141,5 +141,5 @@ class Registry:
 
 
 def qualified_name(fn: Callable[..., Any]) -> str:
-    """The default registered name of a function: its ``__qualname__``."""
-    return getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
+    """The default registered name of a function: its ``__name__``."""
+    return getattr(fn, "__name__", repr(fn))

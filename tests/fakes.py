@@ -1,0 +1,99 @@
+"""A fake engine runtime: records writes in memory, with a controllable clock and fence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from durably.definitions import Registry, Workflow
+from durably.engine import Outcome, WorkflowContext, execute
+from durably.serialization import JsonSerializer
+from durably.storage.base import JournalEntry, RecordAttempt, RecordEntry, WriteOp
+
+
+class FakeRuntime:
+    """Implements durably.engine.Runtime without any I/O."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.serializer = JsonSerializer()
+        self.step_executor = ThreadPoolExecutor(4)
+        self.workflow_executor = ThreadPoolExecutor(4)
+        self.written: list[WriteOp] = []
+        self.clock = 1_000.0
+        self.fence_ok = True
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.clock
+
+    def record(
+        self, op: WriteOp, on_done: Callable[[bool | BaseException], None] | None = None
+    ) -> None:
+        self.written.append(op)
+        if on_done is not None:
+            on_done(self.fence_ok)
+
+    def commit(self, op: WriteOp) -> asyncio.Future[bool]:
+        self.written.append(op)
+        fut: asyncio.Future[bool] = self.loop.create_future()
+        fut.set_result(self.fence_ok)
+        return fut
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    def entries(self) -> list[JournalEntry]:
+        return [op.entry for op in self.written if isinstance(op, RecordEntry)]
+
+    def attempts(self) -> list[RecordAttempt]:
+        return [op for op in self.written if isinstance(op, RecordAttempt)]
+
+    def close(self) -> None:
+        self.step_executor.shutdown()
+        self.workflow_executor.shutdown()
+
+
+def run_once(
+    wf: Workflow[Any, Any],
+    *args: Any,
+    journal: list[JournalEntry] | None = None,
+    setup: Callable[[FakeRuntime], None] | None = None,
+    workflow_id: str = "wf-1",
+    epoch: int = 1,
+) -> tuple[Outcome, FakeRuntime, WorkflowContext]:
+    """Execute ``wf`` once against ``journal`` on a fresh loop with a fake runtime."""
+
+    async def main() -> tuple[Outcome, FakeRuntime, WorkflowContext]:
+        rt = FakeRuntime(asyncio.get_running_loop())
+        if setup is not None:
+            setup(rt)
+        ctx = WorkflowContext(
+            workflow_id=workflow_id,
+            workflow_name=wf.name,
+            owner="owner-1",
+            epoch=epoch,
+            journal={e.seq: e for e in journal or []},
+            runtime=rt,
+            is_async=wf.is_async,
+        )
+        encoded = rt.serializer.encode_call(args, {})
+        try:
+            outcome = await execute(ctx, wf, encoded)
+        finally:
+            rt.close()
+        return outcome, rt, ctx
+
+    return asyncio.run(main())
+
+
+def registry() -> Registry:
+    return Registry()
+
+
+def output(outcome: Outcome) -> Any:
+    assert outcome.output is not None, outcome
+    return json.loads(outcome.output)

@@ -1,0 +1,222 @@
+"""The Store contract: every backend must pass this suite unchanged."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from durably.storage.base import (
+    FinishWorkflow,
+    JournalEntry,
+    RecordAttempt,
+    RecordEntry,
+    StepAttempt,
+    Store,
+    WorkerInfo,
+    WorkflowRecord,
+    WorkflowStatus,
+)
+from durably.storage.sqlite import SqliteStore
+
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s: Store
+    if request.param == "sqlite":
+        s = SqliteStore(tmp_path / "contract.db")
+    else:  # pragma: no cover - other backends arrive with their issues
+        raise AssertionError(request.param)
+    s.migrate()
+    yield s
+    s.close()
+
+
+T0 = 1_000_000.0
+
+
+def wf(wid: str, name: str = "w", *, created: float = T0, priority: int = 0, **kw: object) -> (
+    WorkflowRecord
+):
+    return WorkflowRecord(
+        id=wid, name=name, status=WorkflowStatus.PENDING, input='{"args":[],"kwargs":{}}',
+        created_at=created, updated_at=created, priority=priority, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def entry(wid: str, seq: int, owner: str, epoch: int, result: str = "1") -> JournalEntry:
+    return JournalEntry(wid, seq, "step", f"s{seq}", "completed", result, None, 1, owner, epoch,
+                        T0, T0)  # fmt: skip
+
+
+def test_migrate_is_idempotent(store: Store) -> None:
+    store.migrate()
+    store.migrate()
+    assert store.create_workflow(wf("a"))[1]
+
+
+def test_create_is_idempotent_and_never_modifies(store: Store) -> None:
+    rec, created = store.create_workflow(wf("a"))
+    assert created and rec.id == "a"
+    other = wf("a", name="other")
+    other.input = '{"args":[1],"kwargs":{}}'
+    existing, created = store.create_workflow(other)
+    assert not created
+    assert existing.name == "w" and existing.input == '{"args":[],"kwargs":{}}'
+    got = store.get_workflow("a")
+    assert got is not None and got.name == "w" and got.status is WorkflowStatus.PENDING
+    assert store.get_workflow("missing") is None
+
+
+def test_claim_takes_ownership_with_a_new_epoch(store: Store) -> None:
+    store.create_workflow(wf("a"))
+    store.create_workflow(wf("b", name="unserved"))
+    (c,) = store.claim("w1", ["w"], T0, 10.0, 10)
+    assert c.record.id == "a" and c.record.owner == "w1" and c.record.epoch == 1
+    assert c.record.status is WorkflowStatus.RUNNING
+    assert c.record.lease_expires_at == T0 + 10.0 and c.journal == []
+    # leased: nobody else gets it, not even the same owner twice
+    assert store.claim("w2", ["w"], T0 + 5, 10.0, 10) == []
+    assert store.claim("w1", ["w"], T0 + 5, 10.0, 10) == []
+
+
+def test_expired_lease_is_taken_over_with_the_journal(store: Store) -> None:
+    store.create_workflow(wf("a"))
+    store.claim("w1", ["w"], T0, 10.0, 10)
+    assert store.write([RecordEntry(entry("a", 0, "w1", 1)), RecordEntry(entry("a", 1, "w1", 1))])
+    (c,) = store.claim("w2", ["w"], T0 + 11, 10.0, 10)
+    assert c.record.owner == "w2" and c.record.epoch == 2
+    assert [e.seq for e in c.journal] == [0, 1]
+    assert c.journal[0].owner == "w1" and c.journal[0].epoch == 1
+
+
+def test_claim_order_limit_and_wake_at(store: Store) -> None:
+    store.create_workflow(wf("old", created=T0))
+    store.create_workflow(wf("new", created=T0 + 1))
+    store.create_workflow(wf("urgent", created=T0 + 2, priority=5))
+    store.create_workflow(wf("later", created=T0 - 1, wake_at=T0 + 100))
+    first = store.claim("w1", ["w"], T0 + 3, 1000.0, 2)
+    assert [c.record.id for c in first] == ["urgent", "old"]
+    assert [c.record.id for c in store.claim("w1", ["w"], T0 + 3, 1000.0, 10)] == ["new"]
+    assert store.claim("w1", ["w"], T0 + 3, 1000.0, 10) == []
+    assert [c.record.id for c in store.claim("w1", ["w"], T0 + 100, 1000.0, 10)] == ["later"]
+
+
+def test_writes_are_fenced_by_owner_and_epoch(store: Store) -> None:
+    store.create_workflow(wf("a"))
+    store.claim("w1", ["w"], T0, 1.0, 10)
+    assert store.write([RecordEntry(entry("a", 0, "w1", 1))]) == [True]
+    store.claim("w2", ["w"], T0 + 2, 10.0, 10)  # w1's lease expired; w2 owns epoch 2
+    late = [
+        RecordEntry(entry("a", 1, "w1", 1)),
+        RecordAttempt(StepAttempt("a", 1, 1, "{}", "w1", 1, T0, T0)),
+        FinishWorkflow("a", "w1", 1, WorkflowStatus.COMPLETED, "1", None, T0),
+        RecordEntry(entry("a", 1, "w2", 1)),  # right owner, wrong epoch
+        RecordEntry(entry("a", 1, "w1", 2)),  # right epoch, wrong owner
+    ]
+    assert store.write(late) == [False] * 5
+    assert [e.seq for e in store.get_journal("a")] == [0]
+    assert store.get_attempts("a") == []
+    rec = store.get_workflow("a")
+    assert rec is not None and rec.status is WorkflowStatus.RUNNING and rec.owner == "w2"
+    assert store.write([RecordEntry(entry("a", 1, "w2", 2))]) == [True]
+
+
+def test_a_recorded_result_is_never_overwritten(store: Store) -> None:
+    store.create_workflow(wf("a"))
+    store.claim("w1", ["w"], T0, 10.0, 10)
+    assert store.write([RecordEntry(entry("a", 0, "w1", 1, result='"first"'))]) == [True]
+    assert store.write([RecordEntry(entry("a", 0, "w1", 1, result='"second"'))]) == [False]
+    (e,) = store.get_journal("a")
+    assert e.result == '"first"'
+
+
+def test_batch_applies_each_op_independently_in_order(store: Store) -> None:
+    store.create_workflow(wf("a"))
+    store.create_workflow(wf("b"))
+    store.claim("w1", ["w"], T0, 10.0, 10)
+    ops = [
+        RecordEntry(entry("a", 0, "w1", 1)),
+        RecordEntry(entry("b", 0, "w9", 1)),  # not the owner
+        RecordAttempt(StepAttempt("b", 1, 1, '{"type": "E"}', "w1", 1, T0, T0)),
+        RecordEntry(entry("b", 1, "w1", 1)),
+        FinishWorkflow("b", "w1", 1, WorkflowStatus.COMPLETED, '"done"', None, T0 + 1),
+        RecordEntry(entry("b", 2, "w1", 1)),  # after finishing: rejected
+    ]
+    assert store.write(ops) == [True, False, True, True, True, False]
+    b = store.get_workflow("b")
+    assert b is not None and b.status is WorkflowStatus.COMPLETED and b.output == '"done"'
+    assert b.owner is None and b.finished_at == T0 + 1
+    assert [e.seq for e in store.get_journal("b")] == [1]
+    (a,) = store.get_attempts("b")
+    assert a.seq == 1 and a.attempt == 1
+
+
+def test_renew_release_and_expire(store: Store) -> None:
+    for wid in ("a", "b", "c"):
+        store.create_workflow(wf(wid))
+    store.claim("w1", ["w"], T0, 10.0, 10)
+    assert store.renew_leases("w1", T0 + 50) == {"a", "b", "c"}
+    store.write([FinishWorkflow("c", "w1", 1, WorkflowStatus.FAILED, None, "{}", T0)])
+    store.release("w1", ["a"])
+    assert store.renew_leases("w1", T0 + 60) == {"b"}
+    assert [c.record.id for c in store.claim("w2", ["w"], T0 + 1, 10.0, 10)] == ["a"]
+    assert store.expire_leases(["w1"]) == 1
+    (c,) = store.claim("w3", ["w"], T0 + 1, 10.0, 10)
+    assert c.record.id == "b" and c.record.epoch == 2
+    assert store.renew_leases("w1", T0 + 70) == set()
+    store.release("w3")
+    rec = store.get_workflow("b")
+    assert rec is not None and rec.owner is None and rec.status is WorkflowStatus.RUNNING
+
+
+def test_list_workflows_filters_and_orders_newest_first(store: Store) -> None:
+    for i in range(5):
+        store.create_workflow(wf(f"w{i}", name="even" if i % 2 == 0 else "odd", created=T0 + i))
+    store.claim("o", ["odd"], T0 + 10, 10.0, 1)
+    assert [r.id for r in store.list_workflows()] == ["w4", "w3", "w2", "w1", "w0"]
+    assert [r.id for r in store.list_workflows(name="even", limit=2)] == ["w4", "w2"]
+    running = store.list_workflows(statuses=[WorkflowStatus.RUNNING])
+    assert [r.id for r in running] == ["w1"]
+    both = store.list_workflows(statuses=[WorkflowStatus.RUNNING, WorkflowStatus.PENDING])
+    assert len(both) == 5
+
+
+def test_workers_registry(store: Store) -> None:
+    store.register_worker(WorkerInfo("h:1:a", "h", 1, T0, T0, ["w", "v"], ["default"]))
+    store.register_worker(WorkerInfo("h:2:b", "h", 2, T0 + 1, T0 + 1, ["x"], ["default"]))
+    store.heartbeat_worker("h:1:a", T0 + 5)
+    workers = store.list_workers()
+    assert [w.id for w in workers] == ["h:1:a", "h:2:b"]
+    assert workers[0].heartbeat_at == T0 + 5 and workers[0].workflows == ["w", "v"]
+    store.remove_worker("h:1:a")
+    assert [w.id for w in store.list_workers()] == ["h:2:b"]
+
+
+def test_concurrent_claims_never_share_a_workflow(store: Store) -> None:
+    n = 200
+    for i in range(n):
+        store.create_workflow(wf(f"c{i}", created=T0 + i))
+    claimed: dict[str, list[str]] = {}
+    lock = threading.Lock()
+
+    def worker(owner: str) -> None:
+        while True:
+            got = store.claim(owner, ["w"], T0 + 1000, 60.0, 7)
+            if not got:
+                return
+            with lock:
+                for c in got:
+                    claimed.setdefault(c.record.id, []).append(owner)
+
+    threads = [threading.Thread(target=worker, args=(f"o{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == n
+    assert all(len(owners) == 1 for owners in claimed.values())
