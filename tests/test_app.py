@@ -201,7 +201,7 @@ def test_bad_configuration_is_reported(tmp_path: Path) -> None:
         _ = durably.App(f"sqlite:///{tmp_path}/x.db?synchronous=off").store
     not_db = tmp_path / "not.db"
     not_db.write_text("this is not a database" * 100)
-    with pytest.raises(durably.ConfigurationError, match="not.db"):
+    with pytest.raises(durably.ConfigurationError, match=r"not\.db"):
         _ = durably.App(f"sqlite:///{not_db}").store
     with pytest.raises(durably.ConfigurationError):
         durably.Retry(attempts=0)

@@ -39,9 +39,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 T0 = 1_000_000.0
 
 
-def wf(wid: str, name: str = "w", *, created: float = T0, priority: int = 0, **kw: object) -> (
-    WorkflowRecord
-):
+def wf(
+    wid: str, name: str = "w", *, created: float = T0, priority: int = 0, **kw: object
+) -> WorkflowRecord:
     return WorkflowRecord(
         id=wid, name=name, status=WorkflowStatus.PENDING, input='{"args":[],"kwargs":{}}',
         created_at=created, updated_at=created, priority=priority, **kw,  # type: ignore[arg-type]

@@ -178,9 +178,7 @@ class App:
         workflow_id = (
             new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
         )
-        encoded = self.serializer.encode_call(
-            args, kwargs, workflow_id=workflow_id, name=name
-        )
+        encoded = self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
         now = time.time()
         record = WorkflowRecord(
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,

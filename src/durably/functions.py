@@ -54,7 +54,9 @@ def workflow_id() -> str:
 
 
 @overload
-def run(step: Step[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]: ...  # noqa: E501
+def run(
+    step: Step[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
+) -> Awaitable[T]: ...
 @overload
 def run(step: Step[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]: ...
 def run(step: Step[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[Any]:
@@ -75,7 +77,9 @@ def run(step: Step[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[A
 
 
 @overload
-def submit(step: Step[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs) -> StepFuture[T]: ...  # noqa: E501
+def submit(
+    step: Step[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
+) -> StepFuture[T]: ...
 @overload
 def submit(step: Step[P, T], /, *args: P.args, **kwargs: P.kwargs) -> StepFuture[T]: ...
 def submit(step: Step[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> StepFuture[Any]:

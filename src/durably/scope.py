@@ -111,9 +111,7 @@ class WorkflowScope(abc.ABC):
         """Sync workflows: take the next sequence number now and start the step; return a future."""
 
     @abc.abstractmethod
-    def call_step(
-        self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Sync workflows: run the step durably and block for its result."""
 
 

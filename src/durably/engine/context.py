@@ -170,9 +170,7 @@ class WorkflowContext(WorkflowScope):
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def run_step(
-        self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def run_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         seq, entry = self._take("step", step.name)
         if entry is not None:
             return self._replayed(step, seq, entry)
@@ -198,9 +196,7 @@ class WorkflowContext(WorkflowScope):
             fut.cancel()
         return StepFuture(fut)
 
-    def call_step(
-        self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self.submit_step(step, args, kwargs).result()
 
     async def _replayed(self, step: Step[Any, Any], seq: int, entry: JournalEntry) -> Any:

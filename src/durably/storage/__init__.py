@@ -41,8 +41,7 @@ def open_store(url: str | None = None) -> Store:
         path, options = url, {}
     else:
         raise ConfigurationError(
-            f"unsupported database URL {url!r}: use 'sqlite:///path/to/file.db' "
-            "(or set DURABLY_DB)"
+            f"unsupported database URL {url!r}: use 'sqlite:///path/to/file.db' (or set DURABLY_DB)"
         )
     if not path or path == ":memory:":
         raise ConfigurationError(

@@ -100,9 +100,7 @@ class SqliteStore(Store):
 
     def __init__(self, path: str | Path, *, synchronous: str = "full") -> None:
         if synchronous not in ("full", "normal"):
-            raise ConfigurationError(
-                f"synchronous must be 'full' or 'normal', got {synchronous!r}"
-            )
+            raise ConfigurationError(f"synchronous must be 'full' or 'normal', got {synchronous!r}")
         self.path = str(path)
         self._synchronous = synchronous
         if self.path != ":memory:":
