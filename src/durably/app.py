@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -138,7 +139,7 @@ class App:
 
     # -- starting and inspecting ---------------------------------------------------------------
 
-    def _resolve(self, workflow: Workflow[Any, Any] | str) -> str:
+    def _resolve(self, workflow: Workflow[..., Any] | str) -> str:
         if isinstance(workflow, Workflow):
             if self.registry.workflows.get(workflow.name) is not workflow:
                 raise UnknownWorkflowError(
@@ -159,12 +160,28 @@ class App:
 
     @overload
     def start(
-        self, workflow: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs
+        self,
+        workflow: Workflow[..., Coroutine[Any, Any, R]],
+        /,
+        *args: Any,
+        id: str | None = None,
+        **kwargs: Any,
     ) -> WorkflowHandle[R]: ...
     @overload
-    def start(self, workflow: str, /, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]: ...
     def start(
-        self, workflow: Workflow[Any, Any] | str, /, *args: Any, **kwargs: Any
+        self, workflow: Workflow[..., R], /, *args: Any, id: str | None = None, **kwargs: Any
+    ) -> WorkflowHandle[R]: ...
+    @overload
+    def start(
+        self, workflow: str, /, *args: Any, id: str | None = None, **kwargs: Any
+    ) -> WorkflowHandle[Any]: ...
+    def start(
+        self,
+        workflow: Workflow[..., Any] | str,
+        /,
+        *args: Any,
+        id: str | None = None,
+        **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         """Start a workflow (or return the existing one with the same id) and return its handle.
 
@@ -173,11 +190,8 @@ class App:
         nothing again. Arguments must be serializable (JSON, dataclasses, pydantic, datetime...).
         A workflow parameter cannot itself be named ``id``: pass it positionally.
         """
-        workflow_id = kwargs.pop("id", None)
         name = self._resolve(workflow)
-        workflow_id = (
-            new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
-        )
+        workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
         encoded = self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
         now = time.time()
         record = WorkflowRecord(
@@ -190,12 +204,15 @@ class App:
         return WorkflowHandle(self, workflow_id)
 
     async def start_async(
-        self, workflow: Workflow[Any, Any] | str, /, *args: Any, **kwargs: Any
+        self,
+        workflow: Workflow[..., Any] | str,
+        /,
+        *args: Any,
+        id: str | None = None,
+        **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         """Async twin of :meth:`start`."""
-        import asyncio
-
-        return await asyncio.to_thread(lambda: self.start(workflow, *args, **kwargs))
+        return await asyncio.to_thread(lambda: self.start(workflow, *args, id=id, **kwargs))
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow by id (checked when used)."""

@@ -1,0 +1,59 @@
+"""The public API: stable names, documented, and typed for user code."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import durably
+
+EXPECTED = {
+    "App", "ConfigurationError", "DurablyError", "HistoryEntry", "InvalidIdError",
+    "JsonSerializer", "LeaseLostError", "NonDeterminismError", "NotInWorkflowError",
+    "PayloadTooLargeError", "Retry", "SerializationError", "Serializer", "Step", "StepContext",
+    "StepFailed", "StepFuture", "StepTimeoutError", "UnknownWorkflowError", "Workflow",
+    "WorkflowFailedError", "WorkflowHandle", "WorkflowInfo", "WorkflowNotFoundError",
+    "WorkflowStatus", "WorkflowTimeoutError", "WorkerOptions", "__version__", "now", "random",
+    "run", "step_context", "submit", "uuid4", "workflow_id",
+}  # fmt: skip
+
+
+def test_all_lists_exactly_the_stable_public_names() -> None:
+    assert set(durably.__all__) == EXPECTED
+    for name in durably.__all__:
+        assert hasattr(durably, name), name
+
+
+def test_every_public_name_and_method_is_documented() -> None:
+    for name in durably.__all__:
+        obj = getattr(durably, name)
+        if name == "__version__":
+            continue
+        assert inspect.getdoc(obj), f"durably.{name} has no docstring"
+        if inspect.isclass(obj):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or not callable(member):
+                    continue
+                assert inspect.getdoc(member), f"durably.{name}.{attr} has no docstring"
+
+
+def test_errors_share_one_root_with_stable_codes() -> None:
+    codes = set()
+    for name in durably.__all__:
+        obj = getattr(durably, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            assert issubclass(obj, durably.DurablyError), name
+            codes.add(obj.code)
+    assert len(codes) == len([n for n in durably.__all__ if n.endswith(("Error", "Failed"))])
+
+
+def test_user_code_type_checks_under_mypy_strict() -> None:
+    sample = Path(__file__).parent / "typing" / "user_code.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(sample)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,56 @@
+"""User code that must type-check under mypy --strict (checked by tests/test_public_api.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import assert_type
+
+import durably
+
+app = durably.App("sqlite:///typing-never-opened.db")
+
+
+@app.step(retry=durably.Retry(attempts=5, initial=0.5, non_retryable=(ValueError,)), timeout=10.0)
+async def withdraw(account: str, cents: int, txn: str) -> int:
+    assert_type(durably.step_context().idempotency_key, str)
+    return cents
+
+
+@app.step()
+def deposit(account: str, cents: int, txn: str) -> int:
+    return cents
+
+
+@app.workflow()
+async def transfer(src: str, dst: str, cents: int) -> dict[str, object]:
+    txn = str(durably.uuid4())
+    a, b = await asyncio.gather(withdraw(src, cents, txn), durably.run(deposit, dst, cents, txn))
+    assert_type(a, int)
+    assert_type(b, int)
+    assert_type(durably.now().year, int)
+    assert_type(durably.random(), float)
+    return {"txn": txn, "balances": [a, b]}
+
+
+@app.workflow
+def sync_transfer(src: str, cents: int) -> int:
+    future = durably.submit(withdraw, src, cents, "t")
+    assert_type(future, durably.StepFuture[int])
+    return future.result() + deposit(src, cents, "t")
+
+
+def client() -> None:
+    handle = app.start(transfer, "alice", "bob", 500, id="t-1")
+    assert_type(handle, durably.WorkflowHandle[dict[str, object]])
+    assert_type(handle.result(timeout=30), dict[str, object])
+    assert_type(app.start(sync_transfer, "a", 1).result(), int)
+    assert_type(handle.status(), durably.WorkflowStatus)
+    infos = app.list_workflows(status="completed", name="transfer", limit=10)
+    assert_type(infos, list[durably.WorkflowInfo])
+
+
+async def async_client() -> None:
+    handle = app.handle("t-1")
+    info = await handle.info_async()
+    assert_type(info.status, durably.WorkflowStatus)
+    await handle.result_async(timeout=1)
