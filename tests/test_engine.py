@@ -339,3 +339,41 @@ def test_steps_outside_workflows_are_plain_calls() -> None:
         durably.now()
     with pytest.raises(durably.NotInWorkflowError):
         durably.step_context()
+
+
+events: list[str] = []
+
+
+@app.step()
+async def traced(i: int) -> int:
+    events.append(f"run {i}")
+    return i
+
+
+@app.workflow()
+async def traced_chain() -> int:
+    total = 0
+    for i in range(3):
+        total += await traced(i)
+    return total
+
+
+def test_each_step_is_committed_before_the_workflow_moves_past_it() -> None:
+    events.clear()
+
+    def slow_commits(rt: Any) -> None:
+        def commit(op: Any) -> asyncio.Future[bool]:
+            fut: asyncio.Future[bool] = rt.loop.create_future()
+
+            def done() -> None:
+                events.append(f"durable {op.entry.seq}")
+                fut.set_result(True)
+
+            rt.loop.call_later(0.02, done)
+            return fut
+
+        rt.commit = commit
+
+    outcome, _, _ = run_once(traced_chain, setup=slow_commits)
+    assert output(outcome) == 3
+    assert events == ["run 0", "durable 0", "run 1", "durable 1", "run 2", "durable 2"]
