@@ -1,0 +1,68 @@
+"""The durably command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import durably
+
+DURABLY = [sys.executable, "-m", "durably.cli"]
+
+
+def test_migrate_creates_the_schema(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    proc = subprocess.run([*DURABLY, "migrate", "--db", db], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "up to date" in proc.stdout
+    assert durably.App(db).list_workflows() == []
+
+
+def test_bad_app_spec_is_a_clear_error(tmp_path: Path) -> None:
+    for spec, message in [("nocolon", "MODULE:APP"), ("no_such_mod:app", "cannot import")]:
+        proc = subprocess.run(
+            [*DURABLY, "worker", spec], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_worker_command_runs_an_apps_workflows(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    (tmp_path / "myflows.py").write_text(
+        textwrap.dedent(
+            f"""
+            import durably
+            app = durably.App({db!r})
+
+            @app.step()
+            def double(x: int) -> int:
+                return 2 * x
+
+            @app.workflow()
+            def twice(x: int) -> int:
+                return double(double(x))
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    worker = subprocess.Popen(
+        [*DURABLY, "worker", "myflows:app"], cwd=tmp_path, env=env, stderr=subprocess.PIPE
+    )
+    try:
+        client = durably.App(db)
+        deadline = time.monotonic() + 20
+        while not client.store.list_workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        handle = client.start("twice", 5)  # by name: the client has no code
+        assert handle.result(timeout=30) == 20
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert client.store.list_workers() == []  # it deregistered on SIGTERM
+    client.close()
