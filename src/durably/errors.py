@@ -163,3 +163,50 @@ class LeaseLostError(DurablyError):
     """This worker no longer owns the workflow (its lease expired and another worker took it)."""
 
     code = "lease_lost"
+
+
+class WorkflowStateError(DurablyError):
+    """The command does not apply to the workflow in its current status (e.g. sending an event to
+    a completed workflow, purging a running one). The message says which status it is in."""
+
+    code = "invalid_state"
+
+
+class ChildWorkflowFailed(DurablyError):
+    """Raised in a parent workflow when a child workflow it awaits did not complete.
+
+    ``child_id``, ``status`` (failed, cancelled, terminated, needs_attention) and ``error`` (the
+    child's error description) tell what happened. Catch it to handle the failure.
+    """
+
+    code = "child_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        child_id: str = "",
+        status: str = "",
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.child_id = child_id
+        self.status = status
+        self.error = error or {}
+
+
+class Cancelled(BaseException):  # noqa: N818 - the name users catch, as asyncio.CancelledError
+    """Raised inside a workflow at its next durable point after ``app.cancel(id)``.
+
+    A ``BaseException``, so ``except Exception`` does not swallow it, while ``try/finally`` and
+    ``except durably.Cancelled`` blocks run (compensation steps may run there). If it propagates
+    out of the workflow, the workflow ends ``cancelled``.
+    """
+
+    code = "cancelled"
+
+    def __init__(self, message: str = "workflow cancelled", *, workflow_id: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.workflow_id = workflow_id

@@ -10,16 +10,18 @@ from __future__ import annotations
 import abc
 import concurrent.futures
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from durably.definitions import Step
+    from durably.definitions import Step, Workflow
 
 __all__ = [
+    "ChildHandle",
+    "ContinueAsNewSignal",
     "StepContext",
     "StepFuture",
     "WorkflowAborted",
@@ -38,6 +40,14 @@ class WorkflowAborted(BaseException):
 
     A ``BaseException`` so that ``except Exception`` in user code cannot swallow it.
     """
+
+
+class ContinueAsNewSignal(BaseException):  # noqa: N818 - a control-flow signal
+    """Raised by ``durably.continue_as_new()``: ends this run; carries the next run's input."""
+
+    def __init__(self, encoded_input: str) -> None:
+        super().__init__("continue as new")
+        self.encoded_input = encoded_input
 
 
 class StepFuture(Generic[T]):
@@ -72,11 +82,15 @@ class StepContext:
     step: str
     seq: int
     attempt: int
+    run: int = 1
 
     @property
     def idempotency_key(self) -> str:
-        """``"<workflow id>:<seq>"``, the same for every attempt of this step."""
-        return f"{self.workflow_id}:{self.seq}"
+        """``"<workflow id>:<seq>"`` (``"<id>:r<run>:<seq>"`` after continue-as-new), the same
+        for every attempt, crash and replay of this step."""
+        if self.run == 1:
+            return f"{self.workflow_id}:{self.seq}"
+        return f"{self.workflow_id}:r{self.run}:{self.seq}"
 
 
 class WorkflowScope(abc.ABC):
@@ -113,6 +127,73 @@ class WorkflowScope(abc.ABC):
     @abc.abstractmethod
     def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Sync workflows: run the step durably and block for its result."""
+
+
+    @abc.abstractmethod
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Async workflows: a durable timer."""
+
+    @abc.abstractmethod
+    def sleep_blocking(self, seconds: float) -> None:
+        """Sync workflows: a durable timer, blocking."""
+
+    @abc.abstractmethod
+    def wait_event(self, name: str, timeout: float | None) -> Awaitable[Any]:
+        """Async workflows: the next event ``name``'s payload, or None after ``timeout``."""
+
+    @abc.abstractmethod
+    def wait_event_blocking(self, name: str, timeout: float | None) -> Any:
+        """Sync workflows: like :meth:`wait_event`, blocking."""
+
+    @abc.abstractmethod
+    def set_state(self, key: str, value: Any) -> None:
+        """Publish ``key = value`` for readers outside the workflow."""
+
+    @abc.abstractmethod
+    def start_child(
+        self,
+        workflow: Workflow[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        child_id: str | None,
+    ) -> ChildHandle[Any]:
+        """Start a child workflow (once, durably) and return a handle to await it."""
+
+    @abc.abstractmethod
+    def child_result(self, seq: int, child_id: str, workflow: Workflow[Any, Any]) -> Any:
+        """The child's result: an awaitable in async workflows, the value in sync ones."""
+
+    @abc.abstractmethod
+    def continue_as_new(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """End this run and start the workflow afresh with new arguments (never returns)."""
+
+
+class ChildHandle(Generic[T]):
+    """A child workflow started with ``durably.start_child()``.
+
+    ``await handle`` (async workflows) or ``handle.result()`` (sync workflows) waits durably for
+    its result; a child that did not complete raises :class:`~durably.ChildWorkflowFailed`.
+    """
+
+    def __init__(
+        self, scope: WorkflowScope, seq: int, child_id: str, workflow: Workflow[Any, Any]
+    ) -> None:
+        self._scope = scope
+        self._seq = seq
+        self._workflow = workflow
+        self.id = child_id
+
+    def __await__(self) -> Generator[Any, None, T]:
+        awaitable: Awaitable[T] = self._scope.child_result(self._seq, self.id, self._workflow)
+        return awaitable.__await__()
+
+    def result(self) -> T:
+        """Sync workflows: block until the child finished; return its result."""
+        value: T = self._scope.child_result(self._seq, self.id, self._workflow)
+        return value
+
+    def __repr__(self) -> str:
+        return f"<ChildHandle {self.id!r}>"
 
 
 scope_var: ContextVar[WorkflowScope | None] = ContextVar("durably_workflow", default=None)

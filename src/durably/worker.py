@@ -27,7 +27,17 @@ from durably.definitions import Registry, Workflow
 from durably.engine import Outcome, WorkflowContext, execute
 from durably.errors import ConfigurationError, DurablyError, LeaseLostError
 from durably.serialization import JsonSerializer
-from durably.storage.base import ClaimedWorkflow, FinishWorkflow, Store, WorkerInfo, WriteOp
+from durably.engine.waits import Parked
+from durably.storage.base import (
+    ClaimedWorkflow,
+    ContinueAsNew,
+    FinishWorkflow,
+    InboxEvent,
+    Store,
+    WorkerInfo,
+    WorkflowStatus,
+    WriteOp,
+)
 from durably.storage.committer import GroupCommitter
 
 __all__ = ["Worker", "WorkerOptions"]
@@ -50,10 +60,15 @@ class WorkerOptions:
     """Threads for sync steps."""
     workflow_threads: int = 64
     """Threads for sync workflow functions (each holds one while it runs)."""
+    eviction_threshold: float = 5.0
+    """A workflow waiting (timer, event, child) longer than this many seconds is unwound from
+    memory and replayed when it wakes; 0 unwinds every wait at once."""
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_interval <= 0:
             raise ConfigurationError("lease_seconds and poll_interval must be > 0 seconds")
+        if self.eviction_threshold < 0:
+            raise ConfigurationError("eviction_threshold must be >= 0 seconds")
         if min(self.max_concurrent, self.claim_batch, self.step_threads,
                self.workflow_threads) < 1:  # fmt: skip
             raise ConfigurationError(
@@ -75,15 +90,25 @@ class _Runtime:
         committer: GroupCommitter,
         step_executor: Executor,
         workflow_executor: Executor,
+        *,
+        eviction_threshold: float,
+        clock: Callable[[], float],
+        notify: Callable[[], None],
     ) -> None:
         self.loop = loop
         self.serializer = serializer
         self.step_executor = step_executor
         self.workflow_executor = workflow_executor
+        self.eviction_threshold = eviction_threshold
         self._committer = committer
+        self._clock = clock
+        self._notify = notify
 
     def time(self) -> float:
-        return time.time()
+        return self._clock()
+
+    def notify_new_work(self) -> None:
+        self._notify()
 
     def record(
         self, op: WriteOp, on_done: Callable[[bool | BaseException], None] | None = None
@@ -124,8 +149,10 @@ class Worker:
         options: WorkerOptions,
         *,
         on_finished: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.registry = registry
         self.serializer = serializer
         self.options = options
@@ -209,7 +236,10 @@ class Worker:
         committer = GroupCommitter(self.store)
         step_pool = ThreadPoolExecutor(opts.step_threads, thread_name_prefix="durably-step")
         wf_pool = ThreadPoolExecutor(opts.workflow_threads, thread_name_prefix="durably-wf")
-        self.runtime = _Runtime(loop, self.serializer, committer, step_pool, wf_pool)
+        self.runtime = _Runtime(
+            loop, self.serializer, committer, step_pool, wf_pool,
+            eviction_threshold=opts.eviction_threshold, clock=self.clock, notify=self.notify,
+        )  # fmt: skip
         now = time.time()
         info = WorkerInfo(
             self.id, self.hostname, os.getpid(), now, now,
@@ -219,11 +249,13 @@ class Worker:
         await asyncio.to_thread(self._expire_dead_local_workers)
         committer.start()
         heartbeat = loop.create_task(self._heartbeat_loop())
+        signals = loop.create_task(self._signals_loop())
         self._ready.set()
         try:
             await self._claim_loop()
         finally:
             heartbeat.cancel()
+            signals.cancel()
             await self._shutdown(committer)
             step_pool.shutdown(wait=False, cancel_futures=True)
             wf_pool.shutdown(wait=False, cancel_futures=True)
@@ -264,7 +296,7 @@ class Worker:
             if want > 0 and names:
                 try:
                     claims = await asyncio.to_thread(
-                        self.store.claim, self.id, names, time.time(), opts.lease_seconds, want
+                        self.store.claim, self.id, names, self.clock(), opts.lease_seconds, want
                     )
                 except Exception as exc:
                     log.warning("worker %s could not claim work: %s", self.id, exc)
@@ -290,7 +322,7 @@ class Worker:
             snapshot = dict(self.active)
             try:
                 owned = await asyncio.to_thread(
-                    self.store.renew_leases, self.id, time.time() + self.options.lease_seconds
+                    self.store.renew_leases, self.id, self.clock() + self.options.lease_seconds
                 )
                 await asyncio.to_thread(self.store.heartbeat_worker, self.id, time.time())
                 await asyncio.to_thread(self._expire_dead_local_workers)
@@ -306,6 +338,30 @@ class Worker:
                         )
                     )
 
+    async def _signals_loop(self) -> None:
+        """Deliver new events, finished children and cancel requests to live workflows."""
+        while True:
+            await asyncio.sleep(self.options.poll_interval)
+            ids = list(self.active)
+            if not ids:
+                continue
+            try:
+                signals = await asyncio.to_thread(self.store.poll_signals, ids, 0)
+            except Exception as exc:
+                log.warning("worker %s could not poll signals: %s", self.id, exc)
+                continue
+            by_workflow: dict[str, list[InboxEvent]] = {}
+            for event in signals.events:
+                by_workflow.setdefault(event.workflow_id, []).append(event)
+            for wid, ctx in list(self.active.items()):
+                waits = ctx.waits
+                if wid in by_workflow:
+                    waits.add_events(by_workflow[wid])
+                if wid in signals.children:
+                    waits.add_children(signals.children[wid])
+                if wid in signals.cancel_requested:
+                    waits.request_cancel()
+
     def _spawn(self, claim: ClaimedWorkflow) -> None:
         rec = claim.record
         wf = self.registry.workflows[rec.name]
@@ -320,6 +376,11 @@ class Worker:
             journal={e.seq: e for e in claim.journal},
             runtime=self.runtime,
             is_async=wf.is_async,
+            run=rec.run,
+            inbox=claim.events,
+            children=claim.children,
+            cancel_requested=rec.cancel_requested,
+            cancel_seq=rec.cancel_seq,
         )
         self.active[rec.id] = ctx
         assert self._loop is not None
@@ -347,14 +408,24 @@ class Worker:
         wid = ctx.workflow_id
         if outcome.status is None:
             reason = outcome.reason
+            if isinstance(reason, Parked):
+                return
             log.info("workflow %s: execution stopped: %s", wid, reason)
             if not isinstance(reason, LeaseLostError) or "could not write" in str(reason):
                 await self._release(ctx)
             return
         self._finishing.add(wid)
-        op = FinishWorkflow(
-            wid, ctx.owner, ctx.epoch, outcome.status, outcome.output, outcome.error, time.time()
-        )
+        op: WriteOp
+        if outcome.status is WorkflowStatus.CONTINUED_AS_NEW:
+            assert outcome.next_input is not None
+            op = ContinueAsNew(
+                wid, ctx.owner, ctx.epoch, outcome.next_input, outcome.output, self.clock()
+            )
+        else:
+            op = FinishWorkflow(
+                wid, ctx.owner, ctx.epoch, outcome.status, outcome.output, outcome.error,
+                self.clock(),
+            )  # fmt: skip
         try:
             applied = await self.runtime.commit(op)
         except Exception as exc:
@@ -364,7 +435,9 @@ class Worker:
         if not applied:
             log.warning("workflow %s: outcome rejected, lease lost to another worker", wid)
             return
-        if self._on_finished is not None:
+        if isinstance(op, ContinueAsNew):
+            self.notify()
+        elif self._on_finished is not None:
             self._on_finished(wid)
 
     async def _release(self, ctx: WorkflowContext) -> None:

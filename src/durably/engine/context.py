@@ -20,9 +20,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from durably.definitions import Step
+from durably.definitions import Step, Workflow
 from durably.engine.failures import dump_error, error_info, step_failed
 from durably.engine.runtime import Runtime
+from durably.engine.waits import Waits
 from durably.errors import (
     DurablyError,
     LeaseLostError,
@@ -30,6 +31,8 @@ from durably.errors import (
     StepTimeoutError,
 )
 from durably.scope import (
+    ChildHandle,
+    ContinueAsNewSignal,
     StepContext,
     StepFuture,
     WorkflowAborted,
@@ -37,7 +40,15 @@ from durably.scope import (
     scope_var,
     step_var,
 )
-from durably.storage.base import JournalEntry, RecordAttempt, RecordEntry, StepAttempt
+from durably.storage.base import (
+    ChildOutcome,
+    InboxEvent,
+    JournalEntry,
+    RecordAttempt,
+    RecordEntry,
+    StepAttempt,
+    WriteOp,
+)
 
 __all__ = ["WorkflowContext"]
 
@@ -55,6 +66,11 @@ class WorkflowContext(WorkflowScope):
         journal: dict[int, JournalEntry],
         runtime: Runtime,
         is_async: bool,
+        run: int = 1,
+        inbox: list[InboxEvent] | None = None,
+        children: list[ChildOutcome] | None = None,
+        cancel_requested: bool = False,
+        cancel_seq: int | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self.workflow_name = workflow_name
@@ -63,10 +79,19 @@ class WorkflowContext(WorkflowScope):
         self.journal = journal
         self.runtime = runtime
         self.is_async = is_async
+        self.run = run
         self.next_seq = 0
         self.halted: BaseException | None = None
         self.task: asyncio.Task[Any] | None = None
         self._pending: set[concurrent.futures.Future[Any]] = set()
+        self.waits = Waits(
+            self,
+            inbox=list(inbox or []),
+            children={c.id: c for c in children or []},
+            cancel_pending=cancel_requested and cancel_seq is None,
+            cancel_seq=cancel_seq,
+            seen_events={e.id for e in inbox or []},
+        )
 
     # -- halting -------------------------------------------------------------------------------
 
@@ -94,7 +119,15 @@ class WorkflowContext(WorkflowScope):
         if self.halted is not None:
             raise WorkflowAborted()
 
-    def _on_written(self, applied: bool | BaseException) -> None:
+    def track(self, fut: concurrent.futures.Future[Any]) -> None:
+        """Cancel ``fut`` (a sync workflow's pending wait or step) if this execution halts."""
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+        if self.halted is not None:
+            fut.cancel()
+
+    def on_written(self, applied: bool | BaseException) -> None:
+        """Callback for fire-and-forget writes: a rejected one halts the execution."""
         if applied is not True:
             self.halt(self._lost(applied))
 
@@ -113,10 +146,16 @@ class WorkflowContext(WorkflowScope):
 
     # -- sequence numbers ----------------------------------------------------------------------
 
-    def _take(self, kind: str, name: str) -> tuple[int, JournalEntry | None]:
+    def take(self, kind: str, name: str) -> tuple[int, JournalEntry | None]:
+        """Take the next sequence number for a durable call; return it with its entry, if any.
+
+        Raises NonDeterminismError (and halts) if the entry is of another kind or name, and
+        Cancelled where a delivered cancellation was recorded.
+        """
         self.check_live()
         seq = self.next_seq
         self.next_seq = seq + 1
+        self.waits.replayed_cancel(seq)
         entry = self.journal.get(seq)
         if entry is not None and (entry.kind != kind or entry.name != name):
             err = NonDeterminismError(
@@ -131,47 +170,60 @@ class WorkflowContext(WorkflowScope):
             raise err
         return seq, entry
 
-    def _record_value(self, seq: int, kind: str, encoded: str) -> None:
+    def new_entry(
+        self,
+        seq: int,
+        kind: str,
+        name: str,
+        status: str,
+        result: str | None,
+        error: str | None = None,
+    ) -> JournalEntry:
+        """A journal entry of this execution, stamped now."""
         t = self.runtime.time()
-        entry = JournalEntry(
-            self.workflow_id, seq, kind, kind, "completed", encoded, None, 1,
-            self.owner, self.epoch, t, t,
+        return JournalEntry(
+            self.workflow_id, seq, kind, name, status, result, error, 1, self.owner, self.epoch,
+            t, t,
         )  # fmt: skip
-        self.runtime.record(RecordEntry(entry), self._on_written)
+
+    def record_value(self, seq: int, kind: str, name: str, encoded: str) -> None:
+        """Record a completed entry without waiting (it is durable before any later commit)."""
+        entry = self.new_entry(seq, kind, name, "completed", encoded)
+        self.runtime.record(RecordEntry(entry), self.on_written)
 
     # -- deterministic values ------------------------------------------------------------------
 
     def now(self) -> datetime:
-        seq, entry = self._take("now", "now")
+        seq, entry = self.take("now", "now")
         if entry is not None:
             return datetime.fromtimestamp(json.loads(entry.result or "0"), UTC)
         t = self.runtime.time()
-        self._record_value(seq, "now", repr(t))
+        self.record_value(seq, "now", "now", repr(t))
         return datetime.fromtimestamp(t, UTC)
 
     def _rng(self, seq: int) -> _random.Random:
         return _random.Random(f"{self.workflow_id}:{seq}")
 
     def random(self) -> float:
-        seq, entry = self._take("random", "random")
+        seq, entry = self.take("random", "random")
         if entry is not None:
             return float(json.loads(entry.result or "0"))
         value = self._rng(seq).random()
-        self._record_value(seq, "random", repr(value))
+        self.record_value(seq, "random", "random", repr(value))
         return value
 
     def uuid4(self) -> uuid.UUID:
-        seq, entry = self._take("uuid", "uuid")
+        seq, entry = self.take("uuid", "uuid")
         if entry is not None:
             return uuid.UUID(json.loads(entry.result or '""'))
         value = uuid.UUID(int=self._rng(seq).getrandbits(128), version=4)
-        self._record_value(seq, "uuid", json.dumps(str(value)))
+        self.record_value(seq, "uuid", "uuid", json.dumps(str(value)))
         return value
 
     # -- steps ---------------------------------------------------------------------------------
 
     def run_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        seq, entry = self._take("step", step.name)
+        seq, entry = self.take("step", step.name)
         if entry is not None:
             return self._replayed(step, seq, entry)
         return self._execute_step(step, seq, args, kwargs)
@@ -179,7 +231,7 @@ class WorkflowContext(WorkflowScope):
     def submit_step(
         self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> StepFuture[Any]:
-        seq, entry = self._take("step", step.name)
+        seq, entry = self.take("step", step.name)
         if entry is not None:
             done: concurrent.futures.Future[Any] = concurrent.futures.Future()
             try:
@@ -190,10 +242,7 @@ class WorkflowContext(WorkflowScope):
         fut = asyncio.run_coroutine_threadsafe(
             self._execute_step(step, seq, args, kwargs), self.runtime.loop
         )
-        self._pending.add(fut)
-        fut.add_done_callback(self._pending.discard)
-        if self.halted is not None:
-            fut.cancel()
+        self.track(fut)
         return StepFuture(fut)
 
     def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -209,6 +258,16 @@ class WorkflowContext(WorkflowScope):
         raise step_failed(self.workflow_id, step.name, seq, info, entry.attempts)
 
     async def _execute_step(
+        self, step: Step[Any, Any], seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        self.waits.deliver_cancel_if_pending(seq)
+        self.waits.step_started()
+        try:
+            return await self._attempts(step, seq, args, kwargs)
+        finally:
+            self.waits.step_finished()
+
+    async def _attempts(
         self, step: Step[Any, Any], seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         rt = self.runtime
@@ -235,7 +294,7 @@ class WorkflowContext(WorkflowScope):
                             started, finished,
                         )
                     ),
-                    self._on_written,
+                    self.on_written,
                 )  # fmt: skip
                 if step.retry.should_retry(exc, attempt):
                     await rt.sleep(step.retry.delay(attempt))
@@ -256,9 +315,13 @@ class WorkflowContext(WorkflowScope):
             return rt.serializer.decode(encoded, step.return_hint)
 
     async def _commit(self, entry: JournalEntry) -> None:
+        await self.commit_op(RecordEntry(entry))
+
+    async def commit_op(self, op: WriteOp) -> None:
+        """Write ``op`` and wait until it is durable; halt and unwind if it is rejected."""
         self.check_live()
         try:
-            applied = await self.runtime.commit(RecordEntry(entry))
+            applied = await self.runtime.commit(op)
         except Exception as exc:
             applied = False
             self.halt(self._lost(exc))
@@ -274,7 +337,9 @@ class WorkflowContext(WorkflowScope):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        info = StepContext(self.workflow_id, self.workflow_name, step.name, seq, attempt)
+        info = StepContext(
+            self.workflow_id, self.workflow_name, step.name, seq, attempt, self.run
+        )
         scope_token = scope_var.set(None)
         step_token = step_var.set(info)
         try:
@@ -298,3 +363,46 @@ class WorkflowContext(WorkflowScope):
         finally:
             step_var.reset(step_token)
             scope_var.reset(scope_token)
+
+    # -- waits, state, children, continue-as-new -----------------------------------------------
+
+    def sleep(self, seconds: float) -> Any:
+        seq, wake_at = self.waits.sleep_target(seconds)
+        return self.waits.sleep_until(seq, wake_at)
+
+    def sleep_blocking(self, seconds: float) -> None:
+        seq, wake_at = self.waits.sleep_target(seconds)
+        if self.runtime.time() < wake_at or self.waits.cancel_pending:
+            self.waits.run_blocking(self.waits.sleep_until(seq, wake_at))
+
+    def wait_event(self, name: str, timeout: float | None) -> Any:
+        seq, entry = self.waits.event_target(name, timeout)
+        return self.waits.wait_event(seq, entry)
+
+    def wait_event_blocking(self, name: str, timeout: float | None) -> Any:
+        seq, entry = self.waits.event_target(name, timeout)
+        return self.waits.run_blocking(self.waits.wait_event(seq, entry))
+
+    def set_state(self, key: str, value: Any) -> None:
+        self.waits.set_state(key, value)
+
+    def start_child(
+        self,
+        workflow: Workflow[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        child_id: str | None,
+    ) -> ChildHandle[Any]:
+        seq, cid = self.waits.start_child(workflow, args, kwargs, child_id)
+        return ChildHandle(self, seq, cid, workflow)
+
+    def child_result(self, seq: int, child_id: str, workflow: Workflow[Any, Any]) -> Any:
+        coro = self.waits.child_result(seq, child_id, workflow)
+        return coro if self.is_async else self.waits.run_blocking(coro)
+
+    def continue_as_new(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self.check_live()
+        encoded = self.runtime.serializer.encode_call(
+            args, kwargs, workflow_id=self.workflow_id, name=self.workflow_name
+        )
+        raise ContinueAsNewSignal(encoded)

@@ -10,8 +10,8 @@ from typing import Any
 from durably.definitions import Workflow
 from durably.engine.context import WorkflowContext
 from durably.engine.failures import dump_error, error_info
-from durably.errors import NonDeterminismError, SerializationError
-from durably.scope import WorkflowAborted, scope_var
+from durably.errors import Cancelled, NonDeterminismError, SerializationError
+from durably.scope import ContinueAsNewSignal, WorkflowAborted, scope_var
 from durably.storage.base import WorkflowStatus
 
 __all__ = ["Outcome", "execute"]
@@ -25,6 +25,8 @@ class Outcome:
     output: str | None = None
     error: str | None = None
     reason: BaseException | None = None
+    next_input: str | None = None
+    """With status CONTINUED_AS_NEW: the encoded input of the next run."""
 
 
 def _failed(exc: BaseException) -> Outcome:
@@ -80,6 +82,16 @@ async def execute(ctx: WorkflowContext, wf: Workflow[Any, Any], encoded_input: s
         if ctx.halted is None or (current is not None and current.cancelling()):
             raise
         return _halted(ctx)
+    except ContinueAsNewSignal as signal:
+        if ctx.halted is not None:
+            return _halted(ctx)
+        return Outcome(WorkflowStatus.CONTINUED_AS_NEW, next_input=signal.encoded_input)
+    except Cancelled as exc:
+        if ctx.halted is not None:
+            return _halted(ctx)
+        info = error_info(exc)
+        info["code"] = Cancelled.code
+        return Outcome(WorkflowStatus.CANCELLED, error=dump_error(info), reason=exc)
     except Exception as exc:
         return _halted(ctx) if ctx.halted is not None else _failed(exc)
     if ctx.halted is not None:

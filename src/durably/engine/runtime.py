@@ -23,6 +23,12 @@ class Runtime(Protocol):
     """Runs sync steps."""
     workflow_executor: Executor
     """Runs sync workflow functions (one thread each while they run)."""
+    eviction_threshold: float
+    """Seconds a workflow may wait in memory before it is parked (0: park at once)."""
+
+    def notify_new_work(self) -> None:
+        """A workflow (a child) was started: look for work soon."""
+        ...
 
     def time(self) -> float:
         """Wall-clock Unix time."""

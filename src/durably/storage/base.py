@@ -19,9 +19,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = [
+    "FAR_FUTURE",
     "TERMINAL_STATUSES",
+    "ChildOutcome",
     "ClaimedWorkflow",
+    "ConsumeEvent",
+    "ContinueAsNew",
+    "DeliverCancel",
     "FinishWorkflow",
+    "InboxEvent",
+    "Park",
+    "RunRecord",
+    "SetState",
+    "Signals",
+    "StartChild",
     "JournalEntry",
     "RecordAttempt",
     "RecordEntry",
@@ -47,6 +58,10 @@ class WorkflowStatus(StrEnum):
     TERMINATED = "terminated"
     NEEDS_ATTENTION = "needs_attention"
     """Stopped by a NonDeterminismError: the code no longer matches the journal."""
+    SUSPENDED = "suspended"
+    """Paused by ``suspend``: makes no progress (its timers and events wait) until resumed."""
+    CONTINUED_AS_NEW = "continued_as_new"
+    """A finished run of a workflow that continued as new (seen in its runs, never as status)."""
 
 
 TERMINAL_STATUSES = frozenset(
@@ -82,15 +97,26 @@ class WorkflowRecord:
     parent_id: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    run: int = 1
+    parent_seq: int | None = None
+    cancel_requested: bool = False
+    cancel_seq: int | None = None
+
+
+FAR_FUTURE = 1e15
+"""``wake_at`` of a workflow parked with no timer: only an event, a child or a command wakes it."""
 
 
 @dataclass(slots=True)
 class JournalEntry:
     """The recorded outcome of one durable call at sequence number ``seq`` of a workflow.
 
-    ``kind`` is ``"step"``, ``"now"``, ``"random"``, ``"uuid"`` (later: sleep, event, child...).
-    ``status`` is ``"completed"`` (``result`` holds the encoded value) or ``"failed"`` (``error``
-    holds the encoded error). ``owner``/``epoch`` are the fence the entry was written under.
+    ``kind`` is ``"step"``, ``"now"``, ``"random"``, ``"uuid"``, ``"sleep"``, ``"event"``,
+    ``"state"`` or ``"child"``. ``status`` is ``"completed"`` (``result`` holds the encoded value),
+    ``"failed"`` (``error`` holds the encoded error) or ``"waiting"`` (an event or child wait not
+    resolved yet; ``result`` holds what the wait needs, such as its deadline). A waiting entry is
+    resolved once; a completed or failed one is never changed. ``owner``/``epoch`` are the fence
+    the entry was written under.
     """
 
     workflow_id: str
@@ -125,11 +151,82 @@ class StepAttempt:
 class RecordEntry:
     """Write op: insert a journal entry, fenced by ``entry.owner``/``entry.epoch``.
 
-    Not applied if the fence fails or an entry at that seq already exists: a recorded result is
-    never overwritten.
+    Not applied if the fence fails or a completed or failed entry exists at that seq: a recorded
+    result is never overwritten. A ``waiting`` entry of the same kind and name is replaced.
     """
 
     entry: JournalEntry
+
+
+@dataclass(slots=True)
+class ConsumeEvent:
+    """Write op: mark inbox event ``event_id`` consumed at ``entry.seq`` and record ``entry``
+    (its payload), both or neither, fenced. Not applied if the event was already consumed."""
+
+    entry: JournalEntry
+    event_id: int
+
+
+@dataclass(slots=True)
+class SetState:
+    """Write op: publish ``key = value`` (encoded) from the durable call at ``seq``, fenced.
+    A value from an earlier seq never replaces one from a later seq."""
+
+    workflow_id: str
+    owner: str
+    epoch: int
+    key: str
+    value: str
+    seq: int
+    updated_at: float
+
+
+@dataclass(slots=True)
+class StartChild:
+    """Write op: create workflow ``child`` (unless its id exists) and record ``entry`` (a
+    ``waiting`` child entry of the parent), both or neither, fenced by the parent's lease."""
+
+    child: WorkflowRecord
+    entry: JournalEntry
+
+
+@dataclass(slots=True)
+class Park:
+    """Write op: unwind a waiting workflow: release its lease and set ``wake_at`` so that a
+    worker claims it again when its earliest timer is due. Fenced. If, by commit time, an
+    unconsumed event named in ``event_names`` exists, a child in ``child_ids`` has finished or a
+    cancellation was requested, ``wake_at`` is set to ``now`` instead (no wake-up is lost)."""
+
+    workflow_id: str
+    owner: str
+    epoch: int
+    wake_at: float
+    now: float
+    event_names: list[str] = field(default_factory=list)
+    child_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DeliverCancel:
+    """Write op: record that the requested cancellation was raised at durable call ``seq``."""
+
+    workflow_id: str
+    owner: str
+    epoch: int
+    seq: int
+
+
+@dataclass(slots=True)
+class ContinueAsNew:
+    """Write op: end the current run (kept in the runs table) and restart the workflow with
+    ``input`` and an empty journal, fenced. The next claim starts run ``run + 1``."""
+
+    workflow_id: str
+    owner: str
+    epoch: int
+    input: str
+    output: str | None
+    finished_at: float
 
 
 @dataclass(slots=True)
@@ -152,7 +249,60 @@ class FinishWorkflow:
     finished_at: float
 
 
-WriteOp = RecordEntry | RecordAttempt | FinishWorkflow
+WriteOp = (
+    RecordEntry
+    | RecordAttempt
+    | FinishWorkflow
+    | ConsumeEvent
+    | SetState
+    | StartChild
+    | Park
+    | DeliverCancel
+    | ContinueAsNew
+)
+
+
+@dataclass(slots=True)
+class InboxEvent:
+    """An event sent to a workflow and not yet consumed."""
+
+    id: int
+    workflow_id: str
+    name: str
+    payload: str | None
+    created_at: float
+
+
+@dataclass(slots=True)
+class ChildOutcome:
+    """How a finished child workflow ended (its status, output or error)."""
+
+    id: str
+    status: WorkflowStatus
+    output: str | None
+    error: str | None
+
+
+@dataclass(slots=True)
+class Signals:
+    """What changed for running workflows since a worker last looked (see ``poll_signals``)."""
+
+    events: list[InboxEvent] = field(default_factory=list)
+    children: dict[str, list[ChildOutcome]] = field(default_factory=dict)
+    cancel_requested: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """One finished run of a workflow that continued as new."""
+
+    workflow_id: str
+    run: int
+    input: str
+    output: str | None
+    status: WorkflowStatus
+    started_at: float | None
+    finished_at: float
 
 
 @dataclass(slots=True)
@@ -161,6 +311,8 @@ class ClaimedWorkflow:
 
     record: WorkflowRecord
     journal: list[JournalEntry] = field(default_factory=list)
+    events: list[InboxEvent] = field(default_factory=list)
+    children: list[ChildOutcome] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -278,3 +430,75 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_workers(self) -> list[WorkerInfo]:
         """Every registered worker."""
+
+    # -- events, state, children ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def send_event(
+        self, workflow_id: str, name: str, payload: str | None, dedup_key: str | None, now: float
+    ) -> tuple[WorkflowRecord | None, bool]:
+        """Append an event to the workflow's inbox and wake it, atomically.
+
+        Returns the workflow (None if there is none) and whether the event was added: not if the
+        workflow has finished, or if an event with the same ``dedup_key`` was already sent to it.
+        """
+
+    @abc.abstractmethod
+    def poll_signals(self, workflow_ids: Sequence[str], after_event_id: int) -> Signals:
+        """For running workflows: unconsumed events with id > ``after_event_id``, finished
+        children, and which of them have a cancellation requested."""
+
+    @abc.abstractmethod
+    def get_state(self, workflow_id: str) -> dict[str, str]:
+        """The workflow's published state: key -> encoded value."""
+
+    @abc.abstractmethod
+    def list_children(self, parent_id: str) -> list[WorkflowRecord]:
+        """Workflows started as children of ``parent_id``, oldest first."""
+
+    @abc.abstractmethod
+    def list_runs(self, workflow_id: str) -> list[RunRecord]:
+        """Earlier runs of a workflow that continued as new, oldest first."""
+
+    @abc.abstractmethod
+    def next_wake_at(self, names: Iterable[str]) -> float | None:
+        """The earliest timer (``wake_at`` below FAR_FUTURE) among unowned, unfinished workflows
+        with one of ``names``; None if none is set."""
+
+    # -- lifecycle commands (each atomic; each returns the workflow after it, None if absent) --
+
+    @abc.abstractmethod
+    def request_cancel(self, workflow_id: str, now: float) -> WorkflowRecord | None:
+        """Ask a running workflow and its running descendants to cancel (they wake to see it).
+        One that never started is cancelled at once."""
+
+    @abc.abstractmethod
+    def terminate(self, workflow_id: str, error: str, now: float) -> WorkflowRecord | None:
+        """Stop an unfinished workflow and its unfinished descendants at once: status
+        terminated, lease revoked (epoch bumped), so no further write of its worker lands."""
+
+    @abc.abstractmethod
+    def suspend(self, workflow_id: str, now: float) -> WorkflowRecord | None:
+        """Pause a pending or running workflow: status suspended, lease revoked."""
+
+    @abc.abstractmethod
+    def resume(self, workflow_id: str, now: float) -> WorkflowRecord | None:
+        """Let a suspended workflow run again (its timers keep their times)."""
+
+    @abc.abstractmethod
+    def retry(self, workflow_id: str, now: float) -> WorkflowRecord | None:
+        """Run a failed workflow again from its failed step: drop that step's failed entry,
+        keep every earlier result, set it running."""
+
+    @abc.abstractmethod
+    def fork(
+        self, workflow_id: str, new_id: str, from_seq: int, now: float
+    ) -> tuple[WorkflowRecord | None, bool]:
+        """Create ``new_id``: the same workflow and input with a copy of the journal entries
+        with seq < ``from_seq``, pending. Returns (the new or existing record, created); None
+        if the source does not exist."""
+
+    @abc.abstractmethod
+    def purge(self, workflow_id: str) -> bool:
+        """Delete a finished workflow with its journal, attempts, events, state and runs.
+        Returns False (and deletes nothing) if it does not exist or has not finished."""

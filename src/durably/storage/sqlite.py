@@ -18,80 +18,30 @@ from typing import Any
 
 from durably.errors import ConfigurationError
 from durably.storage.base import (
-    TERMINAL_STATUSES,
     ClaimedWorkflow,
-    FinishWorkflow,
     JournalEntry,
-    RecordAttempt,
-    RecordEntry,
     StepAttempt,
-    Store,
     WorkerInfo,
     WorkflowRecord,
     WorkflowStatus,
     WriteOp,
 )
+from durably.storage.sqlite_commands import SqliteCommands
+from durably.storage.sqlite_ops import (
+    INSERT_WORKFLOW,
+    JOURNAL_COLUMNS,
+    TERMINAL_SQL,
+    WF_COLUMNS,
+    apply,
+    record_params,
+    to_entry,
+    to_record,
+)
 from durably.storage.sqlite_schema import MIGRATIONS
 
 __all__ = ["SqliteStore"]
 
-_WF_COLUMNS = (
-    "id, name, status, input, created_at, updated_at, output, error, queue, priority, owner, "
-    "epoch, lease_expires_at, wake_at, version, parent_id, started_at, finished_at"
-)
-_JOURNAL_COLUMNS = (
-    "workflow_id, seq, kind, name, status, result, error, attempts, owner, epoch, "
-    "started_at, finished_at"
-)
-_TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
-_FENCE = (
-    "EXISTS (SELECT 1 FROM workflows WHERE id = ? AND owner = ? AND epoch = ? "
-    f"AND status NOT IN ({_TERMINAL_SQL}))"
-)
-_INSERT_ENTRY = (
-    f"INSERT INTO journal ({_JOURNAL_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
-    f"WHERE {_FENCE} ON CONFLICT (workflow_id, seq) DO NOTHING"
-)
-_INSERT_ATTEMPT = (
-    "INSERT INTO step_attempts (workflow_id, seq, attempt, error, owner, epoch, started_at, "
-    f"finished_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE {_FENCE} "
-    "ON CONFLICT DO NOTHING"
-)
-_FINISH = (
-    "UPDATE workflows SET status = ?, output = ?, error = ?, finished_at = ?, updated_at = ?, "
-    "owner = NULL, lease_expires_at = NULL "
-    f"WHERE id = ? AND owner = ? AND epoch = ? AND status NOT IN ({_TERMINAL_SQL})"
-)
-
-
-def _record(row: Sequence[Any]) -> WorkflowRecord:
-    return WorkflowRecord(
-        id=row[0],
-        name=row[1],
-        status=WorkflowStatus(row[2]),
-        input=row[3],
-        created_at=row[4],
-        updated_at=row[5],
-        output=row[6],
-        error=row[7],
-        queue=row[8],
-        priority=row[9],
-        owner=row[10],
-        epoch=row[11],
-        lease_expires_at=row[12],
-        wake_at=row[13],
-        version=row[14],
-        parent_id=row[15],
-        started_at=row[16],
-        finished_at=row[17],
-    )
-
-
-def _entry(row: Sequence[Any]) -> JournalEntry:
-    return JournalEntry(*row)
-
-
-class SqliteStore(Store):
+class SqliteStore(SqliteCommands):
     """A :class:`~durably.storage.base.Store` in one SQLite file.
 
     ``synchronous="full"`` (the default) fsyncs every commit, so an acknowledged step survives
@@ -191,61 +141,18 @@ class SqliteStore(Store):
     # -- workflows ---------------------------------------------------------------------------
 
     def create_workflow(self, record: WorkflowRecord) -> tuple[WorkflowRecord, bool]:
-        r = record
         with self._transaction() as conn:
-            cur = conn.execute(
-                f"INSERT INTO workflows ({_WF_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO NOTHING",
-                (
-                    r.id, r.name, r.status.value, r.input, r.created_at, r.updated_at,
-                    r.output, r.error, r.queue, r.priority, r.owner, r.epoch,
-                    r.lease_expires_at, r.wake_at, r.version, r.parent_id, r.started_at,
-                    r.finished_at,
-                ),
-            )  # fmt: skip
+            cur = conn.execute(INSERT_WORKFLOW, record_params(record))
             if cur.rowcount == 1:
-                return r, True
+                return record, True
             row = conn.execute(
-                f"SELECT {_WF_COLUMNS} FROM workflows WHERE id = ?", (r.id,)
+                f"SELECT {WF_COLUMNS} FROM workflows WHERE id = ?", (record.id,)
             ).fetchone()
-        return _record(row), False
+        return to_record(row), False
 
     def write(self, ops: Sequence[WriteOp]) -> list[bool]:
-        applied: list[bool] = []
         with self._transaction() as conn:
-            for op in ops:
-                if isinstance(op, RecordEntry):
-                    e = op.entry
-                    cur = conn.execute(
-                        _INSERT_ENTRY,
-                        (
-                            e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error,
-                            e.attempts, e.owner, e.epoch, e.started_at, e.finished_at,
-                            e.workflow_id, e.owner, e.epoch,
-                        ),
-                    )  # fmt: skip
-                elif isinstance(op, RecordAttempt):
-                    a = op.attempt
-                    cur = conn.execute(
-                        _INSERT_ATTEMPT,
-                        (
-                            a.workflow_id, a.seq, a.attempt, a.error, a.owner, a.epoch,
-                            a.started_at, a.finished_at, a.workflow_id, a.owner, a.epoch,
-                        ),
-                    )  # fmt: skip
-                elif isinstance(op, FinishWorkflow):
-                    cur = conn.execute(
-                        _FINISH,
-                        (
-                            op.status.value, op.output, op.error, op.finished_at,
-                            op.finished_at, op.workflow_id, op.owner, op.epoch,
-                        ),
-                    )  # fmt: skip
-                else:  # pragma: no cover - the WriteOp union is closed
-                    raise TypeError(f"unknown write op {op!r}")
-                applied.append(cur.rowcount == 1)
-        return applied
+            return [apply(conn, op) for op in ops]
 
     def claim(
         self,
@@ -266,19 +173,25 @@ class SqliteStore(Store):
                 "  AND (owner IS NULL OR lease_expires_at < ?) "
                 "  AND (wake_at IS NULL OR wake_at <= ?) "
                 "  ORDER BY priority DESC, created_at LIMIT ?) "
-                f"RETURNING {_WF_COLUMNS}",
+                f"RETURNING {WF_COLUMNS}",
                 (owner, now + lease_seconds, now, now, names_json, now, now, limit),
             ).fetchall()
-            claims = {row[0]: ClaimedWorkflow(_record(row)) for row in rows}
+            claims = {row[0]: ClaimedWorkflow(to_record(row)) for row in rows}
             replayed = [wid for wid, c in claims.items() if c.record.epoch > 1]
             if replayed:
                 for row in conn.execute(
-                    f"SELECT {_JOURNAL_COLUMNS} FROM journal "
+                    f"SELECT {JOURNAL_COLUMNS} FROM journal "
                     "WHERE workflow_id IN (SELECT value FROM json_each(?)) "
                     "ORDER BY workflow_id, seq",
                     (json.dumps(replayed),),
                 ):
-                    claims[row[0]].journal.append(_entry(row))
+                    claims[row[0]].journal.append(to_entry(row))
+            if claims:
+                ids = json.dumps(list(claims))
+                for event in self._inbox(conn, ids, 0):
+                    claims[event.workflow_id].events.append(event)
+                for parent, child in self._finished_children(conn, ids):
+                    claims[parent].children.append(child)
         ordered = sorted(claims.values(), key=lambda c: (-c.record.priority, c.record.created_at))
         return ordered
 
@@ -294,7 +207,7 @@ class SqliteStore(Store):
         with self._transaction() as conn:
             sql = (
                 "UPDATE workflows SET owner = NULL, lease_expires_at = NULL "
-                f"WHERE owner = ? AND status NOT IN ({_TERMINAL_SQL})"
+                f"WHERE owner = ? AND status NOT IN ({TERMINAL_SQL})"
             )
             if workflow_ids is None:
                 conn.execute(sql, (owner,))
@@ -317,10 +230,10 @@ class SqliteStore(Store):
     def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
         row = (
             self._reader()
-            .execute(f"SELECT {_WF_COLUMNS} FROM workflows WHERE id = ?", (workflow_id,))
+            .execute(f"SELECT {WF_COLUMNS} FROM workflows WHERE id = ?", (workflow_id,))
             .fetchone()
         )
-        return None if row is None else _record(row)
+        return None if row is None else to_record(row)
 
     def list_workflows(
         self,
@@ -342,24 +255,24 @@ class SqliteStore(Store):
         rows = (
             self._reader()
             .execute(
-                f"SELECT {_WF_COLUMNS} FROM workflows {where} "
+                f"SELECT {WF_COLUMNS} FROM workflows {where} "
                 "ORDER BY created_at DESC, id DESC LIMIT ?",
                 params,
             )
             .fetchall()
         )
-        return [_record(row) for row in rows]
+        return [to_record(row) for row in rows]
 
     def get_journal(self, workflow_id: str) -> list[JournalEntry]:
         rows = (
             self._reader()
             .execute(
-                f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE workflow_id = ? ORDER BY seq",
+                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE workflow_id = ? ORDER BY seq",
                 (workflow_id,),
             )
             .fetchall()
         )
-        return [_entry(row) for row in rows]
+        return [to_entry(row) for row in rows]
 
     def get_attempts(self, workflow_id: str) -> list[StepAttempt]:
         rows = (

@@ -102,4 +102,23 @@ CREATE TABLE workers (
     queues       TEXT NOT NULL
 );
 """,
+    2: """
+ALTER TABLE workflows ADD COLUMN run INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE workflows ADD COLUMN parent_seq INTEGER;
+ALTER TABLE workflows ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workflows ADD COLUMN cancel_seq INTEGER;
+CREATE INDEX workflows_wake ON workflows (wake_at)
+    WHERE status IN ('pending', 'running') AND owner IS NULL;
+CREATE INDEX events_unconsumed ON events (workflow_id, id) WHERE consumed_seq IS NULL;
+CREATE TABLE workflow_runs (
+    workflow_id TEXT NOT NULL,
+    run         INTEGER NOT NULL,
+    input       TEXT NOT NULL,
+    output      TEXT,
+    status      TEXT NOT NULL,
+    started_at  REAL,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (workflow_id, run)
+) WITHOUT ROWID;
+""",
 }

@@ -1,0 +1,372 @@
+"""Durable waits: timers, event waits and child workflows, plus cancellation and parking.
+
+A wait that is not satisfied blocks its branch on a future. When every branch of a workflow is
+blocked on durable waits and no step is running, the workflow is idle. An idle workflow whose
+next timer is further away than the eviction threshold (or that has been idle that long) is
+parked: its lease is released with ``wake_at`` set to its next timer (or "never" when only an
+event or a child can wake it), its coroutine or thread is unwound, and it is replayed from its
+journal when it is claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from durably.definitions import Workflow
+from durably.errors import Cancelled, ChildWorkflowFailed, DurablyError
+from durably.scope import WorkflowAborted
+from durably.storage.base import (
+    FAR_FUTURE,
+    ChildOutcome,
+    ConsumeEvent,
+    DeliverCancel,
+    InboxEvent,
+    JournalEntry,
+    Park,
+    RecordEntry,
+    SetState,
+    StartChild,
+    WorkflowRecord,
+    WorkflowStatus,
+)
+
+if TYPE_CHECKING:
+    from durably.engine.context import WorkflowContext
+
+__all__ = ["Parked", "Waits"]
+
+
+class Parked(DurablyError):
+    """Halt reason of an execution that was unwound because it is waiting (not an error)."""
+
+    code = "parked"
+
+
+@dataclass(slots=True)
+class _Wait:
+    seq: int
+    kind: str
+    name: str
+    deadline: float | None
+    future: asyncio.Future[None]
+    child_id: str | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class Waits:
+    """The wait bookkeeping of one :class:`WorkflowContext` (everything runs on its loop)."""
+
+    ctx: WorkflowContext
+    inbox: list[InboxEvent] = field(default_factory=list)
+    children: dict[str, ChildOutcome] = field(default_factory=dict)
+    cancel_pending: bool = False
+    cancel_seq: int | None = None
+    active_steps: int = 0
+    blocked: dict[int, _Wait] = field(default_factory=dict)
+    seen_events: set[int] = field(default_factory=set)
+    _idle_generation: int = 0
+    _idle_timer: asyncio.TimerHandle | None = None
+    _check_scheduled: bool = False
+
+    # -- signals from the worker (on the loop) -------------------------------------------------
+
+    def add_events(self, events: list[InboxEvent]) -> None:
+        """New unconsumed events for this workflow: wake its event waits."""
+        fresh = [e for e in events if e.id not in self.seen_events]
+        if not fresh:
+            return
+        for e in fresh:
+            self.seen_events.add(e.id)
+        self.inbox.extend(fresh)
+        self.inbox.sort(key=lambda e: e.id)
+        self._wake(lambda w: w.kind == "event")
+
+    def add_children(self, outcomes: list[ChildOutcome]) -> None:
+        """Children that finished: wake the waits on them."""
+        new = {o.id: o for o in outcomes if o.id not in self.children}
+        if new:
+            self.children.update(new)
+            self._wake(lambda w: w.child_id in new)
+
+    def request_cancel(self) -> None:
+        """A cancellation was requested: raise it at the next durable point."""
+        if self.cancel_pending or self.cancel_seq is not None:
+            return
+        self.cancel_pending = True
+        if self.blocked:
+            first = self.blocked[min(self.blocked)]
+            if not first.future.done():
+                first.future.set_exception(_CancelSignal())
+
+    def _wake(self, which: Any) -> None:
+        for w in list(self.blocked.values()):
+            if which(w) and not w.future.done():
+                w.future.set_result(None)
+
+    # -- cancellation --------------------------------------------------------------------------
+
+    def deliver_cancel_if_pending(self, seq: int) -> None:
+        """Raise the pending cancellation here, at ``seq``, and record where it was raised."""
+        if not self.cancel_pending:
+            return
+        ctx = self.ctx
+        self.cancel_pending = False
+        self.cancel_seq = seq
+        ctx.runtime.record(
+            DeliverCancel(ctx.workflow_id, ctx.owner, ctx.epoch, seq), ctx.on_written
+        )
+        raise Cancelled(f"workflow {ctx.workflow_id!r} was cancelled", workflow_id=ctx.workflow_id)
+
+    def replayed_cancel(self, seq: int) -> None:
+        """On replay, raise the cancellation recorded at ``seq`` again."""
+        if self.cancel_seq == seq:
+            ctx = self.ctx
+            raise Cancelled(
+                f"workflow {ctx.workflow_id!r} was cancelled", workflow_id=ctx.workflow_id
+            )
+
+    # -- blocking ------------------------------------------------------------------------------
+
+    async def block(
+        self, seq: int, kind: str, name: str, deadline: float | None, child_id: str | None = None
+    ) -> None:
+        """Wait until woken (an event, a child, the deadline) or cancelled; may be parked."""
+        self.deliver_cancel_if_pending(seq)
+        ctx = self.ctx
+        loop = ctx.runtime.loop
+        w = _Wait(seq, kind, name, deadline, loop.create_future(), child_id)
+        if deadline is not None:
+            delay = max(0.0, deadline - ctx.runtime.time())
+            w.timer = loop.call_later(delay, _resolve, w.future)
+        self.blocked[seq] = w
+        self.changed()
+        try:
+            await w.future
+        except _CancelSignal:
+            self.deliver_cancel_if_pending(seq)
+        finally:
+            if w.timer is not None:
+                w.timer.cancel()
+            self.blocked.pop(seq, None)
+            self.changed()
+
+    def step_started(self) -> None:
+        """A step began executing: the workflow is not idle."""
+        self.active_steps += 1
+        self.changed()
+
+    def step_finished(self) -> None:
+        """A step finished executing."""
+        self.active_steps -= 1
+        self.changed()
+
+    def changed(self) -> None:
+        """Something that decides idleness changed: re-check it soon (coalesced)."""
+        self._idle_generation += 1
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if not self._check_scheduled:
+            self._check_scheduled = True
+            self.ctx.runtime.loop.call_soon(self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._check_scheduled = False
+        ctx = self.ctx
+        if ctx.halted is not None or self.active_steps or not self.blocked:
+            return
+        threshold = ctx.runtime.eviction_threshold
+        deadlines = [w.deadline for w in self.blocked.values() if w.deadline is not None]
+        remaining = (min(deadlines) - ctx.runtime.time()) if deadlines else None
+        if remaining is not None and remaining <= threshold and threshold > 0:
+            return  # its timer fires soon: stay in memory
+        only_timers = all(w.kind == "sleep" for w in self.blocked.values())
+        if only_timers or threshold <= 0:
+            self.park()
+            return
+        generation = self._idle_generation
+        self._idle_timer = ctx.runtime.loop.call_later(
+            threshold, self._park_if_still_idle, generation
+        )
+
+    def _park_if_still_idle(self, generation: int) -> None:
+        self._idle_timer = None
+        if generation == self._idle_generation and not self.active_steps and self.blocked:
+            self.park()
+
+    def park(self) -> None:
+        """Unwind this execution and release the workflow until its next wake-up."""
+        ctx = self.ctx
+        if ctx.halted is not None:
+            return
+        blocked = list(self.blocked.values())
+        deadlines = [w.deadline for w in blocked if w.deadline is not None]
+        op = Park(
+            ctx.workflow_id, ctx.owner, ctx.epoch,
+            wake_at=min(deadlines) if deadlines else FAR_FUTURE,
+            now=ctx.runtime.time(),
+            event_names=sorted({w.name for w in blocked if w.kind == "event"}),
+            child_ids=sorted({w.child_id for w in blocked if w.child_id is not None}),
+        )  # fmt: skip
+        ctx.halt(Parked(f"workflow {ctx.workflow_id!r} is waiting", workflow_id=ctx.workflow_id))
+        ctx.runtime.record(op, None)
+
+    def run_blocking(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Sync workflows: run a wait coroutine on the loop and block this thread for it."""
+        ctx = self.ctx
+        fut = asyncio.run_coroutine_threadsafe(coro, ctx.runtime.loop)
+        ctx.track(fut)
+        try:
+            return fut.result()
+        except concurrent.futures.CancelledError:
+            raise WorkflowAborted() from None
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def sleep_target(self, seconds: float) -> tuple[int, float]:
+        """Take the seq of a sleep and return (seq, its wake time), recording it the first time."""
+        ctx = self.ctx
+        seq, entry = ctx.take("sleep", "sleep")
+        if entry is not None:
+            return seq, float(json.loads(entry.result or "0"))
+        wake_at = ctx.runtime.time() + max(0.0, seconds)
+        ctx.record_value(seq, "sleep", "sleep", repr(wake_at))
+        return seq, wake_at
+
+    async def sleep_until(self, seq: int, wake_at: float) -> None:
+        """Wait for the timer at ``seq``."""
+        while self.ctx.runtime.time() < wake_at:
+            await self.block(seq, "sleep", "sleep", wake_at)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def event_target(self, name: str, timeout: float | None) -> tuple[int, JournalEntry]:
+        """Take the seq of an event wait; the first time, record its deadline."""
+        ctx = self.ctx
+        seq, entry = ctx.take("event", name)
+        if entry is None:
+            deadline = None if timeout is None else ctx.runtime.time() + max(0.0, timeout)
+            entry = ctx.new_entry(seq, "event", name, "waiting", json.dumps({"deadline": deadline}))
+            ctx.runtime.record(RecordEntry(entry), ctx.on_written)
+        return seq, entry
+
+    async def wait_event(self, seq: int, entry: JournalEntry) -> Any:
+        """The payload of the next ``entry.name`` event, or None once its deadline passed."""
+        ctx = self.ctx
+        if entry.status != "waiting":
+            return None if entry.result is None else ctx.runtime.serializer.decode(entry.result)
+        deadline = json.loads(entry.result or "{}").get("deadline")
+        while True:
+            event = next((e for e in self.inbox if e.name == entry.name), None)
+            if event is not None:
+                self.inbox.remove(event)
+                payload = event.payload if event.payload is not None else "null"
+                done = ctx.new_entry(seq, "event", entry.name, "completed", payload)
+                await ctx.commit_op(ConsumeEvent(done, event.id))
+                ctx.journal[seq] = done
+                return ctx.runtime.serializer.decode(payload)
+            if deadline is not None and ctx.runtime.time() >= deadline:
+                done = ctx.new_entry(seq, "event", entry.name, "completed", None)
+                await ctx.commit_op(RecordEntry(done))
+                ctx.journal[seq] = done
+                return None
+            await self.block(seq, "event", entry.name, deadline)
+
+    # -- published state -----------------------------------------------------------------------
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Publish ``key = value`` (journaled; readable from outside with handle.state())."""
+        ctx = self.ctx
+        seq, entry = ctx.take("state", key)
+        if entry is not None:
+            return
+        encoded = ctx.runtime.serializer.encode(
+            value, what=f"state {key!r}", workflow_id=ctx.workflow_id
+        )
+        ctx.record_value(seq, "state", key, encoded)
+        ctx.runtime.record(
+            SetState(ctx.workflow_id, ctx.owner, ctx.epoch, key, encoded, seq, ctx.runtime.time()),
+            ctx.on_written,
+        )
+
+    # -- child workflows -----------------------------------------------------------------------
+
+    def start_child(
+        self,
+        wf: Workflow[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        child_id: str | None,
+    ) -> tuple[int, str]:
+        """Take the seq of a child start, start it the first time; return (seq, child id)."""
+        ctx = self.ctx
+        seq, entry = ctx.take("child", wf.name)
+        if child_id is None:
+            prefix = ctx.workflow_id if ctx.run == 1 else f"{ctx.workflow_id}:r{ctx.run}"
+            child_id = f"{prefix}:{seq}"
+        if entry is None:
+            rt = ctx.runtime
+            now = rt.time()
+            encoded = rt.serializer.encode_call(args, kwargs, workflow_id=child_id, name=wf.name)
+            child = WorkflowRecord(
+                id=child_id, name=wf.name, status=WorkflowStatus.PENDING, input=encoded,
+                created_at=now, updated_at=now, parent_id=ctx.workflow_id, parent_seq=seq,
+            )  # fmt: skip
+            waiting = ctx.new_entry(seq, "child", wf.name, "waiting", json.dumps({"id": child_id}))
+            rt.record(StartChild(child, waiting), ctx.on_written)
+            ctx.journal[seq] = waiting
+            rt.notify_new_work()
+        return seq, child_id
+
+    async def child_result(self, seq: int, child_id: str, wf: Workflow[Any, Any]) -> Any:
+        """Wait for child ``child_id`` (started at ``seq``) and return its result."""
+        ctx = self.ctx
+        while True:
+            entry = ctx.journal.get(seq)
+            if entry is not None and entry.status != "waiting":
+                return self._child_value(entry, child_id, wf)
+            outcome = self.children.get(child_id)
+            if outcome is not None:
+                if outcome.status is WorkflowStatus.COMPLETED:
+                    done = ctx.new_entry(seq, "child", wf.name, "completed", outcome.output)
+                else:
+                    error = json.loads(outcome.error or "{}")
+                    error["status"] = outcome.status.value
+                    error["child_id"] = child_id
+                    done = ctx.new_entry(
+                        seq, "child", wf.name, "failed", None, error=json.dumps(error)
+                    )
+                await ctx.commit_op(RecordEntry(done))
+                ctx.journal[seq] = done
+                continue
+            await self.block(seq, "child", wf.name, None, child_id)
+
+    def _child_value(self, entry: JournalEntry, child_id: str, wf: Workflow[Any, Any]) -> Any:
+        ctx = self.ctx
+        if entry.status == "completed":
+            return ctx.runtime.serializer.decode(entry.result or "null", wf.return_hint)
+        error = json.loads(entry.error or "{}")
+        status = error.get("status", "failed")
+        raise ChildWorkflowFailed(
+            f"child workflow {child_id!r} ({wf.name}) of {ctx.workflow_id!r} ended {status}: "
+            f"{error.get('type')}: {error.get('message')}",
+            workflow_id=ctx.workflow_id,
+            child_id=child_id,
+            status=status,
+            error=error,
+        )
+
+
+class _CancelSignal(Exception):
+    """Wakes a blocked wait so that it raises the requested cancellation."""
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
