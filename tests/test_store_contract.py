@@ -94,6 +94,15 @@ def test_expired_lease_is_taken_over_with_the_journal(store: Store) -> None:
     assert c.journal[0].owner == "w1" and c.journal[0].epoch == 1
 
 
+def test_an_owner_never_reclaims_its_own_expired_lease(store: Store) -> None:
+    store.create_workflow(wf("a"))
+    store.claim("w1", ["w"], T0, 1.0, 10)
+    assert store.claim("w1", ["w"], T0 + 5, 1.0, 10) == []  # w1 renews, it does not re-claim
+    assert store.renew_leases("w1", T0 + 10) == {"a"}
+    (c,) = store.claim("w2", ["w"], T0 + 11, 1.0, 10)
+    assert c.record.epoch == 2
+
+
 def test_claim_order_limit_and_wake_at(store: Store) -> None:
     store.create_workflow(wf("old", created=T0))
     store.create_workflow(wf("new", created=T0 + 1))

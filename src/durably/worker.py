@@ -162,6 +162,7 @@ class Worker:
         self.active: dict[str, WorkflowContext] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finishing: set[str] = set()
+        self._suspects: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -329,6 +330,15 @@ class Worker:
             except Exception as exc:
                 log.warning("worker %s heartbeat failed: %s", self.id, exc)
                 continue
+            # ours but not running here on two heartbeats in a row (a release that failed):
+            # let them go; one heartbeat is not enough, a claim may be about to spawn them
+            suspects = owned - set(self.active) - self._finishing
+            orphans, self._suspects = suspects & self._suspects, suspects
+            if orphans:
+                try:
+                    await asyncio.to_thread(self.store.release, self.id, sorted(orphans))
+                except Exception as exc:
+                    log.warning("worker %s could not release %s: %s", self.id, orphans, exc)
             for wid, ctx in snapshot.items():
                 if wid not in owned and wid not in self._finishing and self.active.get(wid) is ctx:
                     log.warning("worker %s lost the lease of workflow %s", self.id, wid)

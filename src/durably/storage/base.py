@@ -371,8 +371,9 @@ class Store(abc.ABC):
     ) -> list[ClaimedWorkflow]:
         """Take ownership of up to ``limit`` runnable workflows whose name is in ``names``.
 
-        Runnable: pending or running, not owned or with an expired lease, and not waiting
-        (``wake_at`` empty or due). Highest priority first, then oldest. Each claimed workflow
+        Runnable: pending or running, not owned or with an expired lease of another owner (a
+        worker never re-claims its own workflows: it renews them), and not waiting (``wake_at``
+        empty or due). Highest priority first, then oldest. Each claimed workflow
         gets ``owner``, ``epoch + 1`` and a lease until ``now + lease_seconds``, atomically, so two
         workers never claim the same workflow at one epoch. Returns them with their journals.
         """

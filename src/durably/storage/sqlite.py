@@ -170,11 +170,11 @@ class SqliteStore(SqliteCommands):
                 "WHERE id IN (SELECT id FROM workflows "
                 "  WHERE status IN ('pending', 'running') "
                 "  AND name IN (SELECT value FROM json_each(?)) "
-                "  AND (owner IS NULL OR lease_expires_at < ?) "
+                "  AND (owner IS NULL OR (lease_expires_at < ? AND owner <> ?)) "
                 "  AND (wake_at IS NULL OR wake_at <= ?) "
                 "  ORDER BY priority DESC, created_at LIMIT ?) "
                 f"RETURNING {WF_COLUMNS}",
-                (owner, now + lease_seconds, now, now, names_json, now, now, limit),
+                (owner, now + lease_seconds, now, now, names_json, now, owner, now, limit),
             ).fetchall()
             claims = {row[0]: ClaimedWorkflow(to_record(row)) for row in rows}
             replayed = [wid for wid, c in claims.items() if c.record.epoch > 1]

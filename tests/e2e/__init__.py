@@ -1,0 +1,1 @@
+"""End-to-end tests: real worker processes, real signals, one SQLite file."""
