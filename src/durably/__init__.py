@@ -8,6 +8,8 @@ completed step. Embedded SQLite by default; no server needed.
 from durably.app import App
 from durably.definitions import Step, Workflow
 from durably.errors import (
+    Cancelled,
+    ChildWorkflowFailed,
     ConfigurationError,
     DurablyError,
     InvalidIdError,
@@ -21,12 +23,31 @@ from durably.errors import (
     UnknownWorkflowError,
     WorkflowFailedError,
     WorkflowNotFoundError,
+    WorkflowStateError,
     WorkflowTimeoutError,
 )
-from durably.functions import now, random, run, step_context, submit, uuid4, workflow_id
-from durably.handle import HistoryEntry, WorkflowHandle, WorkflowInfo
+from durably.functions import (
+    continue_as_new,
+    now,
+    random,
+    run,
+    set_state,
+    sleep,
+    sleep_sync,
+    sleep_until,
+    sleep_until_sync,
+    start_child,
+    step_context,
+    submit,
+    uuid4,
+    wait_event,
+    wait_event_sync,
+    workflow_id,
+)
+from durably.handle import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo
 from durably.retry import Retry
-from durably.scope import StepContext, StepFuture
+from durably.saga import Saga
+from durably.scope import ChildHandle, StepContext, StepFuture
 from durably.serialization import JsonSerializer, Serializer
 from durably.storage.base import WorkflowStatus
 from durably.worker import WorkerOptions
@@ -35,6 +56,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "Cancelled",
+    "ChildHandle",
+    "ChildWorkflowFailed",
     "ConfigurationError",
     "DurablyError",
     "HistoryEntry",
@@ -45,6 +69,8 @@ __all__ = [
     "NotInWorkflowError",
     "PayloadTooLargeError",
     "Retry",
+    "RunInfo",
+    "Saga",
     "SerializationError",
     "Serializer",
     "Step",
@@ -59,14 +85,24 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowInfo",
     "WorkflowNotFoundError",
+    "WorkflowStateError",
     "WorkflowStatus",
     "WorkflowTimeoutError",
     "__version__",
+    "continue_as_new",
     "now",
     "random",
     "run",
+    "set_state",
+    "sleep",
+    "sleep_sync",
+    "sleep_until",
+    "sleep_until_sync",
+    "start_child",
     "step_context",
     "submit",
     "uuid4",
+    "wait_event",
+    "wait_event_sync",
     "workflow_id",
 ]

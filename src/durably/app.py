@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, qualified_name
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo
@@ -25,7 +26,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class App:
+class App(Commands):
     """A durably application: a database, the workflows and steps registered on it, and
     (optionally) an embedded worker that runs them.
 
@@ -54,6 +55,7 @@ class App:
         self._worker: Worker | None = None
         self._finished = threading.Condition()
         self._finished_generation = 0
+        self._clock: Callable[[], float] = time.time
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -193,14 +195,14 @@ class App:
         name = self._resolve(workflow)
         workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
         encoded = self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
-        now = time.time()
+        now = self._clock()
         record = WorkflowRecord(
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
             created_at=now, updated_at=now,
         )  # fmt: skip
         _, created = self.store.create_workflow(record)
-        if created and self._worker is not None:
-            self._worker.notify()
+        if created:
+            self._notify_worker()
         return WorkflowHandle(self, workflow_id)
 
     async def start_async(
@@ -254,10 +256,14 @@ class App:
             if self._finished_generation == generation:
                 self._finished.wait(timeout)
 
+    def _notify_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.notify()
+
     def _new_worker(self) -> Worker:
         return Worker(
             self.store, self.registry, self.serializer, self.worker_options,
-            on_finished=self._on_finished,
+            on_finished=self._on_finished, clock=self._clock,
         )  # fmt: skip
 
     def start_worker(self) -> None:

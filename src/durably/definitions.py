@@ -77,7 +77,9 @@ class Step(Generic[P, R]):
 class Workflow(Generic[P, R]):
     """A durable function registered with ``@app.workflow``. Start it with ``app.start(...)``.
 
-    Called outside any workflow it runs as a plain function (its steps run undurably).
+    Called inside another workflow it runs as a child workflow (``await child(...)`` in async
+    workflows; a blocking call in sync ones). Called outside any workflow it runs as a plain
+    function (its steps run undurably).
     """
 
     def __init__(self, fn: Callable[P, R], *, name: str) -> None:
@@ -89,14 +91,12 @@ class Workflow(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         scope = current_scope()
-        if scope is not None:
-            raise DurablyError(
-                f"workflow {self.name!r} called from inside workflow {scope.workflow_name!r}: "
-                "child workflows are not supported in this version; call its steps directly "
-                "or start it with app.start() from a step",
-                workflow_id=scope.workflow_id,
-            )
-        return self.fn(*args, **kwargs)
+        if scope is None:
+            return self.fn(*args, **kwargs)
+        handle = scope.start_child(self, args, kwargs, None)
+        if scope.is_async:
+            return handle  # type: ignore[return-value]  # awaitable like the coroutine it types
+        return typing.cast(R, handle.result())
 
     def __repr__(self) -> str:
         return f"<durably workflow {self.name!r}>"

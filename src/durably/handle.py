@@ -16,7 +16,7 @@ from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStat
 if TYPE_CHECKING:
     from durably.app import App
 
-__all__ = ["HistoryEntry", "WorkflowHandle", "WorkflowInfo"]
+__all__ = ["HistoryEntry", "RunInfo", "WorkflowHandle", "WorkflowInfo"]
 
 R = TypeVar("R")
 
@@ -44,6 +44,9 @@ class WorkflowInfo:
     queue: str
     priority: int
     parent_id: str | None
+    run: int = 1
+    wake_at: datetime | None = None
+    """When a waiting workflow's next timer is due (None: not waiting on a timer)."""
 
     @classmethod
     def from_record(cls, rec: WorkflowRecord, decode: Callable[[str], Any]) -> WorkflowInfo:
@@ -64,6 +67,8 @@ class WorkflowInfo:
             queue=rec.queue,
             priority=rec.priority,
             parent_id=rec.parent_id,
+            run=rec.run,
+            wake_at=None if rec.wake_at is None or rec.wake_at >= 1e15 else _dt(rec.wake_at),
         )
 
 
@@ -83,6 +88,18 @@ class HistoryEntry:
     owner: str
     epoch: int
     failed_attempts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """An earlier run of a workflow that continued as new."""
+
+    run: int
+    status: WorkflowStatus
+    input: Any
+    output: Any
+    started_at: datetime | None
+    finished_at: datetime
 
 
 class WorkflowHandle(Generic[R]):
@@ -157,6 +174,41 @@ class WorkflowHandle(Generic[R]):
     async def history_async(self) -> list[HistoryEntry]:
         """Async twin of :meth:`history`."""
         return await asyncio.to_thread(self.history)
+
+    def state(self, key: str, default: Any = None) -> Any:
+        """The value the workflow last published under ``key`` with ``durably.set_state``."""
+        self._record()
+        encoded = self._app.store.get_state(self.id).get(key)
+        return default if encoded is None else self._app.serializer.decode(encoded)
+
+    def states(self) -> dict[str, Any]:
+        """Everything the workflow published with ``durably.set_state``."""
+        self._record()
+        decode = self._app.serializer.decode
+        return {k: decode(v) for k, v in self._app.store.get_state(self.id).items()}
+
+    async def state_async(self, key: str, default: Any = None) -> Any:
+        """Async twin of :meth:`state`."""
+        return await asyncio.to_thread(self.state, key, default)
+
+    async def states_async(self) -> dict[str, Any]:
+        """Async twin of :meth:`states`."""
+        return await asyncio.to_thread(self.states)
+
+    def runs(self) -> list[RunInfo]:
+        """Earlier runs of this workflow id that ended with ``durably.continue_as_new``."""
+        self._record()
+        decode = self._app.serializer.decode
+        return [
+            RunInfo(r.run, r.status, decode(r.input), None if r.output is None else decode(r.output),
+                    _dt(r.started_at), datetime.fromtimestamp(r.finished_at, UTC))
+            for r in self._app.store.list_runs(self.id)
+        ]  # fmt: skip
+
+    def children(self) -> list[WorkflowInfo]:
+        """The child workflows this workflow started, oldest first."""
+        decode = self._app.serializer.decode
+        return [WorkflowInfo.from_record(r, decode) for r in self._app.store.list_children(self.id)]
 
     # -- waiting -------------------------------------------------------------------------------
 

@@ -130,11 +130,11 @@ class WorkflowScope(abc.ABC):
 
 
     @abc.abstractmethod
-    def sleep(self, seconds: float) -> Awaitable[None]:
-        """Async workflows: a durable timer."""
+    def sleep(self, seconds: float | None, until: float | None = None) -> Awaitable[None]:
+        """Async workflows: a durable timer (``seconds`` from now, or ``until`` a Unix time)."""
 
     @abc.abstractmethod
-    def sleep_blocking(self, seconds: float) -> None:
+    def sleep_blocking(self, seconds: float | None, until: float | None = None) -> None:
         """Sync workflows: a durable timer, blocking."""
 
     @abc.abstractmethod

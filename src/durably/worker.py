@@ -163,6 +163,7 @@ class Worker:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finishing: set[str] = set()
         self._suspects: set[str] = set()
+        self.claiming = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -215,6 +216,10 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+    def busy(self) -> bool:
+        """Whether any workflow is running here or being claimed (thread-safe snapshot)."""
+        return self.claiming or bool(self.active)
 
     def notify(self) -> None:
         """Tell the worker new work may be ready (thread-safe)."""
@@ -295,6 +300,7 @@ class Worker:
             free = opts.max_concurrent - len(self.active)
             want = min(free, opts.claim_batch)
             if want > 0 and names:
+                self.claiming = True
                 try:
                     claims = await asyncio.to_thread(
                         self.store.claim, self.id, names, self.clock(), opts.lease_seconds, want
@@ -307,6 +313,7 @@ class Worker:
                     if self._stopping.is_set():
                         break
                     self._spawn(claim)
+                self.claiming = False
                 if claims and len(claims) == want:
                     continue
             wake = asyncio.ensure_future(self._wake.wait())

@@ -366,12 +366,12 @@ class WorkflowContext(WorkflowScope):
 
     # -- waits, state, children, continue-as-new -----------------------------------------------
 
-    def sleep(self, seconds: float) -> Any:
-        seq, wake_at = self.waits.sleep_target(seconds)
+    def sleep(self, seconds: float | None, until: float | None = None) -> Any:
+        seq, wake_at = self.waits.sleep_target(seconds, until)
         return self.waits.sleep_until(seq, wake_at)
 
-    def sleep_blocking(self, seconds: float) -> None:
-        seq, wake_at = self.waits.sleep_target(seconds)
+    def sleep_blocking(self, seconds: float | None, until: float | None = None) -> None:
+        seq, wake_at = self.waits.sleep_target(seconds, until)
         if self.runtime.time() < wake_at or self.waits.cancel_pending:
             self.waits.run_blocking(self.waits.sleep_until(seq, wake_at))
 

@@ -229,13 +229,14 @@ class Waits:
 
     # -- timers --------------------------------------------------------------------------------
 
-    def sleep_target(self, seconds: float) -> tuple[int, float]:
-        """Take the seq of a sleep and return (seq, its wake time), recording it the first time."""
+    def sleep_target(self, seconds: float | None, until: float | None) -> tuple[int, float]:
+        """Take the seq of a sleep (``seconds`` from now, or ``until`` a Unix time) and return
+        (seq, its wake time), recording the wake time the first time."""
         ctx = self.ctx
         seq, entry = ctx.take("sleep", "sleep")
         if entry is not None:
             return seq, float(json.loads(entry.result or "0"))
-        wake_at = ctx.runtime.time() + max(0.0, seconds)
+        wake_at = until if until is not None else ctx.runtime.time() + max(0.0, seconds or 0.0)
         ctx.record_value(seq, "sleep", "sleep", repr(wake_at))
         return seq, wake_at
 

@@ -463,8 +463,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def next_wake_at(self, names: Iterable[str]) -> float | None:
-        """The earliest timer (``wake_at`` below FAR_FUTURE) among unowned, unfinished workflows
-        with one of ``names``; None if none is set."""
+        """The earliest time at which an unowned, unfinished workflow with one of ``names``
+        becomes runnable (its ``wake_at``; 0 for one runnable now); None if none will be
+        (finished, owned, or waiting for an event or a child with no timer)."""
 
     # -- lifecycle commands (each atomic; each returns the workflow after it, None if absent) --
 

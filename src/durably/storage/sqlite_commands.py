@@ -138,8 +138,9 @@ class SqliteCommands(Store):
 
     def next_wake_at(self, names: Iterable[str]) -> float | None:
         row = self._reader().execute(
-            "SELECT MIN(wake_at) FROM workflows WHERE status IN ('pending', 'running') "
-            "AND owner IS NULL AND wake_at < ? AND name IN (SELECT value FROM json_each(?))",
+            "SELECT MIN(COALESCE(wake_at, 0)) FROM workflows "
+            "WHERE status IN ('pending', 'running') AND owner IS NULL "
+            "AND COALESCE(wake_at, 0) < ? AND name IN (SELECT value FROM json_each(?))",
             (FAR_FUTURE, json.dumps(sorted(set(names)))),
         ).fetchone()
         return None if row[0] is None else float(row[0])

@@ -1,0 +1,127 @@
+"""Testing tools: run real workflows on a real SQLite file with a clock that skips ahead.
+
+::
+
+    from durably.testing import WorkflowEnvironment
+
+    def test_reminder(tmp_path):
+        app = make_app(f"sqlite:///{tmp_path}/t.db")
+        with WorkflowEnvironment(app) as env:
+            h = app.start(remind_in_30_days, "ada")
+            assert h.result(timeout=10) == "reminded"      # took milliseconds
+            assert env.now() - start >= timedelta(days=30)
+
+Inside the environment the worker's clock is virtual: whenever no workflow is running or
+runnable and some are waiting on timers, it jumps to the earliest timer. Everything else is the
+real engine: the journal, replay, parking (every wait is unwound at once here), events and
+children. Production code always uses the real clock; only this module changes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+from durably.app import App
+from durably.errors import ConfigurationError
+
+__all__ = ["VirtualClock", "WorkflowEnvironment"]
+
+
+class VirtualClock:
+    """A clock that only moves when told to (thread-safe)."""
+
+    def __init__(self, start: float) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        """The virtual Unix time."""
+        with self._lock:
+            return self._now
+
+    def advance_to(self, t: float) -> None:
+        """Move forward to ``t`` (never backwards)."""
+        with self._lock:
+            self._now = max(self._now, t)
+
+
+class WorkflowEnvironment:
+    """Runs an :class:`App`'s embedded worker with a time-skipping :class:`VirtualClock`.
+
+    ``auto_skip=False`` keeps the clock still unless :meth:`advance` is called.
+    """
+
+    def __init__(
+        self, app: App, *, start: datetime | None = None, auto_skip: bool = True
+    ) -> None:
+        if start is not None and start.tzinfo is None:
+            raise ConfigurationError("WorkflowEnvironment(start=...) needs an aware datetime")
+        self.app = app
+        self.clock = VirtualClock((start or datetime.now(UTC)).timestamp())
+        self.auto_skip = auto_skip
+        self.skips = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._saved = (app._clock, app.worker_options)
+
+    def now(self) -> datetime:
+        """The virtual time."""
+        return datetime.fromtimestamp(self.clock.time(), UTC)
+
+    def advance(self, delta: float | timedelta) -> None:
+        """Move the virtual clock forward and wake the worker."""
+        seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
+        self.clock.advance_to(self.clock.time() + seconds)
+        self.app._notify_worker()
+
+    def __enter__(self) -> WorkflowEnvironment:
+        app = self.app
+        if app._worker is not None:
+            raise ConfigurationError("stop the App's worker before entering WorkflowEnvironment")
+        app._clock = self.clock.time
+        app.worker_options = dataclasses.replace(
+            app.worker_options, eviction_threshold=0.0, poll_interval=0.01
+        )
+        app.start_worker()
+        if self.auto_skip:
+            self._thread = threading.Thread(target=self._skip, name="durably-skip", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.app.stop_worker()
+        self.app._clock, self.app.worker_options = self._saved
+
+    def _idle_until(self) -> float | None:
+        """The next timer if the worker is idle and nothing is runnable now, else None."""
+        worker = self.app._worker
+        if worker is None or worker.busy():
+            return None
+        t = self.app.store.next_wake_at(self.app.registry.workflows)
+        if t is None or t <= self.clock.time() or worker.busy():
+            return None
+        return t
+
+    def _skip(self) -> None:
+        while not self._stop.wait(0.002):
+            t = self._idle_until()
+            if t is None:
+                continue
+            time.sleep(0.002)  # idle twice in a row: no claim or wake-up was in flight
+            if self._idle_until() != t:
+                continue
+            self.clock.advance_to(t)
+            self.skips += 1
+            self.app._notify_worker()
