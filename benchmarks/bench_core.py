@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -219,6 +220,18 @@ def bench_sequential(path: Path, steps: int) -> dict[str, float]:
 # -- reporting ------------------------------------------------------------------------------------
 
 
+def bench_sleeping(path: Path, count: int) -> dict[str, float]:
+    """Worker RSS with ``count`` parked sleeping workflows, in a fresh process."""
+    script = Path(__file__).with_name("bench_sleeping.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), str(path), str(count)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script.name} failed:\n{proc.stderr}")
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
 def _filesystem(folder: Path) -> str:
     """The filesystem type holding ``folder`` (Linux /proc/mounts), else 'unknown'."""
     try:
@@ -323,11 +336,22 @@ def render(results: dict[str, Any]) -> str:
         f"  sequential: {seq['journal_step_ms']:.3f} ms/step measured inside the journal "
         "(first step start to last step commit)."
     )
+    z = results["sleeping"]
+    out.append(
+        f"  sleeping: {z['workflows']:,.0f} workflows parked in {z['seconds_to_park_all']:.1f} s; "
+        f"worker RSS {z['rss_mb']:.0f} MB ({z['rss_idle_mb']:.0f} MB before starting them; "
+        f"{z['rss_per_1000_mb']:.2f} MB per 1,000)."
+    )
     return "\n".join(out)
 
 
 def run(
-    db_dir: Path, workflows: int, steps: int, raw_commits: int, raw_batches: int
+    db_dir: Path,
+    workflows: int,
+    steps: int,
+    raw_commits: int,
+    raw_batches: int,
+    sleeping: int = 10_000,
 ) -> dict[str, Any]:
     """Run every measurement, each on a fresh file in ``db_dir``; return the results."""
     stamp = f"{os.getpid()}-{int(time.time() * 1000)}"
@@ -351,6 +375,7 @@ def run(
             lambda: bench_throughput(fresh("backlog"), workflows, sync=False, backlog=True),
         ),
         ("sequential", lambda: bench_sequential(fresh("sequential"), steps)),
+        ("sleeping", lambda: bench_sleeping(fresh("sleeping"), sleeping)),
     ]
     results: dict[str, Any] = {
         "environment": {
@@ -370,6 +395,7 @@ def run(
             "raw_commits": raw_commits,
             "raw_batches": raw_batches,
             "raw_batch_rows": BATCH_ROWS,
+            "sleeping_workflows": sleeping,
         },
     }
     try:
@@ -401,12 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--raw-batches", type=int, default=100, help=f"{BATCH_ROWS}-row raw batches"
     )
+    parser.add_argument(
+        "--sleeping", type=int, default=10_000, help="parked workflows for the memory line"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     args = parser.parse_args(argv)
     if args.quick:
         args.workflows, args.steps, args.raw_commits, args.raw_batches = 20, 20, 50, 5
-    for name in ("workflows", "steps", "raw_commits", "raw_batches"):
+        args.sleeping = 50
+    for name in ("workflows", "steps", "raw_commits", "raw_batches", "sleeping"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
 
@@ -414,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
         db_dir = args.db_dir or Path(tmp)
         if not db_dir.is_dir():
             parser.error(f"--db-dir {db_dir} is not a folder")
-        results = run(db_dir, args.workflows, args.steps, args.raw_commits, args.raw_batches)
+        results = run(
+            db_dir, args.workflows, args.steps, args.raw_commits, args.raw_batches, args.sleeping
+        )
     print(render(results))
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

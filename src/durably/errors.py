@@ -196,7 +196,7 @@ class ChildWorkflowFailed(DurablyError):
         self.error = error or {}
 
 
-class Cancelled(BaseException):  # noqa: N818 - the name users catch, as asyncio.CancelledError
+class Cancelled(BaseException):
     """Raised inside a workflow at its next durable point after ``app.cancel(id)``.
 
     A ``BaseException``, so ``except Exception`` does not swallow it, while ``try/finally`` and

@@ -200,10 +200,16 @@ class WorkflowHandle(Generic[R]):
         self._record()
         decode = self._app.serializer.decode
         return [
-            RunInfo(r.run, r.status, decode(r.input), None if r.output is None else decode(r.output),
-                    _dt(r.started_at), datetime.fromtimestamp(r.finished_at, UTC))
+            RunInfo(
+                run=r.run,
+                status=r.status,
+                input=decode(r.input),
+                output=None if r.output is None else decode(r.output),
+                started_at=_dt(r.started_at),
+                finished_at=datetime.fromtimestamp(r.finished_at, UTC),
+            )
             for r in self._app.store.list_runs(self.id)
-        ]  # fmt: skip
+        ]
 
     def children(self) -> list[WorkflowInfo]:
         """The child workflows this workflow started, oldest first."""

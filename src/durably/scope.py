@@ -42,7 +42,7 @@ class WorkflowAborted(BaseException):
     """
 
 
-class ContinueAsNewSignal(BaseException):  # noqa: N818 - a control-flow signal
+class ContinueAsNewSignal(BaseException):
     """Raised by ``durably.continue_as_new()``: ends this run; carries the next run's input."""
 
     def __init__(self, encoded_input: str) -> None:
@@ -127,7 +127,6 @@ class WorkflowScope(abc.ABC):
     @abc.abstractmethod
     def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Sync workflows: run the step durably and block for its result."""
-
 
     @abc.abstractmethod
     def sleep(self, seconds: float | None, until: float | None = None) -> Awaitable[None]:

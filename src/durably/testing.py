@@ -55,9 +55,7 @@ class WorkflowEnvironment:
     ``auto_skip=False`` keeps the clock still unless :meth:`advance` is called.
     """
 
-    def __init__(
-        self, app: App, *, start: datetime | None = None, auto_skip: bool = True
-    ) -> None:
+    def __init__(self, app: App, *, start: datetime | None = None, auto_skip: bool = True) -> None:
         if start is not None and start.tzinfo is None:
             raise ConfigurationError("WorkflowEnvironment(start=...) needs an aware datetime")
         self.app = app

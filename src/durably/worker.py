@@ -25,9 +25,9 @@ from typing import Any
 
 from durably.definitions import Registry, Workflow
 from durably.engine import Outcome, WorkflowContext, execute
+from durably.engine.waits import Parked
 from durably.errors import ConfigurationError, DurablyError, LeaseLostError
 from durably.serialization import JsonSerializer
-from durably.engine.waits import Parked
 from durably.storage.base import (
     ClaimedWorkflow,
     ContinueAsNew,
@@ -414,6 +414,8 @@ class Worker:
             log.exception("workflow %s: engine error; releasing it", wid)
             await self._release(ctx)
         finally:
+            # stray branches (e.g. of an asyncio.gather the workflow left) must not write on
+            ctx.halt(_Stopping(f"workflow {wid!r}: execution over", workflow_id=wid))
             if self.active.get(wid) is ctx:
                 del self.active[wid]
                 self._tasks.pop(wid, None)

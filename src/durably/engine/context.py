@@ -337,9 +337,7 @@ class WorkflowContext(WorkflowScope):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        info = StepContext(
-            self.workflow_id, self.workflow_name, step.name, seq, attempt, self.run
-        )
+        info = StepContext(self.workflow_id, self.workflow_name, step.name, seq, attempt, self.run)
         scope_token = scope_var.set(None)
         step_token = step_var.set(info)
         try:

@@ -242,6 +242,7 @@ class Waits:
 
     async def sleep_until(self, seq: int, wake_at: float) -> None:
         """Wait for the timer at ``seq``."""
+        self.deliver_cancel_if_pending(seq)
         while self.ctx.runtime.time() < wake_at:
             await self.block(seq, "sleep", "sleep", wake_at)
 
@@ -264,6 +265,7 @@ class Waits:
             return None if entry.result is None else ctx.runtime.serializer.decode(entry.result)
         deadline = json.loads(entry.result or "{}").get("deadline")
         while True:
+            self.deliver_cancel_if_pending(seq)
             event = next((e for e in self.inbox if e.name == entry.name), None)
             if event is not None:
                 self.inbox.remove(event)
@@ -332,6 +334,7 @@ class Waits:
             entry = ctx.journal.get(seq)
             if entry is not None and entry.status != "waiting":
                 return self._child_value(entry, child_id, wf)
+            self.deliver_cancel_if_pending(seq)
             outcome = self.children.get(child_id)
             if outcome is not None:
                 if outcome.status is WorkflowStatus.COMPLETED:

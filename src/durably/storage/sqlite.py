@@ -41,6 +41,7 @@ from durably.storage.sqlite_schema import MIGRATIONS
 
 __all__ = ["SqliteStore"]
 
+
 class SqliteStore(SqliteCommands):
     """A :class:`~durably.storage.base.Store` in one SQLite file.
 

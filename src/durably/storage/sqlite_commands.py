@@ -96,7 +96,8 @@ class SqliteCommands(Store):
             if cur.rowcount != 1:
                 return rec, False
             conn.execute(
-                "UPDATE workflows SET wake_at = ? WHERE id = ? AND (wake_at IS NULL OR wake_at > ?)",
+                "UPDATE workflows SET wake_at = ? "
+                "WHERE id = ? AND (wake_at IS NULL OR wake_at > ?)",
                 (now, workflow_id, now),
             )
         return rec, True
@@ -137,12 +138,16 @@ class SqliteCommands(Store):
         return [RunRecord(r[0], r[1], r[2], r[3], WorkflowStatus(r[4]), r[5], r[6]) for r in rows]
 
     def next_wake_at(self, names: Iterable[str]) -> float | None:
-        row = self._reader().execute(
-            "SELECT MIN(COALESCE(wake_at, 0)) FROM workflows "
-            "WHERE status IN ('pending', 'running') AND owner IS NULL "
-            "AND COALESCE(wake_at, 0) < ? AND name IN (SELECT value FROM json_each(?))",
-            (FAR_FUTURE, json.dumps(sorted(set(names)))),
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                "SELECT MIN(COALESCE(wake_at, 0)) FROM workflows "
+                "WHERE status IN ('pending', 'running') AND owner IS NULL "
+                "AND COALESCE(wake_at, 0) < ? AND name IN (SELECT value FROM json_each(?))",
+                (FAR_FUTURE, json.dumps(sorted(set(names)))),
+            )
+            .fetchone()
+        )
         return None if row[0] is None else float(row[0])
 
     # -- lifecycle commands --------------------------------------------------------------------
@@ -184,8 +189,9 @@ class SqliteCommands(Store):
     def suspend(self, workflow_id: str, now: float) -> WorkflowRecord | None:
         with self._transaction() as conn:
             conn.execute(
-                "UPDATE workflows SET status = 'suspended', owner = NULL, lease_expires_at = NULL, "
-                "epoch = epoch + 1, updated_at = ? WHERE id = ? AND status IN ('pending', 'running')",
+                "UPDATE workflows SET status = 'suspended', owner = NULL, "
+                "lease_expires_at = NULL, epoch = epoch + 1, updated_at = ? "
+                "WHERE id = ? AND status IN ('pending', 'running')",
                 (now, workflow_id),
             )
             return self._get(conn, workflow_id)
