@@ -26,6 +26,11 @@ class FakeRuntime:
         self.clock = 1_000.0
         self.fence_ok = True
         self.sleeps: list[float] = []
+        self.eviction_threshold = 0.0
+        self.new_work = 0
+
+    def notify_new_work(self) -> None:
+        self.new_work += 1
 
     def time(self) -> float:
         return self.clock
@@ -64,6 +69,7 @@ def run_once(
     setup: Callable[[FakeRuntime], None] | None = None,
     workflow_id: str = "wf-1",
     epoch: int = 1,
+    **context: Any,
 ) -> tuple[Outcome, FakeRuntime, WorkflowContext]:
     """Execute ``wf`` once against ``journal`` on a fresh loop with a fake runtime."""
 
@@ -79,6 +85,7 @@ def run_once(
             journal={e.seq: e for e in journal or []},
             runtime=rt,
             is_async=wf.is_async,
+            **context,
         )
         encoded = rt.serializer.encode_call(args, {})
         try:
