@@ -166,6 +166,7 @@ class Worker:
         self.claiming = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._poke: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -222,11 +223,12 @@ class Worker:
         return self.claiming or bool(self.active)
 
     def notify(self) -> None:
-        """Tell the worker new work may be ready (thread-safe)."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
+        """Tell the worker new work or signals (events, commands) may be ready (thread-safe)."""
+        loop, wake, poke = self._loop, self._wake, self._poke
+        if loop is not None and wake is not None and poke is not None:
             try:
                 loop.call_soon_threadsafe(wake.set)
+                loop.call_soon_threadsafe(poke.set)
             except RuntimeError:
                 pass
 
@@ -238,6 +240,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._wake = asyncio.Event()
+        self._poke = asyncio.Event()
         self._stopping = asyncio.Event()
         committer = GroupCommitter(self.store)
         step_pool = ThreadPoolExecutor(opts.step_threads, thread_name_prefix="durably-step")
@@ -357,8 +360,13 @@ class Worker:
 
     async def _signals_loop(self) -> None:
         """Deliver new events, finished children and cancel requests to live workflows."""
+        assert self._poke is not None
         while True:
-            await asyncio.sleep(self.options.poll_interval)
+            try:
+                await asyncio.wait_for(self._poke.wait(), self.options.poll_interval)
+            except TimeoutError:
+                pass
+            self._poke.clear()
             ids = list(self.active)
             if not ids:
                 continue
