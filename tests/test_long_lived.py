@@ -529,6 +529,25 @@ def test_fork_from_a_step_and_purge(app: durably.App) -> None:
         app.purge("orig")
 
 
+def test_fork_of_a_waiting_workflow_waits_on_its_own(app: durably.App) -> None:
+    @app.workflow()
+    async def gate() -> str:
+        first = await durably.wait_event("a")
+        second = await durably.wait_event("b")
+        return f"{first}{second}"
+
+    with app:
+        h = app.start(gate, id="gate")
+        app.send_event("gate", "a", "x")
+        wait_for(lambda: [e.status for e in h.history()] == ["completed", "waiting"])
+        fork = app.fork("gate", from_step=5, new_id="gate-fork")
+        wait_for(lambda: len(fork.history()) == 2)
+        assert [e.status for e in fork.history()] == ["completed", "waiting"]
+        app.send_event("gate-fork", "b", "y")
+        assert fork.result(timeout=10) == "xy"
+        assert h.status() is WorkflowStatus.RUNNING  # the source still waits for its own "b"
+
+
 def test_purge_refuses_unfinished_workflows(app: durably.App) -> None:
     @app.workflow()
     async def pending() -> None:

@@ -241,11 +241,14 @@ class SqliteCommands(Store):
                 epoch=max(src.epoch, 1), version=src.version,
             )  # fmt: skip
             conn.execute(INSERT_WORKFLOW, record_params(fork))
+            # copy resolved entries only: a wait still open in the source (an event, a child of
+            # the source) is re-executed by the fork itself
             conn.execute(
                 "INSERT INTO journal SELECT ?, seq, kind, name, status, result, error, attempts, "
                 "owner, epoch, started_at, finished_at FROM journal "
-                "WHERE workflow_id = ? AND seq < ?",
-                (new_id, workflow_id, from_seq),
+                "WHERE workflow_id = ? AND seq < ? AND seq < COALESCE((SELECT MIN(seq) "
+                "FROM journal WHERE workflow_id = ? AND status = 'waiting'), ?)",
+                (new_id, workflow_id, from_seq, workflow_id, from_seq),
             )
             return fork, True
 
