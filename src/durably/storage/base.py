@@ -497,8 +497,8 @@ class Store(abc.ABC):
         self, workflow_id: str, new_id: str, from_seq: int, now: float
     ) -> tuple[WorkflowRecord | None, bool]:
         """Create ``new_id``: the same workflow and input with a copy of the journal entries
-        with seq < ``from_seq`` (up to the first unresolved wait), pending. Returns (the new or existing record, created); None
-        if the source does not exist."""
+        with seq < ``from_seq`` (up to the first unresolved wait), pending. Returns (the new or
+        existing record, created); None if the source does not exist."""
 
     @abc.abstractmethod
     def purge(self, workflow_id: str) -> bool:
