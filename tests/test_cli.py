@@ -49,7 +49,8 @@ def test_worker_command_runs_an_apps_workflows(tmp_path: Path) -> None:
             """
         )
     )
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    package_root = Path(durably.__file__).resolve().parents[1]  # the durably under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(package_root)])}
     worker = subprocess.Popen(
         [*DURABLY, "worker", "myflows:app"], cwd=tmp_path, env=env, stderr=subprocess.PIPE
     )

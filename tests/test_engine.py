@@ -127,7 +127,8 @@ def test_gather_takes_sequence_numbers_in_call_order() -> None:
     # replaying a journal where only the middle branch finished runs the other two
     outcome, rt, _ = run_once(fan, 3, journal=[entry(1, "mul", 6)], epoch=2)
     assert output(outcome) == [4, 6, 6]
-    assert sorted(e.seq for e in rt.entries()) == [0, 2]
+    # main-line calls keep their index as seq
+    assert sorted((e.key, e.seq) for e in rt.entries()) == [("0", 0), ("2", 2)]
     assert calls == {"add": 4, "mul": 1}  # 2 + 2 adds; mul only on the first run
 
 
@@ -287,6 +288,40 @@ async def too_slow() -> str:
 @app.workflow()
 async def times_out() -> str:
     return await too_slow()
+
+
+@app.step()
+async def tag(label: str, delay: float) -> str:
+    await asyncio.sleep(delay)
+    return label
+
+
+@app.workflow()
+async def two_chains() -> list[str]:
+    async def chain(name: str, delay: float) -> str:
+        first = await tag(f"{name}1", delay)
+        second = await tag(f"{name}2", 0)
+        return first + second
+
+    return list(await asyncio.gather(chain("a", 0.05), chain("b", 0)))
+
+
+def test_concurrent_branches_with_several_calls_replay_whatever_the_first_order() -> None:
+    outcome, rt, _ = run_once(two_chains)
+    assert output(outcome) == ["a1a2", "b1b2"]
+    recorded = rt.entries()
+    # b finished its first call first, so it made its second call before a did
+    assert [e.key for e in sorted(recorded, key=lambda e: e.seq)] == [
+        "b0/0", "b1/0", "b1/1", "b0/1",
+    ]  # fmt: skip
+    # replaying (where every call returns at once) finds each call's own entry
+    outcome, rt2, _ = run_once(two_chains, journal=recorded, epoch=2)
+    assert output(outcome) == ["a1a2", "b1b2"] and rt2.written == []
+    # and so does a replay of a partial journal, where b's second call never finished
+    partial = [e for e in recorded if e.key != "b1/1"]
+    outcome, rt3, _ = run_once(two_chains, journal=partial, epoch=2)
+    assert output(outcome) == ["a1a2", "b1b2"]
+    assert [e.key for e in rt3.entries()] == ["b1/1"]
 
 
 def test_step_timeout_counts_as_a_failed_attempt() -> None:

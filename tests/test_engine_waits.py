@@ -142,12 +142,12 @@ def test_a_requested_cancellation_is_raised_at_the_wait_and_recorded() -> None:
     outcome, rt, _ = run_once(cancellable, cancel_requested=True)
     assert outcome.status is WorkflowStatus.CANCELLED
     (deliver,) = ops(rt, DeliverCancel)
-    assert deliver.seq == 0
+    assert deliver.key == "0"
     assert ran == ["compensate"]
     # replay: the recorded cancellation is raised at the same seq, compensation replays
     journal = [entry(0, "sleep", "sleep", "1060.0"), entry(1, "step", "note", '"compensate"')]
     ran.clear()
-    outcome, rt, _ = run_once(cancellable, journal=journal, cancel_seq=0, epoch=2)
+    outcome, rt, _ = run_once(cancellable, journal=journal, cancel_key="0", epoch=2)
     assert outcome.status is WorkflowStatus.CANCELLED
     assert ran == [] and rt.written == []
 
@@ -157,3 +157,57 @@ def test_sleep_where_the_journal_has_a_step_is_non_determinism() -> None:
     outcome, rt, _ = run_once(nap_then_note, journal=journal, epoch=2)
     assert outcome.status is WorkflowStatus.NEEDS_ATTENTION
     assert ops(rt, RecordEntry) == []
+
+
+@app.workflow()
+async def child_then_cancel() -> str:
+    handle = durably.start_child(kid, 1)
+    await note("started")
+    try:
+        await handle
+    except durably.Cancelled:
+        await note("undo")
+        raise
+    return "done"
+
+
+def test_a_cancellation_replays_where_it_was_raised_not_where_the_call_began() -> None:
+    ran.clear()
+    # the child started (key "0"), the step ran (key "1"); the cancel is raised at `await handle`
+    begun = [
+        entry(0, "child", "kid", json.dumps({"id": "wf-1:0"}), "waiting"),
+        entry(1, "step", "note", '"started"'),
+    ]
+    outcome, rt, _ = run_once(child_then_cancel, journal=begun, cancel_requested=True, epoch=2)
+    assert outcome.status is WorkflowStatus.CANCELLED
+    assert ran == ["undo"]
+    (deliver,) = ops(rt, DeliverCancel)
+    assert deliver.key == "0"
+    # the replay passes start_child and the step, and raises at the await again
+    journal = [*begun, entry(2, "step", "note", '"undo"')]
+    ran.clear()
+    outcome, rt, _ = run_once(child_then_cancel, journal=journal, cancel_key="0", epoch=3)
+    assert outcome.status is WorkflowStatus.CANCELLED and ran == [] and rt.written == []
+
+
+@app.workflow()
+async def two_naps() -> str:
+    await durably.sleep(1)
+    await note("warm")
+    try:
+        await durably.sleep(3600)
+    except durably.Cancelled:
+        await note("undo")
+        raise
+    return "done"
+
+
+def test_a_pending_cancellation_is_not_raised_at_a_timer_that_already_fired() -> None:
+    ran.clear()
+    journal = [entry(0, "sleep", "sleep", "500.0"), entry(1, "step", "note", '"warm"'),
+               entry(2, "sleep", "sleep", "4600.0")]  # fmt: skip
+    outcome, rt, _ = run_once(two_naps, journal=journal, cancel_requested=True, epoch=2)
+    assert outcome.status is WorkflowStatus.CANCELLED
+    (deliver,) = ops(rt, DeliverCancel)
+    assert deliver.key == "2"  # at the hour-long sleep, not at the first (fired) one
+    assert ran == ["undo"]

@@ -240,11 +240,6 @@ def test_subscription_bills_monthly_changes_plan_and_cancels(tmp_path: Path) -> 
     app.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: set_state after continue_as_new is ignored when its seq is lower than "
-    "the seq of an earlier run's set_state of the same key (sqlite_ops._set_state)",
-)
 def test_subscription_publishes_a_plan_change_made_in_a_later_month(tmp_path: Path) -> None:
     example = load("subscription")
     app = example.make_app(db(tmp_path))

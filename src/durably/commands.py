@@ -8,7 +8,7 @@ raises :class:`WorkflowStateError` naming that status. Nothing is half-done.
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from durably.errors import ConfigurationError, WorkflowNotFoundError, WorkflowStateError
@@ -45,6 +45,7 @@ class Commands:
 
     database_url: str
     serializer: JsonSerializer
+    _clock: Callable[[], float]
 
     @property
     def store(self) -> Store:  # provided by App
@@ -74,7 +75,7 @@ class Commands:
         encoded = self.serializer.encode(
             payload, what=f"payload of event {name!r}", workflow_id=workflow_id
         )
-        rec, added = self.store.send_event(workflow_id, name, encoded, dedup_key, time.time())
+        rec, added = self.store.send_event(workflow_id, name, encoded, dedup_key, self._clock())
         rec = _found(rec, workflow_id, self.database_url)
         if not added and rec.status in TERMINAL_STATUSES:
             raise _refuse(rec, f"send event {name!r} to", ": events go to unfinished workflows")
@@ -87,7 +88,7 @@ class Commands:
         point (so ``finally`` and compensation code run), then it ends ``cancelled``. Its running
         children are cancelled too. A workflow no worker has started yet is cancelled at once."""
         rec = _found(
-            self.store.request_cancel(validate_workflow_id(workflow_id), time.time()),
+            self.store.request_cancel(validate_workflow_id(workflow_id), self._clock()),
             workflow_id,
             self.database_url,
         )
@@ -103,12 +104,12 @@ class Commands:
         before = _found(before, workflow_id, self.database_url)
         if before.status in TERMINAL_STATUSES:
             raise _refuse(before, "terminate")
-        self.store.terminate(workflow_id, error, time.time())
+        self.store.terminate(workflow_id, error, self._clock())
 
     def suspend(self, workflow_id: str) -> None:
         """Pause a workflow: it makes no progress (its timers and events wait) until resumed."""
         rec = _found(
-            self.store.suspend(validate_workflow_id(workflow_id), time.time()),
+            self.store.suspend(validate_workflow_id(workflow_id), self._clock()),
             workflow_id,
             self.database_url,
         )
@@ -121,14 +122,14 @@ class Commands:
         before = _found(before, workflow_id, self.database_url)
         if before.status is not WorkflowStatus.SUSPENDED:
             raise _refuse(before, "resume", ": only suspended workflows resume")
-        self.store.resume(workflow_id, time.time())
+        self.store.resume(workflow_id, self._clock())
         self._notify_worker()
 
     def retry(self, workflow_id: str) -> None:
         """Run a failed (or needs_attention) workflow again from its failed step: earlier step
         results are kept and not run again. Deploy the fix first."""
         rec = _found(
-            self.store.retry(validate_workflow_id(workflow_id), time.time()),
+            self.store.retry(validate_workflow_id(workflow_id), self._clock()),
             workflow_id,
             self.database_url,
         )
@@ -145,7 +146,7 @@ class Commands:
         if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
             raise ConfigurationError(f"from_step must be an integer >= 0, got {from_step!r}")
         target = new_workflow_id() if new_id is None else validate_workflow_id(new_id)
-        rec, created = self.store.fork(workflow_id, target, from_step, time.time())
+        rec, created = self.store.fork(workflow_id, target, from_step, self._clock())
         _found(rec, workflow_id, self.database_url)
         if not created:
             raise WorkflowStateError(

@@ -238,7 +238,7 @@ def start_child(
     workflow: Workflow[P, Any], /, *args: Any, id: str | None = None, **kwargs: Any
 ) -> ChildHandle[Any]:
     """Start a child workflow now and return a handle to await later (``await handle`` in async
-    workflows, ``handle.result()`` in sync ones). Its id defaults to ``"<parent id>:<seq>"``.
+    workflows, ``handle.result()`` in sync ones). Its id defaults to ``"<parent id>:<key>"``.
     Cancelling or terminating the parent does the same to the child."""
     scope = _scope("start_child")
     if id is not None:

@@ -73,7 +73,7 @@ class StepContext:
     """What a running step knows about itself.
 
     ``idempotency_key`` is stable across retries, crashes and replays of this step in this
-    workflow (``"<workflow id>:<seq>"``): hand it to external APIs so a re-run side effect is not
+    workflow (``"<workflow id>:<key>"``): hand it to external APIs so a re-run side effect is not
     applied twice.
     """
 
@@ -83,14 +83,19 @@ class StepContext:
     seq: int
     attempt: int
     run: int = 1
+    key: str = ""
+    """The call's identity in the workflow code (see :class:`~durably.JournalEntry`): equal to
+    ``str(seq)`` on a workflow's main line, ``"b1/0"`` and the like in concurrent branches."""
 
     @property
     def idempotency_key(self) -> str:
-        """``"<workflow id>:<seq>"`` (``"<id>:r<run>:<seq>"`` after continue-as-new), the same
-        for every attempt, crash and replay of this step."""
+        """``"<workflow id>:<key>"`` (``"<id>:r<run>:<key>"`` after continue-as-new), the same
+        for every attempt, crash and replay of this step. On a workflow's main line the key is
+        the step's seq: ``"order-1:3"``."""
+        key = self.key or str(self.seq)
         if self.run == 1:
-            return f"{self.workflow_id}:{self.seq}"
-        return f"{self.workflow_id}:r{self.run}:{self.seq}"
+            return f"{self.workflow_id}:{key}"
+        return f"{self.workflow_id}:r{self.run}:{key}"
 
 
 class WorkflowScope(abc.ABC):

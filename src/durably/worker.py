@@ -405,7 +405,7 @@ class Worker:
             inbox=claim.events,
             children=claim.children,
             cancel_requested=rec.cancel_requested,
-            cancel_seq=rec.cancel_seq,
+            cancel_key=rec.cancel_key,
         )
         self.active[rec.id] = ctx
         assert self._loop is not None

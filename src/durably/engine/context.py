@@ -1,10 +1,10 @@
 """One execution of one workflow: its journal, its sequence counter, and its durable calls.
 
-Every durable call takes the next sequence number synchronously, when it is called, so the order
-of ``asyncio.gather`` branches is deterministic. A call whose seq has a journal entry returns the
-recorded result (after checking that the entry is the same kind and name: otherwise the code has
-diverged and the workflow is halted with :class:`NonDeterminismError`); the first call without an
-entry runs for real and is recorded.
+Every durable call is identified, when it is called, by a key (its branch and its index there;
+see :mod:`durably.engine.branches`) and gets a sequence number (the order calls were first made
+in). A call whose key has a journal entry returns the recorded result (after checking that the
+entry is the same kind and name: otherwise the code has diverged and the workflow is halted with
+:class:`NonDeterminismError`); the first call without an entry runs for real and is recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from durably.definitions import Step, Workflow
+from durably.engine.branches import Branch, branch_var
 from durably.engine.failures import dump_error, error_info, step_failed
 from durably.engine.runtime import Runtime
 from durably.engine.waits import Waits
@@ -70,7 +71,7 @@ class WorkflowContext(WorkflowScope):
         inbox: list[InboxEvent] | None = None,
         children: list[ChildOutcome] | None = None,
         cancel_requested: bool = False,
-        cancel_seq: int | None = None,
+        cancel_key: str | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self.workflow_name = workflow_name
@@ -80,16 +81,21 @@ class WorkflowContext(WorkflowScope):
         self.runtime = runtime
         self.is_async = is_async
         self.run = run
-        self.next_seq = 0
+        self.by_key = {e.key or str(e.seq): e for e in journal.values()}
+        self.next_seq = max(journal) + 1 if journal else 0
+        self.keys: dict[int, str] = {}
+        self.taken: set[str] = set()
+        self.root = Branch()
         self.halted: BaseException | None = None
         self.task: asyncio.Task[Any] | None = None
         self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.waits = Waits(
             self,
             inbox=list(inbox or []),
             children={c.id: c for c in children or []},
-            cancel_pending=cancel_requested and cancel_seq is None,
-            cancel_seq=cancel_seq,
+            cancel_pending=cancel_requested and cancel_key is None,
+            cancel_key=cancel_key,
             seen_events={e.id for e in inbox or []},
         )
 
@@ -111,8 +117,17 @@ class WorkflowContext(WorkflowScope):
     def _cancel_all(self) -> None:
         if self.task is not None:
             self.task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         for fut in list(self._pending):
             fut.cancel()
+
+    def register_task(self, task: asyncio.Task[Any]) -> None:
+        """A task created from this workflow's code: cancelled too if the execution halts."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if self.halted is not None:
+            task.cancel()
 
     def check_live(self) -> None:
         """Raise :class:`WorkflowAborted` if this execution was halted."""
@@ -147,28 +162,42 @@ class WorkflowContext(WorkflowScope):
     # -- sequence numbers ----------------------------------------------------------------------
 
     def take(self, kind: str, name: str) -> tuple[int, JournalEntry | None]:
-        """Take the next sequence number for a durable call; return it with its entry, if any.
+        """Identify a durable call: return its sequence number and its entry, if recorded.
 
         Raises NonDeterminismError (and halts) if the entry is of another kind or name, and
         Cancelled where a delivered cancellation was recorded.
         """
         self.check_live()
-        seq = self.next_seq
-        self.next_seq = seq + 1
-        self.waits.replayed_cancel(seq)
-        entry = self.journal.get(seq)
-        if entry is not None and (entry.kind != kind or entry.name != name):
-            err = NonDeterminismError(
-                f"workflow {self.workflow_id!r} ({self.workflow_name}) diverged from its journal "
-                f"at seq {seq}: the journal recorded {entry.kind} {entry.name!r} but the code now "
-                f"calls {kind} {name!r}. Deploy code that matches the journal, or fork or "
-                "terminate this workflow",
-                workflow_id=self.workflow_id,
-                step=name,
-            )
-            self.halt(err)
-            raise err
+        key = (branch_var.get() or self.root).next_key()
+        entry = self.by_key.get(key)
+        if entry is None:
+            seq = self._new_seq(key)
+        else:
+            seq = entry.seq
+            if entry.kind != kind or entry.name != name:
+                err = NonDeterminismError(
+                    f"workflow {self.workflow_id!r} ({self.workflow_name}) diverged from its "
+                    f"journal at seq {seq} (call {key}): the journal recorded {entry.kind} "
+                    f"{entry.name!r} but the code now calls {kind} {name!r}. Deploy code that "
+                    "matches the journal, or fork or terminate this workflow",
+                    workflow_id=self.workflow_id,
+                    step=name,
+                )
+                self.halt(err)
+                raise err
+        self.keys[seq] = key
+        self.taken.add(key)
         return seq, entry
+
+    def _new_seq(self, key: str) -> int:
+        # a call of the main line keeps its index as seq when it is free (dense, readable
+        # histories); other calls are numbered after every seq in use
+        if key.isdigit() and int(key) not in self.keys and int(key) not in self.journal:
+            seq = int(key)
+        else:
+            seq = self.next_seq
+        self.next_seq = max(self.next_seq, seq + 1)
+        return seq
 
     def new_entry(
         self,
@@ -183,7 +212,7 @@ class WorkflowContext(WorkflowScope):
         t = self.runtime.time()
         return JournalEntry(
             self.workflow_id, seq, kind, name, status, result, error, 1, self.owner, self.epoch,
-            t, t,
+            t, t, self.keys[seq],
         )  # fmt: skip
 
     def record_value(self, seq: int, kind: str, name: str, encoded: str) -> None:
@@ -202,7 +231,7 @@ class WorkflowContext(WorkflowScope):
         return datetime.fromtimestamp(t, UTC)
 
     def _rng(self, seq: int) -> _random.Random:
-        return _random.Random(f"{self.workflow_id}:{seq}")
+        return _random.Random(f"{self.workflow_id}:{self.keys[seq]}")
 
     def random(self) -> float:
         seq, entry = self.take("random", "random")
@@ -302,14 +331,14 @@ class WorkflowContext(WorkflowScope):
                 await self._commit(
                     JournalEntry(
                         self.workflow_id, seq, "step", step.name, "failed", None, error,
-                        attempt, self.owner, self.epoch, first_started, finished,
+                        attempt, self.owner, self.epoch, first_started, finished, self.keys[seq],
                     )
                 )  # fmt: skip
                 raise step_failed(self.workflow_id, step.name, seq, info, attempt) from exc
             await self._commit(
                 JournalEntry(
                     self.workflow_id, seq, "step", step.name, "completed", encoded, None,
-                    attempt, self.owner, self.epoch, first_started, rt.time(),
+                    attempt, self.owner, self.epoch, first_started, rt.time(), self.keys[seq],
                 )
             )  # fmt: skip
             return rt.serializer.decode(encoded, step.return_hint)
@@ -320,11 +349,14 @@ class WorkflowContext(WorkflowScope):
     async def commit_op(self, op: WriteOp) -> None:
         """Write ``op`` and wait until it is durable; halt and unwind if it is rejected."""
         self.check_live()
+        self.waits.step_started()  # a commit in flight: the workflow is not idle
         try:
             applied = await self.runtime.commit(op)
         except Exception as exc:
             applied = False
             self.halt(self._lost(exc))
+        finally:
+            self.waits.step_finished()
         if not applied:
             self.halt(self._lost(False))
             raise WorkflowAborted()
@@ -337,7 +369,9 @@ class WorkflowContext(WorkflowScope):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        info = StepContext(self.workflow_id, self.workflow_name, step.name, seq, attempt, self.run)
+        info = StepContext(
+            self.workflow_id, self.workflow_name, step.name, seq, attempt, self.run, self.keys[seq]
+        )
         scope_token = scope_var.set(None)
         step_token = step_var.set(info)
         try:
@@ -370,8 +404,9 @@ class WorkflowContext(WorkflowScope):
 
     def sleep_blocking(self, seconds: float | None, until: float | None = None) -> None:
         seq, wake_at = self.waits.sleep_target(seconds, until)
-        if self.runtime.time() < wake_at or self.waits.cancel_pending:
-            self.waits.run_blocking(self.waits.sleep_until(seq, wake_at))
+        waits = self.waits
+        if self.runtime.time() < wake_at or waits.cancel_pending or waits.cancel_key is not None:
+            waits.run_blocking(waits.sleep_until(seq, wake_at))
 
     def wait_event(self, name: str, timeout: float | None) -> Any:
         seq, entry = self.waits.event_target(name, timeout)

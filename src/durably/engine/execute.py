@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durably.definitions import Workflow
+from durably.engine.branches import branch_var, install_task_factory
 from durably.engine.context import WorkflowContext
 from durably.engine.failures import dump_error, error_info
 from durably.errors import Cancelled, NonDeterminismError, SerializationError
@@ -47,8 +48,10 @@ def _halted(ctx: WorkflowContext) -> Outcome:
 async def _run_async(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
     async def body() -> Any:
         scope_var.set(ctx)
+        branch_var.set(ctx.root)
         return await wf.fn(*args, **kwargs)
 
+    install_task_factory(ctx.runtime.loop)
     ctx.task = ctx.runtime.loop.create_task(body(), context=contextvars.Context())
     return await ctx.task
 
@@ -56,6 +59,7 @@ async def _run_async(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kw
 async def _run_sync(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
     def body() -> Any:
         scope_var.set(ctx)
+        branch_var.set(ctx.root)
         return wf.fn(*args, **kwargs)
 
     rt = ctx.runtime
@@ -96,13 +100,15 @@ async def execute(ctx: WorkflowContext, wf: Workflow[Any, Any], encoded_input: s
         return _halted(ctx) if ctx.halted is not None else _failed(exc)
     if ctx.halted is not None:
         return _halted(ctx)
-    unreached = sorted(seq for seq in ctx.journal if seq >= ctx.next_seq)
+    unreached = sorted(
+        (e for key, e in ctx.by_key.items() if key not in ctx.taken), key=lambda e: e.seq
+    )
     if unreached:
-        entry = ctx.journal[unreached[0]]
+        entry = unreached[0]
         ctx.halt(
             NonDeterminismError(
                 f"workflow {ctx.workflow_id!r} ({ctx.workflow_name}) returned after "
-                f"{ctx.next_seq} durable calls but its journal records {entry.kind} "
+                f"{len(ctx.taken)} durable calls but its journal records {entry.kind} "
                 f"{entry.name!r} at seq {entry.seq}: the code no longer makes that call. Deploy "
                 "code that matches the journal, or fork or terminate this workflow",
                 workflow_id=ctx.workflow_id,

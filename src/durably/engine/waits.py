@@ -66,7 +66,8 @@ class Waits:
     inbox: list[InboxEvent] = field(default_factory=list)
     children: dict[str, ChildOutcome] = field(default_factory=dict)
     cancel_pending: bool = False
-    cancel_seq: int | None = None
+    cancel_key: str | None = None
+    cancel_raised: bool = False
     active_steps: int = 0
     blocked: dict[int, _Wait] = field(default_factory=dict)
     seen_events: set[int] = field(default_factory=set)
@@ -96,7 +97,7 @@ class Waits:
 
     def request_cancel(self) -> None:
         """A cancellation was requested: raise it at the next durable point."""
-        if self.cancel_pending or self.cancel_seq is not None:
+        if self.cancel_pending or self.cancel_key is not None:
             return
         self.cancel_pending = True
         if self.blocked:
@@ -111,25 +112,29 @@ class Waits:
 
     # -- cancellation --------------------------------------------------------------------------
 
-    def deliver_cancel_if_pending(self, seq: int) -> None:
-        """Raise the pending cancellation here, at ``seq``, and record where it was raised."""
-        if not self.cancel_pending:
-            return
-        ctx = self.ctx
-        self.cancel_pending = False
-        self.cancel_seq = seq
-        ctx.runtime.record(
-            DeliverCancel(ctx.workflow_id, ctx.owner, ctx.epoch, seq), ctx.on_written
-        )
-        raise Cancelled(f"workflow {ctx.workflow_id!r} was cancelled", workflow_id=ctx.workflow_id)
+    def deliver_cancel_if_pending(self, seq: int, live: bool = True) -> None:
+        """A point where a cancellation may be raised: the durable call ``seq`` is about to
+        run a step or block on a wait (``live``), or is replayed through (not ``live``).
 
-    def replayed_cancel(self, seq: int) -> None:
-        """On replay, raise the cancellation recorded at ``seq`` again."""
-        if self.cancel_seq == seq:
-            ctx = self.ctx
+        Raises the cancellation recorded at this call (on replay, once), or a pending one if
+        ``live`` (recording where it was raised, so that a replay raises it at the same call).
+        """
+        ctx = self.ctx
+        key = ctx.keys[seq]
+        if self.cancel_key == key and not self.cancel_raised:
+            self.cancel_raised = True
             raise Cancelled(
                 f"workflow {ctx.workflow_id!r} was cancelled", workflow_id=ctx.workflow_id
             )
+        if not (live and self.cancel_pending):
+            return
+        self.cancel_pending = False
+        self.cancel_key = key
+        self.cancel_raised = True
+        ctx.runtime.record(
+            DeliverCancel(ctx.workflow_id, ctx.owner, ctx.epoch, key), ctx.on_written
+        )
+        raise Cancelled(f"workflow {ctx.workflow_id!r} was cancelled", workflow_id=ctx.workflow_id)
 
     # -- blocking ------------------------------------------------------------------------------
 
@@ -242,7 +247,7 @@ class Waits:
 
     async def sleep_until(self, seq: int, wake_at: float) -> None:
         """Wait for the timer at ``seq``."""
-        self.deliver_cancel_if_pending(seq)
+        self.deliver_cancel_if_pending(seq, live=self.ctx.runtime.time() < wake_at)
         while self.ctx.runtime.time() < wake_at:
             await self.block(seq, "sleep", "sleep", wake_at)
 
@@ -312,7 +317,7 @@ class Waits:
         seq, entry = ctx.take("child", wf.name)
         if child_id is None:
             prefix = ctx.workflow_id if ctx.run == 1 else f"{ctx.workflow_id}:r{ctx.run}"
-            child_id = f"{prefix}:{seq}"
+            child_id = f"{prefix}:{ctx.keys[seq]}"
         if entry is None:
             rt = ctx.runtime
             now = rt.time()

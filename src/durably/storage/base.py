@@ -100,7 +100,7 @@ class WorkflowRecord:
     run: int = 1
     parent_seq: int | None = None
     cancel_requested: bool = False
-    cancel_seq: int | None = None
+    cancel_key: str | None = None
 
 
 FAR_FUTURE = 1e15
@@ -131,6 +131,11 @@ class JournalEntry:
     epoch: int
     started_at: float
     finished_at: float
+    key: str = ""
+    """The call's identity in the code: its branch path and index there (``"3"`` for the
+    fourth call of the workflow's main line, ``"b1/0"`` for the first call of its second
+    concurrent branch). Replay finds entries by key, so concurrent branches replay the same
+    whatever order their calls were first made in; ``seq`` is the order they were made in."""
 
 
 @dataclass(slots=True)
@@ -208,12 +213,12 @@ class Park:
 
 @dataclass(slots=True)
 class DeliverCancel:
-    """Write op: record that the requested cancellation was raised at durable call ``seq``."""
+    """Write op: record that the requested cancellation was raised at the durable call ``key``."""
 
     workflow_id: str
     owner: str
     epoch: int
-    seq: int
+    key: str
 
 
 @dataclass(slots=True)

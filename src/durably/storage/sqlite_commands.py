@@ -244,8 +244,10 @@ class SqliteCommands(Store):
             # copy resolved entries only: a wait still open in the source (an event, a child of
             # the source) is re-executed by the fork itself
             conn.execute(
-                "INSERT INTO journal SELECT ?, seq, kind, name, status, result, error, attempts, "
-                "owner, epoch, started_at, finished_at FROM journal "
+                "INSERT INTO journal (workflow_id, seq, kind, name, status, result, error, "
+                "attempts, owner, epoch, started_at, finished_at, key) "
+                "SELECT ?, seq, kind, name, status, result, error, attempts, "
+                "owner, epoch, started_at, finished_at, key FROM journal "
                 "WHERE workflow_id = ? AND seq < ? AND seq < COALESCE((SELECT MIN(seq) "
                 "FROM journal WHERE workflow_id = ? AND status = 'waiting'), ?)",
                 (new_id, workflow_id, from_seq, workflow_id, from_seq),

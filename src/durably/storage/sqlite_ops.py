@@ -27,11 +27,11 @@ from durably.storage.base import (
 WF_COLUMNS = (
     "id, name, status, input, created_at, updated_at, output, error, queue, priority, owner, "
     "epoch, lease_expires_at, wake_at, version, parent_id, started_at, finished_at, run, "
-    "parent_seq, cancel_requested, cancel_seq"
+    "parent_seq, cancel_requested, cancel_key"
 )
 JOURNAL_COLUMNS = (
     "workflow_id, seq, kind, name, status, result, error, attempts, owner, epoch, "
-    "started_at, finished_at"
+    "started_at, finished_at, key"
 )
 TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
 FENCE = (
@@ -39,7 +39,7 @@ FENCE = (
     f"AND status NOT IN ({TERMINAL_SQL}))"
 )
 _INSERT_ENTRY = (
-    f"INSERT INTO journal ({JOURNAL_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    f"INSERT INTO journal ({JOURNAL_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
     f"WHERE {FENCE} ON CONFLICT (workflow_id, seq) DO UPDATE SET status = excluded.status, "
     "result = excluded.result, error = excluded.error, attempts = excluded.attempts, "
     "owner = excluded.owner, epoch = excluded.epoch, finished_at = excluded.finished_at "
@@ -81,7 +81,7 @@ def to_record(row: Sequence[Any]) -> WorkflowRecord:
         priority=row[9], owner=row[10], epoch=row[11], lease_expires_at=row[12],
         wake_at=row[13], version=row[14], parent_id=row[15], started_at=row[16],
         finished_at=row[17], run=row[18], parent_seq=row[19],
-        cancel_requested=bool(row[20]), cancel_seq=row[21],
+        cancel_requested=bool(row[20]), cancel_key=row[21],
     )  # fmt: skip
 
 
@@ -91,7 +91,7 @@ def record_params(r: WorkflowRecord) -> tuple[Any, ...]:
         r.id, r.name, r.status.value, r.input, r.created_at, r.updated_at, r.output, r.error,
         r.queue, r.priority, r.owner, r.epoch, r.lease_expires_at, r.wake_at, r.version,
         r.parent_id, r.started_at, r.finished_at, r.run, r.parent_seq, int(r.cancel_requested),
-        r.cancel_seq,
+        r.cancel_key,
     )  # fmt: skip
 
 
@@ -116,7 +116,8 @@ def _entry(conn: sqlite3.Connection, e: JournalEntry) -> bool:
         _INSERT_ENTRY,
         (
             e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error, e.attempts,
-            e.owner, e.epoch, e.started_at, e.finished_at, e.workflow_id, e.owner, e.epoch,
+            e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
+            e.workflow_id, e.owner, e.epoch,
         ),
     )  # fmt: skip
     return cur.rowcount == 1
@@ -202,9 +203,9 @@ def _park(conn: sqlite3.Connection, op: Park) -> bool:
 
 def _deliver_cancel(conn: sqlite3.Connection, op: DeliverCancel) -> bool:
     cur = conn.execute(
-        "UPDATE workflows SET cancel_seq = ?, cancel_requested = 0 "
+        "UPDATE workflows SET cancel_key = ?, cancel_requested = 0 "
         f"WHERE id = ? AND owner = ? AND epoch = ? AND status NOT IN ({TERMINAL_SQL})",
-        (op.seq, op.workflow_id, op.owner, op.epoch),
+        (op.key, op.workflow_id, op.owner, op.epoch),
     )
     return cur.rowcount == 1
 
@@ -221,9 +222,11 @@ def _continue_as_new(conn: sqlite3.Connection, op: ContinueAsNew) -> bool:
         return False
     conn.execute("DELETE FROM journal WHERE workflow_id = ?", (op.workflow_id,))
     conn.execute("DELETE FROM step_attempts WHERE workflow_id = ?", (op.workflow_id,))
+    # the next run numbers its calls from 0 again: its state writes must win over older ones
+    conn.execute("UPDATE state SET seq = -1 WHERE workflow_id = ?", (op.workflow_id,))
     conn.execute(
         "UPDATE workflows SET input = ?, run = run + 1, owner = NULL, lease_expires_at = NULL, "
-        "wake_at = NULL, cancel_seq = NULL, started_at = ?, updated_at = ? WHERE id = ?",
+        "wake_at = NULL, cancel_key = NULL, started_at = ?, updated_at = ? WHERE id = ?",
         (op.input, op.finished_at, op.finished_at, op.workflow_id),
     )
     return True

@@ -121,4 +121,10 @@ CREATE TABLE workflow_runs (
     PRIMARY KEY (workflow_id, run)
 ) WITHOUT ROWID;
 """,
+    3: """
+ALTER TABLE journal ADD COLUMN key TEXT NOT NULL DEFAULT '';
+UPDATE journal SET key = CAST(seq AS TEXT);
+CREATE UNIQUE INDEX journal_key ON journal (workflow_id, key);
+ALTER TABLE workflows ADD COLUMN cancel_key TEXT;
+""",
 }

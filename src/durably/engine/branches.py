@@ -1,0 +1,74 @@
+"""Deterministic identities for the durable calls of concurrent branches.
+
+A workflow's main line is branch ``""``; every asyncio task created from workflow code (by
+``asyncio.gather``, ``create_task``, a ``TaskGroup``...) is a child branch named after its parent
+and the order in which the parent created it (``"b0/"``, ``"b1/"``, ``"b1/b0/"``). A durable call
+is keyed by its branch and its index within that branch (``"3"``, ``"b1/0"``). Each branch's
+calls depend only on its own code and on the results it was given, so keys are the same on every
+replay, however differently the branches interleaved the first time; a plain counter across
+branches is not (it depends on which branch's step finished first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Coroutine, Generator
+from contextvars import ContextVar
+from typing import Any
+
+from durably.scope import scope_var
+
+__all__ = ["Branch", "branch_var", "install_task_factory"]
+
+
+class Branch:
+    """One line of execution of a workflow: counts its durable calls and its child branches."""
+
+    __slots__ = ("calls", "children", "prefix")
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.calls = 0
+        self.children = 0
+
+    def next_key(self) -> str:
+        """The key of this branch's next durable call."""
+        key = f"{self.prefix}{self.calls}"
+        self.calls += 1
+        return key
+
+    def child(self) -> Branch:
+        """A new child branch (a task this branch creates)."""
+        branch = Branch(f"{self.prefix}b{self.children}/")
+        self.children += 1
+        return branch
+
+
+branch_var: ContextVar[Branch | None] = ContextVar("durably_branch", default=None)
+
+
+def _factory(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+    **kwargs: Any,
+) -> asyncio.Task[Any]:
+    context = kwargs.pop("context", None)
+    ctx = context if context is not None else contextvars.copy_context()
+    scope = ctx.get(scope_var)
+    if scope is not None:
+        parent = ctx.get(branch_var)
+        if parent is not None:
+            ctx.run(branch_var.set, parent.child())
+    task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, context=ctx, **kwargs)
+    if scope is not None:
+        register = getattr(scope, "register_task", None)
+        if register is not None:
+            register(task)
+    return task
+
+
+def install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
+    """Make tasks created from workflow code on ``loop`` child branches (idempotent)."""
+    if loop.get_task_factory() is not _factory:
+        loop.set_task_factory(_factory)
