@@ -76,3 +76,41 @@ def test_stopping_a_worker_releases_its_workflows_for_others(tmp_path: Path) -> 
     (claim,) = app.store.claim("other", ["stuck"], time.time(), 60.0, 10)
     assert claim.record.id == "stuck-1" and claim.record.epoch == 2
     app.close()
+
+
+def test_a_start_beside_a_worker_is_claimed_in_the_same_write_within_capacity(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    app = durably.App(
+        f"sqlite:///{tmp_path / 'w.db'}",
+        worker_options=WorkerOptions(max_concurrent=1, poll_interval=0.02),
+    )
+    gate = threading.Event()
+
+    @app.step()
+    def hold() -> None:
+        assert gate.wait(10)
+
+    @app.workflow()
+    async def held(i: int) -> int:
+        await durably.run(hold)
+        return i
+
+    with app:
+        worker = app._worker
+        assert worker is not None
+        first = app.start(held, 1)
+        info = first.info()  # owned the moment start returns: no separate claim
+        assert (info.status, info.owner, info.epoch) == (WorkflowStatus.RUNNING, worker.id, 1)
+        second = app.start(held, 2)  # the worker is full: started normally, claimed later
+        info = second.info()
+        assert (info.status, info.owner) == (WorkflowStatus.PENDING, None)
+        again = app.start(held, 1, id=first.id)  # idempotent on this path too
+        assert again.id == first.id
+        gate.set()
+        assert first.result(timeout=10) == 1 and second.result(timeout=10) == 2
+    assert second.info().epoch == 1
+    assert len(app.list_workflows()) == 2
+    app.close()

@@ -200,9 +200,13 @@ class App(Commands):
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
             created_at=now, updated_at=now,
         )  # fmt: skip
-        _, created = self.store.create_workflow(record)
-        if created:
-            self._notify_worker()
+        worker = self._worker
+        # a worker here takes it at once: created already claimed, in its next group commit
+        created = None if worker is None else worker.start_here(record)
+        if created is None:
+            _, created = self.store.create_workflow(record)
+            if created:
+                self._notify_worker()
         return WorkflowHandle(self, workflow_id)
 
     async def start_async(

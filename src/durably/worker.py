@@ -11,6 +11,8 @@ are taken over when they expire.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import logging
 import os
 import signal
@@ -31,10 +33,12 @@ from durably.serialization import JsonSerializer
 from durably.storage.base import (
     ClaimedWorkflow,
     ContinueAsNew,
+    CreateWorkflow,
     FinishWorkflow,
     InboxEvent,
     Store,
     WorkerInfo,
+    WorkflowRecord,
     WorkflowStatus,
     WriteOp,
 )
@@ -164,6 +168,9 @@ class Worker:
         self._finishing: set[str] = set()
         self._suspects: set[str] = set()
         self.claiming = False
+        self._committer: GroupCommitter | None = None
+        self._adopting = 0
+        self._adopt_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._poke: asyncio.Event | None = None
@@ -218,6 +225,56 @@ class Worker:
             self._thread.join(timeout)
             self._thread = None
 
+    def write(self, op: WriteOp, timeout: float = 60.0) -> bool | None:
+        """From any thread but the worker's: write ``op`` in the worker's next group commit and
+        wait until it is durable. Returns whether it was applied, or None if the worker is not
+        serving (the caller then writes to the store itself)."""
+        committer = self._committer
+        if committer is None or self._stopping is None or self._stopping.is_set():
+            return None
+        done: concurrent.futures.Future[bool | BaseException] = concurrent.futures.Future()
+        committer.submit(op, done.set_result)
+        outcome = done.result(timeout)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def start_here(self, record: WorkflowRecord) -> bool | None:
+        """From any thread but the worker's: create ``record`` already claimed by this worker
+        (epoch 1, leased) in its next group commit, and run it here: a start and a claim in one
+        write. Returns whether it was created (False: the id exists), or None if this worker
+        cannot take it (not serving, not its workflow, or full): then start it normally."""
+        loop = self._loop
+        if loop is None or record.name not in self.registry.workflows:
+            return None
+        with self._adopt_lock:  # counted until spawned, so that capacity is never exceeded
+            if len(self.active) + self._adopting >= self.options.max_concurrent:
+                return None
+            self._adopting += 1
+        now = self.clock()
+        owned = dataclasses.replace(
+            record, status=WorkflowStatus.RUNNING, owner=self.id, epoch=1,
+            lease_expires_at=now + self.options.lease_seconds, started_at=now,
+        )  # fmt: skip
+        spawning = False
+        try:
+            created = self.write(CreateWorkflow(owned))
+            if created:
+                loop.call_soon_threadsafe(self._adopt, ClaimedWorkflow(owned))
+                spawning = True
+        except RuntimeError:  # the loop closed meanwhile: shutdown releases the lease
+            return True
+        finally:
+            if not spawning:
+                with self._adopt_lock:
+                    self._adopting -= 1
+        return created
+
+    def _adopt(self, claim: ClaimedWorkflow) -> None:
+        with self._adopt_lock:
+            self._adopting -= 1
+        self._spawn(claim)
+
     def busy(self) -> bool:
         """Whether any workflow is running here or being claimed (thread-safe snapshot)."""
         return self.claiming or bool(self.active)
@@ -243,6 +300,7 @@ class Worker:
         self._poke = asyncio.Event()
         self._stopping = asyncio.Event()
         committer = GroupCommitter(self.store)
+        self._committer = committer
         step_pool = ThreadPoolExecutor(opts.step_threads, thread_name_prefix="durably-step")
         wf_pool = ThreadPoolExecutor(opts.workflow_threads, thread_name_prefix="durably-wf")
         self.runtime = _Runtime(
@@ -270,6 +328,7 @@ class Worker:
             wf_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _shutdown(self, committer: GroupCommitter) -> None:
+        self._committer = None
         for ctx in list(self.active.values()):
             ctx.halt(_Stopping(f"worker {self.id} is stopping", workflow_id=ctx.workflow_id))
         tasks = list(self._tasks.values())

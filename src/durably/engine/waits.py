@@ -177,6 +177,8 @@ class Waits:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if not self.blocked:  # idle needs a blocked wait; blocking calls changed() itself
+            return
         if not self._check_scheduled:
             self._check_scheduled = True
             self.ctx.runtime.loop.call_soon(self._check_idle)

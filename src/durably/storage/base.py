@@ -25,6 +25,7 @@ __all__ = [
     "ClaimedWorkflow",
     "ConsumeEvent",
     "ContinueAsNew",
+    "CreateWorkflow",
     "DeliverCancel",
     "FinishWorkflow",
     "InboxEvent",
@@ -164,6 +165,14 @@ class RecordEntry:
 
 
 @dataclass(slots=True)
+class CreateWorkflow:
+    """Write op: insert a new workflow unless its id exists (not fenced: nobody owns it yet).
+    Applied means created; an existing workflow is never modified."""
+
+    record: WorkflowRecord
+
+
+@dataclass(slots=True)
 class ConsumeEvent:
     """Write op: mark inbox event ``event_id`` consumed at ``entry.seq`` and record ``entry``
     (its payload), both or neither, fenced. Not applied if the event was already consumed."""
@@ -257,6 +266,7 @@ class FinishWorkflow:
 WriteOp = (
     RecordEntry
     | RecordAttempt
+    | CreateWorkflow
     | FinishWorkflow
     | ConsumeEvent
     | SetState

@@ -11,6 +11,7 @@ from durably.storage.base import (
     TERMINAL_STATUSES,
     ConsumeEvent,
     ContinueAsNew,
+    CreateWorkflow,
     DeliverCancel,
     FinishWorkflow,
     JournalEntry,
@@ -123,6 +124,10 @@ def _entry(conn: sqlite3.Connection, e: JournalEntry) -> bool:
     return cur.rowcount == 1
 
 
+def _create(conn: sqlite3.Connection, op: CreateWorkflow) -> bool:
+    return conn.execute(INSERT_WORKFLOW, record_params(op.record)).rowcount == 1
+
+
 def _record_entry(conn: sqlite3.Connection, op: RecordEntry) -> bool:
     return _entry(conn, op.entry)
 
@@ -233,6 +238,7 @@ def _continue_as_new(conn: sqlite3.Connection, op: ContinueAsNew) -> bool:
 
 
 HANDLERS: dict[type, Callable[[sqlite3.Connection, Any], bool]] = {
+    CreateWorkflow: _create,
     RecordEntry: _record_entry,
     RecordAttempt: _record_attempt,
     FinishWorkflow: _finish,
