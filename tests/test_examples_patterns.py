@@ -159,19 +159,19 @@ def test_human_approval_approved_escalated_and_expired(tmp_path: Path) -> None:
         assert quick.result(timeout=30) == "e-1: approved by ada after 0 days"
 
         late = app.start("approve_expense", "e-2", "ada", "grace", id="e-2")
-        example.wait_until_waiting(env, late)
+        env.wait_until_waiting(late)
         env.advance(timedelta(days=6, hours=23))  # not yet a week: still waiting for ada
         time.sleep(0.1)
         assert late.state("escalated_to") is None
         env.advance(timedelta(hours=1))
-        example.wait_until_waiting(env, late)
+        env.wait_until_waiting(late)
         assert late.state("escalated_to") == "grace"
         app.send_event("e-2", "approved", "grace")
         assert late.result(timeout=30) == "e-2: approved by grace after 7 days"
 
         never = app.start("approve_expense", "e-3", "ada", "grace", id="e-3")
         for days in (7, 3):
-            example.wait_until_waiting(env, never)
+            env.wait_until_waiting(never)
             env.advance(timedelta(days=days))
         assert never.result(timeout=30) == "e-3: rejected, nobody approved it in 10 days"
     assert quick.state("escalated_to") is None
@@ -216,15 +216,15 @@ def test_subscription_bills_monthly_changes_plan_and_cancels(tmp_path: Path) -> 
     with WorkflowEnvironment(app, start=START, auto_skip=False) as env:
         sub = app.start("subscription", "ada", "basic", id="sub")
         for _ in range(3):
-            example.wait_until_waiting(env, sub)
+            env.wait_until_waiting(sub)
             env.advance(example.MONTH)
-        example.wait_until_waiting(env, sub)
+        env.wait_until_waiting(sub)
         assert sub.states() == {"plan": "basic", "months_billed": 3, "status": "active"}
         example.change_plan(app, "sub", "pro")
-        example.wait_until_waiting(env, sub)
+        env.wait_until_waiting(sub)
         assert sub.state("plan") == "pro"
         env.advance(example.MONTH)
-        example.wait_until_waiting(env, sub)
+        env.wait_until_waiting(sub)
         assert sub.state("months_billed") == 4
         example.cancel_subscription(app, "sub")
         assert sub.result(timeout=30) == "ada: cancelled after 4 months"
@@ -245,17 +245,17 @@ def test_subscription_publishes_a_plan_change_made_in_a_later_month(tmp_path: Pa
     app = example.make_app(db(tmp_path))
     with WorkflowEnvironment(app, start=START, auto_skip=False) as env:
         sub = app.start("subscription", "ada", "basic", id="sub")
-        example.wait_until_waiting(env, sub)
+        env.wait_until_waiting(sub)
         for plan in ("pro", "basic"):  # two changes in month 1: "plan" last set at seq 9
             example.change_plan(app, "sub", plan)
             while sub.state("plan") != plan:
                 time.sleep(0.005)
-        example.wait_until_waiting(env, sub)
+        env.wait_until_waiting(sub)
         env.advance(example.MONTH)
-        example.wait_until_waiting(env, sub)
+        env.wait_until_waiting(sub)
         assert sub.state("months_billed") == 1
         example.change_plan(app, "sub", "pro")  # month 2: "plan" set at seq 6
-        example.wait_until_waiting(env, sub)
+        env.wait_until_waiting(sub)
         deadline = time.monotonic() + 2
         while sub.state("plan") != "pro" and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -6,7 +6,6 @@ and env.advance) to show the three outcomes without waiting a week.
 """
 
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 
 import durably
@@ -37,12 +36,6 @@ def make_app(db_url: str) -> durably.App:
     return app
 
 
-def wait_until_waiting(env: WorkflowEnvironment, handle: durably.WorkflowHandle[str]) -> None:
-    """Block until the workflow waits on a timeout that is still ahead of the virtual clock."""
-    while (wake_at := handle.info().wake_at) is None or wake_at <= env.now():
-        time.sleep(0.005)
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         app = make_app(f"sqlite:///{tmp}/approval.db")
@@ -53,16 +46,16 @@ def main() -> None:
             print(quick.result(timeout=30))
 
             late = app.start("approve_expense", "expense-2", "ada", "grace", id="expense-2")
-            wait_until_waiting(env, late)
+            env.wait_until_waiting(late)
             env.advance(timedelta(days=7))  # ada never answers
-            wait_until_waiting(env, late)
+            env.wait_until_waiting(late)
             print(f"  expense-2 escalated to {late.state('escalated_to')}")
             app.send_event("expense-2", "approved", "grace")
             print(late.result(timeout=30))
 
             never = app.start("approve_expense", "expense-3", "ada", "grace", id="expense-3")
             for days in (7, 3):  # nobody answers at all
-                wait_until_waiting(env, never)
+                env.wait_until_waiting(never)
                 env.advance(timedelta(days=days))
             print(never.result(timeout=30))
         app.close()

@@ -54,12 +54,6 @@ def cancel_subscription(app: durably.App, subscription_id: str) -> None:
     app.send_event(subscription_id, "command", {"action": "cancel_subscription"})
 
 
-def wait_until_waiting(env: WorkflowEnvironment, handle: durably.WorkflowHandle[str]) -> None:
-    """Block until the workflow waits on a timeout that is still ahead of the virtual clock."""
-    while (wake_at := handle.info().wake_at) is None or wake_at <= env.now():
-        time.sleep(0.005)
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         app = make_app(f"sqlite:///{tmp}/subscription.db")
@@ -68,16 +62,16 @@ def main() -> None:
             wall = time.monotonic()
             sub = app.start("subscription", "ada", "basic", id="sub-ada")
             for _ in range(3):
-                wait_until_waiting(env, sub)
+                env.wait_until_waiting(sub)
                 env.advance(MONTH)
-            wait_until_waiting(env, sub)
+            env.wait_until_waiting(sub)
             print(f"{env.now():%Y-%m-%d} {sub.states()}")
             change_plan(app, "sub-ada", "pro")
             while sub.state("plan") != "pro":
                 time.sleep(0.005)
             print(f"{env.now():%Y-%m-%d} {sub.states()}")
             env.advance(MONTH)
-            wait_until_waiting(env, sub)
+            env.wait_until_waiting(sub)
             cancel_subscription(app, "sub-ada")
             print(f"{env.now():%Y-%m-%d} {sub.result(timeout=30)} {sub.states()}")
             print(f"4 months in {time.monotonic() - wall:.2f}s; the runs before the last:")

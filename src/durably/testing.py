@@ -24,9 +24,11 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
+from typing import Any
 
 from durably.app import App
-from durably.errors import ConfigurationError
+from durably.errors import ConfigurationError, WorkflowTimeoutError
+from durably.handle import WorkflowHandle
 
 __all__ = ["VirtualClock", "WorkflowEnvironment"]
 
@@ -75,6 +77,22 @@ class WorkflowEnvironment:
         seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
         self.clock.advance_to(self.clock.time() + seconds)
         self.app._notify_worker()
+
+    def wait_until_waiting(self, handle: WorkflowHandle[Any], timeout: float = 10.0) -> None:
+        """Block until ``handle``'s workflow is parked on a timer still ahead of the virtual
+        clock, e.g. before sending it an event at a chosen virtual moment (with
+        ``auto_skip=False``). Raises :class:`WorkflowTimeoutError` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            wake_at = handle.info().wake_at
+            if wake_at is not None and wake_at > self.now():
+                return
+            if time.monotonic() > deadline:
+                raise WorkflowTimeoutError(
+                    f"workflow {handle.id!r} did not wait on a timer within {timeout}s",
+                    workflow_id=handle.id,
+                )
+            time.sleep(0.005)
 
     def __enter__(self) -> WorkflowEnvironment:
         app = self.app

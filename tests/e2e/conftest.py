@@ -9,7 +9,7 @@ import pytest
 
 import durably
 
-from . import crash_app
+from . import crash_app, long_app
 from .support import Workers
 
 
@@ -22,10 +22,8 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Worker processes of the test; all reaped afterwards, their stderr printed on failure."""
-    pool = Workers(tmp_path)
+def _pool(tmp_path: Path, request: pytest.FixtureRequest, script: Path) -> Iterator[Workers]:
+    pool = Workers(tmp_path, script)
     try:
         yield pool
     finally:
@@ -33,6 +31,19 @@ def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]
         report = getattr(request.node, "rep_call", None)
         if report is None or report.failed:
             print(pool.report())
+
+
+@pytest.fixture
+def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
+    """Worker processes (crash_app.py) of the test; all reaped afterwards, their stderr printed
+    on failure."""
+    yield from _pool(tmp_path, request, Path(crash_app.__file__).resolve())
+
+
+@pytest.fixture
+def long_workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
+    """Worker processes running long_app.py (timers, events, children, cancellation)."""
+    yield from _pool(tmp_path, request, Path(long_app.__file__).resolve())
 
 
 @pytest.fixture

@@ -415,7 +415,8 @@ class Worker:
 class Workers:
     """Starts, signals and reaps worker processes on one database and side-effect log."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, script: Path = CRASH_APP) -> None:
+        self.script = script
         self.tmp_path = tmp_path
         self.db = tmp_path / "durably.db"
         self.log = tmp_path / "effects.log"
@@ -433,7 +434,7 @@ class Workers:
         err_path = self.tmp_path / f"{name}.err"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, str(CRASH_APP), str(self.db), str(self.log)],
+                [sys.executable, str(self.script), str(self.db), str(self.log)],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env(env),
             )  # fmt: skip
         worker = Worker(name, proc, out_path, err_path)

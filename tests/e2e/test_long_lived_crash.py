@@ -30,8 +30,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -48,7 +46,6 @@ from .support import (
     Entry,
     Execution,
     Expected,
-    Worker,
     Workers,
     WorkflowSpec,
     check_executions,
@@ -76,38 +73,8 @@ readings of one durable sleep are microseconds apart; this only tolerates a stal
 # -- worker processes of long_app ----------------------------------------------------------------
 
 
-class LongWorkers(Workers):
-    """:class:`Workers` running ``long_app.py`` instead of ``crash_app.py``."""
-
-    def spawn(self, name: str, env: Mapping[str, str]) -> Worker:
-        out_path = self.tmp_path / f"{name}.out"
-        err_path = self.tmp_path / f"{name}.err"
-        script = Path(long_app.__file__).resolve()
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, str(script), str(self.db), str(self.log)],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env(env),
-            )  # fmt: skip
-        worker = Worker(name, proc, out_path, err_path)
-        self.all.append(worker)
-        return worker
-
-
 @pytest.fixture
-def long_workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LongWorkers]:
-    """Worker processes of the test; all reaped afterwards, their stderr printed on failure."""
-    pool = LongWorkers(tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.cleanup()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(pool.report())
-
-
-@pytest.fixture
-def long_client(long_workers: LongWorkers) -> Iterator[durably.App]:
+def long_client(long_workers: Workers) -> Iterator[durably.App]:
     """A client App on the workers' database: starts, signals, cancels; runs no worker."""
     app = long_app.make_app(str(long_workers.db), str(long_workers.log))
     app.store.migrate()
@@ -422,7 +389,7 @@ def situations(
 
 @pytest.mark.timeout(180)
 def test_long_lived_workflows_survive_repeated_kill_9(
-    long_workers: LongWorkers, long_client: durably.App
+    long_workers: Workers, long_client: durably.App
 ) -> None:
     workers, client = long_workers, long_client
     rng = random.Random(SEED)
