@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
+
+import pytest
 
 from durably.storage.sqlite import SqliteStore
 from durably.storage.sqlite_schema import MIGRATIONS
+from tests.test_store_contract import PG_URL, postgres_schema
 
 
 def test_a_version_2_database_upgrades_with_its_journal_keys_backfilled(tmp_path: Path) -> None:
@@ -38,3 +42,57 @@ def test_a_version_2_database_upgrades_with_its_journal_keys_backfilled(tmp_path
     rec = store.get_workflow("w")
     assert rec is not None and rec.cancel_key is None and rec.run == 1
     store.close()
+
+
+def test_postgres_migrate_twice_is_idempotent() -> None:
+    from durably.storage.postgres import PostgresStore
+    from durably.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
+
+    assert sorted(PG_MIGRATIONS) == sorted(MIGRATIONS)  # the backends stay version for version
+    with postgres_schema() as schema:
+        store = PostgresStore(f"{PG_URL}?schema={schema}")  # the schema may come in the URL
+        try:
+            store.migrate()
+            store.migrate()
+            assert store.schema_version() == max(PG_MIGRATIONS)
+            assert store.list_workflows() == []
+        finally:
+            store.close()
+
+
+def test_postgres_concurrent_migrate_is_safe() -> None:
+    from durably.storage.postgres import PostgresStore
+    from durably.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
+
+    with postgres_schema() as schema:
+        stores = [PostgresStore(PG_URL, schema=schema) for _ in range(2)]
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(len(stores))
+
+        def migrate(store: PostgresStore) -> None:
+            try:
+                barrier.wait()
+                store.migrate()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=migrate, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        try:
+            assert errors == []
+            for store in stores:
+                assert store.schema_version() == max(PG_MIGRATIONS)
+        finally:
+            for store in stores:
+                store.close()
+
+
+def test_an_unreachable_postgres_server_is_a_configuration_error() -> None:
+    from durably.errors import ConfigurationError
+    from durably.storage import open_store
+
+    with pytest.raises(ConfigurationError, match=r"127\.0\.0\.1:1/nodb"):
+        open_store("postgresql://postgres@127.0.0.1:1/nodb?connect_timeout=2")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,32 @@ from durably.storage.base import (
 )
 from durably.storage.sqlite import SqliteStore
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
+PG_URL = os.environ.get("DURABLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema name, dropped (with everything in it) afterwards.
+
+    Fails when PostgreSQL is unreachable, unless DURABLY_SKIP_POSTGRES=1 asks to skip.
+    """
+    if os.environ.get("DURABLY_SKIP_POSTGRES") == "1":
+        pytest.skip("DURABLY_SKIP_POSTGRES=1: PostgreSQL variant skipped on request")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex}"
+    done = False
+    try:
+        yield schema
+        done = True
+    finally:
+        try:
+            with psycopg.connect(PG_URL, autocommit=True, connect_timeout=10) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        except psycopg.OperationalError:
+            if done:  # else keep the test's own error, not the cleanup's
+                raise
 
 
 @pytest.fixture(params=BACKENDS)
@@ -29,11 +57,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s: Store
     if request.param == "sqlite":
         s = SqliteStore(tmp_path / "contract.db")
-    else:  # pragma: no cover - other backends arrive with their issues
-        raise AssertionError(request.param)
-    s.migrate()
-    yield s
-    s.close()
+        s.migrate()
+        yield s
+        s.close()
+        return
+    from durably.storage.postgres import PostgresStore
+
+    with postgres_schema() as schema:
+        s = PostgresStore(PG_URL, schema=schema)
+        try:
+            s.migrate()
+            yield s
+        finally:
+            s.close()
 
 
 T0 = 1_000_000.0

@@ -26,13 +26,14 @@ def open_store(url: str | None = None) -> Store:
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a bare file path ending in
     ``.db``/``.sqlite``/``.sqlite3`` open the SQLite backend; ``?synchronous=normal`` relaxes
     fsync (see :class:`~durably.storage.sqlite.SqliteStore`).
+
+    ``postgresql://user:password@host:port/dbname`` (or ``postgres://``) opens the PostgreSQL
+    backend (``pip install durably[postgres]``); ``?schema=name`` keeps its tables in that
+    schema (see :class:`~durably.storage.postgres.PostgresStore`).
     """
     url = resolve_database_url(url)
     if url.startswith(("postgres://", "postgresql://")):
-        raise ConfigurationError(
-            f"the PostgreSQL backend is not available in this version of durably ({url!r}); "
-            "use a SQLite URL such as 'sqlite:///durably.db'"
-        )
+        return _open_postgres(url)
     if url.startswith("sqlite://"):
         parts = urlsplit(url)
         path = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
@@ -57,3 +58,14 @@ def open_store(url: str | None = None) -> Store:
     from durably.storage.sqlite import SqliteStore
 
     return SqliteStore(path, synchronous=options.get("synchronous", "full"))
+
+
+def _open_postgres(url: str) -> Store:
+    try:
+        from durably.storage.postgres import PostgresStore
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"database URL {url.split('@')[-1]!r} needs the PostgreSQL driver, which is not "
+            "installed: pip install 'durably[postgres]' (psycopg and psycopg-pool)"
+        ) from exc
+    return PostgresStore(url)

@@ -1,0 +1,333 @@
+"""The PostgreSQL backend: psycopg 3 with a connection pool, for many workers on many hosts.
+
+Every method borrows a pooled connection (autocommit off) and runs one transaction (READ
+COMMITTED). ``claim`` uses ``FOR UPDATE SKIP LOCKED`` so concurrent workers never wait on, or
+share, a workflow. A store may live in its own schema (``schema=`` or ``?schema=name`` in the
+URL): it is created if missing and set as ``search_path`` on every pooled connection.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from durably.errors import ConfigurationError
+from durably.storage.base import (
+    ClaimedWorkflow,
+    JournalEntry,
+    StepAttempt,
+    WorkerInfo,
+    WorkflowRecord,
+    WorkflowStatus,
+    WriteOp,
+)
+from durably.storage.postgres_commands import PostgresCommands
+from durably.storage.postgres_ops import INSERT_WORKFLOW, apply_batch
+from durably.storage.postgres_schema import MIGRATIONS
+from durably.storage.sqlite_ops import (
+    JOURNAL_COLUMNS,
+    TERMINAL_SQL,
+    WF_COLUMNS,
+    record_params,
+    to_entry,
+    to_record,
+)
+
+__all__ = ["PostgresStore"]
+
+Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
+
+
+def _split_url(url: str) -> tuple[str, str | None]:
+    """The URL without durably's own ``schema`` option, and that option."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in reversed(query) if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema or None
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    return f"{host}:{parts.port or 5432}/{parts.path.lstrip('/') or '(default database)'}"
+
+
+class PostgresStore(PostgresCommands):
+    """A :class:`~durably.storage.base.Store` in a PostgreSQL database.
+
+    ``url`` is a ``postgresql://user:password@host:port/dbname`` URL (libpq options such as
+    ``sslmode`` may be added as query parameters). ``schema`` (or ``?schema=name``) keeps
+    durably's tables in that schema instead of the server's default search path.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        conninfo, url_schema = _split_url(url)
+        self.schema = schema or url_schema
+        self._where = _where(conninfo)
+        self._closed = False
+        try:
+            with psycopg.connect(
+                conninfo, autocommit=False, connect_timeout=max(1, int(connect_timeout))
+            ) as conn:
+                if self.schema:
+                    # several processes may start at once: serialize the creation
+                    conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                        ("durably.schema." + self.schema,),
+                    )
+                    conn.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            sql.Identifier(self.schema)
+                        )
+                    )
+                conn.commit()
+        except psycopg.Error as exc:
+            raise ConfigurationError(
+                f"cannot connect to PostgreSQL at {self._where} ({' '.join(str(exc).split())}); "
+                "check that the server is running and reachable, and the user, password and "
+                "database name in the URL (or DURABLY_DB)"
+            ) from exc
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": False},
+            configure=self._configure,
+            open=False,
+            name="durably",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise ConfigurationError(
+                f"cannot open a connection pool to PostgreSQL at {self._where} within "
+                f"{connect_timeout}s; check that the server accepts more connections"
+            ) from exc
+
+    def _configure(self, conn: Conn) -> None:
+        if self.schema:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            conn.commit()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Conn]:
+        """One transaction on a pooled connection: committed on exit, rolled back on error."""
+        with self._pool.connection() as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        with self._transaction() as conn:
+            # every migrating process queues here, so each migration is applied exactly once
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('durably.migrate.' || current_schema()))"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS durably_migrations "
+                "(version BIGINT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            row = conn.execute("SELECT MAX(version) FROM durably_migrations").fetchone()
+            current = (row[0] if row else None) or 0
+            for version in sorted(v for v in MIGRATIONS if v > current):
+                for statement in MIGRATIONS[version].split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO durably_migrations (version, applied_at) VALUES (%s, %s)",
+                    (version, time.time()),
+                )
+
+    def schema_version(self) -> int:
+        """The highest migration applied to this database (0 if none)."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT MAX(version) FROM durably_migrations").fetchone()
+        return int((row[0] if row else None) or 0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.close()
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    def create_workflow(self, record: WorkflowRecord) -> tuple[WorkflowRecord, bool]:
+        with self._transaction() as conn:
+            if conn.execute(INSERT_WORKFLOW, record_params(record)).rowcount == 1:
+                return record, True
+            row = conn.execute(
+                f"SELECT {WF_COLUMNS} FROM workflows WHERE id = %s", (record.id,)
+            ).fetchone()
+        assert row is not None  # the conflicting row is committed: ids are never deleted live
+        return to_record(row), False
+
+    def write(self, ops: Sequence[WriteOp]) -> list[bool]:
+        with self._transaction() as conn:
+            return apply_batch(conn, ops)
+
+    def claim(
+        self,
+        owner: str,
+        names: Iterable[str],
+        now: float,
+        lease_seconds: float,
+        limit: int,
+    ) -> list[ClaimedWorkflow]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "WITH picked AS (SELECT id FROM workflows "
+                "  WHERE status IN ('pending', 'running') AND name = ANY(%s::text[]) "
+                "  AND (owner IS NULL OR (lease_expires_at < %s AND owner <> %s)) "
+                "  AND (wake_at IS NULL OR wake_at <= %s) "
+                "  ORDER BY priority DESC, created_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "UPDATE workflows SET owner = %s, epoch = epoch + 1, lease_expires_at = %s, "
+                "status = 'running', updated_at = %s, started_at = COALESCE(started_at, %s) "
+                "FROM picked WHERE workflows.id = picked.id RETURNING "
+                + ", ".join(f"workflows.{c.strip()}" for c in WF_COLUMNS.split(",")),
+                (
+                    sorted(set(names)), now, owner, now, limit,
+                    owner, now + lease_seconds, now, now,
+                ),
+            ).fetchall()  # fmt: skip
+            claims = {row[0]: ClaimedWorkflow(to_record(row)) for row in rows}
+            replayed = [wid for wid, c in claims.items() if c.record.epoch > 1]
+            if replayed:
+                for row in conn.execute(
+                    f"SELECT {JOURNAL_COLUMNS} FROM journal "
+                    "WHERE workflow_id = ANY(%s::text[]) ORDER BY workflow_id, seq",
+                    (replayed,),
+                ):
+                    claims[row[0]].journal.append(to_entry(row))
+            if claims:
+                ids = list(claims)
+                for event in self._inbox(conn, ids, 0):
+                    claims[event.workflow_id].events.append(event)
+                for parent, child in self._finished_children(conn, ids):
+                    claims[parent].children.append(child)
+        return sorted(claims.values(), key=lambda c: (-c.record.priority, c.record.created_at))
+
+    def renew_leases(self, owner: str, until: float) -> set[str]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "UPDATE workflows SET lease_expires_at = %s WHERE owner = %s RETURNING id",
+                (until, owner),
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    def release(self, owner: str, workflow_ids: Iterable[str] | None = None) -> None:
+        with self._transaction() as conn:
+            query = (
+                "UPDATE workflows SET owner = NULL, lease_expires_at = NULL "
+                f"WHERE owner = %s AND status NOT IN ({TERMINAL_SQL})"
+            )
+            if workflow_ids is None:
+                conn.execute(query, (owner,))
+            else:
+                conn.execute(query + " AND id = ANY(%s::text[])", (owner, list(workflow_ids)))
+
+    def expire_leases(self, owners: Iterable[str]) -> int:
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE workflows SET lease_expires_at = 0 WHERE owner = ANY(%s::text[])",
+                (list(owners),),
+            )
+            return cur.rowcount
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        with self._transaction() as conn:
+            return self._get(conn, workflow_id)
+
+    def list_workflows(
+        self,
+        *,
+        statuses: Sequence[WorkflowStatus] | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> list[WorkflowRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if statuses:
+            clauses.append("status = ANY(%s::text[])")
+            params.append([WorkflowStatus(s).value for s in statuses])
+        if name is not None:
+            clauses.append("name = %s")
+            params.append(name)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        params.append(limit)
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {WF_COLUMNS} FROM workflows {where} "
+                'ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT %s',
+                params,
+            ).fetchall()
+        return [to_record(row) for row in rows]
+
+    def get_journal(self, workflow_id: str) -> list[JournalEntry]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE workflow_id = %s ORDER BY seq",
+                (workflow_id,),
+            ).fetchall()
+        return [to_entry(row) for row in rows]
+
+    def get_attempts(self, workflow_id: str) -> list[StepAttempt]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT workflow_id, seq, attempt, error, owner, epoch, started_at, finished_at "
+                "FROM step_attempts WHERE workflow_id = %s ORDER BY seq, epoch, attempt",
+                (workflow_id,),
+            ).fetchall()
+        return [StepAttempt(*row) for row in rows]
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def register_worker(self, info: WorkerInfo) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO workers "
+                "(id, hostname, pid, started_at, heartbeat_at, workflows, queues) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, "
+                "started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, "
+                "workflows = EXCLUDED.workflows, queues = EXCLUDED.queues",
+                (
+                    info.id, info.hostname, info.pid, info.started_at, info.heartbeat_at,
+                    json.dumps(info.workflows), json.dumps(info.queues),
+                ),
+            )  # fmt: skip
+
+    def heartbeat_worker(self, worker_id: str, now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE workers SET heartbeat_at = %s WHERE id = %s", (now, worker_id))
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
+
+    def list_workers(self) -> list[WorkerInfo]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, hostname, pid, started_at, heartbeat_at, workflows, queues "
+                "FROM workers ORDER BY started_at"
+            ).fetchall()
+        return [
+            WorkerInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))
+            for r in rows
+        ]

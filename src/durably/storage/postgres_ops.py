@@ -1,0 +1,255 @@
+"""PostgreSQL fenced write ops, one small handler per op type (the same semantics as
+:mod:`durably.storage.sqlite_ops`). Row mapping is shared with the SQLite backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from durably.storage.base import (
+    ConsumeEvent,
+    ContinueAsNew,
+    CreateWorkflow,
+    DeliverCancel,
+    FinishWorkflow,
+    JournalEntry,
+    Park,
+    RecordAttempt,
+    RecordEntry,
+    SetState,
+    StartChild,
+    StepAttempt,
+    WriteOp,
+)
+from durably.storage.sqlite_ops import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
+
+if TYPE_CHECKING:
+    import psycopg
+
+    Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
+
+__all__ = ["INSERT_WORKFLOW", "apply_batch"]
+
+FENCE = (
+    "EXISTS (SELECT 1 FROM workflows WHERE id = %s AND owner = %s AND epoch = %s "
+    f"AND status NOT IN ({TERMINAL_SQL}))"
+)
+INSERT_WORKFLOW = (
+    f"INSERT INTO workflows ({WF_COLUMNS}) VALUES ({', '.join(['%s'] * 22)}) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_INSERT_ENTRY = (
+    f"INSERT INTO journal ({JOURNAL_COLUMNS}) "
+    "SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s "
+    f"WHERE {FENCE} ON CONFLICT (workflow_id, seq) DO UPDATE SET status = EXCLUDED.status, "
+    "result = EXCLUDED.result, error = EXCLUDED.error, attempts = EXCLUDED.attempts, "
+    "owner = EXCLUDED.owner, epoch = EXCLUDED.epoch, finished_at = EXCLUDED.finished_at "
+    "WHERE journal.status = 'waiting' AND journal.kind = EXCLUDED.kind "
+    "AND journal.name = EXCLUDED.name"
+)
+_INSERT_ATTEMPT = (
+    "INSERT INTO step_attempts (workflow_id, seq, attempt, error, owner, epoch, started_at, "
+    f"finished_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE {FENCE} "
+    "ON CONFLICT DO NOTHING"
+)
+_FINISH = (
+    "UPDATE workflows SET status = %s, output = %s, error = %s, finished_at = %s, "
+    "updated_at = %s, owner = NULL, lease_expires_at = NULL "
+    f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL})"
+)
+_WAKE_PARENT = (
+    "UPDATE workflows SET wake_at = %s "
+    "WHERE id = (SELECT parent_id FROM workflows WHERE id = %s) "
+    f"AND status NOT IN ({TERMINAL_SQL})"
+)
+_LOCK = (
+    "SELECT 1 FROM workflows "
+    f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL}) "
+    "FOR NO KEY UPDATE"
+)
+_PARK = (
+    "UPDATE workflows SET owner = NULL, lease_expires_at = NULL, updated_at = %s, "
+    "wake_at = CASE WHEN cancel_requested = 1 "
+    "  OR EXISTS (SELECT 1 FROM events e WHERE e.workflow_id = workflows.id "
+    "    AND e.consumed_seq IS NULL AND e.name = ANY(%s::text[])) "
+    "  OR EXISTS (SELECT 1 FROM workflows c WHERE c.parent_id = workflows.id "
+    "    AND c.id = ANY(%s::text[]) "
+    f"    AND c.status IN ({TERMINAL_SQL})) "
+    "THEN %s ELSE %s END "
+    f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL})"
+)
+
+
+def _fenced(conn: Conn, workflow_id: str, owner: str, epoch: int) -> bool:
+    row = conn.execute(f"SELECT {FENCE}", (workflow_id, owner, epoch)).fetchone()
+    return bool(row and row[0])
+
+
+def _entry_params(e: JournalEntry) -> tuple[Any, ...]:
+    return (
+        e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error, e.attempts,
+        e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
+        e.workflow_id, e.owner, e.epoch,
+    )  # fmt: skip
+
+
+def _entry(conn: Conn, e: JournalEntry) -> bool:
+    return conn.execute(_INSERT_ENTRY, _entry_params(e)).rowcount == 1
+
+
+def _attempt_params(a: StepAttempt) -> tuple[Any, ...]:
+    return (
+        a.workflow_id, a.seq, a.attempt, a.error, a.owner, a.epoch, a.started_at,
+        a.finished_at, a.workflow_id, a.owner, a.epoch,
+    )  # fmt: skip
+
+
+_DELIVER_CANCEL = (
+    "UPDATE workflows SET cancel_key = %s, cancel_requested = 0 "
+    f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL})"
+)
+
+
+def _single_statement(op: WriteOp) -> tuple[str, tuple[Any, ...]] | None:
+    """The one statement that applies ``op`` (applied iff it touches one row), if there is one."""
+    if isinstance(op, RecordEntry):
+        return _INSERT_ENTRY, _entry_params(op.entry)
+    if isinstance(op, CreateWorkflow):
+        return INSERT_WORKFLOW, record_params(op.record)
+    if isinstance(op, RecordAttempt):
+        return _INSERT_ATTEMPT, _attempt_params(op.attempt)
+    if isinstance(op, DeliverCancel):
+        return _DELIVER_CANCEL, (op.key, op.workflow_id, op.owner, op.epoch)
+    return None
+
+
+def _finish(conn: Conn, op: FinishWorkflow) -> bool:
+    cur = conn.execute(
+        _FINISH,
+        (
+            op.status.value, op.output, op.error, op.finished_at, op.finished_at,
+            op.workflow_id, op.owner, op.epoch,
+        ),
+    )  # fmt: skip
+    if cur.rowcount != 1:
+        return False
+    conn.execute(_WAKE_PARENT, (op.finished_at, op.workflow_id))
+    return True
+
+
+def _consume_event(conn: Conn, op: ConsumeEvent) -> bool:
+    e = op.entry
+    if not _fenced(conn, e.workflow_id, e.owner, e.epoch):
+        return False
+    conn.execute("SAVEPOINT consume")
+    cur = conn.execute(
+        "UPDATE events SET consumed_seq = %s "
+        "WHERE id = %s AND workflow_id = %s AND consumed_seq IS NULL",
+        (e.seq, op.event_id, e.workflow_id),
+    )
+    if cur.rowcount == 1 and _entry(conn, e):
+        conn.execute("RELEASE SAVEPOINT consume")
+        return True
+    conn.execute("ROLLBACK TO SAVEPOINT consume")
+    conn.execute("RELEASE SAVEPOINT consume")
+    return False
+
+
+def _set_state(conn: Conn, op: SetState) -> bool:
+    if not _fenced(conn, op.workflow_id, op.owner, op.epoch):
+        return False
+    conn.execute(
+        "INSERT INTO state (workflow_id, key, value, seq, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value, "
+        "seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at WHERE EXCLUDED.seq >= state.seq",
+        (op.workflow_id, op.key, op.value, op.seq, op.updated_at),
+    )
+    return True
+
+
+def _start_child(conn: Conn, op: StartChild) -> bool:
+    if not _entry(conn, op.entry):
+        return False
+    conn.execute(INSERT_WORKFLOW, record_params(op.child))
+    return True
+
+
+def _park(conn: Conn, op: Park) -> bool:
+    # Lock the row first, then decide in a new statement (a fresh READ COMMITTED snapshot): an
+    # event, a finished child or a cancellation committed by the time we hold the lock is seen,
+    # and one committed later updates wake_at after us (its own update waits for our lock).
+    if conn.execute(_LOCK, (op.workflow_id, op.owner, op.epoch)).fetchone() is None:
+        return False
+    cur = conn.execute(
+        _PARK,
+        (
+            op.now, list(op.event_names), list(op.child_ids), op.now, op.wake_at,
+            op.workflow_id, op.owner, op.epoch,
+        ),
+    )  # fmt: skip
+    return cur.rowcount == 1
+
+
+def _continue_as_new(conn: Conn, op: ContinueAsNew) -> bool:
+    cur = conn.execute(
+        "INSERT INTO workflow_runs (workflow_id, run, input, output, status, started_at, "
+        "finished_at) SELECT id, run, input, %s, 'continued_as_new', started_at, %s "
+        "FROM workflows WHERE id = %s AND owner = %s AND epoch = %s "
+        f"AND status NOT IN ({TERMINAL_SQL})",
+        (op.output, op.finished_at, op.workflow_id, op.owner, op.epoch),
+    )
+    if cur.rowcount != 1:
+        return False
+    conn.execute("DELETE FROM journal WHERE workflow_id = %s", (op.workflow_id,))
+    conn.execute("DELETE FROM step_attempts WHERE workflow_id = %s", (op.workflow_id,))
+    # the next run numbers its calls from 0 again: its state writes must win over older ones
+    conn.execute("UPDATE state SET seq = -1 WHERE workflow_id = %s", (op.workflow_id,))
+    conn.execute(
+        "UPDATE workflows SET input = %s, run = run + 1, owner = NULL, "
+        "lease_expires_at = NULL, wake_at = NULL, cancel_key = NULL, started_at = %s, "
+        "updated_at = %s WHERE id = %s",
+        (op.input, op.finished_at, op.finished_at, op.workflow_id),
+    )
+    return True
+
+
+HANDLERS: dict[type, Callable[[Conn, Any], bool]] = {
+    FinishWorkflow: _finish,
+    ConsumeEvent: _consume_event,
+    SetState: _set_state,
+    StartChild: _start_child,
+    Park: _park,
+    ContinueAsNew: _continue_as_new,
+}
+
+
+def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
+    """Apply ``ops`` in order inside the caller's transaction; per op, whether it was applied.
+
+    Each run of consecutive single-statement ops (journal entries, attempts, creations, cancel
+    deliveries: most of a group commit) is sent in pipeline mode, in one round trip; the server
+    still runs them in order, so each sees the effects of the ops before it. An op whose outcome
+    decides what to run next is applied on its own.
+    """
+    applied: list[bool] = []
+    i = 0
+    while i < len(ops):
+        run: list[tuple[str, tuple[Any, ...]]] = []
+        while i < len(ops) and (stmt := _single_statement(ops[i])) is not None:
+            run.append(stmt)
+            i += 1
+        if len(run) == 1:
+            applied.append(conn.execute(run[0][0], run[0][1]).rowcount == 1)
+        elif run:
+            cursors = []
+            with conn.pipeline():
+                for query, params in run:
+                    cur = conn.cursor()
+                    cur.execute(query, params)
+                    cursors.append(cur)
+            applied.extend(cur.rowcount == 1 for cur in cursors)
+        if i < len(ops):
+            applied.append(HANDLERS[type(ops[i])](conn, ops[i]))
+            i += 1
+    return applied
