@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from durably.app import App
 from durably.errors import ConfigurationError, DurablyError
 from durably.storage import open_store, resolve_database_url
+from durably.supervisor import CHILD_ENV, Supervisor, resolve_processes
 
 __all__ = ["load_app", "main"]
 
@@ -41,12 +42,27 @@ def load_app(spec: str) -> App:
     return app
 
 
+def _processes(value: str) -> int:
+    try:
+        return resolve_processes(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="durably", description="durable execution for Python")
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run a worker for an app until SIGINT/SIGTERM")
     worker.add_argument("app", help="MODULE:APP, e.g. myapp.workflows:app")
     worker.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    worker.add_argument(
+        "-p",
+        "--processes",
+        type=_processes,
+        default=1,
+        metavar="N",
+        help="run N worker processes under a supervisor (0 or 'auto': one per CPU; default 1)",
+    )
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.add_argument("--db", default=None, help="database URL (default: $DURABLY_DB)")
     return parser
@@ -61,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "worker":
+            if args.processes > 1 and CHILD_ENV not in os.environ:
+                return Supervisor(args.app, args.processes, verbose=args.verbose).run()
             load_app(args.app).run_worker()
         else:
             url = resolve_database_url(args.db)

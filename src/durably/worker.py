@@ -36,6 +36,7 @@ from durably.storage.base import (
     CreateWorkflow,
     FinishWorkflow,
     InboxEvent,
+    Park,
     Store,
     WorkerInfo,
     WorkflowRecord,
@@ -56,7 +57,15 @@ class WorkerOptions:
     lease_seconds: float = 5.0
     """How long a claim lasts without a heartbeat; another host's worker takes over after it."""
     poll_interval: float = 0.25
-    """How often to look for new work started by other processes."""
+    """How often to look for new work started by other processes (and for events, commands and
+    expired leases of other hosts' workers). With a store that pushes wake-ups (PostgreSQL:
+    LISTEN/NOTIFY) polling is only a fallback, every ``max(poll_interval,
+    listen_poll_interval)``. Due timers never wait for a poll: the worker sleeps until the
+    earliest one."""
+    listen_poll_interval: float = 1.0
+    """The slowest fallback poll when the store pushes wake-ups (notifications can be lost,
+    e.g. across a reconnect): work of other processes then waits for it only if its wake-up
+    was lost, or after a dead worker's lease expires. Set 0 to poll every ``poll_interval``."""
     max_concurrent: int = 500
     """Workflows in progress at once in this worker."""
     claim_batch: int = 100
@@ -71,8 +80,10 @@ class WorkerOptions:
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_interval <= 0:
             raise ConfigurationError("lease_seconds and poll_interval must be > 0 seconds")
-        if self.eviction_threshold < 0:
-            raise ConfigurationError("eviction_threshold must be >= 0 seconds")
+        if self.eviction_threshold < 0 or self.listen_poll_interval < 0:
+            raise ConfigurationError(
+                "eviction_threshold and listen_poll_interval must be >= 0 seconds"
+            )
         if min(self.max_concurrent, self.claim_batch, self.step_threads,
                self.workflow_threads) < 1:  # fmt: skip
             raise ConfigurationError(
@@ -98,6 +109,7 @@ class _Runtime:
         eviction_threshold: float,
         clock: Callable[[], float],
         notify: Callable[[], None],
+        parked: Callable[[], None] = lambda: None,
     ) -> None:
         self.loop = loop
         self.serializer = serializer
@@ -107,6 +119,7 @@ class _Runtime:
         self._committer = committer
         self._clock = clock
         self._notify = notify
+        self._parked = parked
 
     def time(self) -> float:
         return self._clock()
@@ -117,7 +130,22 @@ class _Runtime:
     def record(
         self, op: WriteOp, on_done: Callable[[bool | BaseException], None] | None = None
     ) -> None:
-        self._committer.submit(op, on_done)
+        if isinstance(op, Park):  # once parked, its timer is the worker's to schedule
+            self._committer.submit(op, self._after_park(on_done))
+        else:
+            self._committer.submit(op, on_done)
+
+    def _after_park(
+        self, on_done: Callable[[bool | BaseException], None] | None
+    ) -> Callable[[bool | BaseException], None]:
+        def done(outcome: bool | BaseException) -> None:
+            try:
+                if on_done is not None:
+                    on_done(outcome)
+            finally:
+                self._parked()
+
+        return done
 
     def commit(self, op: WriteOp) -> asyncio.Future[bool]:
         fut: asyncio.Future[bool] = self.loop.create_future()
@@ -178,6 +206,10 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self.listening = False
+        """Whether the store pushes wake-ups to this worker (then polling is a slow fallback)."""
+        self.poll_interval = options.poll_interval
+        """The effective poll interval (see :attr:`WorkerOptions.poll_interval`)."""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -289,6 +321,15 @@ class Worker:
             except RuntimeError:
                 pass
 
+    def _wake_claims(self) -> None:
+        """Run a claim pass (thread-safe): after a park, to schedule the parked timer."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:
+                pass
+
     # -- serving -------------------------------------------------------------------------------
 
     async def serve(self) -> None:
@@ -306,6 +347,7 @@ class Worker:
         self.runtime = _Runtime(
             loop, self.serializer, committer, step_pool, wf_pool,
             eviction_threshold=opts.eviction_threshold, clock=self.clock, notify=self.notify,
+            parked=self._wake_claims,
         )  # fmt: skip
         now = time.time()
         info = WorkerInfo(
@@ -314,6 +356,7 @@ class Worker:
         )  # fmt: skip
         await asyncio.to_thread(self.store.register_worker, info)
         await asyncio.to_thread(self._expire_dead_local_workers)
+        unlisten = await self._listen()
         committer.start()
         heartbeat = loop.create_task(self._heartbeat_loop())
         signals = loop.create_task(self._signals_loop())
@@ -323,9 +366,46 @@ class Worker:
         finally:
             heartbeat.cancel()
             signals.cancel()
+            if unlisten is not None:
+                await asyncio.to_thread(unlisten)
             await self._shutdown(committer)
             step_pool.shutdown(wait=False, cancel_futures=True)
             wf_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _listen(self) -> Callable[[], None] | None:
+        """Subscribe to the store's wake-ups, if it pushes them; then poll only slowly."""
+
+        def woken(kind: str) -> None:
+            self.notify()
+
+        try:
+            unlisten = await asyncio.to_thread(self.store.listen, woken)
+        except Exception as exc:
+            log.warning("worker %s cannot listen for wake-ups, polling: %s", self.id, exc)
+            unlisten = None
+        self.listening = unlisten is not None
+        opts = self.options
+        self.poll_interval = (
+            max(opts.poll_interval, opts.listen_poll_interval)
+            if self.listening
+            else opts.poll_interval
+        )
+        return unlisten
+
+    async def _next_wake(self, names: list[str]) -> float:
+        """Seconds to sleep after an idle claim pass: until the earliest timer of an unowned
+        workflow is due, or the poll interval, whichever is sooner."""
+        poll = self.poll_interval
+        try:
+            at = await asyncio.to_thread(self.store.next_wake_at, names)
+        except Exception as exc:
+            log.warning("worker %s could not read its next wake-up: %s", self.id, exc)
+            return poll
+        if at is None:
+            return poll
+        # due now but not claimed (another worker's claim holds it, or it raced our claim):
+        # look again soon, not in a busy loop
+        return min(poll, max(at - self.clock() + 0.001, 0.02))
 
     async def _shutdown(self, committer: GroupCommitter) -> None:
         self._committer = None
@@ -370,7 +450,7 @@ class Worker:
                 except Exception as exc:
                     log.warning("worker %s could not claim work: %s", self.id, exc)
                     claims = []
-                    await asyncio.sleep(opts.poll_interval)
+                    await asyncio.sleep(self.poll_interval)
                 for claim in claims:
                     if self._stopping.is_set():
                         break
@@ -378,9 +458,13 @@ class Worker:
                 self.claiming = False
                 if claims and len(claims) == want:
                     continue
+            # full: a finishing workflow sets _wake; idle: sleep until the next timer is due
+            timeout = await self._next_wake(names) if want > 0 and names else self.poll_interval
+            if self._wake.is_set() or self._stopping.is_set():
+                continue
             wake = asyncio.ensure_future(self._wake.wait())
             stop = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({wake, stop}, timeout=opts.poll_interval,
+            await asyncio.wait({wake, stop}, timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
             wake.cancel()
             stop.cancel()
@@ -422,7 +506,7 @@ class Worker:
         assert self._poke is not None
         while True:
             try:
-                await asyncio.wait_for(self._poke.wait(), self.options.poll_interval)
+                await asyncio.wait_for(self._poke.wait(), self.poll_interval)
             except TimeoutError:
                 pass
             self._poke.clear()

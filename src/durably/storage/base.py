@@ -14,7 +14,7 @@ never overwrite the progress of the worker that took the workflow over.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -475,6 +475,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_runs(self, workflow_id: str) -> list[RunRecord]:
         """Earlier runs of a workflow that continued as new, oldest first."""
+
+    def listen(self, callback: Callable[[str], None]) -> Callable[[], None] | None:
+        """Start pushing wake-ups: call ``callback(kind)`` (from any thread) whenever another
+        connection commits runnable work: a new workflow (``"new"``), an event (``"event"``), a
+        finished child (``"child"``), an immediate wake (``"wake"``) or a command
+        (``"command"``); and ``"reconnect"`` after wake-ups may have been lost. Returns a
+        function that stops listening, or None if this store cannot push wake-ups (the default):
+        workers then find new work by polling. Delivery is best effort: a worker must still
+        poll, slowly, as a fallback."""
+        return None
 
     @abc.abstractmethod
     def next_wake_at(self, names: Iterable[str]) -> float | None:

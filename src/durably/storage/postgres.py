@@ -4,13 +4,20 @@ Every method borrows a pooled connection (autocommit off) and runs one transacti
 COMMITTED). ``claim`` uses ``FOR UPDATE SKIP LOCKED`` so concurrent workers never wait on, or
 share, a workflow. A store may live in its own schema (``schema=`` or ``?schema=name`` in the
 URL): it is created if missing and set as ``search_path`` on every pooled connection.
+
+Writes that make work runnable send ``NOTIFY durably`` in their transaction; :meth:`listen`
+holds one extra, unpooled connection that LISTENs and wakes the worker at once (see
+:class:`PostgresListener`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -30,7 +37,7 @@ from durably.storage.base import (
     WriteOp,
 )
 from durably.storage.postgres_commands import PostgresCommands
-from durably.storage.postgres_ops import INSERT_WORKFLOW, apply_batch
+from durably.storage.postgres_ops import CHANNEL, INSERT_WORKFLOW, apply_batch, notify
 from durably.storage.postgres_schema import MIGRATIONS
 from durably.storage.sqlite_ops import (
     JOURNAL_COLUMNS,
@@ -41,9 +48,11 @@ from durably.storage.sqlite_ops import (
     to_record,
 )
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresListener", "PostgresStore"]
 
 Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
+
+log = logging.getLogger("durably.storage.postgres")
 
 
 def _split_url(url: str) -> tuple[str, str | None]:
@@ -79,6 +88,8 @@ class PostgresStore(PostgresCommands):
         connect_timeout: float = 10.0,
     ) -> None:
         conninfo, url_schema = _split_url(url)
+        self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
         self.schema = schema or url_schema
         self._where = _where(conninfo)
         self._closed = False
@@ -160,6 +171,16 @@ class PostgresStore(PostgresCommands):
             row = conn.execute("SELECT MAX(version) FROM durably_migrations").fetchone()
         return int((row[0] if row else None) or 0)
 
+    def listen(self, callback: Callable[[str], None]) -> PostgresListener:
+        """LISTEN on a dedicated connection (in a daemon thread) and call ``callback(kind)`` on
+        each wake-up of this store's schema; reconnects on its own. Returns once listening (or
+        after ``connect_timeout`` if the server cannot be reached: it keeps retrying)."""
+        listener = PostgresListener(
+            self._conninfo, self.schema, callback, connect_timeout=self._connect_timeout
+        )
+        listener.start()
+        return listener
+
     def close(self) -> None:
         if self._closed:
             return
@@ -171,6 +192,8 @@ class PostgresStore(PostgresCommands):
     def create_workflow(self, record: WorkflowRecord) -> tuple[WorkflowRecord, bool]:
         with self._transaction() as conn:
             if conn.execute(INSERT_WORKFLOW, record_params(record)).rowcount == 1:
+                if record.owner is None:
+                    notify(conn, "new")
                 return record, True
             row = conn.execute(
                 f"SELECT {WF_COLUMNS} FROM workflows WHERE id = %s", (record.id,)
@@ -331,3 +354,98 @@ class PostgresStore(PostgresCommands):
             WorkerInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))
             for r in rows
         ]
+
+
+class PostgresListener:
+    """One LISTEN connection (autocommit, not pooled) served by a daemon thread.
+
+    Calls ``callback(kind)`` for each notification of its schema. When the connection is lost
+    it logs, backs off (0.1 s doubling up to 5 s), reconnects, LISTENs again and calls
+    ``callback("reconnect")``: notifications sent meanwhile are lost, so the receiver looks for
+    work once. Calling the listener (or :meth:`stop`) stops it.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        schema: str | None,
+        callback: Callable[[str], None],
+        *,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._conninfo = conninfo
+        self._schema = schema
+        self._callback = callback
+        self._connect_timeout = connect_timeout
+        self._stopping = threading.Event()
+        self._listening = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.application_name = f"durably-listener-{uuid.uuid4().hex[:12]}"
+        """Shown in ``pg_stat_activity``: tells this listener's backend apart."""
+        self.backend_pid: int | None = None
+        """The server process of the current connection (None while disconnected)."""
+        self.reconnects = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="durably-listen", daemon=True)
+        self._thread.start()
+        self._listening.wait(self._connect_timeout)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+
+    def __call__(self) -> None:
+        self.stop()
+
+    def _fire(self, kind: str) -> None:
+        try:
+            self._callback(kind)
+        except Exception:  # a broken receiver must not kill the listener
+            log.exception("durably listener callback failed")
+
+    def _run(self) -> None:
+        backoff = 0.1
+        missed = False  # notifications may have been sent while we were not listening
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, application_name=self.application_name,
+                    connect_timeout=max(1, int(self._connect_timeout)),
+                ) as conn:  # fmt: skip
+                    if self._schema:
+                        conn.execute(
+                            sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema))
+                        )
+                    row = conn.execute("SELECT COALESCE(current_schema(), '')").fetchone()
+                    prefix = f"{row[0] if row else ''}:"
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+                    self.backend_pid = conn.info.backend_pid
+                    self._listening.set()
+                    if missed:
+                        self.reconnects += 1
+                        log.info("durably listener reconnected")
+                        self._fire("reconnect")
+                    missed = False
+                    backoff = 0.1
+                    while not self._stopping.is_set():
+                        for n in conn.notifies(timeout=0.5):
+                            if n.payload.startswith(prefix):
+                                self._fire(n.payload[len(prefix) :])
+                            if self._stopping.is_set():
+                                break
+            except Exception as exc:  # psycopg.Error mostly; anything else must not end it
+                self.backend_pid = None
+                missed = True
+                if self._stopping.is_set():
+                    break
+                log.warning(
+                    "durably listener lost its connection (%s); reconnecting in %.1fs",
+                    " ".join(str(exc).split()), backoff,
+                )  # fmt: skip
+                self._listening.set()  # start() must not wait: the worker polls meanwhile
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.backend_pid = None

@@ -21,7 +21,7 @@ from durably.storage.base import (
     WorkflowRecord,
     WorkflowStatus,
 )
-from durably.storage.postgres_ops import INSERT_WORKFLOW
+from durably.storage.postgres_ops import INSERT_WORKFLOW, notify
 from durably.storage.sqlite_ops import TERMINAL_SQL, WF_COLUMNS, record_params, to_record
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ class PostgresCommands(Store):
                 "WHERE id = %s AND (wake_at IS NULL OR wake_at > %s)",
                 (now, workflow_id, now),
             )
+            notify(conn, "event")
         return rec, True
 
     def poll_signals(self, workflow_ids: Sequence[str], after_event_id: int) -> Signals:
@@ -171,6 +172,7 @@ class PostgresCommands(Store):
                 (workflow_id, now, now),
             )
             self._wake_parent(conn, workflow_id, now)
+            notify(conn, "command")
             return self._get(conn, workflow_id)
 
     def terminate(self, workflow_id: str, error: str, now: float) -> WorkflowRecord | None:
@@ -183,6 +185,7 @@ class PostgresCommands(Store):
                 (workflow_id, error, now, now),
             )
             self._wake_parent(conn, workflow_id, now)
+            notify(conn, "command")
             return self._get(conn, workflow_id)
 
     def suspend(self, workflow_id: str, now: float) -> WorkflowRecord | None:
@@ -197,11 +200,13 @@ class PostgresCommands(Store):
 
     def resume(self, workflow_id: str, now: float) -> WorkflowRecord | None:
         with self._transaction() as conn:
-            conn.execute(
+            cur = conn.execute(
                 "UPDATE workflows SET status = 'running', updated_at = %s "
                 "WHERE id = %s AND status = 'suspended'",
                 (now, workflow_id),
             )
+            if cur.rowcount:
+                notify(conn, "command")
             return self._get(conn, workflow_id)
 
     def retry(self, workflow_id: str, now: float) -> WorkflowRecord | None:
@@ -222,6 +227,7 @@ class PostgresCommands(Store):
                 "epoch = GREATEST(epoch, 1), updated_at = %s WHERE id = %s",
                 (now, workflow_id),
             )
+            notify(conn, "command")
             return self._get(conn, workflow_id)
 
     def fork(
@@ -249,6 +255,7 @@ class PostgresCommands(Store):
                 "FROM journal WHERE workflow_id = %s AND status = 'waiting'), %s)",
                 (new_id, workflow_id, from_seq, workflow_id, from_seq),
             )
+            notify(conn, "new")
             return fork, True
 
     def purge(self, workflow_id: str) -> bool:

@@ -28,7 +28,20 @@ if TYPE_CHECKING:
 
     Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 
-__all__ = ["INSERT_WORKFLOW", "apply_batch"]
+__all__ = ["CHANNEL", "INSERT_WORKFLOW", "apply_batch", "notify"]
+
+CHANNEL = "durably"
+"""The LISTEN/NOTIFY channel. A payload is ``<schema>:<kind>``: stores in other schemas of the
+same database share the channel and ignore each other's wake-ups."""
+_NOTIFY = "SELECT pg_notify('" + CHANNEL + "', COALESCE(current_schema(), '') || ':' || %s)"
+
+
+def notify(conn: Conn, *kinds: str) -> None:
+    """Wake listening workers (``kind``: what is new) when the caller's transaction commits.
+    PostgreSQL delivers a notification only at commit and folds duplicates in one transaction."""
+    for kind in sorted(set(kinds)):
+        conn.execute(_NOTIFY, (kind,))
+
 
 FENCE = (
     "EXISTS (SELECT 1 FROM workflows WHERE id = %s AND owner = %s AND epoch = %s "
@@ -76,7 +89,8 @@ _PARK = (
     "    AND c.id = ANY(%s::text[]) "
     f"    AND c.status IN ({TERMINAL_SQL})) "
     "THEN %s ELSE %s END "
-    f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL})"
+    f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL}) "
+    "RETURNING wake_at"
 )
 
 
@@ -123,7 +137,7 @@ def _single_statement(op: WriteOp) -> tuple[str, tuple[Any, ...]] | None:
     return None
 
 
-def _finish(conn: Conn, op: FinishWorkflow) -> bool:
+def _finish(conn: Conn, op: FinishWorkflow, wake: set[str]) -> bool:
     cur = conn.execute(
         _FINISH,
         (
@@ -133,11 +147,12 @@ def _finish(conn: Conn, op: FinishWorkflow) -> bool:
     )  # fmt: skip
     if cur.rowcount != 1:
         return False
-    conn.execute(_WAKE_PARENT, (op.finished_at, op.workflow_id))
+    if conn.execute(_WAKE_PARENT, (op.finished_at, op.workflow_id)).rowcount:
+        wake.add("child")
     return True
 
 
-def _consume_event(conn: Conn, op: ConsumeEvent) -> bool:
+def _consume_event(conn: Conn, op: ConsumeEvent, wake: set[str]) -> bool:
     e = op.entry
     if not _fenced(conn, e.workflow_id, e.owner, e.epoch):
         return False
@@ -155,7 +170,7 @@ def _consume_event(conn: Conn, op: ConsumeEvent) -> bool:
     return False
 
 
-def _set_state(conn: Conn, op: SetState) -> bool:
+def _set_state(conn: Conn, op: SetState, wake: set[str]) -> bool:
     if not _fenced(conn, op.workflow_id, op.owner, op.epoch):
         return False
     conn.execute(
@@ -168,30 +183,35 @@ def _set_state(conn: Conn, op: SetState) -> bool:
     return True
 
 
-def _start_child(conn: Conn, op: StartChild) -> bool:
+def _start_child(conn: Conn, op: StartChild, wake: set[str]) -> bool:
     if not _entry(conn, op.entry):
         return False
-    conn.execute(INSERT_WORKFLOW, record_params(op.child))
+    if conn.execute(INSERT_WORKFLOW, record_params(op.child)).rowcount == 1:
+        wake.add("new")
     return True
 
 
-def _park(conn: Conn, op: Park) -> bool:
+def _park(conn: Conn, op: Park, wake: set[str]) -> bool:
     # Lock the row first, then decide in a new statement (a fresh READ COMMITTED snapshot): an
     # event, a finished child or a cancellation committed by the time we hold the lock is seen,
     # and one committed later updates wake_at after us (its own update waits for our lock).
     if conn.execute(_LOCK, (op.workflow_id, op.owner, op.epoch)).fetchone() is None:
         return False
-    cur = conn.execute(
+    row = conn.execute(
         _PARK,
         (
             op.now, list(op.event_names), list(op.child_ids), op.now, op.wake_at,
             op.workflow_id, op.owner, op.epoch,
         ),
-    )  # fmt: skip
-    return cur.rowcount == 1
+    ).fetchone()  # fmt: skip
+    if row is None:
+        return False
+    if row[0] is not None and row[0] <= op.now:  # runnable at once: any worker may take it
+        wake.add("wake")
+    return True
 
 
-def _continue_as_new(conn: Conn, op: ContinueAsNew) -> bool:
+def _continue_as_new(conn: Conn, op: ContinueAsNew, wake: set[str]) -> bool:
     cur = conn.execute(
         "INSERT INTO workflow_runs (workflow_id, run, input, output, status, started_at, "
         "finished_at) SELECT id, run, input, %s, 'continued_as_new', started_at, %s "
@@ -211,10 +231,11 @@ def _continue_as_new(conn: Conn, op: ContinueAsNew) -> bool:
         "updated_at = %s WHERE id = %s",
         (op.input, op.finished_at, op.finished_at, op.workflow_id),
     )
+    wake.add("new")
     return True
 
 
-HANDLERS: dict[type, Callable[[Conn, Any], bool]] = {
+HANDLERS: dict[type, Callable[[Conn, Any, set[str]], bool]] = {
     FinishWorkflow: _finish,
     ConsumeEvent: _consume_event,
     SetState: _set_state,
@@ -230,12 +251,16 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
     Each run of consecutive single-statement ops (journal entries, attempts, creations, cancel
     deliveries: most of a group commit) is sent in pipeline mode, in one round trip; the server
     still runs them in order, so each sees the effects of the ops before it. An op whose outcome
-    decides what to run next is applied on its own.
+    decides what to run next is applied on its own. Ops that make work runnable by any worker
+    (a new unowned workflow or child, a finished child's parent, an immediate wake, a new run)
+    notify listening workers, once per kind, at commit.
     """
     applied: list[bool] = []
+    wake: set[str] = set()
     i = 0
     while i < len(ops):
         run: list[tuple[str, tuple[Any, ...]]] = []
+        first = len(applied)
         while i < len(ops) and (stmt := _single_statement(ops[i])) is not None:
             run.append(stmt)
             i += 1
@@ -249,7 +274,13 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
                     cur.execute(query, params)
                     cursors.append(cur)
             applied.extend(cur.rowcount == 1 for cur in cursors)
+        for op, done in zip(ops[i - len(run) : i], applied[first:], strict=True):
+            # created unowned (not already claimed by the worker that created it)
+            if done and isinstance(op, CreateWorkflow) and op.record.owner is None:
+                wake.add("new")
         if i < len(ops):
-            applied.append(HANDLERS[type(ops[i])](conn, ops[i]))
+            applied.append(HANDLERS[type(ops[i])](conn, ops[i], wake))
             i += 1
+    if wake:
+        notify(conn, *wake)
     return applied

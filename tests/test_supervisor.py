@@ -1,0 +1,162 @@
+"""``durably worker MODULE:APP --processes N``: a supervisor over N real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import durably
+from durably.supervisor import resolve_processes
+
+DURABLY = [sys.executable, "-m", "durably.cli"]
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def flows(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A module of workflows in tmp_path; yields (database URL, environment for the command)."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    (tmp_path / "myflows.py").write_text(
+        textwrap.dedent(
+            f"""
+            import time
+            import durably
+            app = durably.App({db!r})
+
+            @app.step()
+            def double(x: int) -> int:
+                time.sleep(0.01)
+                return 2 * x
+
+            @app.workflow()
+            def twice(x: int) -> int:
+                return double(double(x))
+            """
+        )
+    )
+    package_root = Path(durably.__file__).resolve().parents[1]  # the durably under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(package_root)])}
+    env.pop("DURABLY_WORKER_PROCESS", None)
+    yield db, env
+
+
+def _pids(client: durably.App) -> set[int]:
+    return {w.pid for w in client.store.list_workers()}
+
+
+def _run_batch(client: durably.App, start: int, count: int) -> None:
+    handles = [client.start("twice", i) for i in range(start, start + count)]
+    assert [h.result(timeout=60) for h in handles] == [4 * i for i in range(start, start + count)]
+
+
+def test_processes_are_parsed() -> None:
+    assert resolve_processes("3") == 3
+    assert resolve_processes("auto") == resolve_processes("0") == (os.cpu_count() or 1)
+    with pytest.raises(ValueError):
+        resolve_processes("-1")
+    with pytest.raises(ValueError):
+        resolve_processes("many")
+
+
+def test_three_processes_serve_and_stop_cleanly(
+    tmp_path: Path, flows: tuple[str, dict[str, str]]
+) -> None:
+    db, env = flows
+    sup = subprocess.Popen(
+        [*DURABLY, "worker", "myflows:app", "--processes", "3"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    client = durably.App(db)
+    try:
+        _wait_for(lambda: len(_pids(client)) == 3)
+        assert sup.pid not in _pids(client)  # the supervisor is not a worker itself
+        _run_batch(client, 0, 60)
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        _, err = sup.communicate(timeout=60)
+    assert sup.returncode == 0, err.decode()
+    assert client.store.list_workers() == []  # every child deregistered on SIGTERM
+    client.close()
+
+
+def test_a_killed_child_is_restarted(tmp_path: Path, flows: tuple[str, dict[str, str]]) -> None:
+    db, env = flows
+    sup = subprocess.Popen(
+        [*DURABLY, "worker", "myflows:app", "--processes", "2"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    client = durably.App(db)
+    try:
+        _wait_for(lambda: len(_pids(client)) == 2)
+        before = _pids(client)
+        handles = [client.start("twice", i) for i in range(30)]
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        # The supervisor starts a replacement, which registers with a new pid.
+        _wait_for(lambda: len(_pids(client) - before) == 1)
+        assert [h.result(timeout=60) for h in handles] == [4 * i for i in range(30)]
+        _run_batch(client, 100, 20)  # and work keeps completing afterwards
+        # The surviving workers notice the dead pid and remove its row.
+        _wait_for(lambda: victim not in _pids(client))
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        _, err = sup.communicate(timeout=60)
+    assert sup.returncode == 0, err.decode()
+    assert "died unexpectedly" in err.decode() and "restarting" in err.decode()
+    assert client.store.list_workers() == []
+    client.close()
+
+
+def test_a_bad_app_fails_fast(tmp_path: Path, flows: tuple[str, dict[str, str]]) -> None:
+    _, env = flows
+    started = time.monotonic()
+    proc = subprocess.run(
+        [*DURABLY, "worker", "no_such_mod:app", "--processes", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "cannot import" in proc.stderr  # the child's own message
+    assert "failed at startup" in proc.stderr  # and the supervisor's
+    assert time.monotonic() - started < 20
+
+
+def test_a_child_that_keeps_crashing_at_startup_gives_up(
+    tmp_path: Path, flows: tuple[str, dict[str, str]]
+) -> None:
+    _, env = flows
+    (tmp_path / "crashy.py").write_text("raise RuntimeError('boom')\n")
+    proc = subprocess.run(
+        [*DURABLY, "worker", "crashy:app", "--processes", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "RuntimeError: boom" in proc.stderr
+    assert "restarting in" in proc.stderr  # it retried with a backoff...
+    assert "failed at startup 5 times in a row" in proc.stderr  # ...then gave up
