@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import durably
 
 from . import crash_app, long_app
-from .support import Workers
+from .support import BACKENDS, PG_URL, Database, Workers
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -22,8 +24,39 @@ def pytest_runtest_makereport(
     return report
 
 
-def _pool(tmp_path: Path, request: pytest.FixtureRequest, script: Path) -> Iterator[Workers]:
-    pool = Workers(tmp_path, script)
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The test's database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards.
+
+    The PostgreSQL variant fails when the server is unreachable, unless DURABLY_SKIP_POSTGRES=1
+    asks to skip it.
+    """
+    if request.param == "sqlite":
+        yield Database.sqlite(tmp_path / "durably.db")
+        return
+    if os.environ.get("DURABLY_SKIP_POSTGRES") == "1":
+        pytest.skip("DURABLY_SKIP_POSTGRES=1: PostgreSQL variant skipped on request")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex}"
+    db = Database.postgres(PG_URL, schema)
+    try:
+        yield db
+    finally:
+        db.close()
+        try:
+            with psycopg.connect(PG_URL, autocommit=True, connect_timeout=10) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        except psycopg.OperationalError:
+            setup = getattr(request.node, "rep_setup", None)
+            if setup is not None and setup.passed:  # else keep the setup's error, not this one
+                raise
+
+
+def _pool(
+    tmp_path: Path, database: Database, request: pytest.FixtureRequest, script: Path
+) -> Iterator[Workers]:
+    pool = Workers(tmp_path, database, script)
     try:
         yield pool
     finally:
@@ -34,22 +67,27 @@ def _pool(tmp_path: Path, request: pytest.FixtureRequest, script: Path) -> Itera
 
 
 @pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Worker processes (crash_app.py) of the test; all reaped afterwards, their stderr printed
-    on failure."""
-    yield from _pool(tmp_path, request, Path(crash_app.__file__).resolve())
+def workers(
+    tmp_path: Path, database: Database, request: pytest.FixtureRequest
+) -> Iterator[Workers]:
+    """Worker processes (crash_app.py) of the test, on each backend in turn; all reaped
+    afterwards, their stderr printed on failure."""
+    yield from _pool(tmp_path, database, request, Path(crash_app.__file__).resolve())
 
 
 @pytest.fixture
-def long_workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Worker processes running long_app.py (timers, events, children, cancellation)."""
-    yield from _pool(tmp_path, request, Path(long_app.__file__).resolve())
+def long_workers(
+    tmp_path: Path, database: Database, request: pytest.FixtureRequest
+) -> Iterator[Workers]:
+    """Worker processes running long_app.py (timers, events, children, cancellation), on each
+    backend in turn."""
+    yield from _pool(tmp_path, database, request, Path(long_app.__file__).resolve())
 
 
 @pytest.fixture
 def client(workers: Workers) -> Iterator[durably.App]:
     """A client App on the workers' database: it starts and inspects, and runs no worker."""
-    app = crash_app.make_app(str(workers.db), str(workers.log))
+    app = crash_app.make_app(workers.db.url, str(workers.log))
     app.store.migrate()  # the schema exists before any worker starts
     try:
         yield app

@@ -2,7 +2,7 @@
 
 As a script it serves workflows until SIGTERM::
 
-    python tests/e2e/crash_app.py DBPATH LOGPATH
+    python tests/e2e/crash_app.py DBURL LOGPATH  # sqlite:///path.db or postgresql://...?schema=x
 
 Imported, :func:`make_app` builds the same App (same workflow and step names) for a test process
 that starts and inspects workflows without running a worker.
@@ -112,13 +112,14 @@ class SideEffectLog:
 
 
 def make_app(
-    db_path: str,
+    db_url: str,
     log_path: str,
     options: durably.WorkerOptions | None = None,
     step_delay: tuple[float, float] = (0.005, 0.06),
 ) -> durably.App:
-    """The App on SQLite file ``db_path``: four workflows mixing sync/async code and steps."""
-    app = durably.App(f"sqlite:///{db_path}", worker_options=options)
+    """The App on database ``db_url`` (a ``sqlite:///`` or ``postgresql://`` URL): four
+    workflows mixing sync/async code and steps."""
+    app = durably.App(db_url, worker_options=options)
     effects = SideEffectLog(log_path, step_delay)
 
     # -- steps: two async, three sync, one async echo ----------------------------------------
@@ -227,7 +228,7 @@ def make_app(
 def main(argv: list[str]) -> int:
     """Serve the app's workflows until SIGTERM/SIGINT."""
     if len(argv) != 3:
-        print(f"usage: {argv[0]} DBPATH LOGPATH", file=sys.stderr)
+        print(f"usage: {argv[0]} DBURL LOGPATH", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=logging.INFO,

@@ -3,7 +3,7 @@ events, child workflows and cancellation. A worker script and a client module.
 
 As a script it serves workflows until SIGTERM::
 
-    python tests/e2e/long_app.py DBPATH LOGPATH
+    python tests/e2e/long_app.py DBURL LOGPATH
 
 Imported, :func:`make_app` builds the same App (same workflow and step names) for a test process
 that starts, signals, cancels and inspects workflows without running a worker.
@@ -61,10 +61,10 @@ def options_from_env(environ: Mapping[str, str] = os.environ) -> durably.WorkerO
 
 
 def make_app(
-    db_path: str, log_path: str, options: durably.WorkerOptions | None = None
+    db_url: str, log_path: str, options: durably.WorkerOptions | None = None
 ) -> durably.App:
-    """The App on SQLite file ``db_path``."""
-    app = durably.App(f"sqlite:///{db_path}", worker_options=options)
+    """The App on database ``db_url`` (a ``sqlite:///`` or ``postgresql://`` URL)."""
+    app = durably.App(db_url, worker_options=options)
     effects = SideEffectLog(log_path, (0.0, 0.0))
 
     # -- steps ---------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def make_app(
 def main(argv: list[str]) -> int:
     """Serve the app's workflows until SIGTERM/SIGINT."""
     if len(argv) != 3:
-        print(f"usage: {argv[0]} DBPATH LOGPATH", file=sys.stderr)
+        print(f"usage: {argv[0]} DBURL LOGPATH", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=logging.INFO,

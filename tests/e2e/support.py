@@ -22,6 +22,8 @@ HERE = Path(__file__).resolve().parent
 CRASH_APP = HERE / "crash_app.py"
 SRC = HERE.parents[1] / "src"
 MODULUS = 1_000_003  # the modulus of crash_app's ``mul`` step
+BACKENDS = ["sqlite", "postgres"]
+PG_URL = os.environ.get("DURABLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # -- the model: what an uninterrupted run of each workflow records and returns ------------------
 
@@ -172,9 +174,67 @@ def owner_pid(owner: str) -> int:
     return int(owner.rsplit(":", 2)[1])
 
 
+class Database:
+    """The test database, on either backend: the URL the worker scripts and clients open, and
+    direct SQL reads for the checks (written with ``?`` placeholders, as for SQLite).
+
+    On PostgreSQL the tables live in their own ``schema``; each worker connects with an
+    ``application_name`` of its own (:meth:`worker_url`), so the test can see its sessions.
+    """
+
+    def __init__(self, backend: str, url: str, *, path: Path | None = None,
+                 server_url: str | None = None, schema: str | None = None) -> None:  # fmt: skip
+        self.backend = backend
+        self.url = url
+        self.path = path
+        self.server_url = server_url
+        self.schema = schema
+        self._pg: Any = None
+
+    @classmethod
+    def sqlite(cls, path: Path) -> Database:
+        return cls("sqlite", f"sqlite:///{path}", path=path)
+
+    @classmethod
+    def postgres(cls, server_url: str, schema: str) -> Database:
+        sep = "&" if "?" in server_url else "?"
+        return cls("postgres", f"{server_url}{sep}schema={schema}", server_url=server_url,
+                   schema=schema)  # fmt: skip
+
+    def worker_url(self, name: str) -> str:
+        """The URL a worker process named ``name`` opens."""
+        if self.backend == "sqlite":
+            return self.url
+        return f"{self.url}&application_name={self.app_name(name)}"
+
+    def app_name(self, name: str) -> str:
+        assert self.schema is not None
+        return f"e2e.{name}.{self.schema[-16:]}"[:63]
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read-only query."""
+        if self.backend == "sqlite":
+            assert self.path is not None
+            with connect(self.path) as conn:
+                return conn.execute(sql, params).fetchall()
+        if self._pg is None:
+            import psycopg
+
+            self._pg = psycopg.connect(
+                self.server_url, autocommit=True, connect_timeout=10,
+                options=f"-c search_path={self.schema}",
+            )  # fmt: skip
+        return self._pg.execute(sql.replace("?", "%s"), params).fetchall()
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+
+
 @contextlib.contextmanager
 def connect(db: Path, timeout: float = 30.0) -> Iterator[sqlite3.Connection]:
-    """A short-lived connection to the test database."""
+    """A short-lived connection to a SQLite test database."""
     conn = sqlite3.connect(str(db), timeout=timeout, isolation_level=None)
     try:
         yield conn
@@ -182,38 +242,36 @@ def connect(db: Path, timeout: float = 30.0) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def read_journal(db: Path) -> dict[str, list[Entry]]:
+def read_journal(db: Database) -> dict[str, list[Entry]]:
     """Every workflow's journal, ordered by seq."""
     journal: dict[str, list[Entry]] = defaultdict(list)
-    with connect(db) as conn:
-        rows = conn.execute(
-            "SELECT workflow_id, seq, kind, name, status, result, owner, epoch FROM journal "
-            "ORDER BY workflow_id, seq"
-        ).fetchall()
+    rows = db.query(
+        "SELECT workflow_id, seq, kind, name, status, result, owner, epoch FROM journal "
+        "ORDER BY workflow_id, seq"
+    )
     for wid, seq, kind, name, status, result, owner, epoch in rows:
         value = None if result is None else json.loads(result)
         journal[wid].append(Entry(wid, seq, kind, name, status, value, owner, epoch))
     return dict(journal)
 
 
-def read_workflows(db: Path) -> dict[str, WorkflowRow]:
+def read_workflows(db: Database) -> dict[str, WorkflowRow]:
     """Every workflow row by id."""
-    with connect(db) as conn:
-        rows = conn.execute("SELECT id, status, output, owner, epoch FROM workflows").fetchall()
+    rows = db.query("SELECT id, status, output, owner, epoch FROM workflows")
     return {
         wid: WorkflowRow(wid, status, None if out is None else json.loads(out), owner, epoch)
         for wid, status, out, owner, epoch in rows
     }
 
 
-def registered_pids(db: Path) -> set[int]:
+def registered_pids(db: Database) -> set[int]:
     """Pids of the workers registered in the database."""
-    with connect(db) as conn:
-        return {row[0] for row in conn.execute("SELECT pid FROM workers")}
+    return {row[0] for row in db.query("SELECT pid FROM workers")}
 
 
 def write_lock_free(db: Path, timeout: float = 0.3) -> bool:
-    """Whether a write transaction can begin within ``timeout`` s (no process holds the lock)."""
+    """Whether a write transaction can begin within ``timeout`` s on SQLite file ``db`` (no
+    process holds the lock)."""
     try:
         with connect(db, timeout=timeout) as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -221,6 +279,20 @@ def write_lock_free(db: Path, timeout: float = 0.3) -> bool:
     except sqlite3.OperationalError:
         return False
     return True
+
+
+def outside_transaction(db: Database, worker: Worker) -> bool:
+    """Whether ``worker`` (stopped) holds no lock another worker could wait for: on SQLite, the
+    file's write lock is free; on PostgreSQL, none of its sessions is inside a transaction."""
+    if db.backend == "sqlite":
+        assert db.path is not None
+        return write_lock_free(db.path)
+    rows = db.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = ? "
+        "AND xact_start IS NOT NULL",
+        (db.app_name(worker.name),),
+    )
+    return rows[0][0] == 0
 
 
 # -- the side-effect log -------------------------------------------------------------------------
@@ -415,10 +487,10 @@ class Worker:
 class Workers:
     """Starts, signals and reaps worker processes on one database and side-effect log."""
 
-    def __init__(self, tmp_path: Path, script: Path = CRASH_APP) -> None:
+    def __init__(self, tmp_path: Path, db: Database, script: Path = CRASH_APP) -> None:
         self.script = script
         self.tmp_path = tmp_path
-        self.db = tmp_path / "durably.db"
+        self.db = db
         self.log = tmp_path / "effects.log"
         self.all: list[Worker] = []
 
@@ -434,7 +506,7 @@ class Workers:
         err_path = self.tmp_path / f"{name}.err"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, str(self.script), str(self.db), str(self.log)],
+                [sys.executable, str(self.script), self.db.worker_url(name), str(self.log)],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env(env),
             )  # fmt: skip
         worker = Worker(name, proc, out_path, err_path)

@@ -1,6 +1,6 @@
-"""Two worker processes on one SQLite file: a paused worker's lease is taken over and its late
-writes are fenced out; two live workers never both advance one workflow; and both survive
-random pauses and kills."""
+"""Two worker processes on one database (a SQLite file or a PostgreSQL schema): a paused
+worker's lease is taken over and its late writes are fenced out; two live workers never both
+advance one workflow; and both survive random pauses and kills."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import durably
 
 from .support import (
     Execution,
+    Worker,
     Workers,
     WorkflowSpec,
     assert_no_traceback,
@@ -24,32 +25,35 @@ from .support import (
     check_journals,
     executions,
     mixed_specs,
+    outside_transaction,
     owner_pid,
     process_state,
     read_journal,
     read_log,
     read_workflows,
     wait_until,
-    write_lock_free,
 )
 
 SHORT_LEASE = {"E2E_LEASE_SECONDS": "1.0", "E2E_POLL_INTERVAL": "0.05"}
 
 
-def pause(workers: Workers, pid: int, attempts: int = 50) -> None:
-    """SIGSTOP ``pid`` at a moment it holds no SQLite write lock.
+def pause(workers: Workers, worker: Worker, attempts: int = 50) -> None:
+    """SIGSTOP ``worker`` at a moment it is outside any write transaction.
 
-    A process paused inside a write transaction blocks every writer of the file (a limit of
-    SQLite's file locking, not of fencing), so pause it again until the lock is free.
+    On SQLite a process paused inside a write transaction blocks every writer of the file (a
+    limit of SQLite's file locking, not of fencing); on PostgreSQL one paused inside a
+    transaction holds row locks another worker's claim skips. So pause it again until it holds
+    nothing.
     """
+    pid = worker.pid
     for _ in range(attempts):
         os.kill(pid, signal.SIGSTOP)
         wait_until(lambda: process_state(pid) == "T", 5.0, f"pid {pid} is stopped")
-        if write_lock_free(workers.db):
+        if outside_transaction(workers.db, worker):
             return
         os.kill(pid, signal.SIGCONT)
         time.sleep(0.01)
-    raise AssertionError(f"pid {pid} held the SQLite write lock at every one of {attempts} tries")
+    raise AssertionError(f"pid {pid} was inside a transaction at every one of {attempts} tries")
 
 
 @pytest.mark.timeout(90)
@@ -75,7 +79,7 @@ def test_paused_worker_is_fenced_out(workers: Workers, client: durably.App, resu
         return sum(1 for e in client.store.get_journal(wid) if e.kind == "step")
 
     wait_until(lambda: all(steps_recorded(w) >= 2 for w in ids), 30, "A records 2 steps each")
-    pause(workers, a.pid)
+    pause(workers, a)
     journal = read_journal(workers.db)
     a_owner = journal[ids[0]][0].owner
     assert owner_pid(a_owner) == a.pid
@@ -293,7 +297,7 @@ def test_stalled_lone_worker_keeps_its_workflows(workers: Workers, client: durab
     handle = client.start(specs[0].name, *specs[0].args, id=specs[0].id)
     a = workers.spawn("A", env)
     wait_until(lambda: read_log(workers.log), 15, "A begins a step")
-    pause(workers, a.pid)
+    pause(workers, a)
     time.sleep(2.0)  # twice the lease
     os.kill(a.pid, signal.SIGCONT)
     result = handle.result(timeout=30)

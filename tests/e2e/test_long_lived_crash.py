@@ -34,7 +34,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +42,7 @@ import durably
 
 from . import long_app
 from .support import (
+    Database,
     Entry,
     Execution,
     Expected,
@@ -50,11 +50,11 @@ from .support import (
     WorkflowSpec,
     check_executions,
     check_fenced_owners,
-    connect,
     executions,
     owner_pid,
     read_journal,
     read_log,
+    registered_pids,
 )
 
 SEED = int(os.environ.get("E2E_SEED", "20240719"))
@@ -76,7 +76,7 @@ readings of one durable sleep are microseconds apart; this only tolerates a stal
 @pytest.fixture
 def long_client(long_workers: Workers) -> Iterator[durably.App]:
     """A client App on the workers' database: starts, signals, cancels; runs no worker."""
-    app = long_app.make_app(str(long_workers.db), str(long_workers.log))
+    app = long_app.make_app(long_workers.db.url, str(long_workers.log))
     app.store.migrate()
     try:
         yield app
@@ -308,20 +308,33 @@ class Row:
     wake_at: float | None
     parent_id: str | None
     parent_seq: int | None
-    cancel_seq: int | None
+    cancel_seq: int | str | None
     finished_at: float | None
 
 
-def read_rows(db: Path) -> dict[str, Row]:
-    with connect(db) as conn:
-        rows = conn.execute(
-            "SELECT id, name, status, output, owner, epoch, wake_at, parent_id, parent_seq, "
-            "CAST(cancel_key AS INTEGER), finished_at FROM workflows"
-        ).fetchall()
+def read_rows(db: Database) -> dict[str, Row]:
+    rows = db.query(
+        "SELECT id, name, status, output, owner, epoch, wake_at, parent_id, parent_seq, "
+        "cancel_key, finished_at FROM workflows"
+    )
     return {
-        r[0]: Row(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]), *r[4:])
+        r[0]: Row(
+            r[0],
+            r[1],
+            r[2],
+            None if r[3] is None else json.loads(r[3]),
+            *r[4:9],
+            cancel_seq(r[9]),
+            r[10],
+        )
         for r in rows
     }
+
+
+def cancel_seq(key: str | None) -> int | str | None:
+    """The seq a cancel key names (a main-line call's key is its seq); any other key is kept
+    as text, which no model's cancel seq equals."""
+    return int(key) if key is not None and key.isdigit() else key
 
 
 @dataclass(frozen=True)
@@ -334,18 +347,16 @@ class EventRow:
     consumed_seq: int | None
 
 
-def read_started(db: Path) -> dict[tuple[str, int], float]:
+def read_started(db: Database) -> dict[tuple[str, int], float]:
     """When each journal entry was first recorded (its ``started_at``), by (workflow, seq)."""
-    with connect(db) as conn:
-        rows = conn.execute("SELECT workflow_id, seq, started_at FROM journal").fetchall()
+    rows = db.query("SELECT workflow_id, seq, started_at FROM journal")
     return {(wid, seq): started for wid, seq, started in rows}
 
 
-def read_events(db: Path) -> list[EventRow]:
-    with connect(db) as conn:
-        rows = conn.execute(
-            "SELECT id, workflow_id, name, payload, dedup_key, consumed_seq FROM events ORDER BY id"
-        ).fetchall()
+def read_events(db: Database) -> list[EventRow]:
+    rows = db.query(
+        "SELECT id, workflow_id, name, payload, dedup_key, consumed_seq FROM events ORDER BY id"
+    )
     return [EventRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
 
 
@@ -415,13 +426,10 @@ def test_long_lived_workflows_survive_repeated_kill_9(
         if m.cancel_seq in m.children:
             kid = m.children[m.cancel_seq]
             waits.append((kid.id, model(kid, {}).waiting_at))
-        with connect(workers.db) as conn:
-            return all(
-                conn.execute(
-                    "SELECT 1 FROM journal WHERE workflow_id = ? AND seq = ?", key
-                ).fetchone()
-                for key in waits
-            )
+        return all(
+            workers.db.query("SELECT 1 FROM journal WHERE workflow_id = ? AND seq = ?", key)
+            for key in waits
+        )
 
     def act(force: bool = False) -> None:
         now = time.monotonic() - began
@@ -483,7 +491,7 @@ def test_long_lived_workflows_survive_repeated_kill_9(
         if rng.random() < 0.12:  # sometimes while it starts up
             run_for(rng.uniform(0.0, 0.2))
         else:
-            run_for(15.0, until=lambda w=worker: w.pid in registered(workers.db))
+            run_for(15.0, until=lambda w=worker: w.pid in registered_pids(workers.db))
             assert worker.proc.poll() is None, worker.stderr()
             life = rng.uniform(0.1, 1.1)
             # a targeted worker is killed soon after a cancellation or a child's completion is
@@ -522,7 +530,7 @@ def test_long_lived_workflows_survive_repeated_kill_9(
 
     # -- a last worker finishes everything ---------------------------------------------------
     final = workers.spawn("final", worker_env(rng))
-    run_for(15.0, until=lambda: final.pid in registered(workers.db))
+    run_for(15.0, until=lambda: final.pid in registered_pids(workers.db))
     act(force=True)
 
     deadline = time.monotonic() + 60
@@ -629,11 +637,6 @@ def hour_away(row: Row) -> bool:
 def describe(row: Row, journal: Mapping[str, list[Entry]]) -> str:
     entries = [(e.seq, e.kind, e.name, e.status, e.result) for e in journal.get(row.id, [])]
     return f"  {row}\n    journal {entries}"
-
-
-def registered(db: Path) -> set[int]:
-    with connect(db) as conn:
-        return {row[0] for row in conn.execute("SELECT pid FROM workers")}
 
 
 # -- checks --------------------------------------------------------------------------------------
