@@ -421,7 +421,7 @@ class Worker:
         except Exception as exc:  # leases expire on their own
             log.warning("worker %s could not release its leases: %s", self.id, exc)
 
-    def _expire_dead_local_workers(self) -> None:
+    def _expire_dead_local_workers(self) -> int:
         dead = [
             w.id
             for w in self.store.list_workers()
@@ -432,6 +432,8 @@ class Worker:
             for worker_id in dead:
                 self.store.remove_worker(worker_id)
             log.info("expired %d lease(s) of dead local worker(s) %s", n, dead)
+            return n
+        return 0
 
     async def _claim_loop(self) -> None:
         assert self._wake is not None and self._stopping is not None
@@ -479,7 +481,8 @@ class Worker:
                     self.store.renew_leases, self.id, self.clock() + self.options.lease_seconds
                 )
                 await asyncio.to_thread(self.store.heartbeat_worker, self.id, time.time())
-                await asyncio.to_thread(self._expire_dead_local_workers)
+                if await asyncio.to_thread(self._expire_dead_local_workers) and self._wake:
+                    self._wake.set()  # their workflows are claimable now: take them at once
             except Exception as exc:
                 log.warning("worker %s heartbeat failed: %s", self.id, exc)
                 continue

@@ -426,7 +426,9 @@ class PostgresListener:
                     self._listening.set()
                     if missed:
                         self.reconnects += 1
-                        log.info("durably listener reconnected")
+                        # a warning, like the loss it ends: at the default log level an
+                        # operator sees both that the connection dropped and that it is back
+                        log.warning("durably listener reconnected")
                         self._fire("reconnect")
                     missed = False
                     backoff = 0.1
