@@ -39,7 +39,7 @@ from durably.storage.base import (
 from durably.storage.postgres_commands import PostgresCommands
 from durably.storage.postgres_ops import CHANNEL, INSERT_WORKFLOW, apply_batch, notify
 from durably.storage.postgres_schema import MIGRATIONS
-from durably.storage.sqlite_ops import (
+from durably.storage.rows import (
     JOURNAL_COLUMNS,
     TERMINAL_SQL,
     WF_COLUMNS,

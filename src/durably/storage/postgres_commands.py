@@ -22,7 +22,7 @@ from durably.storage.base import (
     WorkflowStatus,
 )
 from durably.storage.postgres_ops import INSERT_WORKFLOW, notify
-from durably.storage.sqlite_ops import TERMINAL_SQL, WF_COLUMNS, record_params, to_record
+from durably.storage.rows import TERMINAL_SQL, WF_COLUMNS, record_params, to_record
 
 if TYPE_CHECKING:
     import psycopg

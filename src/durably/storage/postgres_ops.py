@@ -1,5 +1,6 @@
 """PostgreSQL fenced write ops, one small handler per op type (the same semantics as
-:mod:`durably.storage.sqlite_ops`). Row mapping is shared with the SQLite backend."""
+:mod:`durably.storage.sqlite_ops`). Row mapping is shared with the SQLite backend
+(:mod:`durably.storage.rows`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from durably.storage.base import (
     StepAttempt,
     WriteOp,
 )
-from durably.storage.sqlite_ops import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
+from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
 
 if TYPE_CHECKING:
     import psycopg

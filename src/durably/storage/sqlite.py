@@ -26,17 +26,16 @@ from durably.storage.base import (
     WorkflowStatus,
     WriteOp,
 )
-from durably.storage.sqlite_commands import SqliteCommands
-from durably.storage.sqlite_ops import (
-    INSERT_WORKFLOW,
+from durably.storage.rows import (
     JOURNAL_COLUMNS,
     TERMINAL_SQL,
     WF_COLUMNS,
-    apply,
     record_params,
     to_entry,
     to_record,
 )
+from durably.storage.sqlite_commands import SqliteCommands
+from durably.storage.sqlite_ops import INSERT_WORKFLOW, apply
 from durably.storage.sqlite_schema import MIGRATIONS
 
 __all__ = ["SqliteStore"]

@@ -21,13 +21,8 @@ from durably.storage.base import (
     WorkflowRecord,
     WorkflowStatus,
 )
-from durably.storage.sqlite_ops import (
-    INSERT_WORKFLOW,
-    TERMINAL_SQL,
-    WF_COLUMNS,
-    record_params,
-    to_record,
-)
+from durably.storage.rows import TERMINAL_SQL, WF_COLUMNS, record_params, to_record
+from durably.storage.sqlite_ops import INSERT_WORKFLOW
 
 __all__ = ["SqliteCommands"]
 
