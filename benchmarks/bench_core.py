@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tables import num, table
+
 import durably
 
 STEPS_PER_WORKFLOW = 3
@@ -251,29 +253,21 @@ def _filesystem(folder: Path) -> str:
     return fstype
 
 
-def _num(x: float, unit: str) -> str:
-    if x >= 100:
-        return f"{x:,.0f} {unit}"
-    if x >= 10:
-        return f"{x:,.1f} {unit}"
-    return f"{x:,.2f} {unit}"
-
-
 def render(results: dict[str, Any]) -> str:
     """The human-readable table."""
     raw, batch = results["raw_commit"], results["raw_batch"]
     seq = results["sequential"]
-    floor_commit = _num(raw["commits_per_s"], "commits/s")
+    floor_commit = num(raw["commits_per_s"], "commits/s")
     rows: list[tuple[str, str, str, str]] = [
         (
             "raw commit, 1 row per txn",
-            _num(raw["commit_ms"], "ms/commit"),
+            num(raw["commit_ms"], "ms/commit"),
             "(the floor)",
             "",
         ),
         (
             f"raw batch, {batch['rows_per_batch']} rows per txn",
-            _num(batch["rows_per_s"], "rows/s"),
+            num(batch["rows_per_s"], "rows/s"),
             "(the ceiling)",
             "",
         ),
@@ -287,7 +281,7 @@ def render(results: dict[str, Any]) -> str:
         rows.append(
             (
                 f"{label}, {t['workflows']} wf x {STEPS_PER_WORKFLOW} steps",
-                f"{_num(t['workflows_per_s'], 'wf/s')}, {_num(t['steps_per_s'], 'steps/s')}",
+                f"{num(t['workflows_per_s'], 'wf/s')}, {num(t['steps_per_s'], 'steps/s')}",
                 floor_commit,
                 f"{t['steps_per_s'] / raw['commits_per_s']:.2f}x",
             )
@@ -295,16 +289,11 @@ def render(results: dict[str, Any]) -> str:
     rows.append(
         (
             f"sequential, 1 wf x {seq['steps']} steps",
-            _num(seq["step_ms"], "ms/step"),
-            _num(raw["commit_ms"], "ms/commit"),
+            num(seq["step_ms"], "ms/step"),
+            num(raw["commit_ms"], "ms/commit"),
             f"{seq['ratio_to_raw_commit']:.2f}x",
         )
     )
-    header = ("measurement", "durably", "raw SQLite, same run", "ratio")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-
-    def line(cells: tuple[str, str, str, str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     env = results["environment"]
     out = [
@@ -312,9 +301,7 @@ def render(results: dict[str, Any]) -> str:
         f"  Python {env['python']}, SQLite {env['sqlite']}, {env['cpus']} CPUs, "
         f"db dir {env['db_dir']} ({env['filesystem']}), WAL + synchronous=FULL",
         "",
-        line(header),
-        line(tuple("-" * w for w in widths)),  # type: ignore[arg-type]
-        *(line(r) for r in rows),
+        *table(("measurement", "durably", "raw SQLite, same run", "ratio"), rows),
         "",
         "  throughput ratio = durably steps/s over raw single-row commits/s (above 1: group commit",
         "  beats one fsync per step); sequential ratio = ms per step over ms per raw commit.",

@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from tables import num, table
 
 import durably
 
@@ -459,24 +460,16 @@ def bench_takeover(bench: Bench, *, live_peer: bool) -> dict[str, float]:
 # -- reporting ------------------------------------------------------------------------------------
 
 
-def _num(x: float, unit: str) -> str:
-    if x >= 100:
-        return f"{x:,.0f} {unit}"
-    if x >= 10:
-        return f"{x:,.1f} {unit}"
-    return f"{x:,.2f} {unit}"
-
-
 def render(results: dict[str, Any]) -> str:
     """The human-readable table."""
     raw, batch = results["raw_commit"], results["raw_batch"]
     seq = results["sequential"]
-    floor_commit = _num(raw["commits_per_s"], "commits/s")
+    floor_commit = num(raw["commits_per_s"], "commits/s")
     rows: list[tuple[str, str, str, str]] = [
-        ("raw commit, 1 row per txn", _num(raw["commit_ms"], "ms/commit"), "(the floor)", ""),
+        ("raw commit, 1 row per txn", num(raw["commit_ms"], "ms/commit"), "(the floor)", ""),
         (
             f"raw batch, {batch['rows_per_batch']} rows per txn",
-            _num(batch["rows_per_s"], "rows/s"),
+            num(batch["rows_per_s"], "rows/s"),
             "(the ceiling)",
             "",
         ),
@@ -491,7 +484,7 @@ def render(results: dict[str, Any]) -> str:
         rows.append(
             (
                 f"{label}, {t['workflows']} wf x {STEPS_PER_WORKFLOW} steps",
-                f"{_num(t['workflows_per_s'], 'wf/s')}, {_num(t['steps_per_s'], 'steps/s')}",
+                f"{num(t['workflows_per_s'], 'wf/s')}, {num(t['steps_per_s'], 'steps/s')}",
                 floor_commit,
                 f"{t['ratio_to_raw_commits_per_s']:.2f}x",
             )
@@ -499,8 +492,8 @@ def render(results: dict[str, Any]) -> str:
     rows.append(
         (
             f"sequential, 1 wf x {seq['steps']} steps",
-            f"{_num(seq['journal_step_ms'], 'ms/step')} ({_num(seq['step_ms'], 'ms')} wall)",
-            _num(raw["commit_ms"], "ms/commit"),
+            f"{num(seq['journal_step_ms'], 'ms/step')} ({num(seq['step_ms'], 'ms')} wall)",
+            num(raw["commit_ms"], "ms/commit"),
             f"{seq['ratio_to_raw_commit']:.2f}x",
         )
     )
@@ -508,25 +501,20 @@ def render(results: dict[str, Any]) -> str:
     rows.append(
         (
             "takeover after kill -9, new worker",
-            f"{_num(new['restart_after_spawn_s'], 's')} from its start "
-            f"({_num(new['restart_after_kill_s'], 's')} from kill)",
-            _num(raw["commit_ms"], "ms/commit"),
+            f"{num(new['restart_after_spawn_s'], 's')} from its start "
+            f"({num(new['restart_after_kill_s'], 's')} from kill)",
+            num(raw["commit_ms"], "ms/commit"),
             "",
         )
     )
     rows.append(
         (
             "takeover after kill -9, live peer",
-            f"{_num(peer['restart_after_kill_s'], 's')} from kill",
-            _num(raw["commit_ms"], "ms/commit"),
+            f"{num(peer['restart_after_kill_s'], 's')} from kill",
+            num(raw["commit_ms"], "ms/commit"),
             "",
         )
     )
-    header = ("measurement", "durably", "raw PostgreSQL, same run", "ratio")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-
-    def line(cells: tuple[str, str, str, str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     env = results["environment"]
     out = [
@@ -534,9 +522,7 @@ def render(results: dict[str, Any]) -> str:
         f"  Python {env['python']}, PostgreSQL {env['postgres']}, psycopg {env['psycopg']}, "
         f"{env['cpus']} CPUs, server {env['server']}",
         "",
-        line(header),
-        line(tuple("-" * w for w in widths)),  # type: ignore[arg-type]
-        *(line(r) for r in rows),
+        *table(("measurement", "durably", "raw PostgreSQL, same run", "ratio"), rows),
         "",
     ]
     table_lines = len(out)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from durably.definitions import Registry, Workflow
+from durably.definitions import Workflow
 from durably.engine import Outcome, WorkflowContext, execute
 from durably.serialization import JsonSerializer
 from durably.storage.base import JournalEntry, RecordAttempt, RecordEntry, WriteOp
@@ -95,10 +95,6 @@ def run_once(
         return outcome, rt, ctx
 
     return asyncio.run(main())
-
-
-def registry() -> Registry:
-    return Registry()
 
 
 def output(outcome: Outcome) -> Any:

@@ -584,7 +584,7 @@ class Worker:
             if isinstance(reason, Parked):
                 return
             log.info("workflow %s: execution stopped: %s", wid, reason)
-            if not isinstance(reason, LeaseLostError) or "could not write" in str(reason):
+            if not isinstance(reason, LeaseLostError):  # still ours: let it resume
                 await self._release(ctx)
             return
         self._finishing.add(wid)

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import durably
@@ -225,8 +225,8 @@ def make_app(
     return app
 
 
-def main(argv: list[str]) -> int:
-    """Serve the app's workflows until SIGTERM/SIGINT."""
+def serve(argv: list[str], build: Callable[[str, str], durably.App]) -> int:
+    """A worker script's main: serve ``build(DBURL, LOGPATH)`` until SIGTERM/SIGINT."""
     if len(argv) != 3:
         print(f"usage: {argv[0]} DBURL LOGPATH", file=sys.stderr)
         return 2
@@ -235,12 +235,17 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    app = make_app(argv[1], argv[2], options_from_env(), step_delay_from_env())
+    app = build(argv[1], argv[2])
     try:
         app.run_worker()
     finally:
         app.close()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """Serve the app's workflows until SIGTERM/SIGINT."""
+    return serve(argv, lambda db, log: make_app(db, log, options_from_env(), step_delay_from_env()))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ event waiters, of the order of the events sent); the test models them independen
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 import time
@@ -34,9 +33,9 @@ from typing import Any
 import durably
 
 if __package__:
-    from .crash_app import NO_RETRY, SideEffectLog
+    from .crash_app import NO_RETRY, SideEffectLog, serve
 else:  # run as a script: tests/e2e is on sys.path
-    from crash_app import NO_RETRY, SideEffectLog
+    from crash_app import NO_RETRY, SideEffectLog, serve
 
 __all__ = ["DOOMED_SLEEP", "UNDO_DELAY", "UNDO_NAP", "make_app", "options_from_env"]
 
@@ -239,20 +238,7 @@ def make_app(
 
 def main(argv: list[str]) -> int:
     """Serve the app's workflows until SIGTERM/SIGINT."""
-    if len(argv) != 3:
-        print(f"usage: {argv[0]} DBURL LOGPATH", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    app = make_app(argv[1], argv[2], options_from_env())
-    try:
-        app.run_worker()
-    finally:
-        app.close()
-    return 0
+    return serve(argv, lambda db, log: make_app(db, log, options_from_env()))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,17 @@ from durably.storage.base import (
     WriteOp,
 )
 
-__all__ = ["WorkflowContext"]
+__all__ = ["StoreWriteFailed", "WorkflowContext"]
+
+
+class StoreWriteFailed(DurablyError):
+    """Halt reason: a write of this execution failed in the store (unreachable, locked...).
+
+    Unlike a lost lease, the workflow is still ours: the worker releases it so that it resumes
+    from its journal, here or elsewhere.
+    """
+
+    code = "store_write_failed"
 
 
 class WorkflowContext(WorkflowScope):
@@ -148,7 +158,7 @@ class WorkflowContext(WorkflowScope):
 
     def _lost(self, why: bool | BaseException) -> DurablyError:
         if isinstance(why, BaseException):
-            return LeaseLostError(
+            return StoreWriteFailed(
                 f"workflow {self.workflow_id!r}: could not write to the store ({why}); "
                 "releasing it so that it resumes from its journal",
                 workflow_id=self.workflow_id,
