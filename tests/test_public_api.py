@@ -12,9 +12,9 @@ import durably
 EXPECTED = {
     "App", "Cancelled", "ChildHandle", "ChildWorkflowFailed", "ConfigurationError", "DurablyError",
     "HistoryEntry", "InvalidIdError", "JsonSerializer", "LeaseLostError", "NonDeterminismError",
-    "NotInWorkflowError", "PayloadTooLargeError", "Retry", "RunInfo", "Saga", "SerializationError",
+    "NotInWorkflowError", "PayloadTooLargeError", "Queue", "Retry", "RunInfo", "Saga", "SerializationError",
     "Serializer", "Step", "StepContext", "StepFailed", "StepFuture", "StepTimeoutError",
-    "UnknownWorkflowError", "WorkerOptions", "Workflow", "WorkflowFailedError", "WorkflowHandle",
+    "UnknownWorkflowError", "WorkerInfo", "WorkerOptions", "Workflow", "WorkflowFailedError", "WorkflowHandle",
     "WorkflowInfo", "WorkflowNotFoundError", "WorkflowStateError", "WorkflowStatus",
     "WorkflowTimeoutError", "__version__", "continue_as_new", "now", "random", "run", "set_state",
     "sleep", "sleep_sync", "sleep_until", "sleep_until_sync", "start_child", "step_context",

@@ -45,11 +45,12 @@ from durably.functions import (
     workflow_id,
 )
 from durably.handle import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo
+from durably.queues import Queue
 from durably.retry import Retry
 from durably.saga import Saga
 from durably.scope import ChildHandle, StepContext, StepFuture
 from durably.serialization import JsonSerializer, Serializer
-from durably.storage.base import WorkflowStatus
+from durably.storage.base import WorkerInfo, WorkflowStatus
 from durably.worker import WorkerOptions
 
 __version__ = "0.1.0"
@@ -68,6 +69,7 @@ __all__ = [
     "NonDeterminismError",
     "NotInWorkflowError",
     "PayloadTooLargeError",
+    "Queue",
     "Retry",
     "RunInfo",
     "Saga",
@@ -79,6 +81,7 @@ __all__ = [
     "StepFuture",
     "StepTimeoutError",
     "UnknownWorkflowError",
+    "WorkerInfo",
     "WorkerOptions",
     "Workflow",
     "WorkflowFailedError",

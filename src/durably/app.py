@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -14,13 +15,20 @@ from durably.definitions import Registry, Step, Workflow, qualified_name
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo
 from durably.ids import new_workflow_id, validate_workflow_id
+from durably.queues import DEFAULT_QUEUE, Queue, defined_queue, validate_queue_name
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer
 from durably.storage import Store, open_store, resolve_database_url
-from durably.storage.base import WorkflowRecord, WorkflowStatus
+from durably.storage.base import WorkerInfo, WorkflowRecord, WorkflowStatus
 from durably.worker import Worker, WorkerOptions
 
-__all__ = ["App"]
+__all__ = ["LIVE_WORKER_SECONDS", "App"]
+
+log = logging.getLogger("durably.app")
+
+LIVE_WORKER_SECONDS = 30.0
+"""A worker whose last heartbeat is older than this is not counted as live (workers beat at
+least every second)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,6 +64,7 @@ class App(Commands):
         self._finished = threading.Condition()
         self._finished_generation = 0
         self._clock: Callable[[], float] = time.time
+        self._unserved_warned: dict[tuple[str, str], float] = {}
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -100,6 +109,7 @@ class App(Commands):
         def register(f: Callable[P, R]) -> Workflow[P, R]:
             wf = Workflow(f, name=name or qualified_name(f))
             self.registry.add_workflow(wf)
+            wf.app = self
             return wf
 
         return register if fn is None else register(fn)
@@ -192,13 +202,23 @@ class App(Commands):
         nothing again. Arguments must be serializable (JSON, dataclasses, pydantic, datetime...).
         A workflow parameter cannot itself be named ``id``: pass it positionally.
         """
-        name = self._resolve(workflow)
+        return self._start(self._resolve(workflow), args, kwargs, id, DEFAULT_QUEUE, 0)
+
+    def _start(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        id: str | None,
+        queue: str,
+        priority: int,
+    ) -> WorkflowHandle[Any]:
         workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
         encoded = self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
         now = self._clock()
         record = WorkflowRecord(
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
-            created_at=now, updated_at=now,
+            created_at=now, updated_at=now, queue=queue, priority=priority,
         )  # fmt: skip
         worker = self._worker
         # a worker here takes it at once: created already claimed, in its next group commit
@@ -207,7 +227,52 @@ class App(Commands):
             _, created = self.store.create_workflow(record)
             if created:
                 self._notify_worker()
+                if worker is None or not worker.serves(record):
+                    self._warn_if_unserved(record)
         return WorkflowHandle(self, workflow_id)
+
+    def enqueue(
+        self,
+        queue: Queue | str,
+        workflow: Workflow[..., Any] | str,
+        /,
+        *args: Any,
+        id: str | None = None,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """Start a workflow on a queue (see :class:`durably.Queue`) and return its handle.
+
+        ``queue`` is a Queue or a queue's name; ``workflow`` a registered workflow or its name
+        (known to a live worker). ``priority`` (queues with ``priority=True``): higher runs
+        first. As with :meth:`start`, an existing ``id`` returns that workflow, whatever queue
+        it is on.
+        """
+        if isinstance(queue, Queue):
+            name, priority = queue.name, queue.check_priority(priority)
+        else:
+            name = validate_queue_name(queue)
+            defined = defined_queue(name)
+            if defined is not None:
+                priority = defined.check_priority(priority)
+            elif type(priority) is not int or not -(2**31) <= priority < 2**31:
+                raise ConfigurationError(f"priority must be a 32-bit whole number: {priority!r}")
+        return self._start(self._resolve(workflow), args, kwargs, id, name, priority)
+
+    async def enqueue_async(
+        self,
+        queue: Queue | str,
+        workflow: Workflow[..., Any] | str,
+        /,
+        *args: Any,
+        id: str | None = None,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """Async twin of :meth:`enqueue`."""
+        return await asyncio.to_thread(
+            lambda: self.enqueue(queue, workflow, *args, id=id, priority=priority, **kwargs)
+        )
 
     async def start_async(
         self,
@@ -245,7 +310,47 @@ class App(Commands):
         if limit < 1:
             raise ConfigurationError(f"limit must be >= 1, got {limit}")
         records = self.store.list_workflows(statuses=statuses, name=name, limit=limit)
-        return [WorkflowInfo.from_record(r, self.serializer.decode) for r in records]
+        unserved = self.unserved_filter()
+        decode = self.serializer.decode
+        return [WorkflowInfo.from_record(r, decode, unserved=unserved(r)) for r in records]
+
+    # -- workers -------------------------------------------------------------------------------
+
+    def list_workers(self, *, include_stale: bool = False) -> list[WorkerInfo]:
+        """The worker processes on this database: live ones (a heartbeat in the last
+        ``LIVE_WORKER_SECONDS``), or every registration with ``include_stale=True`` (a worker
+        that died without stopping cleanly stays registered until pruned). Each lists the
+        workflow names and queues it serves."""
+        workers = self.store.list_workers()
+        if include_stale:
+            return workers
+        cutoff = time.time() - LIVE_WORKER_SECONDS
+        return [w for w in workers if w.heartbeat_at >= cutoff]
+
+    def unserved_filter(self) -> Callable[[WorkflowRecord], bool]:
+        """A predicate: whether a workflow is pending or running while no live worker serves
+        its name on its queue (it stays where it is until one does)."""
+        served = {(n, q) for w in self.list_workers() for n in w.workflows for q in w.queues}
+        active = (WorkflowStatus.PENDING, WorkflowStatus.RUNNING)
+        return lambda rec: rec.status in active and (rec.name, rec.queue) not in served
+
+    def _warn_if_unserved(self, record: WorkflowRecord) -> None:
+        """Log once per (name, queue) and minute when a started workflow has no live worker."""
+        now = time.monotonic()
+        key = (record.name, record.queue)
+        if now - self._unserved_warned.get(key, -1e9) < 60.0:
+            return
+        try:
+            unserved = self.unserved_filter()(record)
+        except Exception:  # a hint only: never fail a start that was recorded
+            return
+        if unserved:
+            self._unserved_warned[key] = now
+            log.warning(
+                "workflow %r was started on queue %r, but no live worker serves it: it stays "
+                "pending until a worker that registers %r and serves that queue runs "
+                "(durably worker MODULE:APP)", record.name, record.queue, record.name,
+            )  # fmt: skip
 
     # -- the embedded worker -------------------------------------------------------------------
 

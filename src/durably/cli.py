@@ -7,6 +7,7 @@ holds what operating a worker needs now.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import os
@@ -63,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run N worker processes under a supervisor (0 or 'auto': one per CPU; default 1)",
     )
+    worker.add_argument(
+        "-q",
+        "--queue",
+        action="append",
+        dest="queues",
+        metavar="NAME",
+        help="serve this queue (repeat for several); default: the 'default' queue and every "
+        "durably.Queue the app's modules define",
+    )
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.add_argument("--db", default=None, help="database URL (default: $DURABLY_DB)")
     return parser
@@ -78,8 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "worker":
             if args.processes > 1 and CHILD_ENV not in os.environ:
-                return Supervisor(args.app, args.processes, verbose=args.verbose).run()
-            load_app(args.app).run_worker()
+                return Supervisor(
+                    args.app, args.processes, verbose=args.verbose, queues=args.queues
+                ).run()
+            app = load_app(args.app)
+            if args.queues:
+                app.worker_options = dataclasses.replace(
+                    app.worker_options, queues=tuple(args.queues)
+                )
+            app.run_worker()
         else:
             url = resolve_database_url(args.db)
             store = open_store(url)

@@ -46,6 +46,8 @@ class Step(Generic[P, R]):
         self.timeout = timeout
         self.is_async = inspect.iscoroutinefunction(fn)
         self.return_hint = _return_hint(fn)
+        self.app: Any = None
+        """The App this workflow is registered on (set by ``@app.workflow``)."""
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -87,6 +89,8 @@ class Workflow(Generic[P, R]):
         self.name = name
         self.is_async = inspect.iscoroutinefunction(fn)
         self.return_hint = _return_hint(fn)
+        self.app: Any = None
+        """The App this workflow is registered on (set by ``@app.workflow``)."""
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

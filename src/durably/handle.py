@@ -47,9 +47,14 @@ class WorkflowInfo:
     run: int = 1
     wake_at: datetime | None = None
     """When a waiting workflow's next timer is due (None: not waiting on a timer)."""
+    unserved: bool = False
+    """Pending or running, but no live worker serves its name on its queue: it makes no
+    progress until a worker that does starts (see ``App.list_workers``)."""
 
     @classmethod
-    def from_record(cls, rec: WorkflowRecord, decode: Callable[[str], Any]) -> WorkflowInfo:
+    def from_record(
+        cls, rec: WorkflowRecord, decode: Callable[[str], Any], *, unserved: bool = False
+    ) -> WorkflowInfo:
         """Build from a store record, decoding payloads with ``decode``."""
         return cls(
             id=rec.id,
@@ -69,6 +74,7 @@ class WorkflowInfo:
             parent_id=rec.parent_id,
             run=rec.run,
             wake_at=None if rec.wake_at is None or rec.wake_at >= 1e15 else _dt(rec.wake_at),
+            unserved=unserved,
         )
 
 
@@ -129,7 +135,9 @@ class WorkflowHandle(Generic[R]):
 
     def info(self) -> WorkflowInfo:
         """A snapshot of the workflow (status, input, output, error, timestamps, owner)."""
-        return WorkflowInfo.from_record(self._record(), self._app.serializer.decode)
+        rec = self._record()
+        unserved = self._app.unserved_filter()(rec)
+        return WorkflowInfo.from_record(rec, self._app.serializer.decode, unserved=unserved)
 
     async def info_async(self) -> WorkflowInfo:
         """Async twin of :meth:`info`."""

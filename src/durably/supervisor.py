@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -81,10 +82,18 @@ def _describe(code: int) -> str:
 class Supervisor:
     """Start ``processes`` worker children for ``spec`` and keep them running until signalled."""
 
-    def __init__(self, spec: str, processes: int, *, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        spec: str,
+        processes: int,
+        *,
+        verbose: bool = False,
+        queues: Sequence[str] | None = None,
+    ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self.spec = spec
+        self.queues = list(queues or [])
         self.processes = processes
         self.verbose = verbose
         self._children = [_Child(i) for i in range(processes)]
@@ -99,6 +108,8 @@ class Supervisor:
         cmd = [sys.executable, "-m", "durably.cli", "worker", self.spec, "--processes", "1"]
         if self.verbose:
             cmd.append("--verbose")
+        for queue in self.queues:
+            cmd += ["--queue", queue]
         return cmd
 
     def _spawn(self, child: _Child) -> None:

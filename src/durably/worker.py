@@ -29,6 +29,7 @@ from durably.definitions import Registry, Workflow
 from durably.engine import Outcome, WorkflowContext, execute
 from durably.engine.waits import Parked
 from durably.errors import ConfigurationError, DurablyError, LeaseLostError
+from durably.queues import DEFAULT_QUEUE, defined_queue, defined_queues, validate_queue_name
 from durably.serialization import JsonSerializer
 from durably.storage.base import (
     ClaimedWorkflow,
@@ -37,6 +38,7 @@ from durably.storage.base import (
     FinishWorkflow,
     InboxEvent,
     Park,
+    QueueClaim,
     Store,
     WorkerInfo,
     WorkflowRecord,
@@ -48,6 +50,9 @@ from durably.storage.committer import GroupCommitter
 __all__ = ["Worker", "WorkerOptions"]
 
 log = logging.getLogger("durably.worker")
+
+STALE_WORKER_SECONDS = 3600.0
+"""Registrations of workers silent for this long (died on another host) are deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,9 @@ class WorkerOptions:
     eviction_threshold: float = 5.0
     """A workflow waiting (timer, event, child) longer than this many seconds is unwound from
     memory and replayed when it wakes; 0 unwinds every wait at once."""
+    queues: tuple[str, ...] | None = None
+    """The queues this worker serves (e.g. ``("gpu",)`` on a GPU machine). None: the
+    ``default`` queue and every :class:`~durably.Queue` defined in this process."""
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_interval <= 0:
@@ -88,6 +96,15 @@ class WorkerOptions:
                self.workflow_threads) < 1:  # fmt: skip
             raise ConfigurationError(
                 "max_concurrent, claim_batch, step_threads and workflow_threads must be >= 1"
+            )
+        if self.queues is not None:
+            if isinstance(self.queues, str) or not self.queues:
+                raise ConfigurationError(
+                    "queues must be a non-empty tuple of queue names, such as ('default', "
+                    f"'gpu'), or None for every queue defined here; got {self.queues!r}"
+                )
+            object.__setattr__(
+                self, "queues", tuple(dict.fromkeys(validate_queue_name(q) for q in self.queues))
             )
 
 
@@ -194,6 +211,11 @@ class Worker:
         self.active: dict[str, WorkflowContext] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finishing: set[str] = set()
+        self._queue_of: dict[str, str] = {}
+        """Queue of each workflow in ``active``."""
+        self._in_queue: dict[str, int] = {}
+        """Workflows in progress here, per queue."""
+        self._registered_queues: list[str] = []
         self._suspects: set[str] = set()
         self.claiming = False
         self._committer: GroupCommitter | None = None
@@ -277,8 +299,11 @@ class Worker:
         write. Returns whether it was created (False: the id exists), or None if this worker
         cannot take it (not serving, not its workflow, or full): then start it normally."""
         loop = self._loop
-        if loop is None or record.name not in self.registry.workflows:
+        if loop is None or not self.serves(record):
             return None
+        queue = defined_queue(record.queue)
+        if queue is not None and queue.limited:
+            return None  # a limited queue admits it in a claim, where its limits are checked
         with self._adopt_lock:  # counted until spawned, so that capacity is never exceeded
             if len(self.active) + self._adopting >= self.options.max_concurrent:
                 return None
@@ -301,6 +326,25 @@ class Worker:
                 with self._adopt_lock:
                     self._adopting -= 1
         return created
+
+    def serves(self, record: WorkflowRecord) -> bool:
+        """Whether this worker runs workflows of ``record``'s name and queue."""
+        return record.name in self.registry.workflows and record.queue in self.queue_names()
+
+    def queue_names(self) -> list[str]:
+        """The queues served: :attr:`WorkerOptions.queues`, or ``default`` and every Queue
+        defined in this process (looked up each time: a queue defined later is served too)."""
+        if self.options.queues is not None:
+            return list(self.options.queues)
+        return [DEFAULT_QUEUE, *(q for q in defined_queues() if q != DEFAULT_QUEUE)]
+
+    def _queue_claims(self) -> list[QueueClaim]:
+        claims = []
+        for name in self.queue_names():
+            queue = defined_queue(name)
+            in_progress = self._in_queue.get(name, 0)
+            claims.append(QueueClaim(name) if queue is None else queue.claim(in_progress))
+        return claims
 
     def _adopt(self, claim: ClaimedWorkflow) -> None:
         with self._adopt_lock:
@@ -349,12 +393,8 @@ class Worker:
             eviction_threshold=opts.eviction_threshold, clock=self.clock, notify=self.notify,
             parked=self._wake_claims,
         )  # fmt: skip
-        now = time.time()
-        info = WorkerInfo(
-            self.id, self.hostname, os.getpid(), now, now,
-            sorted(self.registry.workflows), ["default"],
-        )  # fmt: skip
-        await asyncio.to_thread(self.store.register_worker, info)
+        self._started_at = time.time()
+        await asyncio.to_thread(self._register)
         await asyncio.to_thread(self._expire_dead_local_workers)
         unlisten = await self._listen()
         committer.start()
@@ -371,6 +411,17 @@ class Worker:
             await self._shutdown(committer)
             step_pool.shutdown(wait=False, cancel_futures=True)
             wf_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _register(self) -> None:
+        """Insert or refresh this worker's registration (names and queues it serves)."""
+        queues = self.queue_names()
+        now = time.time()
+        info = WorkerInfo(
+            self.id, self.hostname, os.getpid(), self._started_at, now,
+            sorted(self.registry.workflows), queues,
+        )  # fmt: skip
+        self.store.register_worker(info)
+        self._registered_queues = queues
 
     async def _listen(self) -> Callable[[], None] | None:
         """Subscribe to the store's wake-ups, if it pushes them; then poll only slowly."""
@@ -392,12 +443,12 @@ class Worker:
         )
         return unlisten
 
-    async def _next_wake(self, names: list[str]) -> float:
+    async def _next_wake(self, names: list[str], queues: list[QueueClaim]) -> float:
         """Seconds to sleep after an idle claim pass: until the earliest timer of an unowned
         workflow is due, or the poll interval, whichever is sooner."""
         poll = self.poll_interval
         try:
-            at = await asyncio.to_thread(self.store.next_wake_at, names)
+            at = await asyncio.to_thread(self.store.next_wake_at, names, queues)
         except Exception as exc:
             log.warning("worker %s could not read its next wake-up: %s", self.id, exc)
             return poll
@@ -422,16 +473,19 @@ class Worker:
             log.warning("worker %s could not release its leases: %s", self.id, exc)
 
     def _expire_dead_local_workers(self) -> int:
+        workers = self.store.list_workers()
+        stale = time.time() - STALE_WORKER_SECONDS
         dead = [
             w.id
-            for w in self.store.list_workers()
-            if w.hostname == self.hostname and w.id != self.id and not _pid_alive(w.pid)
+            for w in workers
+            if w.id != self.id
+            and ((w.hostname == self.hostname and not _pid_alive(w.pid)) or w.heartbeat_at < stale)
         ]
         if dead:
             n = self.store.expire_leases(dead)
             for worker_id in dead:
                 self.store.remove_worker(worker_id)
-            log.info("expired %d lease(s) of dead local worker(s) %s", n, dead)
+            log.info("expired %d lease(s) of dead or long-silent worker(s) %s", n, dead)
             return n
         return 0
 
@@ -443,12 +497,14 @@ class Worker:
             self._wake.clear()
             free = opts.max_concurrent - len(self.active)
             want = min(free, opts.claim_batch)
+            queues = self._queue_claims()
             if want > 0 and names:
                 self.claiming = True
                 try:
                     claims = await asyncio.to_thread(
-                        self.store.claim, self.id, names, self.clock(), opts.lease_seconds, want
-                    )
+                        self.store.claim, self.id, names, self.clock(), opts.lease_seconds, want,
+                        queues,
+                    )  # fmt: skip
                 except Exception as exc:
                     log.warning("worker %s could not claim work: %s", self.id, exc)
                     claims = []
@@ -461,7 +517,12 @@ class Worker:
                 if claims and len(claims) == want:
                     continue
             # full: a finishing workflow sets _wake; idle: sleep until the next timer is due
-            timeout = await self._next_wake(names) if want > 0 and names else self.poll_interval
+            if want > 0 and names:
+                timeout = await self._next_wake(names, queues)
+                if any(q.limited for q in queues):  # admissions there wait on other workers
+                    timeout = min(timeout, opts.poll_interval)
+            else:
+                timeout = self.poll_interval
             if self._wake.is_set() or self._stopping.is_set():
                 continue
             wake = asyncio.ensure_future(self._wake.wait())
@@ -480,7 +541,10 @@ class Worker:
                 owned = await asyncio.to_thread(
                     self.store.renew_leases, self.id, self.clock() + self.options.lease_seconds
                 )
-                await asyncio.to_thread(self.store.heartbeat_worker, self.id, time.time())
+                if self.queue_names() != self._registered_queues:
+                    await asyncio.to_thread(self._register)  # a Queue was defined since
+                else:
+                    await asyncio.to_thread(self.store.heartbeat_worker, self.id, time.time())
                 if await asyncio.to_thread(self._expire_dead_local_workers) and self._wake:
                     self._wake.set()  # their workflows are claimable now: take them at once
             except Exception as exc:
@@ -554,6 +618,9 @@ class Worker:
             cancel_key=rec.cancel_key,
         )
         self.active[rec.id] = ctx
+        if old is None:
+            self._queue_of[rec.id] = rec.queue
+            self._in_queue[rec.queue] = self._in_queue.get(rec.queue, 0) + 1
         assert self._loop is not None
         self._tasks[rec.id] = self._loop.create_task(self._run(ctx, wf, rec.input))
 
@@ -573,6 +640,9 @@ class Worker:
             if self.active.get(wid) is ctx:
                 del self.active[wid]
                 self._tasks.pop(wid, None)
+                queue = self._queue_of.pop(wid, None)
+                if queue is not None:
+                    self._in_queue[queue] -= 1
             self._finishing.discard(wid)
             if self._wake is not None:
                 self._wake.set()

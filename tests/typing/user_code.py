@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import assert_type
+from typing import Any, assert_type
 
 import durably
 
@@ -54,3 +54,15 @@ async def async_client() -> None:
     info = await handle.info_async()
     assert_type(info.status, durably.WorkflowStatus)
     await handle.result_async(timeout=1)
+
+
+emails = durably.Queue("typing-emails", concurrency=10, rate_limit=(100, 60.0), priority=True)
+
+
+def enqueue() -> None:
+    handle = emails.enqueue(transfer, "alice", "bob", 1, id="t-2", priority=5)
+    assert_type(handle, durably.WorkflowHandle[dict[str, object]])
+    assert_type(emails.enqueue(sync_transfer, "a", 1).result(), int)
+    assert_type(app.enqueue("typing-emails", "transfer", "a", "b", 1), durably.WorkflowHandle[Any])
+    workers = app.list_workers()
+    assert_type(workers, list[durably.WorkerInfo])

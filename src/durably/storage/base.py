@@ -31,6 +31,7 @@ __all__ = [
     "InboxEvent",
     "JournalEntry",
     "Park",
+    "QueueClaim",
     "RecordAttempt",
     "RecordEntry",
     "RunRecord",
@@ -343,6 +344,30 @@ class WorkerInfo:
     queues: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class QueueClaim:
+    """A queue a worker claims from, with the limits that hold on it.
+
+    ``limit`` caps how many workflows of this queue one claim call takes (the worker's own
+    ``worker_concurrency`` headroom; None: no cap but the call's). ``concurrency`` and
+    ``rate_limit`` are global, across every worker and host: at most ``concurrency`` workflows
+    of the queue admitted and not finished (status ``running``), and at most
+    ``rate_limit[0]`` admitted in any window of ``rate_limit[1]`` seconds (by ``started_at``).
+    A workflow is admitted by its first claim (``pending`` to ``running``); once admitted it
+    keeps its place until it finishes, parked or not, so its later claims need no admission.
+    """
+
+    name: str
+    limit: int | None = None
+    concurrency: int | None = None
+    rate_limit: tuple[int, float] | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether admission to this queue is limited globally."""
+        return self.concurrency is not None or self.rate_limit is not None
+
+
 class Store(abc.ABC):
     """Durable storage for workflows, journals and workers. See the module docstring."""
 
@@ -383,12 +408,16 @@ class Store(abc.ABC):
         now: float,
         lease_seconds: float,
         limit: int,
+        queues: Sequence[QueueClaim] | None = None,
     ) -> list[ClaimedWorkflow]:
         """Take ownership of up to ``limit`` runnable workflows whose name is in ``names``.
 
         Runnable: pending or running, not owned or with an expired lease of another owner (a
         worker never re-claims its own workflows: it renews them), and not waiting (``wake_at``
-        empty or due). Highest priority first, then oldest. Each claimed workflow
+        empty or due). With ``queues``, only workflows of those queues, within each queue's
+        limits (see :class:`QueueClaim`; the global limits hold under concurrent claims of
+        many workers); without, any queue and no limits. Highest priority first, then oldest
+        (within a queue). Each claimed workflow
         gets ``owner``, ``epoch + 1`` and a lease until ``now + lease_seconds``, atomically, so two
         workers never claim the same workflow at one epoch. Returns them with their journals.
         """
@@ -487,10 +516,14 @@ class Store(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def next_wake_at(self, names: Iterable[str]) -> float | None:
+    def next_wake_at(
+        self, names: Iterable[str], queues: Sequence[QueueClaim] | None = None
+    ) -> float | None:
         """The earliest time at which an unowned, unfinished workflow with one of ``names``
-        becomes runnable (its ``wake_at``; 0 for one runnable now); None if none will be
-        (finished, owned, or waiting for an event or a child with no timer)."""
+        (and, with ``queues``, in one of them) becomes runnable (its ``wake_at``; 0 for one
+        runnable now); None if none will be (finished, owned, or waiting for an event or a
+        child with no timer). Pending workflows of limited queues are left out: when they are
+        admitted depends on other workflows finishing, not on a time."""
 
     # -- lifecycle commands (each atomic; each returns the workflow after it, None if absent) --
 

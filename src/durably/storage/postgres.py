@@ -30,12 +30,14 @@ from durably.errors import ConfigurationError
 from durably.storage.base import (
     ClaimedWorkflow,
     JournalEntry,
+    QueueClaim,
     StepAttempt,
     WorkerInfo,
     WorkflowRecord,
     WorkflowStatus,
     WriteOp,
 )
+from durably.storage.claiming import QueuePlanner
 from durably.storage.postgres_commands import PostgresCommands
 from durably.storage.postgres_ops import CHANNEL, INSERT_WORKFLOW, apply_batch, notify
 from durably.storage.postgres_schema import MIGRATIONS
@@ -55,6 +57,9 @@ Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 log = logging.getLogger("durably.storage.postgres")
 
 
+_RETURNING = ", ".join(f"workflows.{c.strip()}" for c in WF_COLUMNS.split(","))
+
+
 def _split_url(url: str) -> tuple[str, str | None]:
     """The URL without durably's own ``schema`` option, and that option."""
     parts = urlsplit(url)
@@ -70,7 +75,7 @@ def _where(url: str) -> str:
     return f"{host}:{parts.port or 5432}/{parts.path.lstrip('/') or '(default database)'}"
 
 
-class PostgresStore(PostgresCommands):
+class PostgresStore(QueuePlanner, PostgresCommands):
     """A :class:`~durably.storage.base.Store` in a PostgreSQL database.
 
     ``url`` is a ``postgresql://user:password@host:port/dbname`` URL (libpq options such as
@@ -121,6 +126,9 @@ class PostgresStore(PostgresCommands):
             max_size=max_size,
             kwargs={"autocommit": False},
             configure=self._configure,
+            # a connection the server dropped (restart, failover, idle kill) is replaced when
+            # it is borrowed, so a call right after a restart does not fail on a dead one
+            check=ConnectionPool.check_connection,
             open=False,
             name="durably",
         )
@@ -212,23 +220,11 @@ class PostgresStore(PostgresCommands):
         now: float,
         lease_seconds: float,
         limit: int,
+        queues: Sequence[QueueClaim] | None = None,
     ) -> list[ClaimedWorkflow]:
+        wanted = sorted(set(names))
         with self._transaction() as conn:
-            rows = conn.execute(
-                "WITH picked AS (SELECT id FROM workflows "
-                "  WHERE status IN ('pending', 'running') AND name = ANY(%s::text[]) "
-                "  AND (owner IS NULL OR (lease_expires_at < %s AND owner <> %s)) "
-                "  AND (wake_at IS NULL OR wake_at <= %s) "
-                "  ORDER BY priority DESC, created_at LIMIT %s FOR UPDATE SKIP LOCKED) "
-                "UPDATE workflows SET owner = %s, epoch = epoch + 1, lease_expires_at = %s, "
-                "status = 'running', updated_at = %s, started_at = COALESCE(started_at, %s) "
-                "FROM picked WHERE workflows.id = picked.id RETURNING "
-                + ", ".join(f"workflows.{c.strip()}" for c in WF_COLUMNS.split(",")),
-                (
-                    sorted(set(names)), now, owner, now, limit,
-                    owner, now + lease_seconds, now, now,
-                ),
-            ).fetchall()  # fmt: skip
+            rows = self._claim_rows(conn, owner, wanted, now, lease_seconds, limit, queues)
             claims = {row[0]: ClaimedWorkflow(to_record(row)) for row in rows}
             replayed = [wid for wid, c in claims.items() if c.record.epoch > 1]
             if replayed:
@@ -245,6 +241,59 @@ class PostgresStore(PostgresCommands):
                 for parent, child in self._finished_children(conn, ids):
                     claims[parent].children.append(child)
         return sorted(claims.values(), key=lambda c: (-c.record.priority, c.record.created_at))
+
+    def _take(
+        self,
+        conn: Conn,
+        owner: str,
+        names: list[str],
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        queues: list[str] | None,
+        status: str | None,
+    ) -> list[tuple[Any, ...]]:
+        where = "status IN ('pending', 'running')" if status is None else f"status = '{status}'"
+        params: list[Any] = []
+        if queues is not None:
+            where += " AND queue = ANY(%s::text[])"
+            params.append(queues)
+        params += [names, now, owner, now, limit, owner, now + lease_seconds, now, now]
+        return conn.execute(
+            f"WITH picked AS (SELECT id FROM workflows WHERE {where} "
+            "  AND name = ANY(%s::text[]) "
+            "  AND (owner IS NULL OR (lease_expires_at < %s AND owner <> %s)) "
+            "  AND (wake_at IS NULL OR wake_at <= %s) "
+            "  ORDER BY priority DESC, created_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+            "UPDATE workflows SET owner = %s, epoch = epoch + 1, lease_expires_at = %s, "
+            "status = 'running', updated_at = %s, started_at = COALESCE(started_at, %s) "
+            "FROM picked WHERE workflows.id = picked.id RETURNING " + _RETURNING,
+            params,
+        ).fetchall()
+
+    def _lock_queue(self, conn: Conn, queue: str) -> None:
+        """A transaction-scoped advisory lock per (schema, queue): admissions to one queue are
+        serialized across every worker; under READ COMMITTED the counts that follow see every
+        admission committed before the lock was granted."""
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('durably.queue.' || current_schema() || "
+            "'.' || %s))",
+            (queue,),
+        )
+
+    def _count_admitted(self, conn: Conn, queue: str, since: float | None) -> int:
+        if since is None:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM workflows WHERE queue = %s AND status = 'running'",
+                (queue,),
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM workflows WHERE queue = %s AND started_at >= %s",
+                (queue, since),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def renew_leases(self, owner: str, until: float) -> set[str]:
         with self._transaction() as conn:

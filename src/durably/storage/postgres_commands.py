@@ -15,12 +15,14 @@ from durably.storage.base import (
     TERMINAL_STATUSES,
     ChildOutcome,
     InboxEvent,
+    QueueClaim,
     RunRecord,
     Signals,
     Store,
     WorkflowRecord,
     WorkflowStatus,
 )
+from durably.storage.claiming import queue_filter
 from durably.storage.postgres_ops import INSERT_WORKFLOW, notify
 from durably.storage.rows import TERMINAL_SQL, WF_COLUMNS, record_params, to_record
 
@@ -137,14 +139,23 @@ class PostgresCommands(Store):
             ).fetchall()
         return [RunRecord(r[0], r[1], r[2], r[3], WorkflowStatus(r[4]), r[5], r[6]) for r in rows]
 
-    def next_wake_at(self, names: Iterable[str]) -> float | None:
+    def next_wake_at(
+        self, names: Iterable[str], queues: Sequence[QueueClaim] | None = None
+    ) -> float | None:
+        query = (
+            "SELECT MIN(COALESCE(wake_at, 0)) FROM workflows "
+            "WHERE status IN ('pending', 'running') AND owner IS NULL "
+            "AND COALESCE(wake_at, 0) < %s AND name = ANY(%s::text[])"
+        )
+        params: list[Any] = [FAR_FUTURE, sorted(set(names))]
+        split = queue_filter(queues)
+        if split is not None:
+            query += (
+                " AND (queue = ANY(%s::text[]) OR (status = 'running' AND queue = ANY(%s::text[])))"
+            )
+            params += list(split)
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT MIN(COALESCE(wake_at, 0)) FROM workflows "
-                "WHERE status IN ('pending', 'running') AND owner IS NULL "
-                "AND COALESCE(wake_at, 0) < %s AND name = ANY(%s::text[])",
-                (FAR_FUTURE, sorted(set(names))),
-            ).fetchone()
+            row = conn.execute(query, params).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     # -- lifecycle commands --------------------------------------------------------------------

@@ -69,7 +69,8 @@ _INSERT_ATTEMPT = (
 _FINISH = (
     "UPDATE workflows SET status = %s, output = %s, error = %s, finished_at = %s, "
     "updated_at = %s, owner = NULL, lease_expires_at = NULL "
-    f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL})"
+    f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL}) "
+    "RETURNING queue"
 )
 _WAKE_PARENT = (
     "UPDATE workflows SET wake_at = %s "
@@ -146,8 +147,11 @@ def _finish(conn: Conn, op: FinishWorkflow, wake: set[str]) -> bool:
             op.workflow_id, op.owner, op.epoch,
         ),
     )  # fmt: skip
-    if cur.rowcount != 1:
+    row = cur.fetchone()
+    if row is None:
         return False
+    if row[0] != "default":  # a place in a limited queue may have opened: admit the next
+        wake.add("slot")
     if conn.execute(_WAKE_PARENT, (op.finished_at, op.workflow_id)).rowcount:
         wake.add("child")
     return True

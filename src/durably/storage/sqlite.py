@@ -20,12 +20,14 @@ from durably.errors import ConfigurationError
 from durably.storage.base import (
     ClaimedWorkflow,
     JournalEntry,
+    QueueClaim,
     StepAttempt,
     WorkerInfo,
     WorkflowRecord,
     WorkflowStatus,
     WriteOp,
 )
+from durably.storage.claiming import QueuePlanner
 from durably.storage.rows import (
     JOURNAL_COLUMNS,
     TERMINAL_SQL,
@@ -41,7 +43,7 @@ from durably.storage.sqlite_schema import MIGRATIONS
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteCommands):
+class SqliteStore(QueuePlanner, SqliteCommands):
     """A :class:`~durably.storage.base.Store` in one SQLite file.
 
     ``synchronous="full"`` (the default) fsyncs every commit, so an acknowledged step survives
@@ -161,21 +163,11 @@ class SqliteStore(SqliteCommands):
         now: float,
         lease_seconds: float,
         limit: int,
+        queues: Sequence[QueueClaim] | None = None,
     ) -> list[ClaimedWorkflow]:
-        names_json = json.dumps(sorted(set(names)))
+        wanted = sorted(set(names))
         with self._transaction() as conn:
-            rows = conn.execute(
-                "UPDATE workflows SET owner = ?, epoch = epoch + 1, lease_expires_at = ?, "
-                "status = 'running', updated_at = ?, started_at = COALESCE(started_at, ?) "
-                "WHERE id IN (SELECT id FROM workflows "
-                "  WHERE status IN ('pending', 'running') "
-                "  AND name IN (SELECT value FROM json_each(?)) "
-                "  AND (owner IS NULL OR (lease_expires_at < ? AND owner <> ?)) "
-                "  AND (wake_at IS NULL OR wake_at <= ?) "
-                "  ORDER BY priority DESC, created_at LIMIT ?) "
-                f"RETURNING {WF_COLUMNS}",
-                (owner, now + lease_seconds, now, now, names_json, now, owner, now, limit),
-            ).fetchall()
+            rows = self._claim_rows(conn, owner, wanted, now, lease_seconds, limit, queues)
             claims = {row[0]: ClaimedWorkflow(to_record(row)) for row in rows}
             replayed = [wid for wid, c in claims.items() if c.record.epoch > 1]
             if replayed:
@@ -194,6 +186,50 @@ class SqliteStore(SqliteCommands):
                     claims[parent].children.append(child)
         ordered = sorted(claims.values(), key=lambda c: (-c.record.priority, c.record.created_at))
         return ordered
+
+    def _take(
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        names: list[str],
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        queues: list[str] | None,
+        status: str | None,
+    ) -> list[tuple[Any, ...]]:
+        where = "status IN ('pending', 'running') " if status is None else f"status = '{status}' "
+        params: list[Any] = [owner, now + lease_seconds, now, now]
+        if queues is not None:
+            where += "AND queue IN (SELECT value FROM json_each(?)) "
+            params.append(json.dumps(queues))
+        params += [json.dumps(names), now, owner, now, limit]
+        return conn.execute(
+            "UPDATE workflows SET owner = ?, epoch = epoch + 1, lease_expires_at = ?, "
+            "status = 'running', updated_at = ?, started_at = COALESCE(started_at, ?) "
+            f"WHERE id IN (SELECT id FROM workflows WHERE {where}"
+            "  AND name IN (SELECT value FROM json_each(?)) "
+            "  AND (owner IS NULL OR (lease_expires_at < ? AND owner <> ?)) "
+            "  AND (wake_at IS NULL OR wake_at <= ?) "
+            "  ORDER BY priority DESC, created_at LIMIT ?) "
+            f"RETURNING {WF_COLUMNS}",
+            params,
+        ).fetchall()
+
+    def _lock_queue(self, conn: sqlite3.Connection, queue: str) -> None:
+        """Nothing to do: claims run in BEGIN IMMEDIATE transactions, one writer at a time."""
+
+    def _count_admitted(self, conn: sqlite3.Connection, queue: str, since: float | None) -> int:
+        if since is None:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM workflows WHERE queue = ? AND status = 'running'", (queue,)
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM workflows WHERE queue = ? AND started_at >= ?",
+                (queue, since),
+            ).fetchone()
+        return int(row[0])
 
     def renew_leases(self, owner: str, until: float) -> set[str]:
         with self._transaction() as conn:

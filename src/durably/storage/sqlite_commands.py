@@ -10,17 +10,20 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 from durably.storage.base import (
     FAR_FUTURE,
     ChildOutcome,
     InboxEvent,
+    QueueClaim,
     RunRecord,
     Signals,
     Store,
     WorkflowRecord,
     WorkflowStatus,
 )
+from durably.storage.claiming import queue_filter
 from durably.storage.rows import TERMINAL_SQL, WF_COLUMNS, record_params, to_record
 from durably.storage.sqlite_ops import INSERT_WORKFLOW
 
@@ -132,17 +135,23 @@ class SqliteCommands(Store):
         )
         return [RunRecord(r[0], r[1], r[2], r[3], WorkflowStatus(r[4]), r[5], r[6]) for r in rows]
 
-    def next_wake_at(self, names: Iterable[str]) -> float | None:
-        row = (
-            self._reader()
-            .execute(
-                "SELECT MIN(COALESCE(wake_at, 0)) FROM workflows "
-                "WHERE status IN ('pending', 'running') AND owner IS NULL "
-                "AND COALESCE(wake_at, 0) < ? AND name IN (SELECT value FROM json_each(?))",
-                (FAR_FUTURE, json.dumps(sorted(set(names)))),
-            )
-            .fetchone()
+    def next_wake_at(
+        self, names: Iterable[str], queues: Sequence[QueueClaim] | None = None
+    ) -> float | None:
+        sql = (
+            "SELECT MIN(COALESCE(wake_at, 0)) FROM workflows "
+            "WHERE status IN ('pending', 'running') AND owner IS NULL "
+            "AND COALESCE(wake_at, 0) < ? AND name IN (SELECT value FROM json_each(?))"
         )
+        params: list[Any] = [FAR_FUTURE, json.dumps(sorted(set(names)))]
+        split = queue_filter(queues)
+        if split is not None:
+            sql += (
+                " AND (queue IN (SELECT value FROM json_each(?)) OR (status = 'running' "
+                "AND queue IN (SELECT value FROM json_each(?))))"
+            )
+            params += [json.dumps(split[0]), json.dumps(split[1])]
+        row = self._reader().execute(sql, params).fetchone()
         return None if row[0] is None else float(row[0])
 
     # -- lifecycle commands --------------------------------------------------------------------
