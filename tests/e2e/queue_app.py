@@ -27,8 +27,9 @@ else:  # run as a script
 
 __all__ = ["LIMITED", "RATED", "SOLO", "make_app"]
 
-LIMITED = durably.Queue("e2e-limited", concurrency=3)
-"""At most 3 admitted and unfinished, across every worker."""
+LIMITED = durably.Queue("e2e-limited", concurrency=3, worker_concurrency=2)
+"""At most 3 admitted and unfinished across every worker, at most 2 in one process: reaching
+3 takes two processes, and without the global limit 4 processes would run 8."""
 RATED = durably.Queue("e2e-rated", rate_limit=(4, 1.0))
 """At most 4 admissions in any 1 s window, across every worker."""
 SOLO = durably.Queue("e2e-solo", worker_concurrency=1)

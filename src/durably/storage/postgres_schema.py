@@ -132,9 +132,7 @@ CREATE UNIQUE INDEX journal_key ON journal (workflow_id, key);
 ALTER TABLE workflows ADD COLUMN cancel_key TEXT;
 """,
     4: """
-CREATE INDEX workflows_queue_admitted ON workflows (queue, status)
-    WHERE status IN ('pending', 'running');
-CREATE INDEX workflows_queue_started ON workflows (queue, started_at)
-    WHERE started_at IS NOT NULL;
+CREATE INDEX workflows_queue_admitted ON workflows (queue, status, priority DESC, created_at);
+CREATE INDEX workflows_queue_started ON workflows (queue, started_at);
 """,
 }

@@ -198,16 +198,23 @@ class SqliteStore(QueuePlanner, SqliteCommands):
         queues: list[str] | None,
         status: str | None,
     ) -> list[tuple[Any, ...]]:
-        where = "status IN ('pending', 'running') " if status is None else f"status = '{status}' "
+        # INDEXED BY: without ANALYZE statistics SQLite may pick an index that cannot serve the
+        # ORDER BY and sort every runnable row on each claim
         params: list[Any] = [owner, now + lease_seconds, now, now]
-        if queues is not None:
-            where += "AND queue IN (SELECT value FROM json_each(?)) "
-            params.append(json.dumps(queues))
+        if status is None:
+            where = "INDEXED BY workflows_runnable WHERE status IN ('pending', 'running') "
+            if queues is not None:
+                where += "AND queue IN (SELECT value FROM json_each(?)) "
+                params.append(json.dumps(queues))
+        else:  # one queue's admitted or pending workflows, in the queue index's order
+            assert queues is not None and len(queues) == 1
+            where = "INDEXED BY workflows_queue_admitted WHERE queue = ? AND status = ? "
+            params += [queues[0], status]
         params += [json.dumps(names), now, owner, now, limit]
         return conn.execute(
             "UPDATE workflows SET owner = ?, epoch = epoch + 1, lease_expires_at = ?, "
             "status = 'running', updated_at = ?, started_at = COALESCE(started_at, ?) "
-            f"WHERE id IN (SELECT id FROM workflows WHERE {where}"
+            f"WHERE id IN (SELECT id FROM workflows {where}"
             "  AND name IN (SELECT value FROM json_each(?)) "
             "  AND (owner IS NULL OR (lease_expires_at < ? AND owner <> ?)) "
             "  AND (wake_at IS NULL OR wake_at <= ?) "
@@ -222,11 +229,14 @@ class SqliteStore(QueuePlanner, SqliteCommands):
     def _count_admitted(self, conn: sqlite3.Connection, queue: str, since: float | None) -> int:
         if since is None:
             row = conn.execute(
-                "SELECT COUNT(*) FROM workflows WHERE queue = ? AND status = 'running'", (queue,)
+                "SELECT COUNT(*) FROM workflows INDEXED BY workflows_queue_admitted "
+                "WHERE queue = ? AND status = 'running'",
+                (queue,),
             ).fetchone()
         else:
             row = conn.execute(
-                "SELECT COUNT(*) FROM workflows WHERE queue = ? AND started_at >= ?",
+                "SELECT COUNT(*) FROM workflows INDEXED BY workflows_queue_started "
+                "WHERE queue = ? AND started_at >= ?",
                 (queue, since),
             ).fetchone()
         return int(row[0])
