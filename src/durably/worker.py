@@ -395,7 +395,10 @@ class Worker:
         )  # fmt: skip
         self._started_at = time.time()
         await asyncio.to_thread(self._register)
-        await asyncio.to_thread(self._expire_dead_local_workers)
+        try:
+            await asyncio.to_thread(self._expire_dead_local_workers)
+        except Exception as exc:  # the heartbeat tries again within a second
+            log.warning("worker %s could not expire dead workers' leases: %s", self.id, exc)
         unlisten = await self._listen()
         committer.start()
         heartbeat = loop.create_task(self._heartbeat_loop())

@@ -57,6 +57,9 @@ Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 log = logging.getLogger("durably.storage.postgres")
 
 
+_LOCK_OWNED = "SELECT id FROM workflows WHERE owner = %s ORDER BY id FOR NO KEY UPDATE"
+"""Rows of one owner, locked in id order: every multi-row lock is taken in that order, so
+transactions of the same worker (heartbeat, group commit) or of commands never deadlock."""
 _RETURNING = ", ".join(f"workflows.{c.strip()}" for c in WF_COLUMNS.split(","))
 
 
@@ -298,26 +301,33 @@ class PostgresStore(QueuePlanner, PostgresCommands):
     def renew_leases(self, owner: str, until: float) -> set[str]:
         with self._transaction() as conn:
             rows = conn.execute(
-                "UPDATE workflows SET lease_expires_at = %s WHERE owner = %s RETURNING id",
-                (until, owner),
+                f"WITH locked AS ({_LOCK_OWNED}) UPDATE workflows SET lease_expires_at = %s "
+                "FROM locked WHERE workflows.id = locked.id RETURNING workflows.id",
+                (owner, until),
             ).fetchall()
         return {row[0] for row in rows}
 
     def release(self, owner: str, workflow_ids: Iterable[str] | None = None) -> None:
         with self._transaction() as conn:
-            query = (
-                "UPDATE workflows SET owner = NULL, lease_expires_at = NULL "
-                f"WHERE owner = %s AND status NOT IN ({TERMINAL_SQL})"
+            locked = _LOCK_OWNED.replace(
+                " ORDER BY", f" AND status NOT IN ({TERMINAL_SQL}) ORDER BY"
             )
-            if workflow_ids is None:
-                conn.execute(query, (owner,))
-            else:
-                conn.execute(query + " AND id = ANY(%s::text[])", (owner, list(workflow_ids)))
+            params: tuple[Any, ...] = (owner,)
+            if workflow_ids is not None:
+                locked = locked.replace(" ORDER BY", " AND id = ANY(%s::text[]) ORDER BY")
+                params = (owner, list(workflow_ids))
+            conn.execute(
+                f"WITH locked AS ({locked}) UPDATE workflows SET owner = NULL, "
+                "lease_expires_at = NULL FROM locked WHERE workflows.id = locked.id",
+                params,
+            )
 
     def expire_leases(self, owners: Iterable[str]) -> int:
         with self._transaction() as conn:
             cur = conn.execute(
-                "UPDATE workflows SET lease_expires_at = 0 WHERE owner = ANY(%s::text[])",
+                "WITH locked AS (SELECT id FROM workflows WHERE owner = ANY(%s::text[]) "
+                "ORDER BY id FOR NO KEY UPDATE) UPDATE workflows SET lease_expires_at = 0 "
+                "FROM locked WHERE workflows.id = locked.id",
                 (list(owners),),
             )
             return cur.rowcount

@@ -168,8 +168,20 @@ class PostgresCommands(Store):
             (now, workflow_id),
         )
 
+    @staticmethod
+    def _lock_tree(conn: Conn, workflow_id: str) -> None:
+        """Lock the workflow, its descendants and its parent in id order before changing them
+        (the order every multi-row lock is taken in: no deadlock with workers' writes)."""
+        conn.execute(
+            _TREE + "SELECT id FROM workflows WHERE id IN (SELECT id FROM tree) "
+            "OR id = (SELECT parent_id FROM workflows WHERE id = %s) ORDER BY id "
+            "FOR NO KEY UPDATE",
+            (workflow_id, workflow_id),
+        )
+
     def request_cancel(self, workflow_id: str, now: float) -> WorkflowRecord | None:
         with self._transaction() as conn:
+            self._lock_tree(conn, workflow_id)
             conn.execute(
                 _TREE + "UPDATE workflows SET status = 'cancelled', finished_at = %s, "
                 "updated_at = %s, owner = NULL, lease_expires_at = NULL "
@@ -188,6 +200,7 @@ class PostgresCommands(Store):
 
     def terminate(self, workflow_id: str, error: str, now: float) -> WorkflowRecord | None:
         with self._transaction() as conn:
+            self._lock_tree(conn, workflow_id)
             conn.execute(
                 _TREE + "UPDATE workflows SET status = 'terminated', error = %s, "
                 "finished_at = %s, updated_at = %s, owner = NULL, lease_expires_at = NULL, "

@@ -96,6 +96,24 @@ _PARK = (
 )
 
 
+_LOCK_MANY = (
+    "SELECT id FROM workflows WHERE id = ANY(%s::text[]) OR id IN (SELECT parent_id "
+    "FROM workflows WHERE id = ANY(%s::text[])) ORDER BY id FOR NO KEY UPDATE"
+)
+"""The batch's workflows and the parents its finishing children wake, in id order."""
+
+
+def _fenced_id(op: WriteOp) -> str | None:
+    """The workflow whose (owner, epoch) fences ``op``; None for a creation (not fenced)."""
+    if isinstance(op, RecordEntry | ConsumeEvent | StartChild):
+        return op.entry.workflow_id
+    if isinstance(op, RecordAttempt):
+        return op.attempt.workflow_id
+    if isinstance(op, CreateWorkflow):
+        return None
+    return op.workflow_id
+
+
 def _fenced(conn: Conn, workflow_id: str, owner: str, epoch: int) -> bool:
     row = conn.execute(f"SELECT {FENCE}", (workflow_id, owner, epoch)).fetchone()
     return bool(row and row[0])
@@ -262,6 +280,15 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
     """
     applied: list[bool] = []
     wake: set[str] = set()
+    ids = sorted({wid for op in ops if (wid := _fenced_id(op)) is not None})
+    if ids:
+        # Lock every workflow the batch writes for, in id order (as every multi-row lock here
+        # is taken), before any fence is checked: a claim (SKIP LOCKED) then cannot take one
+        # over while this write is in flight, and two transactions never wait on each other
+        # in a cycle. Without the lock a fenced insert could pass its check, and commit after
+        # another worker claimed the workflow and loaded a journal without it.
+        finishing = [op.workflow_id for op in ops if isinstance(op, FinishWorkflow)]
+        conn.execute(_LOCK_MANY, (ids, finishing))
     i = 0
     while i < len(ops):
         run: list[tuple[str, tuple[Any, ...]]] = []
