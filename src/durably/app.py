@@ -204,6 +204,23 @@ class App(Commands):
         """
         return self._start(self._resolve(workflow), args, kwargs, id, DEFAULT_QUEUE, 0)
 
+    def _record(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        id: str | None,
+        queue: str,
+        priority: int,
+    ) -> WorkflowRecord:
+        workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
+        encoded = self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
+        now = self._clock()
+        return WorkflowRecord(
+            id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
+            created_at=now, updated_at=now, queue=queue, priority=priority,
+        )  # fmt: skip
+
     def _start(
         self,
         name: str,
@@ -213,23 +230,48 @@ class App(Commands):
         queue: str,
         priority: int,
     ) -> WorkflowHandle[Any]:
-        workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
-        encoded = self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
-        now = self._clock()
-        record = WorkflowRecord(
-            id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
-            created_at=now, updated_at=now, queue=queue, priority=priority,
-        )  # fmt: skip
+        record = self._record(name, args, kwargs, id, queue, priority)
         worker = self._worker
         # a worker here takes it at once: created already claimed, in its next group commit
         created = None if worker is None else worker.start_here(record)
         if created is None:
-            _, created = self.store.create_workflow(record)
+            # else through its group commit (shared with its steps), or on a connection of ours
+            created = None if worker is None else worker.create(record)
+            if created is None:
+                _, created = self.store.create_workflow(record)
             if created:
-                self._notify_worker()
-                if worker is None or not worker.serves(record):
-                    self._warn_if_unserved(record)
-        return WorkflowHandle(self, workflow_id)
+                self._created(record)
+        return WorkflowHandle(self, record.id)
+
+    async def _start_async(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        id: str | None,
+        queue: str,
+        priority: int,
+    ) -> WorkflowHandle[Any]:
+        record = self._record(name, args, kwargs, id, queue, priority)
+        worker = self._worker
+        # with a worker here, concurrent starts share its group commits, with no thread hop
+        created = None if worker is None else await worker.start_here_async(record)
+        if created is None:
+            created = None if worker is None else await worker.create_async(record)
+            if created is None:
+                _, created = await asyncio.to_thread(self.store.create_workflow, record)
+            if created and worker is not None and worker.serves(record):
+                worker.notify()
+            elif created:
+                await asyncio.to_thread(self._created, record)  # may read the workers
+        return WorkflowHandle(self, record.id)
+
+    def _created(self, record: WorkflowRecord) -> None:
+        """After creating an unowned workflow: wake the worker here; warn if nobody serves it."""
+        self._notify_worker()
+        worker = self._worker
+        if worker is None or not worker.serves(record):
+            self._warn_if_unserved(record)
 
     def enqueue(
         self,
@@ -248,15 +290,7 @@ class App(Commands):
         first. As with :meth:`start`, an existing ``id`` returns that workflow, whatever queue
         it is on.
         """
-        if isinstance(queue, Queue):
-            name, priority = queue.name, queue.check_priority(priority)
-        else:
-            name = validate_queue_name(queue)
-            defined = defined_queue(name)
-            if defined is not None:
-                priority = defined.check_priority(priority)
-            elif type(priority) is not int or not -(2**31) <= priority < 2**31:
-                raise ConfigurationError(f"priority must be a 32-bit whole number: {priority!r}")
+        name, priority = _queue_and_priority(queue, priority)
         return self._start(self._resolve(workflow), args, kwargs, id, name, priority)
 
     async def enqueue_async(
@@ -270,9 +304,12 @@ class App(Commands):
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         """Async twin of :meth:`enqueue`."""
-        return await asyncio.to_thread(
-            lambda: self.enqueue(queue, workflow, *args, id=id, priority=priority, **kwargs)
-        )
+        name, priority = _queue_and_priority(queue, priority)
+        if isinstance(workflow, str) and workflow not in self.registry.workflows:
+            resolved = await asyncio.to_thread(self._resolve, workflow)  # may read the workers
+        else:
+            resolved = self._resolve(workflow)
+        return await self._start_async(resolved, args, kwargs, id, name, priority)
 
     async def start_async(
         self,
@@ -282,8 +319,13 @@ class App(Commands):
         id: str | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
-        """Async twin of :meth:`start`."""
-        return await asyncio.to_thread(lambda: self.start(workflow, *args, id=id, **kwargs))
+        """Async twin of :meth:`start`. Many concurrent ``start_async`` calls (e.g. under
+        ``asyncio.gather``) share group commits when this App runs a worker."""
+        if isinstance(workflow, str) and workflow not in self.registry.workflows:
+            name = await asyncio.to_thread(self._resolve, workflow)  # may read the workers
+        else:
+            name = self._resolve(workflow)
+        return await self._start_async(name, args, kwargs, id, DEFAULT_QUEUE, 0)
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow by id (checked when used)."""
@@ -408,3 +450,16 @@ class App(Commands):
         tb: TracebackType | None,
     ) -> None:
         self.stop_worker()
+
+
+def _queue_and_priority(queue: Queue | str, priority: int) -> tuple[str, int]:
+    """The queue's name and the checked priority of an enqueue."""
+    if isinstance(queue, Queue):
+        return queue.name, queue.check_priority(priority)
+    name = validate_queue_name(queue)
+    defined = defined_queue(name)
+    if defined is not None:
+        return name, defined.check_priority(priority)
+    if type(priority) is not int or not -(2**31) <= priority < 2**31:
+        raise ConfigurationError(f"priority must be a 32-bit whole number, got {priority!r}")
+    return name, priority

@@ -166,6 +166,16 @@ class _Runtime:
 
     def commit(self, op: WriteOp) -> asyncio.Future[bool]:
         fut: asyncio.Future[bool] = self.loop.create_future()
+        # nothing else to run on this loop and nothing else being written: commit right here
+        if not getattr(self.loop, "_ready", True):
+            try:
+                applied = self._committer.try_now(op)
+            except Exception as exc:  # as a failed group commit reaches its waiters
+                fut.set_exception(exc)
+                return fut
+            if applied is not None:
+                fut.set_result(applied)
+                return fut
         self._committer.submit(op, fut)
         return fut
 
@@ -216,6 +226,8 @@ class Worker:
         self._in_queue: dict[str, int] = {}
         """Workflows in progress here, per queue."""
         self._registered_queues: list[str] = []
+        self._backlog = True
+        """Whether the last claim took all it asked for (more work may be waiting)."""
         self._suspects: set[str] = set()
         self.claiming = False
         self._committer: GroupCommitter | None = None
@@ -279,27 +291,78 @@ class Worker:
             self._thread.join(timeout)
             self._thread = None
 
-    def write(self, op: WriteOp, timeout: float = 60.0) -> bool | None:
-        """From any thread but the worker's: write ``op`` in the worker's next group commit and
-        wait until it is durable. Returns whether it was applied, or None if the worker is not
-        serving (the caller then writes to the store itself)."""
-        committer = self._committer
-        if committer is None or self._stopping is None or self._stopping.is_set():
-            return None
-        done: concurrent.futures.Future[bool | BaseException] = concurrent.futures.Future()
-        committer.submit(op, done.set_result)
-        outcome = done.result(timeout)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
     def start_here(self, record: WorkflowRecord) -> bool | None:
         """From any thread but the worker's: create ``record`` already claimed by this worker
         (epoch 1, leased) in its next group commit, and run it here: a start and a claim in one
         write. Returns whether it was created (False: the id exists), or None if this worker
-        cannot take it (not serving, not its workflow, or full): then start it normally."""
-        loop = self._loop
-        if loop is None or not self.serves(record):
+        cannot take it (not serving, not its workflow, a limited queue, or full): then start
+        it normally."""
+        owned = self._reserve(record)
+        if owned is None:
+            return None
+        committer = self._committer
+        if committer is None:
+            self._unreserve()
+            return None
+        done: concurrent.futures.Future[bool | BaseException] = concurrent.futures.Future()
+        committer.submit(CreateWorkflow(owned), done.set_result)
+        try:
+            outcome = done.result(60.0)
+        except BaseException:
+            self._unreserve()
+            raise
+        if isinstance(outcome, BaseException):
+            self._unreserve()
+            raise outcome
+        return self._adopt_when_written(owned, outcome)
+
+    async def start_here_async(self, record: WorkflowRecord) -> bool | None:
+        """:meth:`start_here` for a coroutine on any event loop but the worker's: waits for
+        the group commit without a thread, so many concurrent starts share commits."""
+        owned = self._reserve(record)
+        if owned is None:
+            return None
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        committer = self._committer
+        if committer is None:
+            self._unreserve()
+            return None
+        committer.submit(CreateWorkflow(owned), fut)
+        try:
+            created = await fut
+        except BaseException:
+            self._unreserve()
+            raise
+        return self._adopt_when_written(owned, created)
+
+    def create(self, record: WorkflowRecord) -> bool | None:
+        """From any thread but the worker's: create ``record`` (unowned: any worker may claim
+        it) in this worker's next group commit. Returns whether it was created, or None if the
+        worker is not serving (then write to the store directly)."""
+        committer = self._committer
+        if committer is None:
+            return None
+        done: concurrent.futures.Future[bool | BaseException] = concurrent.futures.Future()
+        committer.submit(CreateWorkflow(record), done.set_result)
+        outcome = done.result(60.0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def create_async(self, record: WorkflowRecord) -> bool | None:
+        """:meth:`create` for a coroutine on any event loop but the worker's."""
+        committer = self._committer
+        if committer is None:
+            return None
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        committer.submit(CreateWorkflow(record), fut)
+        return await fut
+
+    def _reserve(self, record: WorkflowRecord) -> WorkflowRecord | None:
+        """Count a place for ``record`` (so that capacity is never exceeded) and return it as
+        owned by this worker; None if this worker cannot take it."""
+        loop, stopping = self._loop, self._stopping
+        if loop is None or stopping is None or stopping.is_set() or not self.serves(record):
             return None
         queue = defined_queue(record.queue)
         if queue is not None and queue.limited:
@@ -309,23 +372,26 @@ class Worker:
                 return None
             self._adopting += 1
         now = self.clock()
-        owned = dataclasses.replace(
+        return dataclasses.replace(
             record, status=WorkflowStatus.RUNNING, owner=self.id, epoch=1,
             lease_expires_at=now + self.options.lease_seconds, started_at=now,
         )  # fmt: skip
-        spawning = False
+
+    def _unreserve(self) -> None:
+        with self._adopt_lock:
+            self._adopting -= 1
+
+    def _adopt_when_written(self, owned: WorkflowRecord, created: bool) -> bool:
+        """After the creation committed: run it here if it was created, else free the place."""
+        loop = self._loop
+        if not created or loop is None:
+            self._unreserve()
+            return created
         try:
-            created = self.write(CreateWorkflow(owned))
-            if created:
-                loop.call_soon_threadsafe(self._adopt, ClaimedWorkflow(owned))
-                spawning = True
+            loop.call_soon_threadsafe(self._adopt, ClaimedWorkflow(owned))
         except RuntimeError:  # the loop closed meanwhile: shutdown releases the lease
-            return True
-        finally:
-            if not spawning:
-                with self._adopt_lock:
-                    self._adopting -= 1
-        return created
+            self._unreserve()
+        return True
 
     def serves(self, record: WorkflowRecord) -> bool:
         """Whether this worker runs workflows of ``record``'s name and queue."""
@@ -517,7 +583,8 @@ class Worker:
                         break
                     self._spawn(claim)
                 self.claiming = False
-                if claims and len(claims) == want:
+                self._backlog = len(claims) == want
+                if self._backlog:
                     continue
             # full: a finishing workflow sets _wake; idle: sleep until the next timer is due
             if want > 0 and names:
@@ -646,8 +713,12 @@ class Worker:
                 queue = self._queue_of.pop(wid, None)
                 if queue is not None:
                     self._in_queue[queue] -= 1
+            else:
+                queue = None
             self._finishing.discard(wid)
-            if self._wake is not None:
+            # a freed place matters if the last claim left work behind, or in a limited queue
+            # (its next admission may be due); else the claim loop has nothing to take
+            if self._wake is not None and (self._backlog or self._limited_queue(queue)):
                 self._wake.set()
 
     async def _finish(self, ctx: WorkflowContext, outcome: Outcome) -> None:
@@ -691,3 +762,10 @@ class Worker:
             await asyncio.to_thread(self.store.release, ctx.owner, [ctx.workflow_id])
         except Exception as exc:
             log.warning("workflow %s: could not release: %s", ctx.workflow_id, exc)
+        if self._wake is not None:  # runnable again: any worker, this one too, may take it
+            self._wake.set()
+
+    @staticmethod
+    def _limited_queue(name: str | None) -> bool:
+        queue = None if name is None else defined_queue(name)
+        return queue is not None and queue.limited

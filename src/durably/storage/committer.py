@@ -5,6 +5,11 @@ need ordering). The writer takes whatever is queued, applies it with one :meth:`
 call, then resolves every future with whether its op was applied. Under load batches form by
 themselves; when idle a lone write is committed at once, with no added delay. Ops are applied in
 submission order, so a fire-and-forget write is always durable before any later awaited one.
+
+When the writer is idle (nothing queued or being committed) and the submitting event loop has
+nothing else ready to run, :meth:`try_now` commits a lone write in the caller's thread instead:
+the same single commit, without two thread handoffs (about a third of a step's cost on a fast
+disk). Under load the queue is never empty, so writes keep sharing commits.
 """
 
 from __future__ import annotations
@@ -36,8 +41,12 @@ class GroupCommitter:
         self._retries = retries
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._inflight = 0
+        """Ops submitted and not yet committed (queued, or in the writer's batch)."""
         self.batches = 0
         self.ops = 0
+        self.inline = 0
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -54,7 +63,27 @@ class GroupCommitter:
 
     def submit(self, op: WriteOp, waiter: Waiter = None) -> None:
         """Queue ``op``. ``waiter`` (an asyncio future or a callback) learns if it was applied."""
+        with self._lock:
+            self._inflight += 1
         self._queue.put((op, waiter))
+
+    def try_now(self, op: WriteOp) -> bool | None:
+        """Commit ``op`` alone in the calling thread if no other write is queued or in flight
+        (so no earlier write can be overtaken); return whether it was applied, or None (then
+        :meth:`submit` it). A failed write raises, as a batch's would reach its waiter."""
+        with self._lock:
+            if self._inflight or self._thread is None:
+                return None
+            self._inflight = 1
+        try:
+            applied = self._store.write([op])[0]
+        finally:
+            with self._lock:
+                self._inflight -= 1
+        self.batches += 1
+        self.ops += 1
+        self.inline += 1
+        return applied
 
     def _run(self) -> None:
         q = self._queue
@@ -90,6 +119,8 @@ class GroupCommitter:
                             attempt + 1, exc)  # fmt: skip
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        with self._lock:
+            self._inflight -= len(batch)
         self.batches += 1
         self.ops += len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], Any]]] = {}
