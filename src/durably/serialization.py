@@ -176,13 +176,17 @@ def _encode_error(
     return SerializationError(msg, workflow_id=workflow_id, step=step)
 
 
+_SCALARS = frozenset({int, str, float, bool})
+"""Types whose decoded JSON value of exactly that type needs no conversion."""
+
+
 def _mismatch(hint: Any, value: Any) -> _Mismatch:
     return _Mismatch(f"expected {_type_name(hint)}, got {_type_name(type(value))}")
 
 
 def _convert(value: Any, hint: Any) -> Any:
     """Convert decoded JSON ``value`` to ``hint``; raise :class:`_Mismatch` if it does not fit."""
-    if hint is Any or hint is object:
+    if hint is Any or hint is object or (hint is type(value) and hint in _SCALARS):
         return value
     if hint is None:
         hint = _NONE_TYPE
@@ -365,9 +369,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(object_hook=_object_hook, parse_constant=_reject_constant)
+"""One decoder for every call (``json.loads`` with hooks builds a new one each time)."""
+
+
 def _loads(data: str, what: str) -> Any:
     try:
-        return json.loads(data, object_hook=_object_hook, parse_constant=_reject_constant)
+        return _DECODER.decode(data)
     except (ValueError, TypeError, RecursionError) as exc:
         raise SerializationError(
             f"Cannot decode {what}: the stored text is not valid JSON ({exc})."
