@@ -21,15 +21,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from durably.definitions import Registry, Workflow
 from durably.engine import Outcome, WorkflowContext, execute
 from durably.engine.waits import Parked
-from durably.errors import ConfigurationError, DurablyError, LeaseLostError
-from durably.queues import DEFAULT_QUEUE, defined_queue, defined_queues, validate_queue_name
+from durably.errors import DurablyError, LeaseLostError
+from durably.queues import DEFAULT_QUEUE, defined_queue, defined_queues
 from durably.serialization import JsonSerializer
 from durably.storage.base import (
     ClaimedWorkflow,
@@ -37,7 +36,6 @@ from durably.storage.base import (
     CreateWorkflow,
     FinishWorkflow,
     InboxEvent,
-    Park,
     QueueClaim,
     Store,
     WorkerInfo,
@@ -46,8 +44,10 @@ from durably.storage.base import (
     WriteOp,
 )
 from durably.storage.committer import GroupCommitter
+from durably.worker_options import WorkerOptions
+from durably.worker_runtime import WorkerRuntime, pid_alive
 
-__all__ = ["Worker", "WorkerOptions"]
+__all__ = ["Worker", "WorkerOptions"]  # WorkerOptions lives in durably.worker_options
 
 log = logging.getLogger("durably.worker")
 
@@ -55,146 +55,8 @@ STALE_WORKER_SECONDS = 3600.0
 """Registrations of workers silent for this long (died on another host) are deleted."""
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    """Tuning for a worker. The defaults suit most apps."""
-
-    lease_seconds: float = 5.0
-    """How long a claim lasts without a heartbeat; another host's worker takes over after it."""
-    poll_interval: float = 0.25
-    """How often to look for new work started by other processes (and for events, commands and
-    expired leases of other hosts' workers). With a store that pushes wake-ups (PostgreSQL:
-    LISTEN/NOTIFY) polling is only a fallback, every ``max(poll_interval,
-    listen_poll_interval)``. Due timers never wait for a poll: the worker sleeps until the
-    earliest one."""
-    listen_poll_interval: float = 1.0
-    """The slowest fallback poll when the store pushes wake-ups (notifications can be lost,
-    e.g. across a reconnect): work of other processes then waits for it only if its wake-up
-    was lost, or after a dead worker's lease expires. Set 0 to poll every ``poll_interval``."""
-    max_concurrent: int = 500
-    """Workflows in progress at once in this worker."""
-    claim_batch: int = 100
-    step_threads: int = 32
-    """Threads for sync steps."""
-    workflow_threads: int = 64
-    """Threads for sync workflow functions (each holds one while it runs)."""
-    eviction_threshold: float = 5.0
-    """A workflow waiting (timer, event, child) longer than this many seconds is unwound from
-    memory and replayed when it wakes; 0 unwinds every wait at once."""
-    queues: tuple[str, ...] | None = None
-    """The queues this worker serves (e.g. ``("gpu",)`` on a GPU machine). None: the
-    ``default`` queue and every :class:`~durably.Queue` defined in this process."""
-
-    def __post_init__(self) -> None:
-        if self.lease_seconds <= 0 or self.poll_interval <= 0:
-            raise ConfigurationError("lease_seconds and poll_interval must be > 0 seconds")
-        if self.eviction_threshold < 0 or self.listen_poll_interval < 0:
-            raise ConfigurationError(
-                "eviction_threshold and listen_poll_interval must be >= 0 seconds"
-            )
-        if min(self.max_concurrent, self.claim_batch, self.step_threads,
-               self.workflow_threads) < 1:  # fmt: skip
-            raise ConfigurationError(
-                "max_concurrent, claim_batch, step_threads and workflow_threads must be >= 1"
-            )
-        if self.queues is not None:
-            if isinstance(self.queues, str) or not self.queues:
-                raise ConfigurationError(
-                    "queues must be a non-empty tuple of queue names, such as ('default', "
-                    f"'gpu'), or None for every queue defined here; got {self.queues!r}"
-                )
-            object.__setattr__(
-                self, "queues", tuple(dict.fromkeys(validate_queue_name(q) for q in self.queues))
-            )
-
-
 class _Stopping(DurablyError):
     code = "worker_stopping"
-
-
-class _Runtime:
-    """The engine's :class:`~durably.engine.Runtime`, backed by the store's group committer."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        serializer: JsonSerializer,
-        committer: GroupCommitter,
-        step_executor: Executor,
-        workflow_executor: Executor,
-        *,
-        eviction_threshold: float,
-        clock: Callable[[], float],
-        notify: Callable[[], None],
-        parked: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.loop = loop
-        self.serializer = serializer
-        self.step_executor = step_executor
-        self.workflow_executor = workflow_executor
-        self.eviction_threshold = eviction_threshold
-        self._committer = committer
-        self._clock = clock
-        self._notify = notify
-        self._parked = parked
-
-    def time(self) -> float:
-        return self._clock()
-
-    def notify_new_work(self) -> None:
-        self._notify()
-
-    def record(
-        self, op: WriteOp, on_done: Callable[[bool | BaseException], None] | None = None
-    ) -> None:
-        if isinstance(op, Park):  # once parked, its timer is the worker's to schedule
-            self._committer.submit(op, self._after_park(on_done))
-        else:
-            self._committer.submit(op, on_done)
-
-    def _after_park(
-        self, on_done: Callable[[bool | BaseException], None] | None
-    ) -> Callable[[bool | BaseException], None]:
-        def done(outcome: bool | BaseException) -> None:
-            try:
-                if on_done is not None:
-                    on_done(outcome)
-            finally:
-                self._parked()
-
-        return done
-
-    def commit(self, op: WriteOp) -> asyncio.Future[bool]:
-        fut: asyncio.Future[bool] = self.loop.create_future()
-        # nothing else to run on this loop and nothing else being written: commit right here
-        if not getattr(self.loop, "_ready", True):
-            try:
-                applied = self._committer.try_now(op)
-            except Exception as exc:  # as a failed group commit reaches its waiters
-                fut.set_exception(exc)
-                return fut
-            if applied is not None:
-                fut.set_result(applied)
-                return fut
-        self._committer.submit(op, fut)
-        return fut
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child that nobody reaped yet is a zombie: dead for our purposes
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 class Worker:
@@ -454,7 +316,7 @@ class Worker:
         self._committer = committer
         step_pool = ThreadPoolExecutor(opts.step_threads, thread_name_prefix="durably-step")
         wf_pool = ThreadPoolExecutor(opts.workflow_threads, thread_name_prefix="durably-wf")
-        self.runtime = _Runtime(
+        self.runtime = WorkerRuntime(
             loop, self.serializer, committer, step_pool, wf_pool,
             eviction_threshold=opts.eviction_threshold, clock=self.clock, notify=self.notify,
             parked=self._wake_claims,
@@ -548,7 +410,7 @@ class Worker:
             w.id
             for w in workers
             if w.id != self.id
-            and ((w.hostname == self.hostname and not _pid_alive(w.pid)) or w.heartbeat_at < stale)
+            and ((w.hostname == self.hostname and not pid_alive(w.pid)) or w.heartbeat_at < stale)
         ]
         if dead:
             n = self.store.expire_leases(dead)
