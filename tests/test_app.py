@@ -1,4 +1,5 @@
-"""The public App API on a real SQLite file, with an embedded worker."""
+"""The public App API on a real database (SQLite and PostgreSQL: ``db_url``), with an embedded
+worker."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ FAST = durably.WorkerOptions(lease_seconds=2.0, poll_interval=0.02)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'app.db'}"
+def db(db_url: str) -> str:
+    """The test's database, on each backend of DURABLY_TEST_BACKENDS in turn."""
+    return db_url
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import durably
 DURABLY = [sys.executable, "-m", "durably.cli"]
 
 
-def test_migrate_creates_the_schema(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'm.db'}"
+def test_migrate_creates_the_schema(db_url: str) -> None:
+    db = db_url
     proc = subprocess.run([*DURABLY, "migrate", "--db", db], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "up to date" in proc.stdout
@@ -31,8 +31,8 @@ def test_bad_app_spec_is_a_clear_error(tmp_path: Path) -> None:
         assert proc.returncode == 2 and message in proc.stderr
 
 
-def test_worker_command_runs_an_apps_workflows(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'w.db'}"
+def test_worker_command_runs_an_apps_workflows(tmp_path: Path, db_url: str) -> None:
+    db = db_url
     (tmp_path / "myflows.py").write_text(
         textwrap.dedent(
             f"""

@@ -29,7 +29,9 @@ def load(name: str) -> ModuleType:
     return module
 
 
-def db(tmp_path: Path) -> str:
+def sqlite_db(tmp_path: Path) -> str:
+    """A SQLite file, for WorkflowEnvironment (its virtual clock is SQLite-based); the other
+    tests run on each backend (``db_url``)."""
     return f"sqlite:///{tmp_path / 'patterns.db'}"
 
 
@@ -41,9 +43,9 @@ def steps(handle: durably.WorkflowHandle[object]) -> list[tuple[str, str, int]]:
 
 
 def test_task_chaining_retries_the_flaky_step_and_compensates_the_failed_order(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
-    app = load("task_chaining").make_app(db(tmp_path))
+    app = load("task_chaining").make_app(db_url)
     with app:
         ok = app.start("place_order", "order-1", 4200, "1 Main St", id="order-1")
         bad = app.start("place_order", "order-2", 990, "nowhere", id="order-2")
@@ -68,11 +70,9 @@ def test_task_chaining_retries_the_flaky_step_and_compensates_the_failed_order(
 
 
 @pytest.mark.parametrize("limit", [1, 4])
-def test_fan_out_fan_in_bounds_the_steps_in_flight_and_aggregates(
-    tmp_path: Path, limit: int
-) -> None:
+def test_fan_out_fan_in_bounds_the_steps_in_flight_and_aggregates(db_url: str, limit: int) -> None:
     example = load("fan_out_fan_in")
-    app = example.make_app(db(tmp_path))
+    app = example.make_app(db_url)
     docs = example.DOCUMENTS
     with app:
         handle = app.start("word_count", docs, limit, id="count")
@@ -84,8 +84,8 @@ def test_fan_out_fan_in_bounds_the_steps_in_flight_and_aggregates(
     app.close()
 
 
-def test_fan_out_replays_a_partial_journal_deterministically(tmp_path: Path) -> None:
-    app = load("fan_out_fan_in").make_app(db(tmp_path))
+def test_fan_out_replays_a_partial_journal_deterministically(db_url: str) -> None:
+    app = load("fan_out_fan_in").make_app(db_url)
     with app:
         first = app.start("word_count", [f"doc-{i}" for i in range(9)], 3, id="count")
         expected = first.result(timeout=30)
@@ -102,10 +102,10 @@ def test_fan_out_replays_a_partial_journal_deterministically(tmp_path: Path) -> 
 # -- async API -------------------------------------------------------------------------------------
 
 
-def test_async_api_client_gets_an_id_at_once_and_polls_to_the_result(tmp_path: Path) -> None:
+def test_async_api_client_gets_an_id_at_once_and_polls_to_the_result(db_url: str) -> None:
     example = load("async_api")
-    worker, client = example.make_app(db(tmp_path)), example.make_app(db(tmp_path))
-    with worker:  # another App on the same file, as another process would be
+    worker, client = example.make_app(db_url), example.make_app(db_url)
+    with worker:  # another App on the same database, as another process would be
         started = time.monotonic()
         job_id = example.submit(client, "q3", 3)
         assert time.monotonic() - started < 1.0  # far less than the job's 0.6 s
@@ -127,7 +127,7 @@ def test_async_api_client_gets_an_id_at_once_and_polls_to_the_result(tmp_path: P
 
 
 def test_monitor_polls_for_hours_of_virtual_time_in_a_chain_of_short_runs(tmp_path: Path) -> None:
-    app = load("monitor").make_app(db(tmp_path))
+    app = load("monitor").make_app(sqlite_db(tmp_path))
     with WorkflowEnvironment(app, start=START) as env:
         wall = time.monotonic()
         green = app.start("watch_build", "build-42", START + timedelta(hours=6), id="build-42")
@@ -152,7 +152,7 @@ def test_monitor_polls_for_hours_of_virtual_time_in_a_chain_of_short_runs(tmp_pa
 
 def test_human_approval_approved_escalated_and_expired(tmp_path: Path) -> None:
     example = load("human_approval")
-    app = example.make_app(db(tmp_path))
+    app = example.make_app(sqlite_db(tmp_path))
     with WorkflowEnvironment(app, start=START, auto_skip=False) as env:
         quick = app.start("approve_expense", "e-1", "ada", "grace", id="e-1")
         app.send_event("e-1", "approved", "ada")
@@ -184,10 +184,10 @@ def test_human_approval_approved_escalated_and_expired(tmp_path: Path) -> None:
 # -- money transfer saga ---------------------------------------------------------------------------
 
 
-def test_money_transfer_moves_money_once_and_refunds_a_failed_deposit(tmp_path: Path) -> None:
+def test_money_transfer_moves_money_once_and_refunds_a_failed_deposit(db_url: str) -> None:
     example = load("money_transfer_saga")
     bank = example.FakeBank({"alice": 500, "bob": 100, "mallory": 0})
-    app = example.make_app(db(tmp_path), bank)
+    app = example.make_app(db_url, bank)
     with app:
         ok = app.start("transfer", "alice", "bob", 150, id="t-1")
         assert ok.result(timeout=30) == "150 from alice to bob: done"
@@ -212,7 +212,7 @@ def test_money_transfer_moves_money_once_and_refunds_a_failed_deposit(tmp_path: 
 
 def test_subscription_bills_monthly_changes_plan_and_cancels(tmp_path: Path) -> None:
     example = load("subscription")
-    app = example.make_app(db(tmp_path))
+    app = example.make_app(sqlite_db(tmp_path))
     with WorkflowEnvironment(app, start=START, auto_skip=False) as env:
         sub = app.start("subscription", "ada", "basic", id="sub")
         for _ in range(3):
@@ -242,7 +242,7 @@ def test_subscription_bills_monthly_changes_plan_and_cancels(tmp_path: Path) -> 
 
 def test_subscription_publishes_a_plan_change_made_in_a_later_month(tmp_path: Path) -> None:
     example = load("subscription")
-    app = example.make_app(db(tmp_path))
+    app = example.make_app(sqlite_db(tmp_path))
     with WorkflowEnvironment(app, start=START, auto_skip=False) as env:
         sub = app.start("subscription", "ada", "basic", id="sub")
         env.wait_until_waiting(sub)

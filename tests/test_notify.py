@@ -4,12 +4,12 @@ and the worker's own timer for due timers (SQLite too).
 Workers here poll only every 5 s, so anything that happens well within that proves a push or
 a scheduled wake-up. The bounds are generous: functional checks, not benchmarks. Each
 PostgreSQL test uses its own schema; without a reachable server they fail, unless
-DURABLY_SKIP_POSTGRES=1 says to skip them.
+DURABLY_SKIP_POSTGRES=1 says to skip them; they are skipped when DURABLY_TEST_BACKENDS excludes
+postgres.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -23,21 +23,16 @@ import durably
 from durably.storage.base import WorkflowRecord, WorkflowStatus
 from durably.storage.postgres import PostgresStore
 
-PG_URL = os.environ.get("DURABLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from .backends import PG_URL, postgres_schema, schema_url
+
 SLOW_POLL = 5.0
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    if os.environ.get("DURABLY_SKIP_POSTGRES") == "1":
-        pytest.skip("DURABLY_SKIP_POSTGRES=1: PostgreSQL tests skipped on request")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    """A fresh schema's URL; skipped when DURABLY_TEST_BACKENDS excludes postgres."""
+    with postgres_schema() as schema:
+        yield schema_url(schema)
 
 
 def build(url: str, *, eviction_threshold: float = 5.0) -> tuple[durably.App, dict[str, Any]]:

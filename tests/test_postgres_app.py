@@ -1,15 +1,14 @@
 """The same App, pointed at PostgreSQL: steps, replay, timers, events, children and cancel.
 
 Each test uses its own schema. Without a reachable server these tests fail, unless
-DURABLY_SKIP_POSTGRES=1 says to skip them.
+DURABLY_SKIP_POSTGRES=1 says to skip them; they are skipped when DURABLY_TEST_BACKENDS excludes
+postgres.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -19,21 +18,16 @@ import pytest
 import durably
 from durably import WorkflowStatus
 
-PG_URL = os.environ.get("DURABLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from .backends import postgres_schema, schema_url
+
 FAST = durably.WorkerOptions(lease_seconds=2.0, poll_interval=0.02, eviction_threshold=0.1)
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    if os.environ.get("DURABLY_SKIP_POSTGRES") == "1":
-        pytest.skip("DURABLY_SKIP_POSTGRES=1: PostgreSQL tests skipped on request")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    """A fresh schema's URL; skipped when DURABLY_TEST_BACKENDS excludes postgres."""
+    with postgres_schema() as schema:
+        yield schema_url(schema)
 
 
 def test_workflows_run_and_replay_on_postgres(pg_url: str) -> None:

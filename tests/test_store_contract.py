@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,32 +21,7 @@ from durably.storage.base import (
 )
 from durably.storage.sqlite import SqliteStore
 
-BACKENDS = ["sqlite", "postgres"]
-PG_URL = os.environ.get("DURABLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A fresh schema name, dropped (with everything in it) afterwards.
-
-    Fails when PostgreSQL is unreachable, unless DURABLY_SKIP_POSTGRES=1 asks to skip.
-    """
-    if os.environ.get("DURABLY_SKIP_POSTGRES") == "1":
-        pytest.skip("DURABLY_SKIP_POSTGRES=1: PostgreSQL variant skipped on request")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex}"
-    done = False
-    try:
-        yield schema
-        done = True
-    finally:
-        try:
-            with psycopg.connect(PG_URL, autocommit=True, connect_timeout=10) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        except psycopg.OperationalError:
-            if done:  # else keep the test's own error, not the cleanup's
-                raise
+from .backends import BACKENDS, PG_URL, postgres_schema  # DURABLY_TEST_BACKENDS
 
 
 @pytest.fixture(params=BACKENDS)

@@ -27,10 +27,20 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def _command_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for the command: tmp_path and the durably under test on its path."""
+    package_root = Path(durably.__file__).resolve().parents[1]  # the durably under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(package_root)])}
+    env.pop("DURABLY_WORKER_PROCESS", None)
+    return env
+
+
 @pytest.fixture
-def flows(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A module of workflows in tmp_path; yields (database URL, environment for the command)."""
-    db = f"sqlite:///{tmp_path / 's.db'}"
+def flows(tmp_path: Path, db_url: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A module of workflows in tmp_path; yields (database URL, environment for the command).
+
+    On each backend (``db_url``)."""
+    db = db_url
     (tmp_path / "myflows.py").write_text(
         textwrap.dedent(
             f"""
@@ -49,10 +59,7 @@ def flows(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
             """
         )
     )
-    package_root = Path(durably.__file__).resolve().parents[1]  # the durably under test
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(package_root)])}
-    env.pop("DURABLY_WORKER_PROCESS", None)
-    yield db, env
+    yield db, _command_env(tmp_path)
 
 
 def _pids(client: durably.App) -> set[int]:
@@ -126,8 +133,8 @@ def test_a_killed_child_is_restarted(tmp_path: Path, flows: tuple[str, dict[str,
     client.close()
 
 
-def test_a_bad_app_fails_fast(tmp_path: Path, flows: tuple[str, dict[str, str]]) -> None:
-    _, env = flows
+def test_a_bad_app_fails_fast(tmp_path: Path) -> None:
+    env = _command_env(tmp_path)  # no database: it fails before opening one
     started = time.monotonic()
     proc = subprocess.run(
         [*DURABLY, "worker", "no_such_mod:app", "--processes", "2"],
@@ -143,10 +150,8 @@ def test_a_bad_app_fails_fast(tmp_path: Path, flows: tuple[str, dict[str, str]])
     assert time.monotonic() - started < 20
 
 
-def test_a_child_that_keeps_crashing_at_startup_gives_up(
-    tmp_path: Path, flows: tuple[str, dict[str, str]]
-) -> None:
-    _, env = flows
+def test_a_child_that_keeps_crashing_at_startup_gives_up(tmp_path: Path) -> None:
+    env = _command_env(tmp_path)  # no database: it fails before opening one
     (tmp_path / "crashy.py").write_text("raise RuntimeError('boom')\n")
     proc = subprocess.run(
         [*DURABLY, "worker", "crashy:app", "--processes", "2"],

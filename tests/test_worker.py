@@ -1,4 +1,5 @@
-"""Worker behaviour that needs a store but no subprocess: lease hygiene and shutdown."""
+"""Worker behaviour that needs a store but no subprocess: lease hygiene and shutdown (on each
+backend: ``db_url``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import durably
 from durably.storage.base import WorkerInfo, WorkflowRecord, WorkflowStatus
@@ -19,8 +19,8 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def test_only_dead_local_workers_lose_their_leases_at_once(tmp_path: Path) -> None:
-    app = durably.App(f"sqlite:///{tmp_path / 'w.db'}")
+def test_only_dead_local_workers_lose_their_leases_at_once(db_url: str) -> None:
+    app = durably.App(db_url)
 
     @app.workflow()
     async def noop() -> None:
@@ -49,8 +49,8 @@ def test_only_dead_local_workers_lose_their_leases_at_once(tmp_path: Path) -> No
     app.close()
 
 
-def test_stopping_a_worker_releases_its_workflows_for_others(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'w.db'}"
+def test_stopping_a_worker_releases_its_workflows_for_others(db_url: str) -> None:
+    db = db_url
     app = durably.App(db, worker_options=WorkerOptions(lease_seconds=600.0, poll_interval=0.02))
 
     @app.step()
@@ -79,12 +79,12 @@ def test_stopping_a_worker_releases_its_workflows_for_others(tmp_path: Path) -> 
 
 
 def test_a_start_beside_a_worker_is_claimed_in_the_same_write_within_capacity(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
     import threading
 
     app = durably.App(
-        f"sqlite:///{tmp_path / 'w.db'}",
+        db_url,
         worker_options=WorkerOptions(max_concurrent=1, poll_interval=0.02),
     )
     gate = threading.Event()

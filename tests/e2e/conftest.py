@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -11,8 +10,9 @@ import pytest
 
 import durably
 
+from ..backends import BACKENDS, PG_URL, require_postgres
 from . import crash_app, long_app
-from .support import BACKENDS, PG_URL, Database, Workers
+from .support import Database, Workers
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -28,14 +28,13 @@ def pytest_runtest_makereport(
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """The test's database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards.
 
-    The PostgreSQL variant fails when the server is unreachable, unless DURABLY_SKIP_POSTGRES=1
-    asks to skip it.
+    The backends come from DURABLY_TEST_BACKENDS (tests/backends.py). The PostgreSQL variant
+    fails when the server is unreachable, unless DURABLY_SKIP_POSTGRES=1 asks to skip it.
     """
     if request.param == "sqlite":
         yield Database.sqlite(tmp_path / "durably.db")
         return
-    if os.environ.get("DURABLY_SKIP_POSTGRES") == "1":
-        pytest.skip("DURABLY_SKIP_POSTGRES=1: PostgreSQL variant skipped on request")
+    require_postgres()
     import psycopg
 
     schema = f"t_{uuid.uuid4().hex}"

@@ -18,12 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# re-exported for the e2e tests: DURABLY_TEST_BACKENDS and DURABLY_TEST_POSTGRES_URL
+from ..backends import BACKENDS as BACKENDS
+from ..backends import PG_URL as PG_URL
+
 HERE = Path(__file__).resolve().parent
 CRASH_APP = HERE / "crash_app.py"
 SRC = HERE.parents[1] / "src"
 MODULUS = 1_000_003  # the modulus of crash_app's ``mul`` step
-BACKENDS = ["sqlite", "postgres"]
-PG_URL = os.environ.get("DURABLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # -- the model: what an uninterrupted run of each workflow records and returns ------------------
 
