@@ -63,6 +63,7 @@ class App(Commands):
         self._worker: Worker | None = None
         self._finished = threading.Condition()
         self._finished_generation = 0
+        self._async_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._clock: Callable[[], float] = time.time
         self._unserved_warned: dict[tuple[str, str], float] = {}
 
@@ -400,6 +401,29 @@ class App(Commands):
         with self._finished:
             self._finished_generation += 1
             self._finished.notify_all()
+            waiters = self._async_waiters.pop(workflow_id, ())
+        for fut in waiters:
+            try:
+                fut.get_loop().call_soon_threadsafe(_wake_waiter, fut)
+            except RuntimeError:  # its loop is closed: nobody waits
+                pass
+
+    async def _wait_finished_async(self, workflow_id: str, timeout: float) -> None:
+        """Wait up to ``timeout`` s, or until the worker here finishes ``workflow_id``."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._finished:
+            self._async_waiters.setdefault(workflow_id, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._finished:
+                waiting = self._async_waiters.get(workflow_id)
+                if waiting is not None and fut in waiting:
+                    waiting.remove(fut)
+                    if not waiting:
+                        del self._async_waiters[workflow_id]
 
     def _wait_finished(self, generation: int, timeout: float) -> None:
         """Wait up to ``timeout`` s for a workflow here to finish after ``generation``."""
@@ -463,3 +487,8 @@ def _queue_and_priority(queue: Queue | str, priority: int) -> tuple[str, int]:
     if type(priority) is not int or not -(2**31) <= priority < 2**31:
         raise ConfigurationError(f"priority must be a 32-bit whole number, got {priority!r}")
     return name, priority
+
+
+def _wake_waiter(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

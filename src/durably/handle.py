@@ -282,7 +282,11 @@ class WorkflowHandle(Generic[R]):
         try:
             while True:
                 _, seconds = next(plan)
-                await asyncio.sleep(min(seconds, 0.02))
+                # the worker here says when it finishes a workflow it runs; another process's
+                # does not, so then look again at least every 20 ms
+                worker = self._app._worker
+                cap = 0.5 if worker is not None and self.id in worker.active else 0.02
+                await self._app._wait_finished_async(self.id, min(seconds, cap))
         except StopIteration as done:
             value: R = done.value
             return value
