@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import threading
 import time
 import uuid
@@ -61,6 +62,18 @@ _LOCK_OWNED = "SELECT id FROM workflows WHERE owner = %s ORDER BY id FOR NO KEY 
 """Rows of one owner, locked in id order: every multi-row lock is taken in that order, so
 transactions of the same worker (heartbeat, group commit) or of commands never deadlock."""
 _RETURNING = ", ".join(f"workflows.{c.strip()}" for c in WF_COLUMNS.split(","))
+
+
+def _check_connection(conn: Conn) -> None:
+    """The pool's check of a connection it is about to lend: a round trip only if the server
+    sent something while it sat idle (a server shutting down or killing the session says so
+    before it closes the socket); raises if the connection is dead, so the pool replaces it."""
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        readable = [True]
+    if readable or conn.broken:
+        ConnectionPool.check_connection(conn)
 
 
 def _split_url(url: str) -> tuple[str, str | None]:
@@ -131,7 +144,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
             configure=self._configure,
             # a connection the server dropped (restart, failover, idle kill) is replaced when
             # it is borrowed, so a call right after a restart does not fail on a dead one
-            check=ConnectionPool.check_connection,
+            check=_check_connection,
             open=False,
             name="durably",
         )
@@ -154,6 +167,17 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         """One transaction on a pooled connection: committed on exit, rolled back on error."""
         with self._pool.connection() as conn:
             yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Conn]:
+        """A pooled connection in autocommit mode, for reads: one round trip per statement (no
+        BEGIN and COMMIT around it). Statements see no common snapshot."""
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                conn.autocommit = False
 
     def migrate(self) -> None:
         with self._transaction() as conn:
@@ -178,7 +202,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
 
     def schema_version(self) -> int:
         """The highest migration applied to this database (0 if none)."""
-        with self._transaction() as conn:
+        with self._read() as conn:
             row = conn.execute("SELECT MAX(version) FROM durably_migrations").fetchone()
         return int((row[0] if row else None) or 0)
 
@@ -333,7 +357,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
             return cur.rowcount
 
     def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
-        with self._transaction() as conn:
+        with self._read() as conn:
             return self._get(conn, workflow_id)
 
     def list_workflows(
@@ -353,7 +377,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
             params.append(name)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         params.append(limit)
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {WF_COLUMNS} FROM workflows {where} "
                 'ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT %s',
@@ -362,7 +386,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         return [to_record(row) for row in rows]
 
     def get_journal(self, workflow_id: str) -> list[JournalEntry]:
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE workflow_id = %s ORDER BY seq",
                 (workflow_id,),
@@ -370,7 +394,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         return [to_entry(row) for row in rows]
 
     def get_attempts(self, workflow_id: str) -> list[StepAttempt]:
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 "SELECT workflow_id, seq, attempt, error, owner, epoch, started_at, finished_at "
                 "FROM step_attempts WHERE workflow_id = %s ORDER BY seq, epoch, attempt",
@@ -404,7 +428,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
             conn.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
 
     def list_workers(self) -> list[WorkerInfo]:
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 "SELECT id, hostname, pid, started_at, heartbeat_at, workflows, queues "
                 "FROM workers ORDER BY started_at"

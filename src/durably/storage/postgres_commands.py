@@ -45,6 +45,9 @@ class PostgresCommands(Store):
     @abc.abstractmethod
     def _transaction(self) -> AbstractContextManager[Conn]: ...
 
+    @abc.abstractmethod
+    def _read(self) -> AbstractContextManager[Conn]: ...
+
     @staticmethod
     def _get(conn: Conn, workflow_id: str, *, lock: bool = False) -> WorkflowRecord | None:
         row = conn.execute(
@@ -102,7 +105,7 @@ class PostgresCommands(Store):
 
     def poll_signals(self, workflow_ids: Sequence[str], after_event_id: int) -> Signals:
         ids = list(workflow_ids)
-        with self._transaction() as conn:
+        with self._read() as conn:
             signals = Signals(events=self._inbox(conn, ids, after_event_id))
             for parent, child in self._finished_children(conn, ids):
                 signals.children.setdefault(parent, []).append(child)
@@ -114,7 +117,7 @@ class PostgresCommands(Store):
         return signals
 
     def get_state(self, workflow_id: str) -> dict[str, str]:
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 'SELECT key, value FROM state WHERE workflow_id = %s ORDER BY key COLLATE "C"',
                 (workflow_id,),
@@ -122,7 +125,7 @@ class PostgresCommands(Store):
         return {key: value for key, value in rows}
 
     def list_children(self, parent_id: str) -> list[WorkflowRecord]:
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {WF_COLUMNS} FROM workflows WHERE parent_id = %s "
                 'ORDER BY created_at, id COLLATE "C"',
@@ -131,7 +134,7 @@ class PostgresCommands(Store):
         return [to_record(row) for row in rows]
 
     def list_runs(self, workflow_id: str) -> list[RunRecord]:
-        with self._transaction() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 "SELECT workflow_id, run, input, output, status, started_at, finished_at "
                 "FROM workflow_runs WHERE workflow_id = %s ORDER BY run",
@@ -154,7 +157,7 @@ class PostgresCommands(Store):
                 " AND (queue = ANY(%s::text[]) OR (status = 'running' AND queue = ANY(%s::text[])))"
             )
             params += list(split)
-        with self._transaction() as conn:
+        with self._read() as conn:
             row = conn.execute(query, params).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 

@@ -67,16 +67,16 @@ _INSERT_ATTEMPT = (
     "ON CONFLICT DO NOTHING"
 )
 _FINISH = (
-    "UPDATE workflows SET status = %s, output = %s, error = %s, finished_at = %s, "
-    "updated_at = %s, owner = NULL, lease_expires_at = NULL "
+    "WITH fin AS (UPDATE workflows SET status = %s, output = %s, error = %s, "
+    "finished_at = %s, updated_at = %s, owner = NULL, lease_expires_at = NULL "
     f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL}) "
-    "RETURNING queue"
+    "RETURNING parent_id, queue), "
+    "woke AS (UPDATE workflows SET wake_at = %s WHERE id = (SELECT parent_id FROM fin) "
+    f"AND status NOT IN ({TERMINAL_SQL}) RETURNING 1) "
+    "SELECT queue, (SELECT count(*) FROM woke) FROM fin"
 )
-_WAKE_PARENT = (
-    "UPDATE workflows SET wake_at = %s "
-    "WHERE id = (SELECT parent_id FROM workflows WHERE id = %s) "
-    f"AND status NOT IN ({TERMINAL_SQL})"
-)
+"""Finish a workflow and wake its parent in one statement (so it can be pipelined): one row,
+(queue, parents woken), if applied."""
 _LOCK = (
     "SELECT 1 FROM workflows "
     f"WHERE id = %s AND owner = %s AND epoch = %s AND status NOT IN ({TERMINAL_SQL}) "
@@ -96,11 +96,14 @@ _PARK = (
 )
 
 
-_LOCK_MANY = (
-    "SELECT id FROM workflows WHERE id = ANY(%s::text[]) OR id IN (SELECT parent_id "
-    "FROM workflows WHERE id = ANY(%s::text[])) ORDER BY id FOR NO KEY UPDATE"
+_LOCK_MANY = "SELECT id FROM workflows WHERE id = ANY(%s::text[]) ORDER BY id FOR NO KEY UPDATE"
+_LOCK_MANY_AND_PARENTS = (
+    "SELECT id FROM workflows WHERE id = ANY(%s::text[] || ARRAY(SELECT parent_id "
+    "FROM workflows WHERE id = ANY(%s::text[]))) "
+    "ORDER BY id FOR NO KEY UPDATE"
 )
-"""The batch's workflows and the parents its finishing children wake, in id order."""
+"""The batch's workflows, and the parents its finishing children wake, in id order (one
+``= ANY`` of an array, so that the primary key index serves it)."""
 
 
 def _fenced_id(op: WriteOp) -> str | None:
@@ -154,25 +157,12 @@ def _single_statement(op: WriteOp) -> tuple[str, tuple[Any, ...]] | None:
         return _INSERT_ATTEMPT, _attempt_params(op.attempt)
     if isinstance(op, DeliverCancel):
         return _DELIVER_CANCEL, (op.key, op.workflow_id, op.owner, op.epoch)
-    return None
-
-
-def _finish(conn: Conn, op: FinishWorkflow, wake: set[str]) -> bool:
-    cur = conn.execute(
-        _FINISH,
-        (
+    if isinstance(op, FinishWorkflow):
+        return _FINISH, (
             op.status.value, op.output, op.error, op.finished_at, op.finished_at,
-            op.workflow_id, op.owner, op.epoch,
-        ),
-    )  # fmt: skip
-    row = cur.fetchone()
-    if row is None:
-        return False
-    if row[0] != "default":  # a place in a limited queue may have opened: admit the next
-        wake.add("slot")
-    if conn.execute(_WAKE_PARENT, (op.finished_at, op.workflow_id)).rowcount:
-        wake.add("child")
-    return True
+            op.workflow_id, op.owner, op.epoch, op.finished_at,
+        )  # fmt: skip
+    return None
 
 
 def _consume_event(conn: Conn, op: ConsumeEvent, wake: set[str]) -> bool:
@@ -259,13 +249,30 @@ def _continue_as_new(conn: Conn, op: ContinueAsNew, wake: set[str]) -> bool:
 
 
 HANDLERS: dict[type, Callable[[Conn, Any, set[str]], bool]] = {
-    FinishWorkflow: _finish,
     ConsumeEvent: _consume_event,
     SetState: _set_state,
     StartChild: _start_child,
     Park: _park,
     ContinueAsNew: _continue_as_new,
 }
+
+
+def _outcome(op: WriteOp, cur: Any, wake: set[str]) -> bool:
+    """Whether the single statement of ``op`` (run by ``cur``) applied it; notes wake-ups."""
+    if isinstance(op, FinishWorkflow):
+        row = cur.fetchone()
+        if row is None:
+            return False
+        queue, woken = row
+        if queue != "default":  # a place in a limited queue may have opened: admit the next
+            wake.add("slot")
+        if woken:
+            wake.add("child")
+        return True
+    done: bool = cur.rowcount == 1
+    if done and isinstance(op, CreateWorkflow) and op.record.owner is None:
+        wake.add("new")  # created unowned (not already claimed by the worker that made it)
+    return done
 
 
 def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
@@ -280,6 +287,7 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
     """
     applied: list[bool] = []
     wake: set[str] = set()
+    lock: tuple[str, tuple[Any, ...]] | None = None
     ids = sorted({wid for op in ops if (wid := _fenced_id(op)) is not None})
     if ids:
         # Lock every workflow the batch writes for, in id order (as every multi-row lock here
@@ -288,28 +296,30 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
         # in a cycle. Without the lock a fenced insert could pass its check, and commit after
         # another worker claimed the workflow and loaded a journal without it.
         finishing = [op.workflow_id for op in ops if isinstance(op, FinishWorkflow)]
-        conn.execute(_LOCK_MANY, (ids, finishing))
+        lock = (_LOCK_MANY_AND_PARENTS, (ids, finishing)) if finishing else (_LOCK_MANY, (ids,))
     i = 0
     while i < len(ops):
-        run: list[tuple[str, tuple[Any, ...]]] = []
-        first = len(applied)
+        run: list[tuple[WriteOp | None, str, tuple[Any, ...]]] = []
+        if lock is not None:  # sent ahead of the first statements, in the same round trip
+            run.append((None, *lock))
+            lock = None
         while i < len(ops) and (stmt := _single_statement(ops[i])) is not None:
-            run.append(stmt)
+            run.append((ops[i], *stmt))
             i += 1
         if len(run) == 1:
-            applied.append(conn.execute(run[0][0], run[0][1]).rowcount == 1)
+            cursors = [conn.execute(run[0][1], run[0][2])]
         elif run:
             cursors = []
             with conn.pipeline():
-                for query, params in run:
+                for _, query, params in run:
                     cur = conn.cursor()
                     cur.execute(query, params)
                     cursors.append(cur)
-            applied.extend(cur.rowcount == 1 for cur in cursors)
-        for op, done in zip(ops[i - len(run) : i], applied[first:], strict=True):
-            # created unowned (not already claimed by the worker that created it)
-            if done and isinstance(op, CreateWorkflow) and op.record.owner is None:
-                wake.add("new")
+        else:
+            cursors = []
+        for (op, _, _), cur in zip(run, cursors, strict=True):
+            if op is not None:
+                applied.append(_outcome(op, cur, wake))
         if i < len(ops):
             applied.append(HANDLERS[type(ops[i])](conn, ops[i], wake))
             i += 1
