@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from durably.app import App
+from durably.bench.options import add_arguments as add_bench_arguments
 from durably.errors import ConfigurationError, DurablyError
 from durably.storage import open_store, resolve_database_url
 from durably.supervisor import CHILD_ENV, Supervisor, resolve_processes
@@ -75,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.add_argument("--db", default=None, help="database URL (default: $DURABLY_DB)")
+    bench = sub.add_parser(
+        "bench", help="run the benchmark suite next to the storage floor (see README)"
+    )
+    add_bench_arguments(bench)
     return parser
 
 
@@ -85,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "bench":
+        from durably.bench.run import run as run_bench
+
+        return run_bench(args)
     try:
         if args.command == "worker":
             if args.processes > 1 and CHILD_ENV not in os.environ:

@@ -1,0 +1,7 @@
+"""``python -m durably.bench``: the same as ``durably bench``."""
+
+import sys
+
+from durably.bench import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""The command line of ``durably bench`` and the sizes it runs with."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Workload names, in the order they run (``--only`` picks some).
+WORKLOADS = ("throughput", "sequential", "latency", "recovery", "replay", "memory")
+QUICK = {"workflows": 50, "steps": 50, "samples": 20, "journal": 200, "sleepers": 500}
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of one benchmark run."""
+
+    workflows: int = 2000
+    processes: int = 2
+    steps: int = 1000
+    samples: int = 200
+    warmup: int = 20
+    journal: int = 10_000
+    sleepers: int = 100_000
+    commits: int = 1000
+    batches: int = 100
+    batch_rows: int = 100
+    slow_steps: int = 6
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {number}")
+    return number
+
+
+def _workloads(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown or not names:
+        bad = ", ".join(unknown) or repr(value)
+        raise argparse.ArgumentTypeError(
+            f"unknown workload(s) {bad}; choose from {', '.join(WORKLOADS)}"
+        )
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``durably bench`` (also ``python -m durably.bench``)."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--db",
+        metavar="URL",
+        help="a PostgreSQL URL (postgresql://...): each measurement in a fresh schema, dropped "
+        "afterwards; default: fresh SQLite files",
+    )
+    where.add_argument(
+        "--db-dir", type=Path, metavar="DIR", help="folder for the SQLite files (default: temp)"
+    )
+    parser.add_argument(
+        "--workflows", type=_positive, metavar="N", help="throughput workflows (2000)"
+    )
+    parser.add_argument("--processes", type=_positive, metavar="K", help="worker processes, K (2)")
+    parser.add_argument(
+        "--steps", type=_positive, metavar="M", help="steps of the sequential workflow (1000)"
+    )
+    parser.add_argument(
+        "--samples", type=_positive, metavar="N", help="start-to-result samples (200)"
+    )
+    parser.add_argument(
+        "--journal", type=_positive, metavar="J", help="journal entries to replay (10000)"
+    )
+    parser.add_argument(
+        "--sleepers", type=_positive, metavar="S", help="sleeping workflows (100000)"
+    )
+    parser.add_argument(
+        "--only",
+        type=_workloads,
+        metavar="NAMES",
+        help=f"comma-separated workloads to run: {','.join(WORKLOADS)} (default: all)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes for a smoke test (50 workflows, 50 steps, 20 samples, 200 journal "
+        "entries, 500 sleepers); explicit sizes still win",
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure here")
+
+
+def params_from(args: argparse.Namespace) -> Params:
+    """The sizes: defaults, then --quick, then explicit options."""
+    sizes: dict[str, int] = {}
+    if args.quick:
+        sizes.update(QUICK, warmup=5, commits=100, batches=10, slow_steps=4)
+    for name in ("workflows", "processes", "steps", "samples", "journal", "sleepers"):
+        value = getattr(args, name)
+        if value is not None:
+            sizes[name] = value
+    params = Params(**sizes)
+    if params.steps < 2:
+        raise argparse.ArgumentTypeError("--steps must be >= 2 (per-step times are deltas)")
+    return params

@@ -1,0 +1,174 @@
+"""The measurements that need worker processes of their own: recovery after SIGKILL, resuming
+a long journal in a fresh worker, and a worker's memory with many sleeping workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import durably
+from durably.bench.options import Params
+from durably.bench.procs import Worker, Workers, rss_mb
+from durably.bench.targets import Target
+from durably.bench.workload import (
+    GO_EVENT,
+    JOURNAL_THEN_WAIT,
+    SLEEPER,
+    SLOW_STEP_SECONDS,
+    SLOW_STEPS,
+    build,
+)
+
+Figures = dict[str, float]
+POLL = 0.002
+START_CHUNK = 1000
+STALL_SECONDS = 120.0
+
+
+def _step_starts(log: Path) -> list[float]:
+    """When each logged step attempt started, in order."""
+    try:
+        lines = log.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [float(line.split()[1]) for line in lines if line.count(" ") == 1]
+
+
+def _wait_starts(log: Path, count: int, workers: Workers, worker: Worker) -> list[float]:
+    deadline = time.monotonic() + 120
+    while len(starts := _step_starts(log)) < count:
+        workers.check(worker)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no step {count} in 120 s:\n{worker.output()}")
+        time.sleep(POLL)
+    return starts
+
+
+def recovery(target: Target, params: Params) -> Figures:
+    """SIGKILL a worker half-way through a slow step; start a new worker; time until the
+    first step after the kill starts (the interrupted one again, by its log)."""
+    with target.fresh("recovery") as url, tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "steps.log"
+        client = build(url)
+        try:
+            with Workers(url, client) as workers:
+                first = workers.spawn()
+                workers.registration(first)
+                handle = client.start(SLOW_STEPS, str(log), params.slow_steps, id="recovery")
+                starts = _wait_starts(log, 2, workers, first)  # step 1 under way
+                time.sleep(max(0.0, starts[-1] + SLOW_STEP_SECONDS / 2 - time.time()))
+                killed_at = workers.kill(first)
+                before = len(_step_starts(log))
+                second = workers.spawn()
+                registered = workers.registration(second)
+                restarted = _wait_starts(log, before + 1, workers, second)[before]
+                value = handle.result(timeout=120)
+        finally:
+            client.close()
+    if value != sum(range(params.slow_steps)):
+        raise RuntimeError(f"recovery workflow returned {value!r}")
+    return {
+        "step_seconds": SLOW_STEP_SECONDS,
+        "from_spawn_s": restarted - second.spawned_at,
+        "from_registration_s": restarted - registered.started_at,
+        "from_kill_s": restarted - killed_at,
+    }
+
+
+def _wait_journal(client: durably.App, workflow_id: str, entries: int, worker: Worker) -> None:
+    """Wait until the workflow's journal holds ``entries`` entries (its wait is recorded)."""
+    deadline = time.monotonic() + 900
+    while len(client.store.get_journal(workflow_id)) < entries:
+        if worker.proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{workflow_id}: journal not written:\n{worker.output()}")
+        time.sleep(0.1)
+
+
+def replay(target: Target, params: Params) -> Figures:
+    """A workflow of J no-op steps waits for an event; its worker stops; the event is sent; a
+    fresh worker resumes it. Time until the first step after the wait runs."""
+    journal = params.journal
+    with target.fresh("replay") as url:
+        client = build(url)
+        try:
+            with Workers(url, client) as workers:
+                first = workers.spawn()
+                workers.registration(first)
+                handle = client.start(JOURNAL_THEN_WAIT, journal, id="replay")
+                _wait_journal(client, "replay", journal + 1, first)
+                workers.stop(first)  # clean stop: the workflow is released
+                epoch = handle.info().epoch
+                client.send_event("replay", GO_EVENT, None)
+                second = workers.spawn()
+                deadline = time.monotonic() + 120
+                unclaimed_at = second.spawned_at
+                while True:  # the claim: the epoch moves; polled every ~2 ms
+                    polled_at = time.time()
+                    if handle.info().epoch > epoch:
+                        break
+                    unclaimed_at = polled_at
+                    workers.check(second)
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"replay: not claimed:\n{second.output()}")
+                    time.sleep(POLL)
+                registered = workers.registration(second)
+                marked = float(handle.result(timeout=120))
+                entries = len(handle.history())
+        finally:
+            client.close()
+    if entries != journal + 2:
+        raise RuntimeError(f"replay: {entries} journal entries, expected {journal + 2}")
+    return {
+        "entries": journal + 1,
+        "from_claim_s": marked - unclaimed_at,
+        "from_spawn_s": marked - second.spawned_at,
+        "from_registration_s": marked - registered.started_at,
+    }
+
+
+async def _start_sleepers(client: durably.App, count: int) -> None:
+    for first in range(0, count, START_CHUNK):
+        last = min(count, first + START_CHUNK)
+        await asyncio.gather(
+            *(client.start_async(SLEEPER, n, id=f"sleeper-{n}") for n in range(first, last))
+        )
+
+
+def memory(target: Target, params: Params) -> Figures:
+    """A worker process's RSS before and after S workflows were started and parked asleep."""
+    count = params.sleepers
+    with target.fresh("memory") as url:
+        client = build(url)
+        try:
+            with Workers(url, client) as workers:
+                worker = workers.spawn()
+                workers.registration(worker)
+                idle = rss_mb(worker.pid)
+                t0 = time.perf_counter()
+                asyncio.run(_start_sleepers(client, count))
+                started = time.perf_counter() - t0
+                progress_at, parked_before = time.monotonic(), -1
+                while (parked_now := target.count_parked(url)) < count:
+                    workers.check(worker)
+                    if parked_now > parked_before:
+                        progress_at, parked_before = time.monotonic(), parked_now
+                    elif time.monotonic() - progress_at > STALL_SECONDS:
+                        raise RuntimeError(
+                            f"memory: {parked_now} of {count} sleepers parked, none more in "
+                            f"{STALL_SECONDS:.0f} s (worker RSS {rss_mb(worker.pid):.0f} MB):\n"
+                            f"{worker.output()}"
+                        )
+                    time.sleep(0.2)
+                parked = time.perf_counter() - t0
+                rss = rss_mb(worker.pid)
+        finally:
+            client.close()
+    return {
+        "workflows": count,
+        "rss_idle_mb": idle,
+        "rss_mb": rss,
+        "start_seconds": started,
+        "parked_seconds": parked,
+    }

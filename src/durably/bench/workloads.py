@@ -1,0 +1,138 @@
+"""The in-process measurements: the storage floors, throughput, sequential and start-to-result
+latency. Each runs on a fresh database of the target and returns its figures (all positive)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import time
+from collections.abc import Sequence
+
+import durably
+from durably.bench.options import Params
+from durably.bench.procs import Workers
+from durably.bench.targets import Target
+from durably.bench.workload import MANY_STEPS, ONE_STEP, STEPS_PER_WORKFLOW, THREE_STEPS, build
+
+Figures = dict[str, float]
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The nearest-rank percentile ``pct`` (0-100) of ``values``."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def floor_commit(target: Target, params: Params) -> Figures:
+    with target.fresh("floor-commit") as url:
+        return target.floor_commit(url, params.commits)
+
+
+def floor_batch(target: Target, params: Params) -> Figures:
+    with target.fresh("floor-batch") as url:
+        return target.floor_batch(url, params.batches, params.batch_rows)
+
+
+async def _submit_all(app: durably.App, workflows: int) -> Figures:
+    """Start ``workflows`` workflows at once (gathered), then await every result in order."""
+    t0 = time.perf_counter()
+    handles = await asyncio.gather(
+        *(app.start_async(THREE_STEPS, n, id=f"throughput-{n}") for n in range(workflows))
+    )
+    submitted = time.perf_counter() - t0
+    expected = sum(range(STEPS_PER_WORKFLOW))
+    for n, handle in enumerate(handles):
+        value = await handle.result_async(timeout=900)
+        if value != n + expected:
+            raise RuntimeError(f"workflow {handle.id} returned {value!r}")
+    elapsed = time.perf_counter() - t0
+    steps = workflows * STEPS_PER_WORKFLOW
+    return {
+        "workflows": workflows,
+        "steps": steps,
+        "seconds": elapsed,
+        "submit_seconds": submitted,
+        "workflows_per_s": workflows / elapsed,
+        "steps_per_s": steps / elapsed,
+    }
+
+
+def throughput_embedded(target: Target, params: Params) -> Figures:
+    """One process: the bench process's embedded worker runs what it starts."""
+    with target.fresh("throughput-1") as url:
+        app = build(url)
+        try:
+            with app:
+                figures = asyncio.run(_submit_all(app, params.workflows))
+        finally:
+            app.close()
+    return {"processes": 1, **figures}
+
+
+def throughput_processes(target: Target, params: Params) -> Figures:
+    """K ``durably worker`` processes run; the bench process is a pure client."""
+    with target.fresh("throughput-k") as url:
+        client = build(url)
+        try:
+            with Workers(url, client) as workers:
+                spawned = [workers.spawn() for _ in range(params.processes)]
+                for worker in spawned:
+                    workers.registration(worker)
+                figures = asyncio.run(_submit_all(client, params.workflows))
+                for worker in spawned:
+                    workers.check(worker)
+        finally:
+            client.close()
+    return {"processes": params.processes, **figures}
+
+
+def sequential(target: Target, params: Params) -> Figures:
+    """One workflow of M no-op steps; per-step time from consecutive journal commits."""
+    with target.fresh("sequential") as url:
+        app = build(url)
+        try:
+            with app:
+                handle = app.start(MANY_STEPS, params.steps, id="sequential")
+                value = handle.result(timeout=900)
+                history = handle.history()
+        finally:
+            app.close()
+    if value != sum(range(params.steps)) or len(history) != params.steps:
+        raise RuntimeError(f"sequential: result {value!r}, {len(history)} journal entries")
+    deltas = [
+        (b.finished_at - a.finished_at).total_seconds() * 1000
+        for a, b in itertools.pairwise(history)
+    ]
+    total = (history[-1].finished_at - history[0].finished_at).total_seconds()
+    return {
+        "steps": params.steps,
+        "step_ms": total * 1000 / len(deltas),
+        "p99_step_ms": percentile(deltas, 99),
+    }
+
+
+def start_to_result(target: Target, params: Params) -> Figures:
+    """A 1-step workflow started, then its result awaited, one at a time (embedded worker)."""
+    samples: list[float] = []
+    with target.fresh("latency") as url:
+        app = build(url)
+        try:
+            with app:
+                for n in range(params.warmup + params.samples):
+                    t0 = time.perf_counter()
+                    value = app.start(ONE_STEP, n, id=f"latency-{n}").result(timeout=60)
+                    elapsed = time.perf_counter() - t0
+                    if value != n:
+                        raise RuntimeError(f"latency-{n} returned {value!r}")
+                    if n >= params.warmup:
+                        samples.append(elapsed * 1000)
+        finally:
+            app.close()
+    return {
+        "samples": len(samples),
+        "p50_ms": percentile(samples, 50),
+        "p99_ms": percentile(samples, 99),
+        "mean_ms": sum(samples) / len(samples),
+    }
