@@ -10,15 +10,16 @@ from pathlib import Path
 import durably
 
 EXPECTED = {
-    "App", "Cancelled", "ChildHandle", "ChildWorkflowFailed", "ConfigurationError", "DurablyError",
-    "HistoryEntry", "InvalidIdError", "JsonSerializer", "LeaseLostError", "NonDeterminismError",
-    "NotInWorkflowError", "PayloadTooLargeError", "Queue", "Retry", "RunInfo", "Saga", "SerializationError",
-    "Serializer", "Step", "StepContext", "StepFailed", "StepFuture", "StepTimeoutError",
-    "UnknownWorkflowError", "WorkerInfo", "WorkerOptions", "Workflow", "WorkflowFailedError", "WorkflowHandle",
-    "WorkflowInfo", "WorkflowNotFoundError", "WorkflowStateError", "WorkflowStatus",
-    "WorkflowTimeoutError", "__version__", "continue_as_new", "now", "random", "run", "set_state",
-    "sleep", "sleep_sync", "sleep_until", "sleep_until_sync", "start_child", "step_context",
-    "submit", "uuid4", "wait_event", "wait_event_sync", "workflow_id",
+    "App", "Cancelled", "ChildHandle", "ChildWorkflowFailed", "ConfigurationError",
+    "DurablyError", "HistoryEntry", "InvalidIdError", "JsonSerializer", "LeaseLostError",
+    "NonDeterminismError", "NotInWorkflowError", "PayloadTooLargeError", "Queue", "Retry",
+    "RunInfo", "Saga", "SerializationError", "Serializer", "Step", "StepContext", "StepFailed",
+    "StepFuture", "StepTimeoutError", "UnknownWorkflowError", "WorkerInfo", "WorkerOptions",
+    "Workflow", "WorkflowFailedError", "WorkflowHandle", "WorkflowInfo", "WorkflowNotFoundError",
+    "WorkflowStateError", "WorkflowStatus", "WorkflowTimeoutError", "__version__",
+    "continue_as_new", "now", "random", "run", "set_state", "sleep", "sleep_sync", "sleep_until",
+    "sleep_until_sync", "start_child", "step_context", "submit", "uuid4", "wait_event",
+    "wait_event_sync", "workflow_id",
 }  # fmt: skip
 
 

@@ -1,8 +1,8 @@
 """Queue limits hold across worker processes: 4 workers on one database.
 
-- ``concurrency=3`` (``worker_concurrency=2``): at no moment do more than 3 workflows of the queue run, counting each from
-  the start of its first step to the end of its last (across a durable sleep: an admitted
-  workflow keeps its place), and the limit is reached;
+- ``concurrency=3`` (``worker_concurrency=2``): at no moment do more than 3 workflows of the
+  queue run, counting each from the start of its first step to the end of its last (across a
+  durable sleep: an admitted workflow keeps its place), and the limit is reached;
 - ``rate_limit=(4, 1.0)``: no 1 s window holds more than 4 admissions, and the queue drains at
   about that rate (within tolerance);
 - ``worker_concurrency=1``: each process runs one at a time, several processes in parallel.
