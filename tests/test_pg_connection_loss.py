@@ -4,8 +4,8 @@ The test starts its own throwaway PostgreSQL cluster (initdb/pg_ctl on a free po
 ``postgres`` OS user when the tests run as root), a worker subprocess on it, ~50 workflows, and
 restarts the server while they run. Every workflow must complete with its result, each step
 must be recorded once and never run again after it was recorded, and the worker must log that
-it noticed the loss, recover, and exit cleanly on SIGTERM. Skipped when the PostgreSQL server
-binaries are not installed.
+it noticed the loss, recover, and exit cleanly on SIGTERM. Fails when the PostgreSQL server
+binaries are missing (DURABLY_TEST_BACKENDS=sqlite leaves it out).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import pytest
 
 import durably
 from durably import WorkflowStatus
+
+from .backends import require_postgres
 
 
 def _pg_bin() -> Path | None:
@@ -91,9 +93,13 @@ class Cluster:
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
+    require_postgres()
     bindir = _pg_bin()
     if bindir is None or not (bindir / "initdb").exists():
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        pytest.fail(
+            "PostgreSQL server binaries (initdb, pg_ctl) are not installed: install the "
+            "postgresql package, or set DURABLY_TEST_BACKENDS=sqlite to leave PostgreSQL out"
+        )
     c = Cluster(bindir)
     try:
         c.init()

@@ -264,6 +264,11 @@ def test_stale_worker_registrations_do_not_count_as_serving(db_url: str) -> None
         )  # fmt: skip
         h = app.start(lonely)
         assert h.info().unserved
+        with pytest.raises(
+            durably.WorkflowTimeoutError,
+            match="no live worker serves workflow 'lonely' on queue 'default'",
+        ):
+            h.result(timeout=0.1)
         assert app.list_workers() == []
         assert [w.id for w in app.list_workers(include_stale=True)] == ["elsewhere:1:dead"]
         fresh = time.time()

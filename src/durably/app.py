@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -23,8 +22,6 @@ from durably.storage.base import WorkerInfo, WorkflowRecord, WorkflowStatus
 from durably.worker import Worker, WorkerOptions
 
 __all__ = ["LIVE_WORKER_SECONDS", "App"]
-
-log = logging.getLogger("durably.app")
 
 LIVE_WORKER_SECONDS = 30.0
 """A worker whose last heartbeat is older than this is not counted as live (workers beat at
@@ -65,7 +62,6 @@ class App(Commands):
         self._finished_generation = 0
         self._async_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._clock: Callable[[], float] = time.time
-        self._unserved_warned: dict[tuple[str, str], float] = {}
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -241,7 +237,7 @@ class App(Commands):
             if created is None:
                 _, created = self.store.create_workflow(record)
             if created:
-                self._created(record)
+                self._notify_worker()
         return WorkflowHandle(self, record.id)
 
     async def _start_async(
@@ -261,18 +257,9 @@ class App(Commands):
             created = None if worker is None else await worker.create_async(record)
             if created is None:
                 _, created = await asyncio.to_thread(self.store.create_workflow, record)
-            if created and worker is not None and worker.serves(record):
-                worker.notify()
-            elif created:
-                await asyncio.to_thread(self._created, record)  # may read the workers
+            if created:
+                self._notify_worker()
         return WorkflowHandle(self, record.id)
-
-    def _created(self, record: WorkflowRecord) -> None:
-        """After creating an unowned workflow: wake the worker here; warn if nobody serves it."""
-        self._notify_worker()
-        worker = self._worker
-        if worker is None or not worker.serves(record):
-            self._warn_if_unserved(record)
 
     def enqueue(
         self,
@@ -376,24 +363,6 @@ class App(Commands):
         served = {(n, q) for w in self.list_workers() for n in w.workflows for q in w.queues}
         active = (WorkflowStatus.PENDING, WorkflowStatus.RUNNING)
         return lambda rec: rec.status in active and (rec.name, rec.queue) not in served
-
-    def _warn_if_unserved(self, record: WorkflowRecord) -> None:
-        """Log once per (name, queue) and minute when a started workflow has no live worker."""
-        now = time.monotonic()
-        key = (record.name, record.queue)
-        if now - self._unserved_warned.get(key, -1e9) < 60.0:
-            return
-        try:
-            unserved = self.unserved_filter()(record)
-        except Exception:  # a hint only: never fail a start that was recorded
-            return
-        if unserved:
-            self._unserved_warned[key] = now
-            log.warning(
-                "workflow %r was started on queue %r, but no live worker serves it: it stays "
-                "pending until a worker that registers %r and serves that queue runs "
-                "(durably worker MODULE:APP)", record.name, record.queue, record.name,
-            )  # fmt: skip
 
     # -- the embedded worker -------------------------------------------------------------------
 

@@ -237,10 +237,14 @@ class WorkflowHandle(Generic[R]):
                 return self._outcome(rec)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
+                hint = "wait longer, or check that a worker serving it runs"
+                if self._app.unserved_filter()(rec):
+                    hint = (
+                        f"no live worker serves workflow {rec.name!r} on queue {rec.queue!r}: "
+                        "start one (`durably worker MODULE:APP`, app.run_worker() or `with app:`)"
+                    )
                 raise WorkflowTimeoutError(
-                    f"workflow {self.id!r} is still {rec.status.value} after {timeout}s; wait "
-                    "longer, or check that a worker serving it runs "
-                    "(app.run_worker() or `with app:`)",
+                    f"workflow {self.id!r} is still {rec.status.value} after {timeout}s; {hint}",
                     workflow_id=self.id,
                 )
             yield generation, delay if remaining is None else min(delay, remaining)
