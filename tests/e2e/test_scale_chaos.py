@@ -304,6 +304,8 @@ def test_scale_out_chaos(scale_workers: Workers, scale_client: durably.App) -> N
         time.sleep(0.05)
     total = time.monotonic() - t0
     for w in alive:
+        # a replacement may still be starting (SIGTERM before its handlers would kill it)
+        workers.wait_registered(w)
         assert workers.terminate(w) == 0, f"{w.name}:\n{w.stderr()}"
     for w in workers.all:
         assert "Traceback" not in w.stderr(), f"worker {w.name} printed a traceback:\n{w.stderr()}"
