@@ -230,7 +230,9 @@ class Worker:
         if queue is not None and queue.limited:
             return None  # a limited queue admits it in a claim, where its limits are checked
         with self._adopt_lock:  # counted until spawned, so that capacity is never exceeded
-            if len(self.active) + self._adopting >= self.options.max_concurrent:
+            runtime = getattr(self, "runtime", None)
+            parking = 0 if runtime is None else runtime.parking
+            if len(self.active) + self._adopting + parking >= self.options.max_concurrent:
                 return None
             self._adopting += 1
         now = self.clock()
@@ -426,7 +428,8 @@ class Worker:
         names = sorted(self.registry.workflows)
         while not self._stopping.is_set():
             self._wake.clear()
-            free = opts.max_concurrent - len(self.active)
+            busy = len(self.active) + self._adopting + self.runtime.parking
+            free = opts.max_concurrent - busy
             want = min(free, opts.claim_batch)
             queues = self._queue_claims()
             if want > 0 and names:

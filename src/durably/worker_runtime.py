@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -40,6 +41,11 @@ class WorkerRuntime:
         self._clock = clock
         self._notify = notify
         self._parked = parked
+        self._parking_lock = threading.Lock()
+        self.parking = 0
+        """Park writes submitted and not yet committed: their workflows have left the worker's
+        active set but still hold their leases, so they count against its capacity (else a
+        slow store would let claims pile up without bound)."""
 
     def time(self) -> float:
         return self._clock()
@@ -51,6 +57,8 @@ class WorkerRuntime:
         self, op: WriteOp, on_done: Callable[[bool | BaseException], None] | None = None
     ) -> None:
         if isinstance(op, Park):  # once parked, its timer is the worker's to schedule
+            with self._parking_lock:
+                self.parking += 1
             self._committer.submit(op, self._after_park(on_done))
         else:
             self._committer.submit(op, on_done)
@@ -59,6 +67,8 @@ class WorkerRuntime:
         self, on_done: Callable[[bool | BaseException], None] | None
     ) -> Callable[[bool | BaseException], None]:
         def done(outcome: bool | BaseException) -> None:
+            with self._parking_lock:
+                self.parking -= 1
             try:
                 if on_done is not None:
                     on_done(outcome)

@@ -390,6 +390,12 @@ class Store(abc.ABC):
         created it. Never modifies an existing workflow.
         """
 
+    def is_transient(self, error: Exception) -> bool:
+        """Whether a failed call may succeed if retried as is (the database unreachable,
+        locked or in a deadlock), as opposed to an error of the ops themselves. The default,
+        for a backend that cannot tell, is True."""
+        return True
+
     @abc.abstractmethod
     def write(self, ops: Sequence[WriteOp]) -> list[bool]:
         """Apply a batch of fenced write ops in one transaction, in order.

@@ -115,6 +115,18 @@ class GroupCommitter:
                 break
             except Exception as exc:  # the database is unreachable, locked, full...
                 outcome = exc
+                if not self._store.is_transient(exc):
+                    if len(batch) > 1:
+                        # one bad op must not fail the others: commit each half on its own,
+                        # in order, until the op that fails is alone
+                        log.warning("group commit of %d ops failed, splitting it: %s",
+                                    len(batch), exc)  # fmt: skip
+                        middle = len(batch) // 2
+                        self._commit(batch[:middle])
+                        self._commit(batch[middle:])
+                        return
+                    log.error("write %r failed: %s", batch[0][0], exc)
+                    break
                 log.warning("group commit of %d ops failed (attempt %d): %s", len(batch),
                             attempt + 1, exc)  # fmt: skip
                 time.sleep(delay)

@@ -236,6 +236,10 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         assert row is not None  # the conflicting row is committed: ids are never deleted live
         return to_record(row), False
 
+    def is_transient(self, error: Exception) -> bool:
+        # connection lost, server shutting down, deadlock or serialization failure
+        return isinstance(error, psycopg.OperationalError | PoolTimeout)
+
     def write(self, ops: Sequence[WriteOp]) -> list[bool]:
         with self._transaction() as conn:
             return apply_batch(conn, ops)

@@ -152,6 +152,9 @@ class SqliteStore(QueuePlanner, SqliteCommands):
             ).fetchone()
         return to_record(row), False
 
+    def is_transient(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.OperationalError)  # locked, busy, disk I/O
+
     def write(self, ops: Sequence[WriteOp]) -> list[bool]:
         with self._transaction() as conn:
             return [apply(conn, op) for op in ops]
