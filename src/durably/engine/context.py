@@ -64,6 +64,10 @@ class StoreWriteFailed(DurablyError):
     code = "store_write_failed"
 
 
+_PLAIN = frozenset({int, str, bool, type(None)})
+"""Result types that decode from their JSON as the very same value (floats may not: -0.0...)."""
+
+
 class WorkflowContext(WorkflowScope):
     """The engine's state for one execution (one claim) of one workflow."""
 
@@ -351,6 +355,10 @@ class WorkflowContext(WorkflowScope):
                     attempt, self.owner, self.epoch, first_started, rt.time(), self.keys[seq],
                 )
             )  # fmt: skip
+            if type(value) in _PLAIN and (
+                step.return_hint is Any or type(value) is step.return_hint
+            ):
+                return value  # what decoding its JSON would give back
             return rt.serializer.decode(encoded, step.return_hint)
 
     async def _commit(self, entry: JournalEntry) -> None:
@@ -387,6 +395,8 @@ class WorkflowContext(WorkflowScope):
         try:
             try:
                 if step.is_async:
+                    if step.timeout is None:
+                        return await step.fn(*args, **kwargs)
                     async with asyncio.timeout(step.timeout):
                         return await step.fn(*args, **kwargs)
                 call: Callable[[], Any] = functools.partial(step.fn, *args, **kwargs)
