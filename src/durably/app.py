@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -18,7 +19,8 @@ from durably.queues import DEFAULT_QUEUE, Queue, defined_queue, validate_queue_n
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer
 from durably.storage import Store, open_store, resolve_database_url
-from durably.storage.base import WorkerInfo, WorkflowRecord, WorkflowStatus
+from durably.storage.base import CreateWorkflow, WorkerInfo, WorkflowRecord, WorkflowStatus
+from durably.storage.committer import GroupCommitter
 from durably.worker import Worker, WorkerOptions
 
 __all__ = ["LIVE_WORKER_SECONDS", "App"]
@@ -57,6 +59,8 @@ class App(Commands):
         self.registry = Registry()
         self._store: Store | None = None
         self._store_lock = threading.Lock()
+        self._committer: GroupCommitter | None = None
+        self._committer_lock = threading.Lock()
         self._worker: Worker | None = None
         self._finished = threading.Condition()
         self._finished_generation = 0
@@ -81,6 +85,10 @@ class App(Commands):
     def close(self) -> None:
         """Stop the embedded worker (if running) and close the database."""
         self.stop_worker()
+        with self._committer_lock:
+            committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.stop()
         with self._store_lock:
             if self._store is not None:
                 self._store.close()
@@ -235,7 +243,7 @@ class App(Commands):
             # else through its group commit (shared with its steps), or on a connection of ours
             created = None if worker is None else worker.create(record)
             if created is None:
-                _, created = self.store.create_workflow(record)
+                created = self._create(record)
             if created:
                 self._notify_worker()
         return WorkflowHandle(self, record.id)
@@ -256,10 +264,38 @@ class App(Commands):
         if created is None:
             created = None if worker is None else await worker.create_async(record)
             if created is None:
-                _, created = await asyncio.to_thread(self.store.create_workflow, record)
+                fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+                self._creations().submit(CreateWorkflow(record), fut)
+                created = await fut
             if created:
                 self._notify_worker()
         return WorkflowHandle(self, record.id)
+
+    def _creations(self) -> GroupCommitter:
+        """This App's own group committer for the workflows it creates while no worker runs
+        here: concurrent starts (threads, or ``start_async`` under ``gather``) share commits."""
+        committer = self._committer
+        if committer is None:
+            store = self.store
+            with self._committer_lock:
+                if self._committer is None:
+                    started = GroupCommitter(store)
+                    started.start()
+                    self._committer = started
+                committer = self._committer
+        return committer
+
+    def _create(self, record: WorkflowRecord) -> bool:
+        committer = self._creations()
+        applied = committer.try_now(CreateWorkflow(record))  # alone: in this thread, no hop
+        if applied is not None:
+            return applied
+        done: concurrent.futures.Future[bool | BaseException] = concurrent.futures.Future()
+        committer.submit(CreateWorkflow(record), done.set_result)
+        outcome = done.result()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def enqueue(
         self,
