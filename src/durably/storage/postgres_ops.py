@@ -46,8 +46,10 @@ def notify(conn: Conn, *kinds: str) -> None:
 
 FENCE = (
     "EXISTS (SELECT 1 FROM workflows WHERE id = %s AND owner = %s AND epoch = %s "
-    f"AND status NOT IN ({TERMINAL_SQL}))"
+    f"AND status NOT IN ({TERMINAL_SQL}) FOR NO KEY UPDATE)"
 )
+"""The fence of a write: the workflow still has this owner and epoch, checked while locking its
+row, so that no claim (SKIP LOCKED) can take it over before the write commits."""
 INSERT_WORKFLOW = (
     f"INSERT INTO workflows ({WF_COLUMNS}) VALUES ({', '.join(['%s'] * 22)}) "
     "ON CONFLICT (id) DO NOTHING"
@@ -104,6 +106,11 @@ _LOCK_MANY_AND_PARENTS = (
 )
 """The batch's workflows, and the parents its finishing children wake, in id order (one
 ``= ANY`` of an array, so that the primary key index serves it)."""
+
+
+_SELF_LOCKING = (RecordEntry, RecordAttempt, DeliverCancel, CreateWorkflow)
+"""Ops whose one statement checks its fence while locking the workflow's row: a batch of these
+for a single workflow (a step of a sequential workflow) needs no lock statement ahead."""
 
 
 def _fenced_id(op: WriteOp) -> str | None:
@@ -289,7 +296,7 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
     wake: set[str] = set()
     lock: tuple[str, tuple[Any, ...]] | None = None
     ids = sorted({wid for op in ops if (wid := _fenced_id(op)) is not None})
-    if ids:
+    if len(ids) > 1 or (ids and not all(isinstance(op, _SELF_LOCKING) for op in ops)):
         # Lock every workflow the batch writes for, in id order (as every multi-row lock here
         # is taken), before any fence is checked: a claim (SKIP LOCKED) then cannot take one
         # over while this write is in flight, and two transactions never wait on each other
