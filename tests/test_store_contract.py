@@ -237,3 +237,31 @@ def test_concurrent_claims_never_share_a_workflow(store: Store) -> None:
         t.join()
     assert len(claimed) == n
     assert all(len(owners) == 1 for owners in claimed.values())
+
+
+def test_many_entries_in_one_batch_each_fenced_and_kept_once(store: Store) -> None:
+    """A batch of consecutive entries of several workflows (sent as one statement where the
+    backend can): each applied or refused on its own, a waiting entry replaced in the same
+    batch, a recorded result never overwritten."""
+    for wid in ("a", "b", "c"):
+        store.create_workflow(wf(wid))
+    claims = {c.record.id: c.record.epoch for c in store.claim("o1", ["w"], T0, 60.0, 10)}
+    waiting = JournalEntry("a", 1, "event", "go", "waiting", '{"deadline": null}', None, 0,
+                           "o1", claims["a"], T0, T0)  # fmt: skip
+    done = JournalEntry("a", 1, "event", "go", "completed", '"payload"', None, 0,
+                        "o1", claims["a"], T0, T0)  # fmt: skip
+    ops = [
+        RecordEntry(entry("a", 0, "o1", claims["a"])),
+        RecordEntry(entry("b", 0, "o1", claims["b"])),
+        RecordEntry(entry("c", 0, "o1", claims["c"] + 1)),  # stale epoch: refused
+        RecordEntry(waiting),
+        RecordEntry(done),  # same seq as the waiting entry: replaces it
+        RecordEntry(entry("b", 0, "o1", claims["b"], result="2")),  # recorded: kept
+        RecordEntry(entry("b", 1, "o2", claims["b"])),  # not the owner: refused
+    ]
+    assert store.write(ops) == [True, True, False, True, True, False, False]
+    assert [(e.seq, e.status, e.result) for e in store.get_journal("a")] == [
+        (0, "completed", "1"), (1, "completed", '"payload"'),
+    ]  # fmt: skip
+    assert [(e.seq, e.result) for e in store.get_journal("b")] == [(0, "1")]
+    assert store.get_journal("c") == []

@@ -63,6 +63,20 @@ _INSERT_ENTRY = (
     "WHERE journal.status = 'waiting' AND journal.kind = EXCLUDED.kind "
     "AND journal.name = EXCLUDED.name"
 )
+_INSERT_ENTRIES = (
+    f"INSERT INTO journal ({JOURNAL_COLUMNS}) SELECT v.* FROM unnest("
+    "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::bigint[], %s::text[], %s::bigint[], %s::float8[], %s::float8[], %s::text[]) AS v("
+    f"{JOURNAL_COLUMNS}) WHERE EXISTS (SELECT 1 FROM workflows w WHERE w.id = v.workflow_id "
+    f"AND w.owner = v.owner AND w.epoch = v.epoch AND w.status NOT IN ({TERMINAL_SQL}) "
+    "FOR NO KEY UPDATE) ON CONFLICT (workflow_id, seq) DO UPDATE SET status = EXCLUDED.status, "
+    "result = EXCLUDED.result, error = EXCLUDED.error, attempts = EXCLUDED.attempts, "
+    "owner = EXCLUDED.owner, epoch = EXCLUDED.epoch, finished_at = EXCLUDED.finished_at "
+    "WHERE journal.status = 'waiting' AND journal.kind = EXCLUDED.kind "
+    "AND journal.name = EXCLUDED.name RETURNING workflow_id, seq"
+)
+"""Many fenced journal entries in one statement (each as :data:`_INSERT_ENTRY` would write
+it): one row (workflow_id, seq) per entry applied."""
 _INSERT_ATTEMPT = (
     "INSERT INTO step_attempts (workflow_id, seq, attempt, error, owner, epoch, started_at, "
     f"finished_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE {FENCE} "
@@ -135,6 +149,28 @@ def _entry_params(e: JournalEntry) -> tuple[Any, ...]:
         e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
         e.workflow_id, e.owner, e.epoch,
     )  # fmt: skip
+
+
+class _Entries:
+    """Consecutive journal entries of a batch, sent as one :data:`_INSERT_ENTRIES` statement
+    (distinct (workflow_id, seq) only: a row cannot be written twice in one statement)."""
+
+    __slots__ = ("entries", "keys")
+
+    def __init__(self) -> None:
+        self.entries: list[JournalEntry] = []
+        self.keys: set[tuple[str, int]] = set()
+
+    def params(self) -> tuple[list[Any], ...]:
+        columns: tuple[list[Any], ...] = tuple([] for _ in range(13))
+        for e in self.entries:
+            row = (
+                e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error, e.attempts,
+                e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
+            )  # fmt: skip
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        return columns
 
 
 def _entry(conn: Conn, e: JournalEntry) -> bool:
@@ -306,27 +342,48 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
         lock = (_LOCK_MANY_AND_PARENTS, (ids, finishing)) if finishing else (_LOCK_MANY, (ids,))
     i = 0
     while i < len(ops):
-        run: list[tuple[WriteOp | None, str, tuple[Any, ...]]] = []
+        run: list[tuple[WriteOp | _Entries | None, str, tuple[Any, ...]]] = []
         if lock is not None:  # sent ahead of the first statements, in the same round trip
             run.append((None, *lock))
             lock = None
         while i < len(ops) and (stmt := _single_statement(ops[i])) is not None:
-            run.append((ops[i], *stmt))
+            op = ops[i]
             i += 1
-        if len(run) == 1:
-            cursors = [conn.execute(run[0][1], run[0][2])]
-        elif run:
+            if isinstance(op, RecordEntry):
+                key = (op.entry.workflow_id, op.entry.seq)
+                group = run[-1][0] if run else None
+                if isinstance(group, _Entries) and key not in group.keys:
+                    group.entries.append(op.entry)
+                    group.keys.add(key)
+                    continue
+                if i < len(ops) and isinstance(ops[i], RecordEntry):  # more follow: a group
+                    group = _Entries()
+                    group.entries.append(op.entry)
+                    group.keys.add(key)
+                    run.append((group, _INSERT_ENTRIES, ()))
+                    continue
+            run.append((op, *stmt))
+        statements = [
+            (query, item.params() if isinstance(item, _Entries) else params)
+            for item, query, params in run
+        ]
+        if len(statements) == 1:
+            cursors = [conn.execute(statements[0][0], statements[0][1])]
+        elif statements:
             cursors = []
             with conn.pipeline():
-                for _, query, params in run:
+                for query, params in statements:
                     cur = conn.cursor()
                     cur.execute(query, params)
                     cursors.append(cur)
         else:
             cursors = []
-        for (op, _, _), cur in zip(run, cursors, strict=True):
-            if op is not None:
-                applied.append(_outcome(op, cur, wake))
+        for (item, _, _), cur in zip(run, cursors, strict=True):
+            if isinstance(item, _Entries):
+                written = {(row[0], row[1]) for row in cur.fetchall()}
+                applied.extend((e.workflow_id, e.seq) in written for e in item.entries)
+            elif item is not None:
+                applied.append(_outcome(item, cur, wake))
         if i < len(ops):
             applied.append(HANDLERS[type(ops[i])](conn, ops[i], wake))
             i += 1
