@@ -123,8 +123,17 @@ class WorkflowContext(WorkflowScope):
         if self.halted is not None:
             return
         self.halted = reason
+        loop = self.runtime.loop
         try:
-            self.runtime.loop.call_soon_threadsafe(self._cancel_all)
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:  # not on any event loop's thread
+            on_loop = False
+        if on_loop:
+            if self.task is None or not self.task.done() or self._tasks or self._pending:
+                loop.call_soon(self._cancel_all)  # no self-pipe write from the loop's thread
+            return
+        try:
+            loop.call_soon_threadsafe(self._cancel_all)
         except RuntimeError:  # the loop is closed: nothing left to cancel
             pass
 
