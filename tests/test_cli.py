@@ -67,3 +67,49 @@ def test_worker_command_runs_an_apps_workflows(tmp_path: Path, db_url: str) -> N
     assert worker.returncode == 0, err
     assert client.store.list_workers() == []  # it deregistered on SIGTERM
     client.close()
+
+
+def test_worker_serves_only_the_queues_it_is_given(tmp_path: Path, db_url: str) -> None:
+    (tmp_path / "gpuflows.py").write_text(
+        textwrap.dedent(
+            f"""
+            import durably
+            app = durably.App({db_url!r})
+            gpu = durably.Queue("gpu", concurrency=2)
+            durably.Queue("emails")
+
+            @app.workflow()
+            def render(x: int) -> int:
+                return x + 1
+            """
+        )
+    )
+    package_root = Path(durably.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(package_root)])}
+    bad = subprocess.run(
+        [*DURABLY, "worker", "gpuflows:app", "--queue", "not ok"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "invalid queue name 'not ok'" in bad.stderr, bad.stderr
+    worker = subprocess.Popen(
+        [*DURABLY, "worker", "gpuflows:app", "--queue", "gpu"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    client = durably.App(db_url)
+    try:
+        deadline = time.monotonic() + 20
+        while not client.list_workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (info,) = client.list_workers()
+        assert info.queues == ["gpu"] and info.workflows == ["render"]
+        on_gpu = client.enqueue("gpu", "render", 1)
+        elsewhere = client.enqueue("emails", "render", 2)
+        assert on_gpu.result(timeout=30) == 2
+        time.sleep(0.5)
+        assert elsewhere.status() is durably.WorkflowStatus.PENDING
+        assert elsewhere.info().unserved and not on_gpu.info().unserved
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+        client.close()
+    assert worker.returncode == 0, err
