@@ -338,6 +338,8 @@ def test_bad_enqueues_are_refused_and_write_nothing(db_url: str) -> None:
             plain.enqueue("wf")  # type: ignore[call-overload]
         with pytest.raises(durably.ConfigurationError, match="invalid queue name"):
             app.enqueue("bad name", wf)
+        with pytest.raises(durably.ConfigurationError, match="32-bit whole number"):
+            app.enqueue("undefined-queue", wf, priority=2**40)
         with pytest.raises(durably.UnknownWorkflowError):
             app.enqueue(plain, "no_such_workflow")
         with pytest.raises(durably.ConfigurationError, match="queues must be"):

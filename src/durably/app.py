@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -15,7 +14,7 @@ from durably.definitions import Registry, Step, Workflow, qualified_name
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo
 from durably.ids import new_workflow_id, validate_workflow_id
-from durably.queues import DEFAULT_QUEUE, Queue, defined_queue, validate_queue_name
+from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer
 from durably.storage import Store, open_store, resolve_database_url
@@ -239,13 +238,9 @@ class App(Commands):
         worker = self._worker
         # a worker here takes it at once: created already claimed, in its next group commit
         created = None if worker is None else worker.start_here(record)
-        if created is None:
-            # else through its group commit (shared with its steps), or on a connection of ours
-            created = None if worker is None else worker.create(record)
-            if created is None:
-                created = self._create(record)
-            if created:
-                self._notify_worker()
+        # else a shared commit (alone, it commits in this thread with no hop)
+        if created is None and self._creations().write(CreateWorkflow(record), inline=True):
+            self._notify_worker()
         return WorkflowHandle(self, record.id)
 
     async def _start_async(
@@ -261,41 +256,24 @@ class App(Commands):
         worker = self._worker
         # with a worker here, concurrent starts share its group commits, with no thread hop
         created = None if worker is None else await worker.start_here_async(record)
-        if created is None:
-            created = None if worker is None else await worker.create_async(record)
-            if created is None:
-                fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-                self._creations().submit(CreateWorkflow(record), fut)
-                created = await fut
-            if created:
-                self._notify_worker()
+        if created is None and await self._creations().write_async(CreateWorkflow(record)):
+            self._notify_worker()
         return WorkflowHandle(self, record.id)
 
     def _creations(self) -> GroupCommitter:
-        """This App's own group committer for the workflows it creates while no worker runs
-        here: concurrent starts (threads, or ``start_async`` under ``gather``) share commits."""
-        committer = self._committer
-        if committer is None:
-            store = self.store
-            with self._committer_lock:
-                if self._committer is None:
-                    started = GroupCommitter(store)
-                    started.start()
-                    self._committer = started
-                committer = self._committer
-        return committer
-
-    def _create(self, record: WorkflowRecord) -> bool:
-        committer = self._creations()
-        applied = committer.try_now(CreateWorkflow(record))  # alone: in this thread, no hop
-        if applied is not None:
-            return applied
-        done: concurrent.futures.Future[bool | BaseException] = concurrent.futures.Future()
-        committer.submit(CreateWorkflow(record), done.set_result)
-        outcome = done.result()
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        """Where this App's creations are written: the group commit of its worker, if one runs
+        here (shared with its steps), else its own (started on first use), so that concurrent
+        starts (threads, or ``start_async`` under ``gather``) share commits."""
+        worker = self._worker
+        committer = None if worker is None else worker.committer
+        if committer is not None:
+            return committer
+        with self._committer_lock:
+            if self._committer is None:
+                started = GroupCommitter(self.store)
+                started.start()
+                self._committer = started
+            return self._committer
 
     def enqueue(
         self,
@@ -314,7 +292,7 @@ class App(Commands):
         first. As with :meth:`start`, an existing ``id`` returns that workflow, whatever queue
         it is on.
         """
-        name, priority = _queue_and_priority(queue, priority)
+        name, priority = enqueue_target(queue, priority)
         return self._start(self._resolve(workflow), args, kwargs, id, name, priority)
 
     async def enqueue_async(
@@ -328,7 +306,7 @@ class App(Commands):
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         """Async twin of :meth:`enqueue`."""
-        name, priority = _queue_and_priority(queue, priority)
+        name, priority = enqueue_target(queue, priority)
         if isinstance(workflow, str) and workflow not in self.registry.workflows:
             resolved = await asyncio.to_thread(self._resolve, workflow)  # may read the workers
         else:
@@ -414,7 +392,11 @@ class App(Commands):
                 pass
 
     async def _wait_finished_async(self, workflow_id: str, timeout: float) -> None:
-        """Wait up to ``timeout`` s, or until the worker here finishes ``workflow_id``."""
+        """Wait up to ``timeout`` s, or until the worker here finishes ``workflow_id``. The
+        worker here says when it finishes a workflow it runs; another process's does not, so
+        then the wait is at most 20 ms (0.5 s for one running here, as a fallback)."""
+        worker = self._worker
+        timeout = min(timeout, 0.5 if worker is not None and workflow_id in worker.active else 0.02)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._finished:
             self._async_waiters.setdefault(workflow_id, []).append(fut)
@@ -479,19 +461,6 @@ class App(Commands):
         tb: TracebackType | None,
     ) -> None:
         self.stop_worker()
-
-
-def _queue_and_priority(queue: Queue | str, priority: int) -> tuple[str, int]:
-    """The queue's name and the checked priority of an enqueue."""
-    if isinstance(queue, Queue):
-        return queue.name, queue.check_priority(priority)
-    name = validate_queue_name(queue)
-    defined = defined_queue(name)
-    if defined is not None:
-        return name, defined.check_priority(priority)
-    if type(priority) is not int or not -(2**31) <= priority < 2**31:
-        raise ConfigurationError(f"priority must be a 32-bit whole number, got {priority!r}")
-    return name, priority
 
 
 def _wake_waiter(fut: asyncio.Future[None]) -> None:

@@ -286,11 +286,7 @@ class WorkflowHandle(Generic[R]):
         try:
             while True:
                 _, seconds = next(plan)
-                # the worker here says when it finishes a workflow it runs; another process's
-                # does not, so then look again at least every 20 ms
-                worker = self._app._worker
-                cap = 0.5 if worker is not None and self.id in worker.active else 0.02
-                await self._app._wait_finished_async(self.id, min(seconds, cap))
+                await self._app._wait_finished_async(self.id, seconds)
         except StopIteration as done:
             value: R = done.value
             return value

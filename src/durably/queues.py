@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from durably.definitions import Workflow
     from durably.handle import WorkflowHandle
 
-__all__ = ["DEFAULT_QUEUE", "Queue", "defined_queue", "defined_queues", "validate_queue_name"]
+__all__ = [
+    "DEFAULT_QUEUE",
+    "Queue",
+    "defined_queue",
+    "defined_queues",
+    "enqueue_target",
+    "validate_priority",
+    "validate_queue_name",
+]
 
 log = logging.getLogger("durably.queues")
 
@@ -54,6 +62,25 @@ def validate_queue_name(name: object) -> str:
             f"invalid queue name {name!r}: use 1 to 100 letters, digits, '_', '-', '.' or ':'"
         )
     return name
+
+
+def validate_priority(priority: object) -> int:
+    """``priority`` if it is a 32-bit whole number, else a ConfigurationError."""
+    if type(priority) is not int or not -(2**31) <= priority < 2**31:
+        raise ConfigurationError(f"priority must be a 32-bit whole number, got {priority!r}")
+    return priority
+
+
+def enqueue_target(queue: Queue | str, priority: int) -> tuple[str, int]:
+    """The queue name and checked priority of an enqueue onto ``queue`` (a Queue, or a name:
+    checked against the Queue of that name defined here, if any)."""
+    if isinstance(queue, Queue):
+        return queue.name, queue.check_priority(priority)
+    name = validate_queue_name(queue)
+    defined = defined_queue(name)
+    return name, validate_priority(priority) if defined is None else defined.check_priority(
+        priority
+    )
 
 
 def defined_queue(name: str) -> Queue | None:
@@ -142,15 +169,12 @@ class Queue:
 
     def check_priority(self, priority: int) -> int:
         """``priority`` if this queue accepts it, else a ConfigurationError."""
-        if type(priority) is not int:
-            raise ConfigurationError(f"priority must be a whole number, got {priority!r}")
+        validate_priority(priority)
         if priority and not self.priority:
             raise ConfigurationError(
                 f"queue {self.name!r} does not order by priority: define it with "
                 "durably.Queue(..., priority=True) to enqueue with a priority"
             )
-        if not -(2**31) <= priority < 2**31:
-            raise ConfigurationError(f"priority must fit in 32 bits, got {priority}")
         return priority
 
     @overload

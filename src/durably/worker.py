@@ -11,7 +11,6 @@ are taken over when they expire.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -166,17 +165,12 @@ class Worker:
         if committer is None:
             self._unreserve()
             return None
-        done: concurrent.futures.Future[bool | BaseException] = concurrent.futures.Future()
-        committer.submit(CreateWorkflow(owned), done.set_result)
         try:
-            outcome = done.result(60.0)
+            created = committer.write(CreateWorkflow(owned))
         except BaseException:
             self._unreserve()
             raise
-        if isinstance(outcome, BaseException):
-            self._unreserve()
-            raise outcome
-        return self._adopt_when_written(owned, outcome)
+        return self._adopt_when_written(owned, created)
 
     async def start_here_async(self, record: WorkflowRecord) -> bool | None:
         """:meth:`start_here` for a coroutine on any event loop but the worker's: waits for
@@ -184,41 +178,21 @@ class Worker:
         owned = self._reserve(record)
         if owned is None:
             return None
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         committer = self._committer
         if committer is None:
             self._unreserve()
             return None
-        committer.submit(CreateWorkflow(owned), fut)
         try:
-            created = await fut
+            created = await committer.write_async(CreateWorkflow(owned))
         except BaseException:
             self._unreserve()
             raise
         return self._adopt_when_written(owned, created)
 
-    def create(self, record: WorkflowRecord) -> bool | None:
-        """From any thread but the worker's: create ``record`` (unowned: any worker may claim
-        it) in this worker's next group commit. Returns whether it was created, or None if the
-        worker is not serving (then write to the store directly)."""
-        committer = self._committer
-        if committer is None:
-            return None
-        done: concurrent.futures.Future[bool | BaseException] = concurrent.futures.Future()
-        committer.submit(CreateWorkflow(record), done.set_result)
-        outcome = done.result(60.0)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    async def create_async(self, record: WorkflowRecord) -> bool | None:
-        """:meth:`create` for a coroutine on any event loop but the worker's."""
-        committer = self._committer
-        if committer is None:
-            return None
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        committer.submit(CreateWorkflow(record), fut)
-        return await fut
+    @property
+    def committer(self) -> GroupCommitter | None:
+        """This worker's group committer while it serves (any thread may write through it)."""
+        return self._committer
 
     def _reserve(self, record: WorkflowRecord) -> WorkflowRecord | None:
         """Count a place for ``record`` (so that capacity is never exceeded) and return it as
@@ -230,9 +204,7 @@ class Worker:
         if queue is not None and queue.limited:
             return None  # a limited queue admits it in a claim, where its limits are checked
         with self._adopt_lock:  # counted until spawned, so that capacity is never exceeded
-            runtime = getattr(self, "runtime", None)
-            parking = 0 if runtime is None else runtime.parking
-            if len(self.active) + self._adopting + parking >= self.options.max_concurrent:
+            if self._busy() >= self.options.max_concurrent:
                 return None
             self._adopting += 1
         now = self.clock()
@@ -240,6 +212,11 @@ class Worker:
             record, status=WorkflowStatus.RUNNING, owner=self.id, epoch=1,
             lease_expires_at=now + self.options.lease_seconds, started_at=now,
         )  # fmt: skip
+
+    def _busy(self) -> int:
+        """Places taken: workflows running here, being adopted, or parking (not yet written)."""
+        runtime = getattr(self, "runtime", None)  # set once serving
+        return len(self.active) + self._adopting + (0 if runtime is None else runtime.parking)
 
     def _unreserve(self) -> None:
         with self._adopt_lock:
@@ -428,8 +405,7 @@ class Worker:
         names = sorted(self.registry.workflows)
         while not self._stopping.is_set():
             self._wake.clear()
-            busy = len(self.active) + self._adopting + self.runtime.parking
-            free = opts.max_concurrent - busy
+            free = opts.max_concurrent - self._busy()
             want = min(free, opts.claim_batch)
             queues = self._queue_claims()
             if want > 0 and names:

@@ -15,6 +15,7 @@ disk). Under load the queue is never empty, so writes keep sharing commits.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -66,6 +67,28 @@ class GroupCommitter:
         with self._lock:
             self._inflight += 1
         self._queue.put((op, waiter))
+
+    def write(self, op: WriteOp, *, timeout: float | None = 60.0, inline: bool = False) -> bool:
+        """From any thread but an event loop's: write ``op`` and wait until it is durable;
+        return whether it was applied (a failed commit raises). ``inline``: commit it in this
+        thread if the writer is idle (see :meth:`try_now`)."""
+        if inline:
+            applied = self.try_now(op)
+            if applied is not None:
+                return applied
+        done: concurrent.futures.Future[bool | BaseException] = concurrent.futures.Future()
+        self.submit(op, done.set_result)
+        outcome = done.result(timeout)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def write_async(self, op: WriteOp) -> bool:
+        """:meth:`write` for a coroutine on any event loop: waits without a thread, so
+        concurrent writers share commits."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.submit(op, fut)
+        return await fut
 
     def try_now(self, op: WriteOp) -> bool | None:
         """Commit ``op`` alone in the calling thread if no other write is queued or in flight
