@@ -11,7 +11,7 @@ import pytest
 import durably
 
 from ..backends import BACKENDS, PG_URL, require_postgres
-from . import crash_app, long_app
+from . import crash_app, long_app, queue_app, scale_app
 from .support import Database, Workers
 
 
@@ -53,7 +53,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 
 
 def _pool(
-    tmp_path: Path, database: Database, request: pytest.FixtureRequest, script: Path
+    tmp_path: Path,
+    database: Database,
+    request: pytest.FixtureRequest,
+    script: Path,
+    tail: int = 60,
 ) -> Iterator[Workers]:
     pool = Workers(tmp_path, database, script)
     try:
@@ -62,7 +66,7 @@ def _pool(
         pool.cleanup()
         report = getattr(request.node, "rep_call", None)
         if report is None or report.failed:
-            print(pool.report())
+            print(pool.report(tail=tail))
 
 
 @pytest.fixture
@@ -92,3 +96,19 @@ def client(workers: Workers) -> Iterator[durably.App]:
         yield app
     finally:
         app.close()
+
+
+@pytest.fixture
+def queue_workers(
+    tmp_path: Path, database: Database, request: pytest.FixtureRequest
+) -> Iterator[Workers]:
+    """Worker processes running queue_app.py (queues with limits), on each backend in turn."""
+    yield from _pool(tmp_path, database, request, Path(queue_app.__file__).resolve())
+
+
+@pytest.fixture
+def scale_workers(
+    tmp_path: Path, database: Database, request: pytest.FixtureRequest
+) -> Iterator[Workers]:
+    """Worker processes running scale_app.py (the 4-worker chaos test), on each backend."""
+    yield from _pool(tmp_path, database, request, Path(scale_app.__file__).resolve(), tail=25)

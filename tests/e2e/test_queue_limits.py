@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,21 +50,11 @@ def _spans(records: list[dict[str, Any]], queue: str) -> dict[str, tuple[float, 
     return {wid: (s, e, pids[wid]) for wid, (s, e) in spans.items()}
 
 
-@pytest.fixture
-def pool(tmp_path: Path, database: Database, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Worker processes running queue_app.py, reaped afterwards (stderr printed on failure)."""
-    workers = Workers(tmp_path, database, Path(queue_app.__file__).resolve())
-    try:
-        yield workers
-    finally:
-        workers.cleanup()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(workers.report())
-
-
 @pytest.mark.timeout(120)
-def test_queue_limits_hold_across_four_worker_processes(pool: Workers, database: Database) -> None:
+def test_queue_limits_hold_across_four_worker_processes(
+    queue_workers: Workers, database: Database
+) -> None:
+    pool = queue_workers
     client = queue_app.make_app(database.url, str(pool.log))
     client.store.migrate()
     try:

@@ -29,7 +29,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,22 +78,6 @@ def worker_env(rng: random.Random) -> dict[str, str]:
         "E2E_EVICTION_THRESHOLD": str(rng.choice([0.0, 0.2, 0.5, 5.0])),
         "E2E_STEP_DELAY": "0.0,0.02",
     }
-
-
-@pytest.fixture
-def scale_workers(
-    tmp_path: Path, database: Database, request: pytest.FixtureRequest
-) -> Iterator[Workers]:
-    """Worker processes running scale_app.py; all reaped afterwards, their stderr printed on
-    failure."""
-    pool = Workers(tmp_path, database, Path(scale_app.__file__).resolve())
-    try:
-        yield pool
-    finally:
-        pool.cleanup()
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            print(pool.report(tail=25))
 
 
 @pytest.fixture
