@@ -203,6 +203,40 @@ def test_list_workflows_filters_and_orders_newest_first(store: Store) -> None:
     assert len(both) == 5
 
 
+def test_list_workflows_time_range_id_prefix_and_keyset_pages(store: Store) -> None:
+    # ids that sort differently in a linguistic collation than bytewise: "B" < "a" < "b" in C
+    ids = ["ord-a", "ord-B", "ord-b", "ord-A1", "pay-1", "ord_x", "ord-Z"]
+    for i, wid in enumerate(ids):
+        store.create_workflow(wf(wid, created=T0 + i // 2))  # pairs share a created_at
+    everything = [r.id for r in store.list_workflows()]
+    assert len(everything) == len(ids)
+    assert [r.id for r in store.list_workflows(created_after=T0 + 1)] == everything[:5]
+    assert [r.id for r in store.list_workflows(created_before=T0 + 1)] == everything[5:]
+    window = store.list_workflows(created_after=T0 + 1, created_before=T0 + 3)
+    assert [r.id for r in window] == everything[1:5]
+    assert {r.id for r in store.list_workflows(id_prefix="ord-")} == {
+        "ord-a", "ord-B", "ord-b", "ord-A1", "ord-Z",
+    }  # fmt: skip
+    assert [r.id for r in store.list_workflows(id_prefix="ord-A")] == ["ord-A1"]
+    assert store.list_workflows(id_prefix="%") == []  # no pattern characters
+    assert store.list_workflows(id_prefix="ord-", name="other") == []
+    # paging by (created_at, id) of each page's last row walks everything once, in order
+    pages: list[str] = []
+    cursor: tuple[float, str] | None = None
+    while True:
+        page = store.list_workflows(limit=2, before=cursor)
+        pages += [r.id for r in page]
+        if len(page) < 2:
+            break
+        cursor = (page[-1].created_at, page[-1].id)
+    assert pages == everything
+    # within one created_at, ids are ordered bytewise (descending)
+    same = [r.id for r in store.list_workflows() if r.created_at == T0 + 1]
+    assert same == sorted(same, reverse=True) and len(same) == 2
+    prefixed = store.list_workflows(id_prefix="ord", limit=3, before=cursor)
+    assert all(r.id.startswith("ord") for r in prefixed)
+
+
 def test_workers_registry(store: Store) -> None:
     store.register_worker(WorkerInfo("h:1:a", "h", 1, T0, T0, ["w", "v"], ["default"]))
     store.register_worker(WorkerInfo("h:2:b", "h", 2, T0 + 1, T0 + 1, ["x"], ["default"]))

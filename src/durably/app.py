@@ -339,8 +339,18 @@ class App(Commands):
         status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None = None,
         name: str | None = None,
         limit: int = 100,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        id_prefix: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[WorkflowInfo]:
-        """Workflows, newest first, filtered by status (one or several) and name."""
+        """Workflows, newest first, filtered by status (one or several), name, creation time
+        (``created_after <= created_at < created_before``, epoch seconds) and id prefix.
+
+        ``before=(created_at, id)`` pages on: only workflows listed after that one (pass the
+        raw epoch ``created_at`` of the previous page's last workflow, e.g.
+        ``store.list_workflows(...)[-1].created_at``).
+        """
         statuses: list[WorkflowStatus] | None = None
         if status is not None:
             wanted = [status] if isinstance(status, str | WorkflowStatus) else list(status)
@@ -353,7 +363,10 @@ class App(Commands):
                 ) from None
         if limit < 1:
             raise ConfigurationError(f"limit must be >= 1, got {limit}")
-        records = self.store.list_workflows(statuses=statuses, name=name, limit=limit)
+        records = self.store.list_workflows(
+            statuses=statuses, name=name, limit=limit, created_after=created_after,
+            created_before=created_before, id_prefix=id_prefix, before=before,
+        )  # fmt: skip
         unserved = self.unserved_filter()
         decode = self.serializer.decode
         return [WorkflowInfo.from_record(r, decode, unserved=unserved(r)) for r in records]

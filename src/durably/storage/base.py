@@ -455,8 +455,17 @@ class Store(abc.ABC):
         statuses: Sequence[WorkflowStatus] | None = None,
         name: str | None = None,
         limit: int = 100,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        id_prefix: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[WorkflowRecord]:
-        """Workflows matching the filters, newest first."""
+        """Workflows matching the filters, newest first (by ``created_at``, then ``id``).
+
+        ``created_after``/``created_before`` bound ``created_at`` (inclusive/exclusive, epoch
+        seconds); ``id_prefix`` keeps ids that start with it; ``before`` is a keyset cursor: only
+        workflows ordered after ``(created_at, id)`` of the last one of the previous page.
+        """
 
     @abc.abstractmethod
     def get_journal(self, workflow_id: str) -> list[JournalEntry]:

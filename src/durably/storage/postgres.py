@@ -370,6 +370,10 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         statuses: Sequence[WorkflowStatus] | None = None,
         name: str | None = None,
         limit: int = 100,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        id_prefix: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[WorkflowRecord]:
         clauses: list[str] = []
         params: list[Any] = []
@@ -379,6 +383,18 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         if name is not None:
             clauses.append("name = %s")
             params.append(name)
+        if created_after is not None:
+            clauses.append("created_at >= %s")
+            params.append(created_after)
+        if created_before is not None:
+            clauses.append("created_at < %s")
+            params.append(created_before)
+        if id_prefix:
+            clauses.append("left(id, %s) = %s")
+            params += [len(id_prefix), id_prefix]
+        if before is not None:
+            clauses.append('(created_at < %s OR (created_at = %s AND id COLLATE "C" < %s))')
+            params += [before[0], before[0], before[1]]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         params.append(limit)
         with self._read() as conn:

@@ -290,6 +290,10 @@ class SqliteStore(QueuePlanner, SqliteCommands):
         statuses: Sequence[WorkflowStatus] | None = None,
         name: str | None = None,
         limit: int = 100,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        id_prefix: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[WorkflowRecord]:
         clauses: list[str] = []
         params: list[Any] = []
@@ -299,6 +303,18 @@ class SqliteStore(QueuePlanner, SqliteCommands):
         if name is not None:
             clauses.append("name = ?")
             params.append(name)
+        if created_after is not None:
+            clauses.append("created_at >= ?")
+            params.append(created_after)
+        if created_before is not None:
+            clauses.append("created_at < ?")
+            params.append(created_before)
+        if id_prefix:
+            clauses.append("substr(id, 1, ?) = ?")
+            params += [len(id_prefix), id_prefix]
+        if before is not None:
+            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [before[0], before[0], before[1]]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         params.append(limit)
         rows = (
