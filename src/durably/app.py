@@ -13,6 +13,7 @@ from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, qualified_name
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo
+from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
 from durably.retry import Retry
@@ -65,6 +66,7 @@ class App(Commands):
         self._finished_generation = 0
         self._async_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._clock: Callable[[], float] = time.time
+        self._handles = StoreHandleSource(self)  # what this App's handles read
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -241,7 +243,7 @@ class App(Commands):
         # else a shared commit (alone, it commits in this thread with no hop)
         if created is None and self._creations().write(CreateWorkflow(record), inline=True):
             self._notify_worker()
-        return WorkflowHandle(self, record.id)
+        return WorkflowHandle(self._handles, record.id)
 
     async def _start_async(
         self,
@@ -258,7 +260,7 @@ class App(Commands):
         created = None if worker is None else await worker.start_here_async(record)
         if created is None and await self._creations().write_async(CreateWorkflow(record)):
             self._notify_worker()
-        return WorkflowHandle(self, record.id)
+        return WorkflowHandle(self._handles, record.id)
 
     def _creations(self) -> GroupCommitter:
         """Where this App's creations are written: the group commit of its worker, if one runs
@@ -331,7 +333,7 @@ class App(Commands):
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow by id (checked when used)."""
-        return WorkflowHandle(self, validate_workflow_id(workflow_id))
+        return WorkflowHandle(self._handles, validate_workflow_id(workflow_id))
 
     def list_workflows(
         self,

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from durably.errors import WorkflowFailedError, WorkflowNotFoundError, WorkflowTimeoutError
-from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
+from durably.storage.base import WorkflowRecord, WorkflowStatus
 
-if TYPE_CHECKING:
-    from durably.app import App
-
-__all__ = ["HistoryEntry", "RunInfo", "WorkflowHandle", "WorkflowInfo"]
+__all__ = ["HandleSource", "HistoryEntry", "RunInfo", "WorkflowHandle", "WorkflowInfo"]
 
 R = TypeVar("R")
 
@@ -108,14 +103,62 @@ class RunInfo:
     finished_at: datetime
 
 
+class HandleSource(Protocol):
+    """Where a :class:`WorkflowHandle` reads from (internal): the store of an :class:`App`
+    (:class:`durably.handle_store.StoreHandleSource`) or a server (:class:`durably.Client`).
+
+    Every method takes the workflow id and raises :class:`WorkflowNotFoundError` if there is no
+    such workflow (``children`` may return an empty list instead).
+    """
+
+    def info(self, workflow_id: str) -> WorkflowInfo:
+        """A snapshot of the workflow."""
+        ...
+
+    def status(self, workflow_id: str) -> WorkflowStatus:
+        """The workflow's current status."""
+        ...
+
+    def history(self, workflow_id: str) -> list[HistoryEntry]:
+        """The journal in sequence order, with failed attempts."""
+        ...
+
+    def state(self, workflow_id: str, key: str, default: Any) -> Any:
+        """The value published under ``key``, else ``default``."""
+        ...
+
+    def states(self, workflow_id: str) -> dict[str, Any]:
+        """Everything published with ``durably.set_state``."""
+        ...
+
+    def runs(self, workflow_id: str) -> list[RunInfo]:
+        """Earlier runs that ended with ``continue_as_new``."""
+        ...
+
+    def children(self, workflow_id: str) -> list[WorkflowInfo]:
+        """Child workflows, oldest first."""
+        ...
+
+    def result(self, workflow_id: str, timeout: float | None) -> Any:
+        """Wait for the workflow to end; its result, or :class:`WorkflowFailedError`, or
+        :class:`WorkflowTimeoutError` after ``timeout`` seconds."""
+        ...
+
+    async def result_async(self, workflow_id: str, timeout: float | None) -> Any:
+        """Async twin of :meth:`result`."""
+        ...
+
+
 class WorkflowHandle(Generic[R]):
     """A reference to one workflow by id: ask its status, wait for its result, read its history.
 
-    Every method has an ``_async`` twin for use on an event loop; both share one implementation.
+    :meth:`durably.App.start` and :meth:`durably.Client.start` (and their ``handle(id)``)
+    return it: the same class reads the store in process or a ``durably server`` over HTTP.
+    Every method has an ``_async`` twin for use on an event loop.
     """
 
-    def __init__(self, app: App, workflow_id: str) -> None:
-        self._app = app
+    def __init__(self, source: HandleSource, workflow_id: str) -> None:
+        self._source = source
         self.id = workflow_id
 
     def __repr__(self) -> str:
@@ -123,21 +166,9 @@ class WorkflowHandle(Generic[R]):
 
     # -- snapshot ------------------------------------------------------------------------------
 
-    def _record(self) -> WorkflowRecord:
-        rec = self._app.store.get_workflow(self.id)
-        if rec is None:
-            raise WorkflowNotFoundError(
-                f"no workflow with id {self.id!r} in {self._app.database_url}; check the id "
-                "(app.list_workflows() lists them)",
-                workflow_id=self.id,
-            )
-        return rec
-
     def info(self) -> WorkflowInfo:
         """A snapshot of the workflow (status, input, output, error, timestamps, owner)."""
-        rec = self._record()
-        unserved = self._app.unserved_filter()(rec)
-        return WorkflowInfo.from_record(rec, self._app.serializer.decode, unserved=unserved)
+        return self._source.info(self.id)
 
     async def info_async(self) -> WorkflowInfo:
         """Async twin of :meth:`info`."""
@@ -145,7 +176,7 @@ class WorkflowHandle(Generic[R]):
 
     def status(self) -> WorkflowStatus:
         """The workflow's current status."""
-        return self._record().status
+        return self._source.status(self.id)
 
     async def status_async(self) -> WorkflowStatus:
         """Async twin of :meth:`status`."""
@@ -153,31 +184,7 @@ class WorkflowHandle(Generic[R]):
 
     def history(self) -> list[HistoryEntry]:
         """The journal, in sequence order, with every failed attempt of each step."""
-        store, decode = self._app.store, self._app.serializer.decode
-        self._record()
-        attempts: dict[int, list[dict[str, Any]]] = {}
-        for a in store.get_attempts(self.id):
-            attempts.setdefault(a.seq, []).append(
-                {"attempt": a.attempt, "error": json.loads(a.error), "epoch": a.epoch,
-                 "started_at": _dt(a.started_at), "finished_at": _dt(a.finished_at)}
-            )  # fmt: skip
-        return [
-            HistoryEntry(
-                seq=e.seq,
-                kind=e.kind,
-                name=e.name,
-                status=e.status,
-                result=None if e.result is None else decode(e.result),
-                error=None if e.error is None else json.loads(e.error),
-                attempts=e.attempts,
-                started_at=datetime.fromtimestamp(e.started_at, UTC),
-                finished_at=datetime.fromtimestamp(e.finished_at, UTC),
-                owner=e.owner,
-                epoch=e.epoch,
-                failed_attempts=attempts.get(e.seq, []),
-            )
-            for e in store.get_journal(self.id)
-        ]
+        return self._source.history(self.id)
 
     async def history_async(self) -> list[HistoryEntry]:
         """Async twin of :meth:`history`."""
@@ -185,15 +192,11 @@ class WorkflowHandle(Generic[R]):
 
     def state(self, key: str, default: Any = None) -> Any:
         """The value the workflow last published under ``key`` with ``durably.set_state``."""
-        self._record()
-        encoded = self._app.store.get_state(self.id).get(key)
-        return default if encoded is None else self._app.serializer.decode(encoded)
+        return self._source.state(self.id, key, default)
 
     def states(self) -> dict[str, Any]:
         """Everything the workflow published with ``durably.set_state``."""
-        self._record()
-        decode = self._app.serializer.decode
-        return {k: decode(v) for k, v in self._app.store.get_state(self.id).items()}
+        return self._source.states(self.id)
 
     async def state_async(self, key: str, default: Any = None) -> Any:
         """Async twin of :meth:`state`."""
@@ -205,65 +208,21 @@ class WorkflowHandle(Generic[R]):
 
     def runs(self) -> list[RunInfo]:
         """Earlier runs of this workflow id that ended with ``durably.continue_as_new``."""
-        self._record()
-        decode = self._app.serializer.decode
-        return [
-            RunInfo(
-                run=r.run,
-                status=r.status,
-                input=decode(r.input),
-                output=None if r.output is None else decode(r.output),
-                started_at=_dt(r.started_at),
-                finished_at=datetime.fromtimestamp(r.finished_at, UTC),
-            )
-            for r in self._app.store.list_runs(self.id)
-        ]
+        return self._source.runs(self.id)
+
+    async def runs_async(self) -> list[RunInfo]:
+        """Async twin of :meth:`runs`."""
+        return await asyncio.to_thread(self.runs)
 
     def children(self) -> list[WorkflowInfo]:
         """The child workflows this workflow started, oldest first."""
-        decode = self._app.serializer.decode
-        return [WorkflowInfo.from_record(r, decode) for r in self._app.store.list_children(self.id)]
+        return self._source.children(self.id)
+
+    async def children_async(self) -> list[WorkflowInfo]:
+        """Async twin of :meth:`children`."""
+        return await asyncio.to_thread(self.children)
 
     # -- waiting -------------------------------------------------------------------------------
-
-    def _wait(self, timeout: float | None) -> Generator[tuple[int, float], None, R]:
-        """The one implementation of result(): yields (generation, seconds) to wait, returns."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.001
-        while True:
-            generation = self._app._finished_generation
-            rec = self._record()
-            if rec.status in TERMINAL_STATUSES:
-                return self._outcome(rec)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                hint = "wait longer, or check that a worker serving it runs"
-                if self._app.unserved_filter()(rec):
-                    hint = (
-                        f"no live worker serves workflow {rec.name!r} on queue {rec.queue!r}: "
-                        "start one (`durably worker MODULE:APP`, app.run_worker() or `with app:`)"
-                    )
-                raise WorkflowTimeoutError(
-                    f"workflow {self.id!r} is still {rec.status.value} after {timeout}s; {hint}",
-                    workflow_id=self.id,
-                )
-            yield generation, delay if remaining is None else min(delay, remaining)
-            delay = min(delay * 2, 0.1)
-
-    def _outcome(self, rec: WorkflowRecord) -> R:
-        if rec.status == WorkflowStatus.COMPLETED:
-            wf = self._app.registry.workflows.get(rec.name)
-            hint = Any if wf is None else wf.return_hint
-            result: R = self._app.serializer.decode(rec.output or "null", hint)
-            return result
-        error = json.loads(rec.error) if rec.error else {}
-        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
-        raise WorkflowFailedError(
-            f"workflow {self.id!r} ({rec.name}) ended {rec.status.value}{detail}",
-            workflow_id=self.id,
-            status=rec.status.value,
-            error=error,
-        )
 
     def result(self, timeout: float | None = None) -> R:
         """Wait for the workflow to end and return its result.
@@ -271,22 +230,10 @@ class WorkflowHandle(Generic[R]):
         Raises :class:`WorkflowFailedError` if it ended otherwise (failed, cancelled, terminated,
         needs_attention) and :class:`WorkflowTimeoutError` after ``timeout`` seconds.
         """
-        plan = self._wait(timeout)
-        try:
-            while True:
-                generation, seconds = next(plan)
-                self._app._wait_finished(generation, seconds)
-        except StopIteration as done:
-            value: R = done.value
-            return value
+        value: R = self._source.result(self.id, timeout)
+        return value
 
     async def result_async(self, timeout: float | None = None) -> R:
         """Async twin of :meth:`result`."""
-        plan = self._wait(timeout)
-        try:
-            while True:
-                _, seconds = next(plan)
-                await self._app._wait_finished_async(self.id, seconds)
-        except StopIteration as done:
-            value: R = done.value
-            return value
+        value: R = await self._source.result_async(self.id, timeout)
+        return value
