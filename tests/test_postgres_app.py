@@ -138,3 +138,33 @@ def test_many_workflows_complete_on_postgres(pg_url: str) -> None:
         assert [h.result(timeout=60) for h in handles] == [i + 3 for i in range(200)]
     assert len(app.list_workflows(status="completed", limit=500)) == 200
     app.close()
+
+
+def test_synchronous_commit_off_is_an_opt_in_per_url(pg_url: str) -> None:
+    from durably.storage import open_store
+
+    full = open_store(pg_url)
+    relaxed = open_store(pg_url + "&synchronous_commit=off")
+    try:
+        with full._read() as conn:  # type: ignore[attr-defined]
+            assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+        with relaxed._read() as conn:  # type: ignore[attr-defined]
+            assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+            assert conn.execute("SHOW search_path").fetchone()[0].strip('"') == (
+                pg_url.rsplit("schema=", 1)[1]
+            )
+        relaxed.migrate()
+        app = durably.App(pg_url + "&synchronous_commit=off", worker_options=FAST)
+
+        @app.workflow()
+        async def hello(x: int) -> int:
+            return x + 1
+
+        with app:
+            assert app.start(hello, 41).result(timeout=30) == 42
+        app.close()
+    finally:
+        full.close()
+        relaxed.close()
+    with pytest.raises(durably.ConfigurationError, match="synchronous_commit must be 'on' or"):
+        open_store(pg_url + "&synchronous_commit=maybe")

@@ -89,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="tiny sizes for a smoke test (50 workflows, 50 steps, 20 samples, 200 journal "
         "entries, 500 sleepers); explicit sizes still win",
     )
+    parser.add_argument(
+        "--relaxed",
+        action="store_true",
+        help="measure the relaxed-durability opt-in (SQLite ?synchronous=normal, PostgreSQL "
+        "?synchronous_commit=off), floors included; default: full durability",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure here")
 
 

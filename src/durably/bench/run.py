@@ -113,15 +113,15 @@ def run(args: argparse.Namespace) -> int:
     only = args.only or WORKLOADS
     try:
         if args.db is not None:
-            results = measure(PostgresTarget(args.db), params, only)
+            results = measure(PostgresTarget(args.db, relaxed=args.relaxed), params, only)
         elif args.db_dir is not None:
             if not args.db_dir.is_dir():
                 print(f"durably bench: error: {args.db_dir} is not a folder", file=sys.stderr)
                 return 2
-            results = measure(SqliteTarget(args.db_dir), params, only)
+            results = measure(SqliteTarget(args.db_dir, relaxed=args.relaxed), params, only)
         else:
             with tempfile.TemporaryDirectory(prefix="durably-bench-") as tmp:
-                results = measure(SqliteTarget(Path(tmp)), params, only)
+                results = measure(SqliteTarget(Path(tmp), relaxed=args.relaxed), params, only)
     except ImportError as exc:
         print(f"durably bench: error: {exc} (pip install 'durably[postgres]')", file=sys.stderr)
         return 2

@@ -69,31 +69,34 @@ def filesystem(folder: Path) -> str:
 
 
 class SqliteTarget:
-    """Fresh SQLite files ``bench-<run>-<label>.db`` in ``folder`` (WAL, synchronous=FULL)."""
+    """Fresh SQLite files ``bench-<run>-<label>.db`` in ``folder`` (WAL, synchronous=FULL, or
+    NORMAL when ``relaxed``: durably's ``?synchronous=normal`` opt-in)."""
 
     backend = "sqlite"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, relaxed: bool = False) -> None:
         self.folder = folder
+        self.relaxed = relaxed
+        self._sync = "NORMAL" if relaxed else "FULL"
         self._run = uuid.uuid4().hex[:8]
 
     @contextmanager
     def fresh(self, label: str) -> Iterator[str]:
         path = self.folder / f"bench-{self._run}-{label}.db"
         try:
-            yield f"sqlite:///{path.resolve()}"
+            yield f"sqlite:///{path.resolve()}" + ("?synchronous=normal" if self.relaxed else "")
         finally:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
 
     @staticmethod
     def _path(url: str) -> str:
-        return url.removeprefix("sqlite://")
+        return url.removeprefix("sqlite://").split("?", 1)[0]
 
     def _connect(self, url: str) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path(url), isolation_level=None, timeout=30.0)
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")  # durably's default
+        conn.execute(f"PRAGMA synchronous = {self._sync}")  # as durably's store sets it
         conn.execute("PRAGMA busy_timeout = 30000")
         return conn
 
@@ -125,26 +128,29 @@ class SqliteTarget:
             "sqlite": sqlite3.sqlite_version,
             "db_dir": str(self.folder),
             "filesystem": filesystem(self.folder),
-            "durability": "WAL, synchronous=FULL",
+            "durability": f"WAL, synchronous={self._sync}",
         }
 
 
 def server_url(url: str) -> str:
-    """``url`` without durably's own ``schema`` option (what psycopg accepts)."""
+    """``url`` without durably's own options (what psycopg accepts)."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
+    own = ("schema", "synchronous_commit")
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in own]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 class PostgresTarget:
-    """Fresh schemas ``bench_<hex>`` on the server of ``url``, each dropped afterwards."""
+    """Fresh schemas ``bench_<hex>`` on the server of ``url``, each dropped afterwards. With
+    ``relaxed``, durably and the floors run with ``synchronous_commit=off``."""
 
     backend = "postgres"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, relaxed: bool = False) -> None:
         import psycopg  # optional dependency: only the PostgreSQL benchmark needs it
 
         self._psycopg = psycopg
+        self.relaxed = relaxed
         self.server = server_url(url)
         with self._admin() as conn:
             self.version, self.synchronous_commit, self.fsync = (
@@ -164,7 +170,8 @@ class PostgresTarget:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         sep = "&" if "?" in self.server else "?"
         try:
-            yield f"{self.server}{sep}schema={schema}"
+            relax = "&synchronous_commit=off" if self.relaxed else ""
+            yield f"{self.server}{sep}schema={schema}{relax}"
         finally:
             with self._admin() as conn:
                 conn.execute(
@@ -177,6 +184,8 @@ class PostgresTarget:
         schema = dict(parse_qsl(urlsplit(url).query)).get("schema", "public")
         conn = self._psycopg.connect(self.server, autocommit=False, connect_timeout=10)
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        if self.relaxed:
+            conn.execute("SET synchronous_commit TO off")
         conn.commit()
         return conn
 
@@ -200,5 +209,6 @@ class PostgresTarget:
             "postgres": self.version,
             "psycopg": self._psycopg.__version__,
             "server": f"{parts.hostname}:{parts.port or 5432}{parts.path}",
-            "durability": f"synchronous_commit={self.synchronous_commit}, fsync={self.fsync}",
+            "durability": f"synchronous_commit={'off' if self.relaxed else self.synchronous_commit}"
+            f", fsync={self.fsync}",
         }

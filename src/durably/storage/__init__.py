@@ -29,7 +29,8 @@ def open_store(url: str | None = None) -> Store:
 
     ``postgresql://user:password@host:port/dbname`` (or ``postgres://``) opens the PostgreSQL
     backend (``pip install durably[postgres]``); ``?schema=name`` keeps its tables in that
-    schema (see :class:`~durably.storage.postgres.PostgresStore`).
+    schema and ``?synchronous_commit=off`` relaxes the flush of each commit (see
+    :class:`~durably.storage.postgres.PostgresStore`).
     """
     url = resolve_database_url(url)
     if url.startswith(("postgres://", "postgresql://")):

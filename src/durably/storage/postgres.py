@@ -76,13 +76,26 @@ def _check_connection(conn: Conn) -> None:
         ConnectionPool.check_connection(conn)
 
 
-def _split_url(url: str) -> tuple[str, str | None]:
-    """The URL without durably's own ``schema`` option, and that option."""
+SYNCHRONOUS_COMMIT = ("on", "off")
+"""Values of the ``?synchronous_commit=`` URL option: ``on`` (the default: every acknowledged
+step is on disk) or ``off`` (commits are acknowledged before they are flushed)."""
+
+
+def _split_url(url: str) -> tuple[str, str | None, str | None]:
+    """The URL without durably's own options, and the ``schema`` and ``synchronous_commit``
+    options (None when absent)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
+    own = ("schema", "synchronous_commit")
     schema = next((v for k, v in reversed(query) if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema or None
+    sync = next((v for k, v in reversed(query) if k == "synchronous_commit"), None)
+    if sync is not None and sync not in SYNCHRONOUS_COMMIT:
+        raise ConfigurationError(
+            f"synchronous_commit must be 'on' or 'off' in the database URL, got {sync!r}; "
+            "'off' trades the last moments of acknowledged steps on a server crash for speed"
+        )
+    rest = urlencode([(k, v) for k, v in query if k not in own])
+    return urlunsplit(parts._replace(query=rest)), schema or None, sync
 
 
 def _where(url: str) -> str:
@@ -97,6 +110,12 @@ class PostgresStore(QueuePlanner, PostgresCommands):
     ``url`` is a ``postgresql://user:password@host:port/dbname`` URL (libpq options such as
     ``sslmode`` may be added as query parameters). ``schema`` (or ``?schema=name``) keeps
     durably's tables in that schema instead of the server's default search path.
+
+    Every acknowledged step is flushed to disk by default (the server's ``synchronous_commit``).
+    ``?synchronous_commit=off`` opts out for durably's connections: commits are acknowledged
+    before their WAL is flushed, so a crash of the *server* (not of a worker) can lose the last
+    fraction of a second of acknowledged steps, which then run again; the database stays
+    consistent and fencing is unchanged. For users who fear process crashes, not power loss.
     """
 
     def __init__(
@@ -108,7 +127,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         max_size: int = 10,
         connect_timeout: float = 10.0,
     ) -> None:
-        conninfo, url_schema = _split_url(url)
+        conninfo, url_schema, self.synchronous_commit = _split_url(url)
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
         self.schema = schema or url_schema
@@ -160,6 +179,11 @@ class PostgresStore(QueuePlanner, PostgresCommands):
     def _configure(self, conn: Conn) -> None:
         if self.schema:
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        if self.synchronous_commit is not None:
+            conn.execute(
+                sql.SQL("SET synchronous_commit TO {}").format(sql.Literal(self.synchronous_commit))
+            )
+        if self.schema or self.synchronous_commit is not None:
             conn.commit()
 
     @contextmanager
