@@ -1,0 +1,361 @@
+"""``Client``: operate workflows through a ``durably server`` over HTTP, as an App does in
+process.
+
+``Client("http://host:8233", token=...)`` has the management methods of :class:`durably.App`
+(start, enqueue, handle, list_workflows, list_workers, send_event, cancel, terminate, suspend,
+resume, retry, fork, purge), each with an ``_async`` twin, and returns the same
+:class:`durably.WorkflowHandle`. It needs no workflow code and no third-party package: the
+server writes to the store and the workers that serve a workflow run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from durably.definitions import Workflow
+from durably.errors import ConfigurationError, UnknownWorkflowError
+from durably.handle import WorkflowHandle, WorkflowInfo
+from durably.ids import new_workflow_id, validate_workflow_id
+from durably.queues import Queue, enqueue_target
+from durably.remote import wire
+from durably.remote.handles import RemoteHandleSource
+from durably.remote.transport import Transport, segment
+from durably.serialization import JsonSerializer
+from durably.storage.base import WorkerInfo, WorkflowStatus
+
+__all__ = ["DEFAULT_TIMEOUT", "Client"]
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a Client waits for the server to answer one request (long polls add their wait)."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _async_twin(
+    method: Callable[P, R],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """An ``async`` method running ``method`` in a thread (the Client's HTTP is blocking)."""
+
+    @functools.wraps(method)
+    async def twin(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    twin.__name__ = twin.__qualname__ = f"{method.__name__}_async"
+    twin.__doc__ = f"Async twin of :meth:`{method.__name__}` (runs it in a worker thread)."
+    return twin
+
+
+def _epoch(value: float | datetime | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ConfigurationError(f"{what} must be timezone-aware, got {value!r}")
+        return value.isoformat()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(float(value))
+    raise ConfigurationError(f"{what} must be epoch seconds or a datetime, got {value!r}")
+
+
+def _statuses(status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None) -> list[str]:
+    if status is None:
+        return []
+    wanted = [status] if isinstance(status, str | WorkflowStatus) else list(status)
+    try:
+        return [WorkflowStatus(s).value for s in wanted]
+    except ValueError:
+        valid = ", ".join(s.value for s in WorkflowStatus)
+        raise ConfigurationError(f"unknown status in {wanted!r}; use one of: {valid}") from None
+
+
+class Client:
+    """A remote client of a ``durably server``: the management API of :class:`durably.App`
+    over HTTP.
+
+    ``url`` defaults to ``$DURABLY_SERVER``, ``token`` to ``$DURABLY_TOKEN``; ``timeout`` bounds
+    each request in seconds. Errors are durably's own (:class:`WorkflowNotFoundError`,
+    :class:`UnknownWorkflowError`, :class:`WorkflowStateError`, :class:`ConfigurationError`...),
+    plus :class:`durably.remote.AuthenticationError` (401) and
+    :class:`durably.remote.ServerUnreachableError` (network failures, 503). A Client is
+    thread-safe (one keep-alive connection per thread); close it (or use ``with``) when done.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        serializer: JsonSerializer | None = None,
+    ) -> None:
+        url = url or os.environ.get("DURABLY_SERVER")
+        if not url:
+            raise ConfigurationError(
+                "no server URL: pass Client('http://HOST:PORT') or set DURABLY_SERVER"
+            )
+        if token is None:
+            token = os.environ.get("DURABLY_TOKEN") or None
+        self.serializer = serializer or JsonSerializer()
+        from durably import __version__
+
+        self._http = Transport(
+            url,
+            token=token,
+            timeout=timeout,
+            decode=self.serializer.decode,
+            user_agent=f"durably-client/{__version__}",
+        )
+        self._handles = RemoteHandleSource(self._http)
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return self._http.url
+
+    def __repr__(self) -> str:
+        return f"<durably.Client {self.url}>"
+
+    def close(self) -> None:
+        """Close the connections to the server (a later call opens new ones)."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- starting ------------------------------------------------------------------------------
+
+    def _create(
+        self,
+        workflow: Workflow[..., Any] | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        id: str | None,
+        queue: str | None,
+        priority: int,
+    ) -> WorkflowHandle[Any]:
+        if isinstance(workflow, Workflow):
+            name = workflow.name
+        elif isinstance(workflow, str) and workflow:
+            name = workflow
+        else:
+            raise UnknownWorkflowError(
+                f"client.start() takes a workflow function or its name, got {workflow!r}"
+            )
+        workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
+        call = json.loads(
+            self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
+        )
+        body = {"name": name, **call, "id": workflow_id, "queue": queue, "priority": priority}
+        self._http.request(
+            "POST", "/v1/workflows", body=body, not_found=UnknownWorkflowError,
+            workflow_id=workflow_id,
+        )  # fmt: skip
+        return WorkflowHandle(self._handles, workflow_id)
+
+    def start(
+        self,
+        workflow: Workflow[..., Any] | str,
+        /,
+        *args: Any,
+        id: str | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """Start a workflow by name (or by its function, for its name) and return its handle.
+
+        As with :meth:`durably.App.start`, an existing ``id`` returns that workflow and runs
+        nothing again; a name no worker ever registered raises :class:`UnknownWorkflowError`.
+        """
+        return self._create(workflow, args, kwargs, id, None, 0)
+
+    def enqueue(
+        self,
+        queue: Queue | str,
+        workflow: Workflow[..., Any] | str,
+        /,
+        *args: Any,
+        id: str | None = None,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """Start a workflow on a queue (a :class:`durably.Queue` or a queue's name)."""
+        name, priority = enqueue_target(queue, priority)
+        return self._create(workflow, args, kwargs, id, name, priority)
+
+    def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """A handle to an existing workflow by id (checked when used)."""
+        return WorkflowHandle(self._handles, validate_workflow_id(workflow_id))
+
+    # -- listing -------------------------------------------------------------------------------
+
+    def _page(
+        self, query: list[tuple[str, str]], cursor: str | None
+    ) -> tuple[list[WorkflowInfo], str | None]:
+        if cursor is not None:
+            query = [*query, ("cursor", cursor)]
+        body = self._http.request("GET", "/v1/workflows", query=query).body
+        workflows = [wire.workflow_info(w) for w in body["workflows"]]
+        next_cursor = body.get("next_cursor")
+        return workflows, next_cursor if isinstance(next_cursor, str) and next_cursor else None
+
+    @staticmethod
+    def _query(
+        status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None,
+        name: str | None,
+        limit: int,
+        created_after: float | datetime | None,
+        created_before: float | datetime | None,
+        id_prefix: str | None,
+    ) -> list[tuple[str, str]]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"limit must be >= 1, got {limit!r}")
+        query = [("status", s) for s in _statuses(status)]
+        query.append(("limit", str(limit)))
+        for key, value in (
+            ("name", name),
+            ("created_after", _epoch(created_after, "created_after")),
+            ("created_before", _epoch(created_before, "created_before")),
+            ("id_prefix", id_prefix),
+        ):
+            if value is not None:
+                query.append((key, value))
+        return query
+
+    def list_workflows(
+        self,
+        *,
+        status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        created_after: float | datetime | None = None,
+        created_before: float | datetime | None = None,
+        id_prefix: str | None = None,
+    ) -> list[WorkflowInfo]:
+        """Workflows, newest first, filtered as :meth:`durably.App.list_workflows` filters
+        (``created_after <= created_at < created_before``: epoch seconds or aware datetimes).
+        One page of at most ``limit``; :meth:`iter_workflows` walks every page."""
+        query = self._query(status, name, limit, created_after, created_before, id_prefix)
+        return self._page(query, None)[0]
+
+    def iter_workflows(
+        self,
+        *,
+        status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None = None,
+        name: str | None = None,
+        created_after: float | datetime | None = None,
+        created_before: float | datetime | None = None,
+        id_prefix: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[WorkflowInfo]:
+        """Every workflow matching the filters, newest first, fetched ``page_size`` at a time
+        (the server's cursor keeps pages stable while new workflows are started)."""
+        query = self._query(status, name, page_size, created_after, created_before, id_prefix)
+        cursor: str | None = None
+        while True:
+            workflows, cursor = self._page(query, cursor)
+            yield from workflows
+            if cursor is None or not workflows:
+                return
+
+    def list_workers(self, *, include_stale: bool = False) -> list[WorkerInfo]:
+        """The worker processes on the server's database (live ones, or every registration
+        with ``include_stale=True``)."""
+        query = [("include_stale", "true")] if include_stale else None
+        body = self._http.request("GET", "/v1/workers", query=query).body
+        return [wire.worker_info(w) for w in body["workers"]]
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _command(
+        self, workflow_id: str, command: str, body: Any = None, method: str = "POST"
+    ) -> Any:
+        path = f"/v1/workflows/{segment(validate_workflow_id(workflow_id))}{command}"
+        return self._http.request(method, path, body=body, workflow_id=workflow_id).body
+
+    def send_event(
+        self, workflow_id: str, name: str, payload: Any = None, *, dedup_key: str | None = None
+    ) -> bool:
+        """Send event ``name`` with ``payload`` to an unfinished workflow (see
+        :meth:`durably.App.send_event`). Returns False if ``dedup_key`` was already sent."""
+        validate_workflow_id(workflow_id)
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"event name must be a non-empty string, got {name!r}")
+        if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
+            raise ConfigurationError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
+        data = self.serializer.encode(
+            payload, what=f"payload of event {name!r}", workflow_id=workflow_id
+        )
+        encoded = f'{{"data":{data},"dedup_key":{json.dumps(dedup_key)}}}'
+        body = self._http.request(
+            "POST", f"/v1/workflows/{segment(workflow_id)}/events/{segment(name)}",
+            encoded=encoded, idempotent=dedup_key is not None, workflow_id=workflow_id,
+        ).body  # fmt: skip
+        return bool(body.get("delivered", True)) if isinstance(body, dict) else True
+
+    def cancel(self, workflow_id: str) -> None:
+        """Cancel a workflow (see :meth:`durably.App.cancel`)."""
+        self._command(workflow_id, "/cancel")
+
+    def terminate(self, workflow_id: str, reason: str = "terminated") -> None:
+        """Stop a workflow now, with ``reason`` (see :meth:`durably.App.terminate`)."""
+        if not isinstance(reason, str):
+            raise ConfigurationError(f"reason must be a string, got {reason!r}")
+        self._command(workflow_id, "/terminate", {"reason": reason})
+
+    def suspend(self, workflow_id: str) -> None:
+        """Pause a workflow until resumed."""
+        self._command(workflow_id, "/suspend")
+
+    def resume(self, workflow_id: str) -> None:
+        """Let a suspended workflow continue."""
+        self._command(workflow_id, "/resume")
+
+    def retry(self, workflow_id: str) -> None:
+        """Run a failed (or needs_attention) workflow again from its failed step."""
+        self._command(workflow_id, "/retry")
+
+    def fork(
+        self, workflow_id: str, *, from_step: int, new_id: str | None = None
+    ) -> WorkflowHandle[Any]:
+        """A new workflow with this one's input and journal before seq ``from_step`` (see
+        :meth:`durably.App.fork`); returns its handle."""
+        if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
+            raise ConfigurationError(f"from_step must be an integer >= 0, got {from_step!r}")
+        target = new_workflow_id() if new_id is None else validate_workflow_id(new_id)
+        body = self._command(workflow_id, "/fork", {"from_step": from_step, "new_id": target})
+        forked = body.get("id", target) if isinstance(body, dict) else target
+        return WorkflowHandle(self._handles, forked)
+
+    def purge(self, workflow_id: str) -> None:
+        """Delete a finished workflow with its journal, events, state and runs."""
+        self._command(workflow_id, "", method="DELETE")
+
+    # -- async twins ---------------------------------------------------------------------------
+
+    start_async = _async_twin(start)
+    enqueue_async = _async_twin(enqueue)
+    list_workflows_async = _async_twin(list_workflows)
+    list_workers_async = _async_twin(list_workers)
+    send_event_async = _async_twin(send_event)
+    cancel_async = _async_twin(cancel)
+    terminate_async = _async_twin(terminate)
+    suspend_async = _async_twin(suspend)
+    resume_async = _async_twin(resume)
+    retry_async = _async_twin(retry)
+    fork_async = _async_twin(fork)
+    purge_async = _async_twin(purge)
