@@ -1,0 +1,66 @@
+"""The ASGI application of ``durably server``: the native API, the Dapr routes, the guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from durably.app import App
+
+from . import dapr, routes
+from .auth import Guard
+from .endpoint import not_found
+from .openapi import openapi
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+"""Default limit on a request body (1 MiB)."""
+
+
+def create_app(
+    database: str | App | None = None,
+    *,
+    token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Starlette:
+    """The HTTP API as an ASGI app (serve it with uvicorn or any ASGI server).
+
+    ``database``: a database URL (default ``$DURABLY_DB``) or a client :class:`durably.App`
+    (closed when the server stops). ``token``: when set, every route but ``/healthz`` needs
+    ``Authorization: Bearer <token>``. ``max_body_bytes``: larger request bodies get a 413.
+    """
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
+    client = database if isinstance(database, App) else App(database)
+    document = openapi()
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(document)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            client.close()
+
+    web = Starlette(
+        routes=[
+            *routes.routes(),
+            *dapr.routes(),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+        ],
+        middleware=[Middleware(Guard, token=token, max_body=max_body_bytes)],
+        exception_handlers={HTTPException: not_found},
+        lifespan=lifespan,
+    )
+    web.state.durably = client
+    return web

@@ -1,0 +1,139 @@
+"""``durably server``: its options, and serving the API with uvicorn.
+
+``durably server --db URL [--host 127.0.0.1] [--port 8233] [--token T] [--max-body-bytes N]``.
+The database comes from ``--db`` or ``$DURABLY_DB``, the token from ``--token`` or
+``$DURABLY_TOKEN``. The server refuses a non-loopback ``--host`` without a token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+
+__all__ = ["DEFAULT_PORT", "add_arguments", "is_loopback", "run"]
+
+DEFAULT_PORT = 8233
+DEFAULT_MAX_BODY_BYTES = 1_048_576  # the same as durably.server.app's (no Starlette import here)
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {number}")
+    return number
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``durably server`` (also ``python -m durably.server``)."""
+    parser.add_argument(
+        "--db",
+        default=None,
+        metavar="URL",
+        help="database URL (default: $DURABLY_DB, else sqlite:///durably.db)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; any other than a loopback "
+        "address needs a token)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="bearer token every request must carry (default: $DURABLY_TOKEN; "
+        "none: no auth, loopback only)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+        help="largest request body accepted (default 1 MiB)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every request (INFO level)"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _error(message: str) -> int:
+    print(f"durably server: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the API until SIGINT/SIGTERM; returns the exit code (2: bad configuration)."""
+    token = args.token if args.token is not None else os.environ.get("DURABLY_TOKEN") or None
+    if token is not None and not token.strip():
+        return _error("the token is empty; pass a non-empty --token or $DURABLY_TOKEN")
+    if token is None and not is_loopback(args.host):
+        return _error(
+            f"refusing to listen on {args.host!r} without a token: anyone who can reach it could "
+            "start and stop workflows. Pass --token (or set $DURABLY_TOKEN), or listen on "
+            "127.0.0.1"
+        )
+    try:
+        import uvicorn
+
+        from durably.server.app import create_app
+    except ImportError as exc:
+        return _error(f"{exc}; install the server extra: pip install 'durably[server]'")
+    from durably.app import App
+    from durably.errors import DurablyError
+
+    try:
+        client = App(args.db)
+        client.store  # noqa: B018 - open and migrate now: a bad URL fails here, not per request
+    except DurablyError as exc:
+        return _error(str(exc))
+    except Exception as exc:  # the database driver's own error (unreachable server...)
+        return _error(f"cannot open the database: {type(exc).__name__}: {exc}")
+    app = create_app(client, token=token, max_body_bytes=args.max_body_bytes)
+    verbose = bool(getattr(args, "verbose", False))
+    logging.getLogger("durably.server").setLevel(logging.INFO if verbose else logging.WARNING)
+    print(
+        f"durably server: serving {client.database_url} on http://{args.host}:{args.port} "
+        f"({'token required' if token else 'no auth'})",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info" if verbose else "warning",
+        access_log=verbose,
+        timeout_graceful_shutdown=5,
+    )
+    return 0

@@ -1,0 +1,130 @@
+"""Errors of the HTTP API: one JSON shape, stable codes, and the mapping from durably's errors.
+
+Every error answer is ``{"error": {"code": "<stable code>", "message": "<what to do>"}}`` with
+the status that goes with the code (see ``STATUS``). Malformed input is a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from durably.errors import (
+    ConfigurationError,
+    DurablyError,
+    InvalidIdError,
+    PayloadTooLargeError,
+    SerializationError,
+    UnknownWorkflowError,
+    WorkflowNotFoundError,
+    WorkflowStateError,
+)
+
+__all__ = ["STATUS", "ApiError", "error_body", "from_exception"]
+
+log = logging.getLogger("durably.server")
+
+STATUS = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "internal": 500,
+    "unavailable": 503,
+}
+"""Each stable error code and its HTTP status."""
+
+
+class ApiError(Exception):
+    """An error answer: ``code`` (a key of :data:`STATUS`) and a message that says what to do."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = STATUS[code] if status is None else status
+        self.headers = headers or {}
+
+    def response(self, *, dapr: bool = False) -> JSONResponse:
+        """The JSON answer (``dapr``: also Dapr's top-level ``errorCode`` and ``message``)."""
+        body = error_body(self.code, self.message)
+        if dapr:
+            body = {
+                "errorCode": _DAPR_CODES.get(self.code, "ERR_BAD_REQUEST"),
+                "message": self.message,
+                **body,
+            }
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+_DAPR_CODES = {
+    "bad_request": "ERR_MALFORMED_REQUEST",
+    "unauthorized": "ERR_UNAUTHORIZED",
+    "not_found": "ERR_INSTANCE_ID_NOT_FOUND",
+    "conflict": "ERR_INSTANCE_ID_CONFLICT",
+    "payload_too_large": "ERR_BODY_TOO_LARGE",
+    "unsupported_media_type": "ERR_MALFORMED_REQUEST",
+    "method_not_allowed": "ERR_METHOD_NOT_ALLOWED",
+    "internal": "ERR_INTERNAL",
+    "unavailable": "ERR_STATE_STORE_NOT_CONFIGURED",
+}
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """``{"error": {"code": code, "message": message}}``."""
+    return {"error": {"code": code, "message": message}}
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or used right now."""
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.InterfaceError):
+        return True
+    kind = type(exc)
+    return kind.__module__.startswith(("psycopg", "psycopg_pool")) and kind.__name__ in (
+        "OperationalError",
+        "InterfaceError",
+        "PoolTimeout",
+        "TooManyRequests",
+    )
+
+
+def from_exception(exc: Exception) -> ApiError:
+    """The API error for an exception raised while serving a request."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, DurablyError):
+        if isinstance(exc, WorkflowNotFoundError | UnknownWorkflowError):
+            return ApiError("not_found", exc.message)
+        if isinstance(exc, WorkflowStateError):
+            return ApiError("conflict", exc.message)
+        if isinstance(exc, PayloadTooLargeError):
+            return ApiError("payload_too_large", exc.message)
+        if isinstance(exc, InvalidIdError | ConfigurationError | SerializationError):
+            return ApiError("bad_request", exc.message)
+        log.exception("unexpected durably error while serving a request")
+        return ApiError("internal", f"{exc.code}: {exc.message}")
+    if _unavailable(exc):
+        log.warning("database unavailable: %s", exc)
+        return ApiError(
+            "unavailable",
+            f"the database is unavailable ({type(exc).__name__}: {exc}); retry later, and check "
+            "that the database server runs and the URL given to `durably server --db` is right",
+            headers={"Retry-After": "1"},
+        )
+    log.exception("internal error while serving a request")
+    return ApiError(
+        "internal", f"internal error ({type(exc).__name__}); see the server log for details"
+    )

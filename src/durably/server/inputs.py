@@ -1,0 +1,192 @@
+"""Reading requests: JSON bodies, typed fields, ids, times and list cursors, each checked with a
+clear 400 (``bad_request``) or 415 before anything is written."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from durably.errors import InvalidIdError
+from durably.ids import validate_workflow_id
+
+from .errors import ApiError
+
+__all__ = [
+    "MISSING",
+    "decode_cursor",
+    "encode_cursor",
+    "field",
+    "json_body",
+    "parse_time",
+    "workflow_id",
+]
+
+MISSING: Any = object()
+"""Marks a field absent from the body."""
+
+_JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def is_json_type(content_type: str | None) -> bool:
+    """Whether a Content-Type header names JSON (``application/json``, ``...+json``)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return bool(_JSON_TYPES.match(media))
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of a request body (400 if it is not UTF-8 JSON)."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(
+            "bad_request", f"the request body is not valid JSON ({exc}); send a JSON document"
+        ) from None
+    except RecursionError:
+        raise ApiError("bad_request", "the request body nests too deeply") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_body(raw: bytes, content_type: str | None, *, allow_empty: bool = True) -> dict[str, Any]:
+    """The JSON object of a request body ({} if empty and ``allow_empty``).
+
+    415 if a Content-Type other than JSON is given; 400 if it is not a JSON object.
+    """
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise ApiError("bad_request", "the request needs a JSON object body")
+    if content_type is not None and not is_json_type(content_type):
+        raise ApiError(
+            "unsupported_media_type",
+            f"Content-Type {content_type!r} is not JSON; send the body as application/json",
+        )
+    value = parse_json(raw)
+    if not isinstance(value, dict):
+        raise ApiError("bad_request", f"the request body must be a JSON object, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    for tp, name in _TYPE_NAMES.items():
+        if type(value) is tp:
+            return name
+    return type(value).__name__
+
+
+def field(
+    body: dict[str, Any],
+    name: str,
+    kind: type | tuple[type, ...],
+    default: Any = MISSING,
+    *,
+    nullable: bool = False,
+) -> Any:
+    """``body[name]`` checked to be of ``kind`` (booleans are not integers); ``default`` when
+    absent (400 when absent without a default)."""
+    if name not in body:
+        if default is MISSING:
+            raise ApiError("bad_request", f"the body needs the field {name!r}")
+        return default
+    value = body[name]
+    if value is None and nullable:
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        want = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        if nullable:
+            want += " or null"
+        raise ApiError("bad_request", f"field {name!r} must be {want}, got {_kind(value)}")
+    return value
+
+
+def only_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """400 naming any field of ``body`` not in ``allowed`` (a typo would else be ignored)."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(
+            "bad_request",
+            f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}",
+        )
+
+
+def workflow_id(value: Any, what: str = "workflow id") -> str:
+    """A valid workflow id (400 otherwise)."""
+    try:
+        return validate_workflow_id(value)
+    except InvalidIdError as exc:
+        raise ApiError("bad_request", f"{what}: {exc.message}") from None
+
+
+def parse_time(value: str, name: str) -> float:
+    """Epoch seconds from ``value``: epoch seconds, or an ISO-8601 time (UTC when it names no
+    zone)."""
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(number):
+            raise ApiError("bad_request", f"{name} must be a finite time, got {value!r}")
+        return number
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            "bad_request",
+            f"{name} must be epoch seconds or an ISO-8601 time such as 2025-01-31T12:00:00Z, "
+            f"got {value[:60]!r}",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def encode_cursor(created_at: float, last_id: str) -> str:
+    """An opaque cursor for the page after the workflow ``(created_at, last_id)``."""
+    raw = json.dumps([created_at, last_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The ``(created_at, id)`` a cursor names (400 if it is not one this server made)."""
+    bad = ApiError(
+        "bad_request", "invalid cursor; pass next_cursor from a previous list answer unchanged"
+    )
+    if len(cursor) > 400:
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError):
+        raise bad from None
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and type(value[0]) in (int, float)
+        and math.isfinite(value[0])
+        and isinstance(value[1], str)
+    ):
+        raise bad
+    try:
+        validate_workflow_id(value[1])
+    except InvalidIdError:
+        raise bad from None
+    return float(value[0]), value[1]

@@ -1,0 +1,346 @@
+"""The native JSON API under ``/v1`` (see the README's "HTTP API" section and /openapi.json)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from durably.app import App
+from durably.errors import UnknownWorkflowError
+from durably.handle import WorkflowInfo
+from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
+
+from .endpoint import Call, by_method, endpoint, json_response
+from .errors import ApiError, from_exception
+from .inputs import (
+    decode_cursor,
+    encode_cursor,
+    field,
+    only_fields,
+    parse_time,
+    workflow_id,
+)
+from .views import history_json, result_json, stored, worker_json, workflow_json
+
+__all__ = ["MAX_LIST_LIMIT", "MAX_WAIT_SECONDS", "routes"]
+
+MAX_LIST_LIMIT = 1000
+MAX_WAIT_SECONDS = 60.0
+_RESERVED_KWARGS = ("id", "priority")
+_LIST_PARAMS = ("status", "name", "created_after", "created_before", "id_prefix", "limit", "cursor")
+
+
+def _record(app: App, wid: str) -> WorkflowRecord:
+    rec = app.store.get_workflow(wid)
+    if rec is None:
+        raise ApiError(
+            "not_found", f"no workflow with id {wid!r}; check the id (GET /v1/workflows lists them)"
+        )
+    return rec
+
+
+def _info(app: App, wid: str) -> dict[str, Any]:
+    rec = _record(app, wid)
+    info = WorkflowInfo.from_record(rec, app.serializer.decode, unserved=app.unserved_filter()(rec))
+    return workflow_json(info, app.serializer)
+
+
+def _location(wid: str) -> dict[str, str]:
+    return {"Location": f"/v1/workflows/{wid}"}
+
+
+def unknown_name(name: str) -> ApiError:
+    """The 404 for starting a workflow name that no worker ever registered."""
+    return ApiError(
+        "not_found",
+        f"no worker has registered a workflow named {name[:200]!r}, so nothing would run it; "
+        "start a worker whose app defines it (durably worker MODULE:APP) and retry, or check "
+        "the name (GET /v1/workers lists what each worker serves)",
+    )
+
+
+def start_workflow(call: Call) -> Response:
+    """POST /v1/workflows: start a workflow by name (202), or find the one with that id (200)."""
+    body = call.json(allow_empty=False)
+    only_fields(body, ("name", "args", "kwargs", "id", "queue", "priority"))
+    name = field(body, "name", str)
+    if not name:
+        raise ApiError("bad_request", "field 'name' must be a non-empty workflow name")
+    args = field(body, "args", list, [])
+    kwargs = field(body, "kwargs", dict, {})
+    wid = field(body, "id", str, None, nullable=True)
+    queue = field(body, "queue", str, None, nullable=True)
+    priority = field(body, "priority", int, 0)
+    reserved = [k for k in _RESERVED_KWARGS if k in kwargs]
+    if reserved:
+        raise ApiError(
+            "bad_request",
+            f"keyword argument(s) {', '.join(map(repr, reserved))} clash with start options; "
+            "pass that workflow parameter positionally in 'args'",
+        )
+    app = call.app
+    if wid is not None:
+        wid = workflow_id(wid)
+        if app.store.get_workflow(wid) is not None:
+            return json_response(_info(app, wid), 200, _location(wid))
+    try:
+        if queue is None and priority == 0:
+            handle = app.start(name, *args, id=wid, **kwargs)
+        else:
+            handle = app.enqueue(
+                queue or "default", name, *args, id=wid, priority=priority, **kwargs
+            )
+    except UnknownWorkflowError:
+        raise unknown_name(name) from None
+    return json_response(_info(app, handle.id), 202, _location(handle.id))
+
+
+def list_workflows(call: Call) -> Response:
+    """GET /v1/workflows: workflows newest first, filtered, one page at a time."""
+    query = call.request.query_params
+    unknown = sorted(set(query.keys()) - set(_LIST_PARAMS))
+    if unknown:
+        raise ApiError(
+            "bad_request",
+            f"unknown query parameter(s) {', '.join(unknown)}; use {', '.join(_LIST_PARAMS)}",
+        )
+    for key in _LIST_PARAMS[1:]:
+        if len(query.getlist(key)) > 1:
+            raise ApiError("bad_request", f"query parameter {key!r} given more than once")
+    statuses: list[WorkflowStatus] | None = None
+    if "status" in query:
+        try:
+            statuses = [WorkflowStatus(s) for s in query.getlist("status")]
+        except ValueError:
+            valid = ", ".join(s.value for s in WorkflowStatus)
+            raise ApiError("bad_request", f"unknown status; use one of: {valid}") from None
+    limit_text = query.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST_LIMIT:
+        raise ApiError("bad_request", f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
+    limit = int(limit_text)
+    after = query.get("created_after")
+    before_time = query.get("created_before")
+    cursor = query.get("cursor")
+    app = call.app
+    records = app.store.list_workflows(
+        statuses=statuses,
+        name=query.get("name"),
+        limit=limit + 1,
+        created_after=None if after is None else parse_time(after, "created_after"),
+        created_before=None if before_time is None else parse_time(before_time, "created_before"),
+        id_prefix=query.get("id_prefix") or None,
+        before=None if cursor is None else decode_cursor(cursor),
+    )
+    page, more = records[:limit], len(records) > limit
+    unserved = app.unserved_filter()
+    decode = app.serializer.decode
+    infos = [WorkflowInfo.from_record(r, decode, unserved=unserved(r)) for r in page]
+    last = page[-1] if more else None
+    return json_response(
+        {
+            "workflows": [workflow_json(i, app.serializer) for i in infos],
+            "next_cursor": None if last is None else encode_cursor(last.created_at, last.id),
+        }
+    )
+
+
+def get_workflow(call: Call) -> Response:
+    """GET /v1/workflows/{id}: one workflow."""
+    return json_response(_info(call.app, workflow_id(call.param("id"))))
+
+
+def _wait_param(request: Request) -> float:
+    text = request.query_params.get("wait", "0")
+    try:
+        wait = float(text)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= MAX_WAIT_SECONDS:  # also false for NaN
+        raise ApiError(
+            "bad_request", f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS:g}"
+        )
+    return wait
+
+
+async def get_result(request: Request) -> Response:
+    """GET /v1/workflows/{id}/result[?wait=S]: the outcome (200) or 'not yet' (202), waiting
+    up to ``wait`` seconds for the workflow to end."""
+    try:
+        wid = workflow_id(request.path_params["id"])
+        wait = _wait_param(request)
+        app: App = request.app.state.durably
+        deadline = time.monotonic() + wait
+        delay = 0.02
+        while True:
+            rec = await run_in_threadpool(_record, app, wid)
+            remaining = deadline - time.monotonic()
+            if rec.status in TERMINAL_STATUSES or remaining <= 0:
+                break
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.5)
+    except Exception as exc:
+        return from_exception(exc).response()
+    body = result_json(rec)
+    if body["done"]:
+        return json_response(body)
+    location = f"/v1/workflows/{wid}/result"
+    return json_response(body, 202, {"Retry-After": "1", "Location": location})
+
+
+def get_history(call: Call) -> Response:
+    """GET /v1/workflows/{id}/history: the journal with failed attempts."""
+    app = call.app
+    entries = app.handle(workflow_id(call.param("id"))).history()
+    return json_response({"entries": [history_json(e, app.serializer) for e in entries]})
+
+
+def get_state(call: Call) -> Response:
+    """GET /v1/workflows/{id}/state: what the workflow published with ``set_state``."""
+    wid = workflow_id(call.param("id"))
+    _record(call.app, wid)
+    state = call.app.store.get_state(wid)
+    return json_response({"state": {k: stored(v) for k, v in state.items()}})
+
+
+def get_children(call: Call) -> Response:
+    """GET /v1/workflows/{id}/children: the child workflows, oldest first."""
+    app = call.app
+    handle = app.handle(workflow_id(call.param("id")))
+    _record(app, handle.id)
+    children = [workflow_json(i, app.serializer) for i in handle.children()]
+    return json_response({"workflows": children})
+
+
+def send_event(call: Call) -> Response:
+    """POST /v1/workflows/{id}/events/{event}: deliver an event (``data``, ``dedup_key``)."""
+    wid = workflow_id(call.param("id"))
+    event = call.param("event")
+    if len(event) > 200:
+        raise ApiError("bad_request", "the event name is over 200 characters")
+    body = call.json()
+    only_fields(body, ("data", "dedup_key"))
+    data = body.get("data")
+    dedup_key = field(body, "dedup_key", str, None, nullable=True)
+    if dedup_key == "":
+        raise ApiError("bad_request", "dedup_key must be a non-empty string or null")
+    _record(call.app, wid)
+    delivered = call.app.send_event(wid, event, data, dedup_key=dedup_key)
+    return json_response({"delivered": delivered}, 202)
+
+
+def _command(call: Call, command: str) -> Response:
+    wid = workflow_id(call.param("id"))
+    app = call.app
+    if command == "terminate":
+        body = call.json()
+        only_fields(body, ("reason",))
+        reason = field(body, "reason", str, "terminated")
+        app.terminate(wid, reason or "terminated")
+    else:
+        if call.body.strip():
+            only_fields(call.json(), ())
+        getattr(app, command)(wid)
+    return json_response({"id": wid, "status": _record(app, wid).status.value}, 202)
+
+
+def cancel(call: Call) -> Response:
+    """POST /v1/workflows/{id}/cancel."""
+    return _command(call, "cancel")
+
+
+def terminate(call: Call) -> Response:
+    """POST /v1/workflows/{id}/terminate (``reason`` optional)."""
+    return _command(call, "terminate")
+
+
+def suspend(call: Call) -> Response:
+    """POST /v1/workflows/{id}/suspend."""
+    return _command(call, "suspend")
+
+
+def resume(call: Call) -> Response:
+    """POST /v1/workflows/{id}/resume."""
+    return _command(call, "resume")
+
+
+def retry(call: Call) -> Response:
+    """POST /v1/workflows/{id}/retry."""
+    return _command(call, "retry")
+
+
+def fork(call: Call) -> Response:
+    """POST /v1/workflows/{id}/fork: a new workflow re-executing from ``from_step``."""
+    wid = workflow_id(call.param("id"))
+    body = call.json(allow_empty=False)
+    only_fields(body, ("from_step", "new_id"))
+    from_step = field(body, "from_step", int)
+    if from_step < 0:
+        raise ApiError("bad_request", f"from_step must be >= 0, got {from_step}")
+    new_id = field(body, "new_id", str, None, nullable=True)
+    if new_id is not None:
+        new_id = workflow_id(new_id, "new_id")
+    handle = call.app.fork(wid, from_step=from_step, new_id=new_id)
+    return json_response(_info(call.app, handle.id), 201, _location(handle.id))
+
+
+def purge(call: Call) -> Response:
+    """DELETE /v1/workflows/{id}: delete a finished workflow and everything it wrote."""
+    call.app.purge(workflow_id(call.param("id")))
+    return Response(status_code=204)
+
+
+def list_workers(call: Call) -> Response:
+    """GET /v1/workers[?include_stale=true]: the worker processes on this database."""
+    flag = call.request.query_params.get("include_stale", "false").lower()
+    if flag not in ("true", "false", "1", "0"):
+        raise ApiError("bad_request", "include_stale must be true or false")
+    workers = call.app.list_workers(include_stale=flag in ("true", "1"))
+    return json_response({"workers": [worker_json(w) for w in workers]})
+
+
+async def healthz(request: Request) -> Response:
+    """GET /healthz: the process answers (no database access, no auth)."""
+    return json_response({"status": "ok"})
+
+
+def readyz(call: Call) -> Response:
+    """GET /readyz: ready when the database answers (503 otherwise)."""
+    call.app.store.get_workflow("readyz-probe")
+    return json_response({"status": "ready"})
+
+
+def routes() -> list[BaseRoute]:
+    """The native API's routes."""
+    wf = "/v1/workflows/{id}"
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", endpoint(readyz), methods=["GET"]),
+        Route(
+            "/v1/workflows",
+            by_method({"POST": endpoint(start_workflow), "GET": endpoint(list_workflows)}),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            wf,
+            by_method({"GET": endpoint(get_workflow), "DELETE": endpoint(purge)}),
+            methods=["GET", "DELETE"],
+        ),
+        Route(f"{wf}/result", get_result, methods=["GET"]),
+        Route(f"{wf}/history", endpoint(get_history), methods=["GET"]),
+        Route(f"{wf}/state", endpoint(get_state), methods=["GET"]),
+        Route(f"{wf}/children", endpoint(get_children), methods=["GET"]),
+        Route(f"{wf}/events/{{event}}", endpoint(send_event), methods=["POST"]),
+        Route(f"{wf}/cancel", endpoint(cancel), methods=["POST"]),
+        Route(f"{wf}/terminate", endpoint(terminate), methods=["POST"]),
+        Route(f"{wf}/suspend", endpoint(suspend), methods=["POST"]),
+        Route(f"{wf}/resume", endpoint(resume), methods=["POST"]),
+        Route(f"{wf}/retry", endpoint(retry), methods=["POST"]),
+        Route(f"{wf}/fork", endpoint(fork), methods=["POST"]),
+        Route("/v1/workers", endpoint(list_workers), methods=["GET"]),
+    ]
