@@ -1,0 +1,127 @@
+"""Where a management command acts: a database directly (a client-only :class:`durably.App`) or a
+``durably server`` (a :class:`durably.Client`), and the exit code of each kind of failure."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+from typing import TYPE_CHECKING, Union
+
+from durably.errors import (
+    ConfigurationError,
+    DurablyError,
+    UnknownWorkflowError,
+    WorkflowFailedError,
+    WorkflowNotFoundError,
+    WorkflowStateError,
+    WorkflowTimeoutError,
+)
+from durably.remote.errors import AuthenticationError, ServerUnreachableError
+
+if TYPE_CHECKING:
+    from durably.app import App
+    from durably.client import Client
+
+__all__ = [
+    "EXIT_AUTH",
+    "EXIT_CONFLICT",
+    "EXIT_FAILED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "Target",
+    "add_target_arguments",
+    "describe",
+    "exit_code",
+    "is_database_failure",
+    "open_target",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""``start --wait`` / ``show --watch``: the workflow ended other than completed, or is still
+running after ``--timeout``."""
+EXIT_USAGE = 2
+"""Bad flags or input (bad JSON, bad id, unknown status...): nothing was written."""
+EXIT_NOT_FOUND = 3
+"""No workflow with that id, or no worker ever registered that workflow name."""
+EXIT_CONFLICT = 4
+"""The command does not apply in the workflow's status (e.g. resume of a running one)."""
+EXIT_UNREACHABLE = 5
+"""The database or server cannot be reached."""
+EXIT_AUTH = 6
+"""The server refused the token (missing or wrong)."""
+
+
+Target = Union["App", "Client"]
+"""What a management command acts on: both have the same management methods and handles."""
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--db``, ``--server``, ``--token`` and ``--json`` on a management command."""
+    where = parser.add_argument_group("where (default: $DURABLY_SERVER, else $DURABLY_DB)")
+    where.add_argument(
+        "--db", metavar="URL", help="database URL (sqlite:///path.db, postgresql://...)"
+    )
+    where.add_argument(
+        "--server", metavar="URL", help="a durably server's URL, e.g. http://127.0.0.1:8233"
+    )
+    where.add_argument(
+        "--token", metavar="TOKEN", help="the server's bearer token (default: $DURABLY_TOKEN)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def open_target(args: argparse.Namespace) -> tuple[Target, str]:
+    """The App or Client the flags and environment name, and a description of it.
+
+    ``--db``/``--server`` win (not both); then ``$DURABLY_SERVER``; then ``$DURABLY_DB`` (else
+    ``./durably.db``, as for ``durably.App()``).
+    """
+    if args.db and args.server:
+        raise ConfigurationError("give --db or --server, not both")
+    server = args.server or (None if args.db else os.environ.get("DURABLY_SERVER"))
+    if server:
+        from durably.client import Client
+
+        return Client(server, token=args.token), f"server {server}"
+    from durably.app import App
+
+    app = App(args.db)
+    return app, f"database {app.database_url}"
+
+
+def is_database_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the database driver (SQLite, psycopg) or the OS."""
+    if isinstance(exc, sqlite3.Error | OSError):
+        return True
+    module = type(exc).__module__
+    return module.startswith(("psycopg", "psycopg_pool"))
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code of a failed command."""
+    if isinstance(exc, WorkflowNotFoundError | UnknownWorkflowError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, WorkflowStateError):
+        return EXIT_CONFLICT
+    if isinstance(exc, AuthenticationError):
+        return EXIT_AUTH
+    if isinstance(exc, ServerUnreachableError) or is_database_failure(exc):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, WorkflowFailedError | WorkflowTimeoutError):
+        return EXIT_FAILED
+    return EXIT_USAGE
+
+
+def describe(exc: BaseException, where: str) -> str:
+    """The message of a failed command (database errors name the database)."""
+    if isinstance(exc, WorkflowNotFoundError) and exc.workflow_id:
+        return f"no workflow with id {exc.workflow_id!r} in the {where}; `durably ls` lists them"
+    if isinstance(exc, DurablyError):
+        return exc.message
+    if is_database_failure(exc):
+        return f"cannot use the {where}: {type(exc).__name__}: {exc}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,111 @@
+"""``durably worker MODULE:APP`` and ``durably migrate``: what operating workers needs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import os
+import sys
+from typing import Any
+
+from durably.app import App
+from durably.errors import ConfigurationError
+from durably.storage import open_store, resolve_database_url
+from durably.supervisor import CHILD_ENV, Supervisor, resolve_processes
+
+__all__ = ["add_migrate", "add_worker", "load_app", "run_migrate", "run_worker"]
+
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def load_app(spec: str) -> App:
+    """Import ``"package.module:attribute"`` and return the :class:`App` it names."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(f"expected MODULE:APP (e.g. myapp.workflows:app), got {spec!r}")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"cannot import {module_name!r} ({exc}); run from the folder that holds it or set "
+            "PYTHONPATH"
+        ) from exc
+    app = getattr(module, attr, None)
+    if not isinstance(app, App):
+        raise ConfigurationError(
+            f"{spec!r} is not a durably.App (found {type(app).__name__}); point at the App object"
+        )
+    return app
+
+
+def _processes(value: str) -> int:
+    try:
+        return resolve_processes(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_worker(sub: Any) -> None:
+    """The ``worker`` subcommand."""
+    worker = sub.add_parser(
+        "worker", help="run a worker for an app until SIGINT/SIGTERM",
+        description="Run a worker that serves the workflows of an app, until SIGINT/SIGTERM. "
+        "The app's database comes from its durably.App(...) (or $DURABLY_DB).",
+        epilog="examples:\n  durably worker myapp.workflows:app\n"
+        "  durably worker myapp.workflows:app --processes auto --queue gpu\n",
+        formatter_class=_FORMATTER,
+    )  # fmt: skip
+    worker.add_argument("app", help="MODULE:APP, e.g. myapp.workflows:app")
+    worker.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    worker.add_argument(
+        "-p",
+        "--processes",
+        type=_processes,
+        default=1,
+        metavar="N",
+        help="run N worker processes under a supervisor (0 or 'auto': one per CPU; default 1)",
+    )
+    worker.add_argument(
+        "-q",
+        "--queue",
+        action="append",
+        dest="queues",
+        metavar="NAME",
+        help="serve this queue (repeat for several); default: the 'default' queue and every "
+        "durably.Queue the app's modules define",
+    )
+
+
+def add_migrate(sub: Any) -> None:
+    """The ``migrate`` subcommand."""
+    migrate = sub.add_parser(
+        "migrate", help="create or upgrade the database schema",
+        description="Create or upgrade the database schema (workers and Apps also do it on "
+        "first use).",
+        epilog="examples:\n  durably migrate --db postgresql://user@host/db\n",
+        formatter_class=_FORMATTER,
+    )  # fmt: skip
+    migrate.add_argument("--db", default=None, help="database URL (default: $DURABLY_DB)")
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """``durably worker``: serve until SIGINT/SIGTERM."""
+    if args.processes > 1 and CHILD_ENV not in os.environ:
+        return Supervisor(args.app, args.processes, verbose=args.verbose, queues=args.queues).run()
+    app = load_app(args.app)
+    if args.queues:
+        app.worker_options = dataclasses.replace(app.worker_options, queues=tuple(args.queues))
+    app.run_worker()
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    """``durably migrate``."""
+    url = resolve_database_url(args.db)
+    store = open_store(url)
+    store.migrate()
+    store.close()
+    print(f"database {url} is up to date")
+    return 0
