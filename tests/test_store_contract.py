@@ -173,6 +173,23 @@ def test_batch_applies_each_op_independently_in_order(store: Store) -> None:
     assert a.seq == 1 and a.attempt == 1
 
 
+def test_finished_workflows_reports_ended_and_missing_ids_only(store: Store) -> None:
+    for wid in ("a", "b", "c"):
+        store.create_workflow(wf(wid))
+    assert store.finished_workflows(["a", "b", "nope"]) == {"nope": None}
+    store.claim("w1", ["w"], T0, 10.0, 10)
+    store.write([
+        FinishWorkflow("a", "w1", 1, WorkflowStatus.COMPLETED, '"ok"', None, T0 + 1),
+        FinishWorkflow("c", "w1", 1, WorkflowStatus.FAILED, None, '{"type": "E"}', T0 + 1),
+    ])  # fmt: skip
+    found = store.finished_workflows(["a", "b", "c", "a", "gone"])
+    assert set(found) == {"a", "c", "gone"} and found["gone"] is None
+    a, c = found["a"], found["c"]
+    assert a is not None and a.status is WorkflowStatus.COMPLETED and a.output == '"ok"'
+    assert c is not None and c.status is WorkflowStatus.FAILED and c.error == '{"type": "E"}'
+    assert store.finished_workflows([]) == {}
+
+
 def test_renew_release_and_expire(store: Store) -> None:
     for wid in ("a", "b", "c"):
         store.create_workflow(wf(wid))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
@@ -16,6 +17,7 @@ from durably.handle import WorkflowHandle, WorkflowInfo
 from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
+from durably.results import ResultPoller
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer
 from durably.storage import Store, open_store, resolve_database_url
@@ -64,7 +66,9 @@ class App(Commands):
         self._worker: Worker | None = None
         self._finished = threading.Condition()
         self._finished_generation = 0
-        self._async_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ResultPoller] = (
+            weakref.WeakKeyDictionary()
+        )
         self._clock: Callable[[], float] = time.time
         self._handles = StoreHandleSource(self)  # what this App's handles read
 
@@ -399,33 +403,25 @@ class App(Commands):
         with self._finished:
             self._finished_generation += 1
             self._finished.notify_all()
-            waiters = self._async_waiters.pop(workflow_id, ())
-        for fut in waiters:
-            try:
-                fut.get_loop().call_soon_threadsafe(_wake_waiter, fut)
-            except RuntimeError:  # its loop is closed: nobody waits
-                pass
+            pollers = list(self._pollers.values())
+        for poller in pollers:
+            poller.wake_if_waiting(workflow_id)
 
-    async def _wait_finished_async(self, workflow_id: str, timeout: float) -> None:
-        """Wait up to ``timeout`` s, or until the worker here finishes ``workflow_id``. The
-        worker here says when it finishes a workflow it runs; another process's does not, so
-        then the wait is at most 20 ms (0.5 s for one running here, as a fallback)."""
-        worker = self._worker
-        timeout = min(timeout, 0.5 if worker is not None and workflow_id in worker.active else 0.02)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def _result_poller(self) -> ResultPoller:
+        """The poller of the running loop's ``result_async`` waiters (made on first use)."""
+        loop = asyncio.get_running_loop()
         with self._finished:
-            self._async_waiters.setdefault(workflow_id, []).append(fut)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            pass
-        finally:
-            with self._finished:
-                waiting = self._async_waiters.get(workflow_id)
-                if waiting is not None and fut in waiting:
-                    waiting.remove(fut)
-                    if not waiting:
-                        del self._async_waiters[workflow_id]
+            poller = self._pollers.get(loop)
+            if poller is None:
+                poller = ResultPoller(
+                    loop, self.store.finished_workflows, self._runs_here, self.database_url
+                )
+                self._pollers[loop] = poller
+            return poller
+
+    def _runs_here(self, workflow_id: str) -> bool:
+        worker = self._worker
+        return worker is not None and workflow_id in worker.active
 
     def _wait_finished(self, generation: int, timeout: float) -> None:
         """Wait up to ``timeout`` s for a workflow here to finish after ``generation``."""
@@ -476,8 +472,3 @@ class App(Commands):
         tb: TracebackType | None,
     ) -> None:
         self.stop_worker()
-
-
-def _wake_waiter(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)

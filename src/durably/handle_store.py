@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Generator
@@ -129,19 +130,21 @@ class StoreHandleSource:
                 return self._outcome(rec)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                hint = "wait longer, or check that a worker serving it runs"
-                if app.unserved_filter()(rec):
-                    hint = (
-                        f"no live worker serves workflow {rec.name!r} on queue {rec.queue!r}: "
-                        "start one (`durably worker MODULE:APP`, app.run_worker() or `with app:`)"
-                    )
-                raise WorkflowTimeoutError(
-                    f"workflow {workflow_id!r} is still {rec.status.value} after {timeout}s; "
-                    f"{hint}",
-                    workflow_id=workflow_id,
-                )
+                raise self._timed_out(rec, timeout)
             yield generation, delay if remaining is None else min(delay, remaining)
             delay = min(delay * 2, 0.1)
+
+    def _timed_out(self, rec: WorkflowRecord, timeout: float | None) -> WorkflowTimeoutError:
+        hint = "wait longer, or check that a worker serving it runs"
+        if self._app.unserved_filter()(rec):
+            hint = (
+                f"no live worker serves workflow {rec.name!r} on queue {rec.queue!r}: "
+                "start one (`durably worker MODULE:APP`, app.run_worker() or `with app:`)"
+            )
+        return WorkflowTimeoutError(
+            f"workflow {rec.id!r} is still {rec.status.value} after {timeout}s; {hint}",
+            workflow_id=rec.id,
+        )
 
     def _outcome(self, rec: WorkflowRecord) -> Any:
         if rec.status == WorkflowStatus.COMPLETED:
@@ -168,11 +171,9 @@ class StoreHandleSource:
             return done.value
 
     async def result_async(self, workflow_id: str, timeout: float | None) -> Any:
-        """Async twin of :meth:`result`."""
-        plan = self._wait(workflow_id, timeout)
-        try:
-            while True:
-                _, seconds = next(plan)
-                await self._app._wait_finished_async(workflow_id, seconds)
-        except StopIteration as done:
-            return done.value
+        """Async twin of :meth:`result`: joins the loop's poller, which reads every workflow
+        awaited on this loop in one query per poll (and is woken by the worker here)."""
+        rec = await self._app._result_poller().wait(workflow_id, timeout)
+        if rec is None:
+            raise self._timed_out(await asyncio.to_thread(self._record, workflow_id), timeout)
+        return self._outcome(rec)

@@ -115,7 +115,8 @@ NOTES = {
     "database with durably's durability settings; 1 row per commit gives ms/commit (and "
     "commits/s), batches give rows/s.",
     "throughput_1": "throughput: N workflows of 3 no-op async steps started at once "
-    "(start_async, gathered), from the first start to the last result; ratio = steps/s over "
+    "(start_async, gathered), from the first start to the last result (result_async, "
+    "gathered); ratio = steps/s over "
     "single-row commits/s (above 1: commits are shared). 'workers': the bench process is a "
     "client and K `durably worker` processes run the workflows.",
     "sequential": "sequential: gaps between consecutive step commits in one workflow's "

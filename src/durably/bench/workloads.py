@@ -36,15 +36,16 @@ def floor_batch(target: Target, params: Params) -> Figures:
 
 
 async def _submit_all(app: durably.App, workflows: int) -> Figures:
-    """Start ``workflows`` workflows at once (gathered), then await every result in order."""
+    """Start ``workflows`` workflows at once (gathered), then await their results together (as
+    ``asyncio.gather`` of ``result_async``: one poll reads every ended one)."""
     t0 = time.perf_counter()
     handles = await asyncio.gather(
         *(app.start_async(THREE_STEPS, n, id=f"throughput-{n}") for n in range(workflows))
     )
     submitted = time.perf_counter() - t0
     expected = sum(range(STEPS_PER_WORKFLOW))
-    for n, handle in enumerate(handles):
-        value = await handle.result_async(timeout=900)
+    values = await asyncio.gather(*(handle.result_async(timeout=900) for handle in handles))
+    for n, (handle, value) in enumerate(zip(handles, values, strict=True)):
         if value != n + expected:
             raise RuntimeError(f"workflow {handle.id} returned {value!r}")
     elapsed = time.perf_counter() - t0

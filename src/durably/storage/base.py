@@ -467,6 +467,17 @@ class Store(abc.ABC):
         workflows ordered after ``(created_at, id)`` of the last one of the previous page.
         """
 
+    def finished_workflows(self, workflow_ids: Sequence[str]) -> dict[str, WorkflowRecord | None]:
+        """Of these workflows, the ones that have ended (a terminal status), and None for each id
+        that names no workflow; ids of workflows still under way are left out. One read for many
+        waiters (``result_async`` of many handles); backends override it with one query."""
+        found: dict[str, WorkflowRecord | None] = {}
+        for workflow_id in workflow_ids:
+            rec = self.get_workflow(workflow_id)
+            if rec is None or rec.status in TERMINAL_STATUSES:
+                found[workflow_id] = rec
+        return found
+
     @abc.abstractmethod
     def get_journal(self, workflow_id: str) -> list[JournalEntry]:
         """The workflow's journal ordered by seq (empty if none)."""

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresCommands"]
 
+_W_COLUMNS = ", ".join(f"w.{c.strip()}" for c in WF_COLUMNS.split(","))
 _TREE = (
     "WITH RECURSIVE tree(id) AS (SELECT %s::text UNION "
     "SELECT w.id FROM workflows w JOIN tree t ON w.parent_id = t.id) "
@@ -56,6 +57,21 @@ class PostgresCommands(Store):
             (workflow_id,),
         ).fetchone()
         return None if row is None else to_record(row)
+
+    def finished_workflows(self, workflow_ids: Sequence[str]) -> dict[str, WorkflowRecord | None]:
+        # the ids with no row come back with NULLs; running ones are not sent at all
+        wanted = list(dict.fromkeys(workflow_ids))
+        found: dict[str, WorkflowRecord | None] = {}
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT q.id, {_W_COLUMNS} FROM unnest(%s::text[]) AS q(id) "
+                "LEFT JOIN workflows w ON w.id = q.id "
+                f"WHERE w.id IS NULL OR w.status IN ({TERMINAL_SQL})",
+                (wanted,),
+            ).fetchall()
+        for row in rows:
+            found[row[0]] = None if row[1] is None else to_record(row[1:])
+        return found
 
     @staticmethod
     def _inbox(conn: Conn, ids: list[str], after: int) -> list[InboxEvent]:

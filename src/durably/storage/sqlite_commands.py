@@ -14,6 +14,7 @@ from typing import Any
 
 from durably.storage.base import (
     FAR_FUTURE,
+    TERMINAL_STATUSES,
     ChildOutcome,
     InboxEvent,
     QueueClaim,
@@ -29,6 +30,7 @@ from durably.storage.sqlite_ops import INSERT_WORKFLOW
 
 __all__ = ["SqliteCommands"]
 
+_TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATUSES)
 _TREE = (
     "WITH RECURSIVE tree(id) AS (SELECT ? UNION "
     "SELECT w.id FROM workflows w JOIN tree t ON w.parent_id = t.id) "
@@ -50,6 +52,19 @@ class SqliteCommands(Store):
             f"SELECT {WF_COLUMNS} FROM workflows WHERE id = ?", (workflow_id,)
         ).fetchone()
         return None if row is None else to_record(row)
+
+    def finished_workflows(self, workflow_ids: Sequence[str]) -> dict[str, WorkflowRecord | None]:
+        found: dict[str, WorkflowRecord | None] = dict.fromkeys(workflow_ids)
+        rows = self._reader().execute(
+            f"SELECT {WF_COLUMNS} FROM workflows WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(found)),),
+        )
+        for row in rows:
+            if row[2] in _TERMINAL_VALUES:
+                found[row[0]] = to_record(row)
+            else:
+                del found[row[0]]
+        return found
 
     @staticmethod
     def _inbox(conn: sqlite3.Connection, ids_json: str, after: int) -> list[InboxEvent]:

@@ -1,0 +1,158 @@
+"""Awaiting many results on one loop: one store read per poll for every waiter, woken by the
+worker here, with the same outcomes and errors as awaiting one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+import durably
+from durably.results import ResultPoller
+from durably.storage.base import WorkflowRecord, WorkflowStatus
+
+
+def _rec(wid: str, status: WorkflowStatus = WorkflowStatus.COMPLETED) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=wid, name="w", status=status, input="{}", created_at=0.0, updated_at=0.0, output="1"
+    )
+
+
+class FakeStore:
+    """Workflows that end when the test says so; counts reads and their sizes."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self.running = set(ids)
+        self.ended: dict[str, WorkflowRecord] = {}
+        self.reads: list[int] = []
+        self.fail: Exception | None = None
+        self.lock = threading.Lock()
+
+    def finished(self, ids: Sequence[str]) -> dict[str, WorkflowRecord | None]:
+        with self.lock:
+            self.reads.append(len(ids))
+            if self.fail is not None:
+                raise self.fail
+            out: dict[str, WorkflowRecord | None] = {}
+            for i in ids:
+                if i in self.ended:
+                    out[i] = self.ended[i]
+                elif i not in self.running:
+                    out[i] = None
+            return out
+
+    def end(self, ids: Sequence[str]) -> None:
+        with self.lock:
+            for i in ids:
+                self.running.discard(i)
+                self.ended[i] = _rec(i)
+
+
+def test_many_waiters_share_each_read_and_all_get_their_record() -> None:
+    ids = [f"w{i}" for i in range(500)]
+    store = FakeStore(ids)
+
+    async def main() -> list[WorkflowRecord | None]:
+        poller = ResultPoller(asyncio.get_running_loop(), store.finished, lambda _: False, "db")
+
+        async def end_in_waves() -> None:
+            for start in range(0, 500, 100):
+                await asyncio.sleep(0.01)
+                store.end(ids[start : start + 100])
+
+        ender = asyncio.create_task(end_in_waves())
+        results = await asyncio.gather(*(poller.wait(i, 30) for i in ids))
+        await ender
+        return results
+
+    results = asyncio.run(main())
+    assert [r.id if r else None for r in results] == ids
+    # the first waiter looks alone; then every read covers whoever still waits
+    assert store.reads[0] == 1 and store.reads[1] == 500
+    assert len(store.reads) < 100, store.reads
+    assert sum(store.reads) < 500 * 20
+
+
+def test_unknown_id_raises_timeout_returns_none_and_store_errors_reach_waiters() -> None:
+    store = FakeStore(["slow", "slow2"])
+
+    async def main() -> None:
+        poller = ResultPoller(asyncio.get_running_loop(), store.finished, lambda _: False, "db1")
+        with pytest.raises(durably.WorkflowNotFoundError, match="'ghost' in db1"):
+            await poller.wait("ghost", 5)
+        assert await poller.wait("slow", 0.05) is None
+        # another waiter in the poll: an unknown id among running ones fails alone
+        slow = asyncio.create_task(poller.wait("slow", 5))
+        await asyncio.sleep(0.01)
+        with pytest.raises(durably.WorkflowNotFoundError):
+            await poller.wait("ghost2", 5)
+        assert not slow.done()
+        store.fail = RuntimeError("database went away")
+        with pytest.raises(RuntimeError, match="went away"):
+            await slow
+        store.fail = None
+        store.end(["slow2"])
+        rec = await poller.wait("slow2", 5)
+        assert rec is not None and rec.id == "slow2"
+
+    asyncio.run(main())
+
+
+def test_a_wake_from_the_worker_polls_at_once() -> None:
+    store = FakeStore(["a"])
+
+    async def main() -> None:
+        # every awaited workflow "runs here": between polls the poller would wait 0.5 s
+        poller = ResultPoller(asyncio.get_running_loop(), store.finished, lambda _: True, "db")
+        waiter = asyncio.create_task(poller.wait("a", 30))
+        await asyncio.sleep(0.1)  # backed off to its longest wait by now
+        reads = len(store.reads)
+        store.end(["a"])
+        threading.Thread(target=poller.wake_if_waiting, args=("a",)).start()
+        rec = await asyncio.wait_for(waiter, 0.4)  # well before the 0.5 s fallback poll
+        assert rec is not None and len(store.reads) == reads + 1
+
+    asyncio.run(main())
+
+
+def test_gathered_results_on_an_app_match_one_by_one(db_url: str) -> None:
+    app = durably.App(
+        db_url, worker_options=durably.WorkerOptions(lease_seconds=2.0, poll_interval=0.02)
+    )
+
+    @app.workflow()
+    async def square(n: int) -> int:
+        if n == 13:
+            raise ValueError("unlucky")
+        return n * n
+
+    @app.workflow()
+    async def waits() -> str:
+        return str(await durably.wait_event("never"))
+
+    async def main() -> None:
+        handles = await asyncio.gather(*(app.start_async(square, n) for n in range(60)))
+        outcomes = await asyncio.gather(
+            *(h.result_async(timeout=60) for h in handles), return_exceptions=True
+        )
+        for n, outcome in enumerate(outcomes):
+            if n == 13:
+                assert isinstance(outcome, durably.WorkflowFailedError)
+                assert "unlucky" in str(outcome)
+            else:
+                assert outcome == n * n
+        # awaited again (all ended): the same, one by one
+        assert [await h.result_async() for h in handles[:5]] == [0, 1, 4, 9, 16]
+        with pytest.raises(durably.WorkflowNotFoundError):
+            await app.handle("no-such-workflow").result_async(timeout=5)
+        waiting = await app.start_async(waits)
+        with pytest.raises(durably.WorkflowTimeoutError, match=r"still running after 0\.2s"):
+            await waiting.result_async(timeout=0.2)
+
+    try:
+        with app:
+            asyncio.run(main())
+    finally:
+        app.close()
