@@ -28,6 +28,7 @@ from durably.errors import (
     UnknownWorkflowError,
     WorkflowFailedError,
 )
+from durably.ids import validate_workflow_id
 from durably.storage.base import WorkflowStatus
 
 __all__ = ["COMMANDS", "add_commands", "run"]
@@ -346,6 +347,9 @@ COMMANDS = (
 
 def _prepare(args: argparse.Namespace) -> None:
     """Read every typed value before touching the database, so bad input writes nothing."""
+    for key in ("id", "new_id"):
+        if getattr(args, key, None) is not None:
+            validate_workflow_id(getattr(args, key))
     if args.command == "start":
         args.call = parse_call(args.input)
     elif args.command == "send":

@@ -111,6 +111,9 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_AUTH
     if isinstance(exc, ServerUnreachableError) or is_database_failure(exc):
         return EXIT_UNREACHABLE
+    cause = exc.__cause__
+    if isinstance(exc, ConfigurationError) and cause is not None and is_database_failure(cause):
+        return EXIT_UNREACHABLE  # a store could not connect (it names the URL)
     if isinstance(exc, WorkflowFailedError | WorkflowTimeoutError):
         return EXIT_FAILED
     return EXIT_USAGE

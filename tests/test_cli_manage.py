@@ -1,0 +1,277 @@
+"""The management commands of ``durably`` (start, ls, show, history, send, cancel...), run as real
+subprocesses against a database on each backend, with a real worker process running the
+workflows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durably
+from durably.cli.values import parse_call, parse_time
+
+DURABLY = [sys.executable, "-m", "durably.cli"]
+
+FLOWS = """
+import durably
+app = durably.App({db!r})
+
+@app.step()
+def double(x: int) -> int:
+    return 2 * x
+
+@app.workflow()
+def twice(x: int) -> int:
+    return double(double(x))
+
+@app.workflow()
+def greet(name: str, *, punctuation: str = "!") -> str:
+    return "hello " + name + punctuation
+
+@app.workflow()
+def waiter(n: int) -> str:
+    durably.set_state("stage", "waiting")
+    got = durably.wait_event_sync("go")
+    durably.set_state("stage", "done")
+    return f"{{n}}:{{got['ok']}}"
+
+@app.workflow()
+def boom() -> None:
+    raise ValueError("nope")
+"""
+
+
+@dataclass
+class Cli:
+    """Runs ``durably`` in a subprocess with the test's environment and database."""
+
+    env: dict[str, str]
+    cwd: Path
+    db: str
+
+    def run(
+        self, *argv: str, db: bool = True, check: int | None = 0
+    ) -> subprocess.CompletedProcess[str]:
+        args = [*DURABLY, *argv, *(["--db", self.db] if db else [])]
+        proc = subprocess.run(
+            args, cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=60
+        )
+        if check is not None:
+            assert proc.returncode == check, (argv, proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    def json(self, *argv: str, check: int = 0) -> Any:
+        return json.loads(self.run(*argv, "--json", check=check).stdout)
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    package_root = Path(durably.__file__).resolve().parents[1]  # the durably under test
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLY_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(package_root)])
+    return env
+
+
+@pytest.fixture
+def cli(tmp_path: Path, db_url: str) -> Iterator[Cli]:
+    """The CLI on ``db_url``, with a worker process serving the FLOWS app on it."""
+    (tmp_path / "flows.py").write_text(textwrap.dedent(FLOWS.format(db=db_url)))
+    env = _env(tmp_path)
+    worker = subprocess.Popen(
+        [*DURABLY, "worker", "flows:app"], cwd=tmp_path, env=env, stderr=subprocess.PIPE
+    )
+    app = durably.App(db_url)
+    try:
+        deadline = time.monotonic() + 30
+        while not app.list_workers() and time.monotonic() < deadline:
+            assert worker.poll() is None, worker.communicate()[1]
+            time.sleep(0.05)
+        yield Cli(env, tmp_path, db_url)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+        app.close()
+    assert worker.returncode == 0, err
+
+
+def test_start_wait_ls_show_history_send_purge(cli: Cli) -> None:
+    assert cli.run("start", "twice", "--input", "21", "--wait").stdout.strip() == "84"
+    greeting = cli.json(
+        "start", "greet", "--input", '{"args": ["ana"], "kwargs": {"punctuation": "?"}}',
+        "--wait",
+    )  # fmt: skip
+    assert greeting["status"] == "completed" and greeting["output"] == "hello ana?"
+    assert cli.run("start", "waiter", "--input", "[3]", "--id", "w-1").stdout.strip() == "w-1"
+    # the same id again starts nothing new
+    assert cli.run("start", "waiter", "--input", "[4]", "--id", "w-1").stdout.strip() == "w-1"
+
+    failed = cli.run("start", "boom", "--wait", check=1)
+    assert "ValueError: nope" in failed.stderr
+
+    listed = cli.json("ls")
+    assert sorted(w["name"] for w in listed) == ["boom", "greet", "twice", "waiter"]
+    assert [w["id"] for w in cli.json("ls", "--status", "failed,needs_attention")] == [
+        w["id"] for w in listed if w["name"] == "boom"
+    ]
+    assert [w["id"] for w in cli.json("ls", "--id-prefix", "w-")] == ["w-1"]
+    assert cli.json("ls", "--since", "1h", "--name", "twice")[0]["output"] == 84
+    assert cli.json("ls", "--until", "2000-01-01T00:00:00Z") == []
+    table = cli.run("ls").stdout
+    assert table.splitlines()[0].split()[:3] == ["ID", "NAME", "STATUS"] and "w-1" in table
+
+    deadline = time.monotonic() + 30  # the worker reaches the wait for the event
+    while cli.json("show", "w-1")["state"] != {"stage": "waiting"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    page = cli.run("show", "w-1").stdout
+    assert "waiter" in page and "running" in page and "stage" in page
+
+    sent = cli.json("send", "w-1", "go", "--data", '{"ok": true}')
+    assert sent == {"id": "w-1", "event": "go", "delivered": True}
+    watched = cli.run("show", "w-1", "--watch")
+    assert "completed" in watched.stdout and "3:True" in watched.stdout
+    shown = cli.json("show", "w-1")
+    assert shown["workflow"]["output"] == "3:True"
+    assert shown["state"] == {"stage": "done"}
+    kinds = [(e["kind"], e["name"], e["status"]) for e in cli.json("history", "w-1")]
+    assert ("event", "go", "completed") in kinds
+    assert "event" in cli.run("history", "w-1").stdout
+
+    workers = cli.json("workers")
+    assert len(workers) == 1 and "waiter" in workers[0]["workflows"]
+    assert "flows" not in cli.run("workers").stderr
+
+    assert cli.run("resume", "w-1", check=4).stderr.startswith("durably: error: cannot resume")
+    assert cli.json("purge", "w-1") == {"id": "w-1", "purged": True}
+    assert "durably ls" in cli.run("show", "w-1", check=3).stderr
+    assert "unknown workflow 'nosuch'" in cli.run("start", "nosuch", check=3).stderr
+
+
+def test_watch_follows_a_running_workflow_live(cli: Cli) -> None:
+    cli.run("start", "waiter", "--input", "7", "--id", "live")
+    watcher = subprocess.Popen(
+        [*DURABLY, "show", "live", "--watch", "--interval", "0.2", "--db", cli.db],
+        cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert watcher.stdout is not None
+    lines = []
+    for line in watcher.stdout:  # one line per change while it runs
+        lines.append(line)
+        if "event go: waiting" in line:
+            break
+    assert watcher.poll() is None  # still following
+    cli.run("send", "live", "go", "--data", '{"ok": "yes"}')
+    out, err = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, err
+    assert "event go: completed" in out and "status   completed" in out and "7:yes" in out
+
+
+def test_lifecycle_commands(cli: Cli) -> None:
+    cli.run("start", "waiter", "--input", "1", "--id", "lc-1")
+    assert cli.json("suspend", "lc-1") == {"id": "lc-1", "status": "suspended"}
+    assert cli.json("suspend", "lc-1")["status"] == "suspended"  # again: no change, no error
+    # an event it does not wait for stays in its inbox; the same dedup key again adds nothing
+    assert cli.json("send", "lc-1", "note", "--data", "1", "--dedup-key", "k1")["delivered"]
+    assert "not sent" in cli.run("send", "lc-1", "note", "--dedup-key", "k1").stdout
+    assert cli.json("resume", "lc-1")["status"] in ("running", "pending")
+    assert cli.json("cancel", "lc-1")["status"] in ("running", "pending", "cancelled")
+    # --watch exits 1 when the workflow ends other than completed
+    assert cli.json("show", "lc-1", "--watch", check=1)["workflow"]["status"] == "cancelled"
+    assert "status   cancelled" in cli.run("show", "lc-1", "--watch", check=1).stdout
+    assert cli.run("cancel", "nope-1", check=3).stderr
+    assert cli.run("purge", "nope-1", check=3).stderr
+
+    cli.run("start", "waiter", "--input", "2", "--id", "lc-2")
+    cli.run("terminate", "lc-2", "--reason", "by the test")
+    info = cli.json("show", "lc-2")["workflow"]
+    assert info["status"] == "terminated" and info["error"]["message"] == "by the test"
+    assert cli.run("terminate", "lc-2", check=4).stderr
+
+    cli.run("start", "boom", "--id", "lc-3")
+    assert cli.run("show", "lc-3", "--watch", check=1).stdout
+    assert cli.json("retry", "lc-3")["status"] in ("running", "failed")  # it fails again
+    assert cli.run("show", "lc-3", "--watch", check=1).stdout
+    assert cli.run("retry", "lc-2", check=4).stderr  # terminated: nothing to retry
+
+    cli.run("start", "twice", "--input", "5", "--id", "lc-4", "--wait")
+    forked = cli.json("fork", "lc-4", "--from-step", "1", "--new-id", "lc-4b")
+    assert forked["id"] == "lc-4b" and forked["name"] == "twice"
+    assert cli.json("show", "lc-4b", "--watch")["workflow"]["output"] == 20
+    assert cli.run("fork", "lc-4", "--from-step", "1", "--new-id", "lc-4b", check=4).stderr
+    assert cli.run("fork", "lc-4", check=2).stderr  # --from-step is required
+
+
+def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, db_url: str) -> None:
+    cli = Cli(_env(tmp_path), tmp_path, db_url)
+    bad = cli.run("start", "twice", "--input", "[1,", check=2)
+    assert "--input is not valid JSON" in bad.stderr and "line 1 column" in bad.stderr
+    kwargs = '{"kwargs": {"id": 1}}'
+    assert "positionally" in cli.run("start", "twice", "--input", kwargs, check=2).stderr
+    assert "--data" in cli.run("send", "x-1", "go", "--data", "{nope", check=2).stderr
+    assert "invalid workflow id" in cli.run("start", "twice", "--id", "bad id!", check=2).stderr
+    assert "unknown status" in cli.run("ls", "--status", "happy", check=2).stderr
+    assert "--since" in cli.run("ls", "--since", "yesterday-ish", check=2).stderr
+    assert "not both" in cli.run("ls", "--server", "http://127.0.0.1:9", check=2).stderr
+    assert cli.run("ls", "--limit", "many", check=2).stderr
+    assert cli.run("frobnicate", db=False, check=2).stderr
+    assert cli.json("ls") == []
+
+
+def test_unreachable_database_or_server_exits_5(tmp_path: Path) -> None:
+    cli = Cli(_env(tmp_path), tmp_path, "")
+    proc = cli.run("ls", "--db", "postgresql://nobody@127.0.0.1:9/nothing", db=False, check=5)
+    assert "127.0.0.1" in proc.stderr and "DURABLY_DB" in proc.stderr
+    # a SQLite file in a folder that does not exist is a bad URL (usage), not an outage
+    proc = cli.run("ls", "--db", f"sqlite:///{tmp_path}/no/such/x.db", db=False, check=2)
+    assert "does not exist" in proc.stderr
+    proc = cli.run("show", "x-1", "--server", "http://127.0.0.1:9", db=False, check=5)
+    assert "cannot reach the durably server at http://127.0.0.1:9" in proc.stderr
+    env = {**cli.env, "DURABLY_SERVER": "http://127.0.0.1:9"}
+    proc = subprocess.run(
+        [*DURABLY, "workers"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 5 and "DURABLY_SERVER" in proc.stderr
+
+
+def test_help_everywhere_has_examples() -> None:
+    for command in ("start", "ls", "show", "history", "send", "cancel", "fork", "workers"):
+        proc = subprocess.run([*DURABLY, command, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0 and "examples:" in proc.stdout, command
+        assert "--db" in proc.stdout and "--server" in proc.stdout and "--json" in proc.stdout
+    top = subprocess.run([*DURABLY, "--help"], capture_output=True, text=True)
+    assert top.returncode == 0 and "exit codes" in top.stdout and "server" in top.stdout
+
+
+def test_input_forms() -> None:
+    assert parse_call(None) == ([], {})
+    assert parse_call("[1, 2]") == ([1, 2], {})
+    assert parse_call('{"args": [1], "kwargs": {"a": 2}}') == ([1], {"a": 2})
+    assert parse_call('{"kwargs": {"a": 2}}') == ([], {"a": 2})
+    assert parse_call('{"order": 5}') == ([{"order": 5}], {})  # any other object: one argument
+    assert parse_call("7") == ([7], {}) and parse_call('"x"') == (["x"], {})
+    assert parse_call("[[1, 2]]") == ([[1, 2]], {})
+    with pytest.raises(durably.ConfigurationError, match='"args" must be a JSON array'):
+        parse_call('{"args": 1}')
+
+
+def test_time_forms() -> None:
+    now = 1_700_000_000.0
+    assert parse_time("90s", "--since", now) == now - 90
+    assert parse_time("1h30m", "--since", now) == now - 5400
+    assert parse_time("2d", "--since", now) == now - 2 * 86400
+    assert parse_time("1700000000", "--since") == now
+    assert parse_time("2023-11-14T22:13:20Z", "--since") == now
+    assert parse_time("2023-11-14T22:13:20", "--since") == now  # UTC when no zone is given
+    for bad in ("soon", "nan", "5 parsecs", ""):
+        with pytest.raises(durably.ConfigurationError, match="--since"):
+            parse_time(bad, "--since")
