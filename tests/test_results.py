@@ -156,3 +156,30 @@ def test_gathered_results_on_an_app_match_one_by_one(db_url: str) -> None:
             asyncio.run(main())
     finally:
         app.close()
+
+
+def test_a_finished_poller_keeps_no_future_and_the_loop_can_go() -> None:
+    import gc
+    import weakref
+
+    store = FakeStore(["a", "b"])
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+    pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ResultPoller] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loops.append(weakref.ref(loop))
+        poller = pollers[loop] = ResultPoller(loop, store.finished, lambda _: False, "db")
+        store.end(["a"])
+        waiter = asyncio.create_task(poller.wait("b", 60))
+        assert (await asyncio.gather(poller.wait("a", 60), asyncio.sleep(0.01)))[0] is not None
+        store.end(["b"])
+        assert await waiter is not None
+        await asyncio.sleep(0)  # the poll task winds up
+        assert poller._task is None and not poller._waiting and not poller._deadlines
+
+    asyncio.run(main())
+    gc.collect()
+    assert loops[0]() is None and len(pollers) == 0

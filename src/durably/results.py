@@ -11,6 +11,8 @@ wakes the poller as soon as it finishes an awaited workflow.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -53,10 +55,13 @@ class ResultPoller:
         self._finished = finished
         self._local = local
         self._where = where
-        self._waiting: dict[str, list[asyncio.Future[WorkflowRecord]]] = {}
-        self._kick = asyncio.Event()
+        self._waiting: dict[str, list[asyncio.Future[WorkflowRecord | None]]] = {}
+        self._deadlines: list[tuple[float, int, str, asyncio.Future[WorkflowRecord | None]]] = []
+        self._kicked = False
+        self._sleeper: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._turn = 0
+        self._count = 0
 
     async def wait(self, workflow_id: str, timeout: float | None) -> WorkflowRecord | None:
         """The workflow's record once it has ended, or None if ``timeout`` passes first.
@@ -72,35 +77,43 @@ class ResultPoller:
                     raise self._missing(workflow_id)
                 return rec
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[WorkflowRecord] = loop.create_future()
+        fut: asyncio.Future[WorkflowRecord | None] = loop.create_future()
         self._waiting.setdefault(workflow_id, []).append(fut)
-        self._kick.set()
+        if timeout is not None:  # the poll loop ends it with None at its deadline
+            self._count += 1
+            deadline = time.monotonic() + max(0.0, timeout)
+            heapq.heappush(self._deadlines, (deadline, self._count, workflow_id, fut))
+        self._kick()
         if self._task is None:
             self._task = loop.create_task(self._run(), name="durably-results")
         try:
-            if timeout is None:
-                return await fut
-            try:
-                return await asyncio.wait_for(fut, max(0.0, timeout))
-            except TimeoutError:
-                return None
+            return await fut
         finally:
-            if not fut.done():
+            if not fut.done():  # the caller was cancelled
                 fut.cancel()
-            waiters = self._waiting.get(workflow_id)
-            if waiters is not None and fut in waiters:
-                waiters.remove(fut)
-                if not waiters:
-                    del self._waiting[workflow_id]
+                self._forget(workflow_id, fut)
 
     def wake_if_waiting(self, workflow_id: str) -> None:
         """From any thread: a workflow ended here; poll now if it is awaited."""
         loop = self._loop()
         if loop is not None and workflow_id in self._waiting:
             try:
-                loop.call_soon_threadsafe(self._kick.set)
+                loop.call_soon_threadsafe(self._kick)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
+
+    def _kick(self) -> None:
+        """Poll again at once (a new waiter, or a workflow ended here)."""
+        self._kicked = True
+        if self._sleeper is not None and not self._sleeper.done():
+            self._sleeper.set_result(None)
+
+    def _forget(self, workflow_id: str, fut: asyncio.Future[WorkflowRecord | None]) -> None:
+        waiters = self._waiting.get(workflow_id)
+        if waiters is not None and fut in waiters:
+            waiters.remove(fut)
+            if not waiters:
+                del self._waiting[workflow_id]
 
     def _next_ids(self) -> list[str]:
         ids = list(self._waiting)
@@ -110,17 +123,41 @@ class ResultPoller:
         self._turn = start + CHUNK
         return (ids[start:] + ids[:start])[:CHUNK]
 
+    def _expire(self, now: float) -> float | None:
+        """End the waits whose deadline passed; the seconds until the next one (None: none)."""
+        deadlines = self._deadlines
+        while deadlines:
+            deadline, _, workflow_id, fut = deadlines[0]
+            if fut.done():
+                heapq.heappop(deadlines)
+            elif deadline <= now:
+                heapq.heappop(deadlines)
+                fut.set_result(None)
+                self._forget(workflow_id, fut)
+            else:
+                return deadline - now
+        return None
+
+    def _cap(self) -> float:
+        # a sample is enough: waiters on a worker here are woken by it, the cap is a fallback
+        sample = itertools.islice(self._waiting, 64)
+        return LOCAL_CAP if all(self._local(i) for i in sample) else REMOTE_CAP
+
     async def _run(self) -> None:
         try:
             await self._poll()
         finally:
             self._task = None
+            # every wait has ended: drop the deadlines of those that ended otherwise (their
+            # futures hold the loop, which must not outlive its users)
+            self._deadlines = [d for d in self._deadlines if not d[3].done()]
+            heapq.heapify(self._deadlines)
 
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
         delay = FIRST_DELAY
         while self._waiting:
-            self._kick.clear()
+            self._kicked = False
             ids = self._next_ids()
             began = time.monotonic()
             try:
@@ -129,27 +166,34 @@ class ResultPoller:
                 for workflow_id in ids:
                     self._resolve(workflow_id, exc)
                 continue
-            spent = time.monotonic() - began
+            now = time.monotonic()
             for workflow_id, rec in found.items():
                 if rec is None:
                     self._resolve(workflow_id, self._missing(workflow_id))
                 else:
                     self._resolve(workflow_id, rec)
+            if len(self._deadlines) > 2 * len(self._waiting) + 64:  # mostly resolved ones
+                self._deadlines = [d for d in self._deadlines if not d[3].done()]
+                heapq.heapify(self._deadlines)
+            until_deadline = self._expire(now)
             if not self._waiting:
                 break
             # reads never take more than about a third of the time, however many wait
-            floor = 2 * spent
+            floor = 2 * (now - began)
             if found:
                 delay = max(FIRST_DELAY, floor)
             else:
-                cap = LOCAL_CAP if all(self._local(i) for i in self._waiting) else REMOTE_CAP
-                delay = min(max(delay * 2, floor), max(cap, floor))
-            if self._kick.is_set():
+                delay = min(max(delay * 2, floor), max(self._cap(), floor))
+            if self._kicked:
                 continue
+            pause = delay if until_deadline is None else min(delay, until_deadline)
+            self._sleeper = loop.create_future()
             try:
-                await asyncio.wait_for(self._kick.wait(), delay)
+                await asyncio.wait_for(self._sleeper, pause)
             except TimeoutError:
-                pass
+                self._expire(time.monotonic())
+            finally:
+                self._sleeper = None
 
     def _missing(self, workflow_id: str) -> WorkflowNotFoundError:
         return WorkflowNotFoundError(
