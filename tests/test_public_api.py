@@ -10,7 +10,7 @@ from pathlib import Path
 import durably
 
 EXPECTED = {
-    "App", "Cancelled", "ChildHandle", "ChildWorkflowFailed", "ConfigurationError",
+    "App", "Cancelled", "ChildHandle", "ChildWorkflowFailed", "Client", "ConfigurationError",
     "DurablyError", "HistoryEntry", "InvalidIdError", "JsonSerializer", "LeaseLostError",
     "NonDeterminismError", "NotInWorkflowError", "PayloadTooLargeError", "Queue", "Retry",
     "RunInfo", "Saga", "SerializationError", "Serializer", "Step", "StepContext", "StepFailed",

@@ -6,6 +6,7 @@ completed step. Embedded SQLite by default; no server needed.
 """
 
 from durably.app import App
+from durably.client import Client
 from durably.definitions import Step, Workflow
 from durably.errors import (
     Cancelled,
@@ -60,6 +61,7 @@ __all__ = [
     "Cancelled",
     "ChildHandle",
     "ChildWorkflowFailed",
+    "Client",
     "ConfigurationError",
     "DurablyError",
     "HistoryEntry",

@@ -7,6 +7,7 @@ import http.client
 import json
 import select
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,13 +76,12 @@ class Transport:
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
         self._all_lock = threading.Lock()
+        # connections of a transport dropped without close() are closed when it is collected
+        weakref.finalize(self, _close_all, self._all, self._all_lock)
 
     def close(self) -> None:
         """Close every thread's connection (a later request opens a new one)."""
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
+        _close_all(self._all, self._all_lock)
 
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
         """This thread's connection, and whether it was used before (may have gone stale)."""
@@ -92,10 +92,12 @@ class Transport:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             conn = cls(self._netloc, timeout=self.timeout)
             self._local.conn = conn
+        if conn.sock is None:  # (re)opened by this request: close() must reach it
             with self._all_lock:
-                self._all.append(conn)
+                if conn not in self._all:
+                    self._all.append(conn)
             return conn, False
-        return conn, conn.sock is not None
+        return conn, True
 
     def request(
         self,
@@ -211,6 +213,14 @@ def _error(
         status=status,
         workflow_id=workflow_id,
     )
+
+
+def _close_all(conns: list[http.client.HTTPConnection], lock: threading.Lock) -> None:
+    with lock:
+        closing = list(conns)
+        conns.clear()
+    for conn in closing:
+        conn.close()
 
 
 def _dropped(sock: Any) -> bool:
