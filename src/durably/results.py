@@ -59,6 +59,7 @@ class ResultPoller:
         self._deadlines: list[tuple[float, int, str, asyncio.Future[WorkflowRecord | None]]] = []
         self._kicked = False
         self._sleeper: asyncio.Future[None] | None = None
+        self._wake_sent = False  # a kick from another thread is on its way to the loop
         self._task: asyncio.Task[None] | None = None
         self._turn = 0
         self._count = 0
@@ -96,7 +97,8 @@ class ResultPoller:
     def wake_if_waiting(self, workflow_id: str) -> None:
         """From any thread: a workflow ended here; poll now if it is awaited."""
         loop = self._loop()
-        if loop is not None and workflow_id in self._waiting:
+        if loop is not None and workflow_id in self._waiting and not self._wake_sent:
+            self._wake_sent = True  # many ends before the loop runs the kick: one wake-up
             try:
                 loop.call_soon_threadsafe(self._kick)
             except RuntimeError:  # the loop is closed: nobody waits any more
@@ -104,6 +106,7 @@ class ResultPoller:
 
     def _kick(self) -> None:
         """Poll again at once (a new waiter, or a workflow ended here)."""
+        self._wake_sent = False
         self._kicked = True
         if self._sleeper is not None and not self._sleeper.done():
             self._sleeper.set_result(None)
