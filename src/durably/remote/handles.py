@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from durably.errors import WorkflowFailedError, WorkflowTimeoutError
+from durably.errors import WorkflowFailedError, WorkflowNotFoundError, WorkflowTimeoutError
 from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
 from durably.remote import wire
 from durably.remote.errors import ServerError
@@ -77,8 +77,19 @@ class RemoteHandleSource:
         return self.states(workflow_id).get(key, default)
 
     def runs(self, workflow_id: str) -> list[RunInfo]:
-        """``GET /v1/workflows/{id}/runs``."""
-        return [wire.run_info(r) for r in self._get(workflow_id, "/runs")["runs"]]
+        """``GET /v1/workflows/{id}/runs`` (a clear error from a server without that route)."""
+        try:
+            runs = self._get(workflow_id, "/runs")["runs"]
+        except WorkflowNotFoundError:
+            self.info(workflow_id)  # raises if the workflow is what is missing
+            raise ServerError(
+                f"the durably server at {self._http.url} does not serve the runs of a workflow "
+                "(GET /v1/workflows/{id}/runs); read them with durably.App(DATABASE_URL)"
+                f".handle({workflow_id!r}).runs()",
+                status=404,
+                workflow_id=workflow_id,
+            ) from None
+        return [wire.run_info(r) for r in runs]
 
     def children(self, workflow_id: str) -> list[WorkflowInfo]:
         """``GET /v1/workflows/{id}/children``."""
