@@ -185,7 +185,9 @@ def workflow_detail(
         f"status    {_status(info)}",
         f"queue     {info.queue}" + (f" (priority {info.priority})" if info.priority else ""),
         f"created   {when(info.created_at)} UTC",
-        f"started   {when(info.started_at)}",
+        f"started   {when(info.started_at)}"
+        + (f" (running {duration(_took(info.started_at, None))})"
+           if info.started_at and not info.finished_at else ""),
         f"finished  {when(info.finished_at)}"
         + (f" (ran {duration(_took(info.started_at, info.finished_at))})"
            if info.finished_at else ""),
@@ -196,7 +198,7 @@ def workflow_detail(
         lines.append(f"parent    {info.parent_id}")
     if info.owner:
         lines.append(f"owner     {info.owner} (epoch {info.epoch})")
-    if info.wake_at is not None:
+    if info.wake_at is not None and info.finished_at is None:
         lines.append(f"wakes at  {when(info.wake_at)}")
     lines.append(f"input     {preview(info.input, 200)}")
     if info.output is not None or info.status.value == "completed":
