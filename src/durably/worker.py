@@ -97,6 +97,8 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._poke: asyncio.Event | None = None
+        self._posted = False
+        self._poke_wanted = False
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -264,22 +266,36 @@ class Worker:
 
     def notify(self) -> None:
         """Tell the worker new work or signals (events, commands) may be ready (thread-safe)."""
-        loop, wake, poke = self._loop, self._wake, self._poke
-        if loop is not None and wake is not None and poke is not None:
-            try:
-                loop.call_soon_threadsafe(wake.set)
-                loop.call_soon_threadsafe(poke.set)
-            except RuntimeError:
-                pass
+        self._post(poke=True)
 
     def _wake_claims(self) -> None:
         """Run a claim pass (thread-safe): after a park, to schedule the parked timer."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
-            try:
-                loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:
-                pass
+        self._post(poke=False)
+
+    def _post(self, *, poke: bool) -> None:
+        # many posts before the loop runs the first share one cross-thread wake-up (each
+        # call_soon_threadsafe writes to the loop's self-pipe and wakes it)
+        loop = self._loop
+        if loop is None:
+            return
+        if poke:
+            self._poke_wanted = True
+        if self._posted:
+            return
+        self._posted = True
+        try:
+            loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop is closed
+            self._posted = False
+
+    def _deliver(self) -> None:
+        self._posted = False  # before reading what was asked: a later post schedules anew
+        if self._wake is not None:
+            self._wake.set()
+        if self._poke_wanted:
+            self._poke_wanted = False
+            if self._poke is not None:
+                self._poke.set()
 
     # -- serving -------------------------------------------------------------------------------
 
