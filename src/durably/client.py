@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from durably.definitions import Workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
@@ -168,6 +168,23 @@ class Client:
         )  # fmt: skip
         return WorkflowHandle(self._handles, workflow_id)
 
+    @overload
+    def start(
+        self,
+        workflow: Workflow[..., Coroutine[Any, Any, R]],
+        /,
+        *args: Any,
+        id: str | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[R]: ...
+    @overload
+    def start(
+        self, workflow: Workflow[..., R], /, *args: Any, id: str | None = None, **kwargs: Any
+    ) -> WorkflowHandle[R]: ...
+    @overload
+    def start(
+        self, workflow: str, /, *args: Any, id: str | None = None, **kwargs: Any
+    ) -> WorkflowHandle[Any]: ...
     def start(
         self,
         workflow: Workflow[..., Any] | str,

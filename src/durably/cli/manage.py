@@ -188,8 +188,11 @@ def _lifecycle(command: str, done: str) -> Handler:
         if args.json:
             _print_json(out, result)
         else:
-            status = f" (now {result['status']})" if "status" in result else ""
-            out.write(f"{done} {args.id}{status}\n")
+            status = result.get("status")
+            verb = done
+            if command == "cancel" and status != WorkflowStatus.CANCELLED.value:
+                verb = "cancel requested for"  # it ends at its next durable point
+            out.write(f"{verb} {args.id}" + (f" (now {status})" if status else "") + "\n")
         return EXIT_OK
 
     return handler
