@@ -320,6 +320,11 @@ def test_cli_against_the_server(served: Served, tmp_path: Path) -> None:
     wid = _id("cli")
     assert cli("start", "waiter", "--id", wid).stdout.strip() == wid
     assert wid in cli("ls", "--id-prefix", "cli-").stdout
+    for i in range(3):
+        cli("start", "twice", "--input", str(i), "--id", f"{wid}-{i}")
+    # pages of the server's list, followed up to --limit
+    listed = json.loads(cli("ls", "--id-prefix", f"{wid}-", "--limit", "2", "--json").stdout)
+    assert [w["id"] for w in listed] == [f"{wid}-2", f"{wid}-1"]
     deadline = time.monotonic() + 30
     while json.loads(cli("show", wid, "--json").stdout)["state"] != {"stage": "waiting"}:
         assert time.monotonic() < deadline

@@ -5,10 +5,12 @@ retry, fork, purge, workers. Each acts on a database or a server (see :mod:`dura
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from durably.app import App
 from durably.cli import render
 from durably.cli.target import (
     EXIT_FAILED,
@@ -43,6 +45,13 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
     if number < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {number}")
+    return number
+
+
+def _at_least_one(value: str) -> int:
+    number = _positive_int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {number}")
     return number
 
 
@@ -107,10 +116,15 @@ def _start(target: Target, args: argparse.Namespace, out: TextIO) -> int:
 
 def _ls(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     statuses = [s.strip() for group in args.status or [] for s in group.split(",") if s.strip()]
-    workflows = target.list_workflows(
-        status=statuses or None, name=args.name, limit=args.limit, id_prefix=args.id_prefix,
-        created_after=args.since, created_before=args.until,
-    )  # fmt: skip
+    filters: dict[str, Any] = {
+        "status": statuses or None, "name": args.name, "id_prefix": args.id_prefix,
+        "created_after": args.since, "created_before": args.until,
+    }  # fmt: skip
+    if isinstance(target, App):
+        workflows = target.list_workflows(limit=args.limit, **filters)
+    else:  # a server answers pages of at most 1000: follow its cursor
+        pages = target.iter_workflows(page_size=min(args.limit, 500), **filters)
+        workflows = list(itertools.islice(pages, args.limit))
     if args.json:
         _print_json(out, [render.workflow_json(w) for w in workflows])
     elif workflows:
@@ -277,7 +291,7 @@ def add_commands(sub: Any) -> None:
         "says), epoch seconds, or ago: 30s, 15m, 2h, 1d",
     )  # fmt: skip
     p.add_argument("--until", metavar="TIME", help="created before TIME (same forms)")
-    p.add_argument("--limit", type=_positive_int, default=50, help="at most N (default 50)")
+    p.add_argument("--limit", type=_at_least_one, default=50, help="at most N (default 50)")
 
     p = _command(sub, "show", "show a workflow: status, input, output, steps, state", """\
   durably show inv-7
