@@ -334,6 +334,11 @@ def test_cli_against_the_server(served: Served, tmp_path: Path) -> None:
     assert shown["workflow"]["output"] == "hi" and shown["state"] == {"stage": "done"}
     assert [e["kind"] for e in json.loads(cli("history", wid, "--json").stdout)][-1] == "state"
     assert "twice" in cli("workers").stdout
+    pid = _id("parent")
+    assert cli("start", "parent", "--input", "[1]", "--id", pid, "--wait").stdout.strip() == "5"
+    (child,) = json.loads(cli("show", pid, "--json").stdout)["children"]
+    assert child["parent_id"] == pid and child["output"] == 4
+    assert "children (1)" in cli("show", pid).stdout
     assert "cannot resume" in cli("resume", wid, code=4).stderr
     assert cli("show", "no-such-id", code=3).stderr
     assert "unknown workflow" in cli("start", "nope", code=3).stderr

@@ -146,7 +146,10 @@ def _show(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _print_json(out, _show_json(handle))
     else:
-        out.write(render.workflow_detail(handle.info(), handle.history(), handle.states()) + "\n")
+        page = render.workflow_detail(
+            handle.info(), handle.history(), handle.states(), handle.children()
+        )
+        out.write(page + "\n")
     return EXIT_OK
 
 
@@ -164,6 +167,7 @@ def _show_json(handle: Any) -> dict[str, Any]:
         "workflow": render.workflow_json(handle.info()),
         "history": [render.history_json(e) for e in handle.history()],
         "state": render.to_plain(handle.states()),
+        "children": [render.workflow_json(c) for c in handle.children()],
     }
 
 

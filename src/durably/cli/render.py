@@ -176,7 +176,10 @@ def history_table(entries: Sequence[HistoryEntry], *, attempts: bool = True) -> 
 
 
 def workflow_detail(
-    info: WorkflowInfo, entries: Sequence[HistoryEntry], states: dict[str, Any]
+    info: WorkflowInfo,
+    entries: Sequence[HistoryEntry],
+    states: dict[str, Any],
+    children: Sequence[WorkflowInfo] = (),
 ) -> str:
     """The ``durably show`` page: the workflow, its steps and its published state."""
     lines = [
@@ -211,6 +214,11 @@ def workflow_detail(
     done = sum(1 for e in entries if e.status == "completed")
     lines.append(f"steps ({done} of {len(entries)} completed)")
     lines.append(history_table(entries, attempts=False) if entries else "  (none yet)")
+    if children:
+        lines.append("")
+        lines.append(f"children ({len(children)})")
+        rows = [[c.id, c.name, _status(c)] for c in children]
+        lines.append(table(["ID", "NAME", "STATUS"], rows))
     if states:
         lines.append("")
         lines.append("state")

@@ -23,7 +23,7 @@ def watch(handle: Any, out: TextIO, *, interval: float, redraw: bool) -> Workflo
         info = handle.info()
         entries = handle.history()
         if redraw:
-            page = render.workflow_detail(info, entries, handle.states())
+            page = render.workflow_detail(info, entries, handle.states(), handle.children())
             footer = "" if info.status in TERMINAL_STATUSES else "\n\nwatching… (Ctrl-C stops)"
             out.write(_CLEAR + page + footer + "\n")
         else:
