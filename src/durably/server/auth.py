@@ -35,6 +35,10 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
+def _is_dapr(scope: Scope) -> bool:
+    return str(scope["path"]).startswith("/v1.0")
+
+
 class Guard:
     """ASGI middleware: 401 without the right token (when one is set), 413 over ``max_body``."""
 
@@ -70,17 +74,16 @@ class Guard:
                 "with the token the server was started with (--token or $DURABLY_TOKEN)",
                 headers={"WWW-Authenticate": 'Bearer realm="durably"'},
             )
-            await error.response()(scope, receive, send)
+            await error.response(dapr=_is_dapr(scope))(scope, receive, send)
             return
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
-                await ApiError("bad_request", "invalid Content-Length").response()(
-                    scope, receive, send
-                )
+                error = ApiError("bad_request", "invalid Content-Length")
+                await error.response(dapr=_is_dapr(scope))(scope, receive, send)
                 return
             if int(length) > self.max_body:
-                await _too_large(self.max_body).response()(scope, receive, send)
+                await _too_large(self.max_body).response(dapr=_is_dapr(scope))(scope, receive, send)
                 return
         await self.app(scope, self._limited(receive), send)
 

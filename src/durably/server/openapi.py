@@ -51,11 +51,14 @@ def _object(props: dict[str, Schema], required: list[str] | None = None, **extra
 
 
 SCHEMAS: dict[str, Schema] = {
-    "Error": _object(
-        {"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})}
-    ),
+    "ErrorDetail": _object({"code": {"type": "string"}, "message": {"type": "string"}}),
+    "Error": _object({"error": _ref("ErrorDetail")}),
     "DaprError": _object(
-        {"errorCode": {"type": "string"}, "message": {"type": "string"}, "error": _ref("Error")},
+        {
+            "errorCode": {"type": "string"},
+            "message": {"type": "string"},
+            "error": _ref("ErrorDetail"),
+        },
         ["errorCode", "message"],
     ),
     "Workflow": _object(
@@ -134,7 +137,12 @@ SCHEMAS: dict[str, Schema] = {
     "Status": _object({"status": {"type": "string"}}),
     "StartRequest": _object(
         {
-            "name": {"type": "string", "minLength": 1, "description": "registered workflow name"},
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "description": "registered workflow name",
+                "example": "greet",
+            },
             "args": {"type": "array", "items": ANY, "default": []},
             "kwargs": {"type": "object", "additionalProperties": ANY, "default": {}},
             "id": {"type": "string", "nullable": True, "pattern": ID_PATTERN, "maxLength": 200},
@@ -209,11 +217,13 @@ def _body(schema: Schema, required: bool = True) -> Schema:
 
 
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the workflow's URL"}}
+EXAMPLE_ID = "order_1"
 _ID = {
     "name": "id",
     "in": "path",
     "required": True,
     "schema": {"type": "string", "pattern": ID_PATTERN, "maxLength": 200},
+    "example": EXAMPLE_ID,
 }
 _COMMON = [400, 401, 503]
 
@@ -429,7 +439,13 @@ def _dapr(prefix: str) -> dict[str, Schema]:
     tag = prefix.rsplit("/", 2)[-2]
     dapr_id = {"type": "string", "pattern": DAPR_ID_PATTERN, "maxLength": 200}
     component = {"name": "component", "in": "path", "required": True, "schema": dapr_id}
-    instance = {"name": "id", "in": "path", "required": True, "schema": dapr_id}
+    instance = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": dapr_id,
+        "example": EXAMPLE_ID,
+    }
     accepted = {"202": {"description": "Accepted"}}
     errors = [400, 401, 404, 409, 503]
 
@@ -444,7 +460,13 @@ def _dapr(prefix: str) -> dict[str, Schema]:
                 [*errors, 413],
                 params=[
                     component,
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "example": "greet",
+                    },
                     {"name": "instanceID", "in": "query", "required": False, "schema": dapr_id},
                 ],
                 body={"required": False, "content": {"application/json": {"schema": ANY}}},
