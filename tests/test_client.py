@@ -255,7 +255,7 @@ def test_list_filters_pages_and_workers(served: Served, client: durably.Client) 
         client.list_workflows(status="happy")
 
     (worker,) = client.list_workers()
-    assert "twice" in worker.workflows and worker.queues == ["default"]
+    assert "twice" in worker.workflows and "default" in worker.queues
     assert worker.heartbeat_at > time.time() - 60
     assert served.app.list_workers()[0].id == worker.id
 
