@@ -17,6 +17,11 @@ from durably.server.openapi import EXAMPLE_ID, openapi
 from .conftest import FAST, TOKEN, Server, register, start_server
 
 schema = schemathesis.openapi.from_dict(openapi())
+# valid requests and invalid ones (wrong types, missing fields, out-of-range values...)
+schema.config.generation.update(
+    modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
+    with_security_parameters=False,
+)
 
 CHECKS = [
     checks.not_a_server_error,
@@ -24,6 +29,7 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_headers_conformance,
     checks.response_schema_conformance,
+    checks.negative_data_rejection,
 ]
 
 
