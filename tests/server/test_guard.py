@@ -3,7 +3,10 @@ a 500, and nothing written (the database's workflow count is unchanged)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+import time
 import uuid
 from typing import Any
 
@@ -15,6 +18,7 @@ from .conftest import (
     TOKEN,
     Server,
     count,
+    free_port,
     server_command,
     server_env,
     start_server,
@@ -229,3 +233,31 @@ def test_custom_body_limits(worker: durably.App, database: str) -> None:
     finally:
         large.stop()
     assert count(worker) == before + 1
+
+
+def test_durably_server_command_token_from_env_and_clean_stop(tmp_path: Any) -> None:
+    port = free_port()
+    env = {**server_env(), "DURABLY_TOKEN": "from-env", "DURABLY_DB": f"sqlite:///{tmp_path}/e.db"}
+    command = [sys.executable, "-m", "durably.cli", "server", "--host", "0.0.0.0", "--port",
+               str(port)]  # fmt: skip
+    proc = subprocess.Popen(command, env=env)  # a token: any address is allowed
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+        assert httpx.get(f"{url}/v1/workflows").status_code == 401
+        auth = {"Authorization": "Bearer from-env"}
+        assert httpx.get(f"{url}/v1/workflows", headers=auth).json()["workflows"] == []
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught
+        assert proc.wait(15) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
