@@ -74,6 +74,12 @@ def _register(app: durably.App) -> None:
     async def boom() -> None:
         raise ValueError("boom")
 
+    @app.workflow(name="countdown")
+    async def countdown(n: int) -> int:
+        if n > 0:
+            durably.continue_as_new(n - 1)
+        return n
+
     @app.workflow(name="parent")
     async def parent(n: int) -> int:
         child = durably.start_child(twice, n)
@@ -168,6 +174,19 @@ def test_start_result_and_the_same_handle_as_app(served: Served, client: durably
         failing.result(timeout=30)
     assert failed.value.status == "failed" and failed.value.error["type"] == "ValueError"
     assert failing.status() is durably.WorkflowStatus.FAILED
+
+
+def test_runs_of_a_workflow_that_continued_as_new(served: Served, client: durably.Client) -> None:
+    handle = client.start("countdown", 2)
+    assert handle.result(timeout=30) == 0
+    runs = handle.runs()
+    assert [(r.run, r.status, r.input) for r in runs] == [
+        (1, durably.WorkflowStatus.CONTINUED_AS_NEW, {"args": [2], "kwargs": {}}),
+        (2, durably.WorkflowStatus.CONTINUED_AS_NEW, {"args": [1], "kwargs": {}}),
+    ]
+    assert runs == served.app.handle(handle.id).runs()  # what App reads, field for field
+    with pytest.raises(durably.WorkflowNotFoundError):
+        client.handle(_id("missing")).runs()
 
 
 def test_events_state_and_commands(served: Served, client: durably.Client) -> None:

@@ -175,10 +175,16 @@ class App(Commands):
             )
         if workflow in self.registry.workflows:
             return workflow
-        if any(workflow in w.workflows for w in self.store.list_workers()):
+        workers = self.store.list_workers()
+        if any(workflow in w.workflows for w in workers):
             return workflow
-        self.registry.workflow(workflow)  # raises UnknownWorkflowError listing known names
-        return workflow
+        known = sorted({*self.registry.workflows, *(n for w in workers for n in w.workflows)})
+        raise UnknownWorkflowError(
+            f"unknown workflow {workflow[:200]!r}: it is not registered on this App and no "
+            f"worker on {self.database_url} serves it (known: {', '.join(known) or 'none'}); "
+            "check the name, or start a worker whose app defines it (durably worker MODULE:APP), "
+            "or decorate it with @app.workflow in the code this App imports"
+        )
 
     @overload
     def start(
@@ -212,6 +218,8 @@ class App(Commands):
         nothing again. Arguments must be serializable (JSON, dataclasses, pydantic, datetime...).
         A workflow parameter cannot itself be named ``id``: pass it positionally.
         """
+        if id is not None:  # a bad id is the first thing to hear about, before the name
+            validate_workflow_id(id)
         return self._start(self._resolve(workflow), args, kwargs, id, DEFAULT_QUEUE, 0)
 
     def _record(
@@ -299,6 +307,8 @@ class App(Commands):
         it is on.
         """
         name, priority = enqueue_target(queue, priority)
+        if id is not None:
+            validate_workflow_id(id)
         return self._start(self._resolve(workflow), args, kwargs, id, name, priority)
 
     async def enqueue_async(
@@ -313,6 +323,8 @@ class App(Commands):
     ) -> WorkflowHandle[Any]:
         """Async twin of :meth:`enqueue`."""
         name, priority = enqueue_target(queue, priority)
+        if id is not None:
+            validate_workflow_id(id)
         if isinstance(workflow, str) and workflow not in self.registry.workflows:
             resolved = await asyncio.to_thread(self._resolve, workflow)  # may read the workers
         else:
@@ -329,6 +341,8 @@ class App(Commands):
     ) -> WorkflowHandle[Any]:
         """Async twin of :meth:`start`. Many concurrent ``start_async`` calls (e.g. under
         ``asyncio.gather``) share group commits when this App runs a worker."""
+        if id is not None:
+            validate_workflow_id(id)
         if isinstance(workflow, str) and workflow not in self.registry.workflows:
             name = await asyncio.to_thread(self._resolve, workflow)  # may read the workers
         else:

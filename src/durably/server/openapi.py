@@ -117,6 +117,18 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "History": _object({"entries": {"type": "array", "items": _ref("HistoryEntry")}}),
+    "Run": _object(
+        {
+            "run": {"type": "integer"},
+            "status": {"type": "string", "enum": STATUSES},
+            "input": ANY,
+            "output": ANY,
+            "started_at": {**TIME, "nullable": True},
+            "finished_at": TIME,
+        },
+        ["run", "status", "finished_at"],
+    ),
+    "Runs": _object({"runs": {"type": "array", "items": _ref("Run")}}),
     "State": _object({"state": {"type": "object", "additionalProperties": ANY}}),
     "CommandResult": _object(
         {"id": {"type": "string"}, "status": {"type": "string", "enum": STATUSES}}
@@ -368,6 +380,14 @@ def _native() -> dict[str, Schema]:
             "get": _op(
                 "Get a workflow's published state",
                 {"200": _json(_ref("State"), "Published state")},
+                [*_COMMON, 404],
+                params=[_ID],
+            )
+        },
+        f"{wf}/runs": {
+            "get": _op(
+                "List a workflow's earlier runs (each ended with continue_as_new)",
+                {"200": _json(_ref("Runs"), "Earlier runs, oldest first")},
                 [*_COMMON, 404],
                 params=[_ID],
             )

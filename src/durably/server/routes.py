@@ -26,7 +26,7 @@ from .inputs import (
     parse_time,
     workflow_id,
 )
-from .views import history_json, result_json, stored, worker_json, workflow_json
+from .views import history_json, result_json, run_json, stored, worker_json, workflow_json
 
 __all__ = ["MAX_LIST_LIMIT", "MAX_WAIT_SECONDS", "routes"]
 
@@ -208,6 +208,13 @@ def get_state(call: Call) -> Response:
     return json_response({"state": {k: stored(v) for k, v in state.items()}})
 
 
+def get_runs(call: Call) -> Response:
+    """GET /v1/workflows/{id}/runs: the earlier runs of a workflow that continued as new."""
+    app = call.app
+    runs = app.handle(workflow_id(call.param("id"))).runs()
+    return json_response({"runs": [run_json(r, app.serializer) for r in runs]})
+
+
 def get_children(call: Call) -> Response:
     """GET /v1/workflows/{id}/children: the child workflows, oldest first."""
     app = call.app
@@ -334,6 +341,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{wf}/result", get_result, methods=["GET"]),
         Route(f"{wf}/history", endpoint(get_history), methods=["GET"]),
         Route(f"{wf}/state", endpoint(get_state), methods=["GET"]),
+        Route(f"{wf}/runs", endpoint(get_runs), methods=["GET"]),
         Route(f"{wf}/children", endpoint(get_children), methods=["GET"]),
         Route(f"{wf}/events/{{event}}", endpoint(send_event), methods=["POST"]),
         Route(f"{wf}/cancel", endpoint(cancel), methods=["POST"]),

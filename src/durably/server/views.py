@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from durably.handle import HistoryEntry, WorkflowInfo
+from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
 from durably.serialization import JsonSerializer
 from durably.storage.base import TERMINAL_STATUSES, WorkerInfo, WorkflowRecord
 
@@ -20,6 +20,7 @@ __all__ = [
     "history_json",
     "iso",
     "result_json",
+    "run_json",
     "stored",
     "to_json",
     "worker_json",
@@ -88,6 +89,18 @@ def history_json(entry: HistoryEntry, serializer: JsonSerializer) -> dict[str, A
     data = _deep(asdict(entry))
     data["result"] = to_json(serializer, entry.result)
     return dict(data)
+
+
+def run_json(run: RunInfo, serializer: JsonSerializer) -> dict[str, Any]:
+    """The JSON form of a :class:`durably.RunInfo` (an earlier run of a workflow)."""
+    return {
+        "run": run.run,
+        "status": run.status.value,
+        "input": to_json(serializer, run.input),
+        "output": to_json(serializer, run.output),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+    }
 
 
 def worker_json(worker: WorkerInfo) -> dict[str, Any]:
