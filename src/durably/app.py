@@ -248,14 +248,49 @@ class App(Commands):
         queue: str,
         priority: int,
     ) -> WorkflowHandle[Any]:
+        return self._create(name, args, kwargs, id, queue, priority)[0]
+
+    def _create(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        id: str | None,
+        queue: str,
+        priority: int,
+    ) -> tuple[WorkflowHandle[Any], bool]:
+        """Start (a resolved name): the handle, and whether this call created the workflow
+        (False: one with that id existed, and nothing was written)."""
         record = self._record(name, args, kwargs, id, queue, priority)
         worker = self._worker
         # a worker here takes it at once: created already claimed, in its next group commit
         created = None if worker is None else worker.start_here(record)
-        # else a shared commit (alone, it commits in this thread with no hop)
-        if created is None and self._creations().write(CreateWorkflow(record), inline=True):
-            self._notify_worker()
-        return WorkflowHandle(self._handles, record.id)
+        if created is None:
+            # else a shared commit (alone, it commits in this thread with no hop)
+            created = self._creations().write(CreateWorkflow(record), inline=True)
+            if created:
+                self._notify_worker()
+        return WorkflowHandle(self._handles, record.id), created
+
+    def start_named(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        id: str | None = None,
+        queue: Queue | str = DEFAULT_QUEUE,
+        priority: int = 0,
+    ) -> tuple[WorkflowHandle[Any], bool]:
+        """Start a workflow by name with explicit arguments (for servers and tools that relay
+        starts): its handle, and whether this call created it (False: the id existed; nothing
+        was written or run). Checks the id, then the name (registered here or served by a
+        worker on this database), then the queue."""
+        if id is not None:
+            validate_workflow_id(id)
+        resolved = self._resolve(name)
+        queue_name, priority = enqueue_target(queue, priority)
+        return self._create(resolved, tuple(args), dict(kwargs or {}), id, queue_name, priority)
 
     async def _start_async(
         self,

@@ -3,9 +3,13 @@ route, with an embedded worker running what the server starts."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+
+import httpx
 
 import durably
 
@@ -60,6 +64,32 @@ def test_start_without_id_with_kwargs_queue_and_priority(
     r = server.http.post("/v1/workflows", json={"name": "greet", "args": ["q"], "queue": "default",
                                                 "priority": 5})  # fmt: skip
     assert r.status_code == 202 and r.json()["queue"] == "default" and r.json()["priority"] == 5
+
+
+def test_kwargs_named_like_start_options_reach_the_workflow(server: Server) -> None:
+    body = {"name": "echo", "kwargs": {"id": 7, "priority": "x", "queue": None}}
+    r = server.http.post("/v1/workflows", json=body)
+    assert r.status_code == 202
+    result = server.http.get(f"/v1/workflows/{r.json()['id']}/result", params={"wait": 15})
+    assert result.json()["output"] == {"args": [], "kwargs": body["kwargs"]}
+
+
+def test_concurrent_starts_of_one_new_id_create_it_once(server: Server) -> None:
+    wid = uid("race")
+    barrier = threading.Barrier(8)
+
+    def post(n: int) -> int:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            barrier.wait()
+            body = {"name": "greet", "args": [f"n{n}"], "id": wid}
+            return http.post("/v1/workflows", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(post, range(8)))
+    assert codes == [200] * 7 + [202]
+    result = server.http.get(f"/v1/workflows/{wid}/result", params={"wait": 15}).json()
+    winner = result["output"].removeprefix("hello ")
+    assert winner in {f"n{n}" for n in range(8)}
 
 
 def test_result_not_yet_is_202_with_retry_after(server: Server, worker: durably.App) -> None:

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from durably.app import App
 from durably.errors import UnknownWorkflowError
 from durably.handle import WorkflowInfo
+from durably.queues import DEFAULT_QUEUE
 from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
 
 from .endpoint import Call, by_method, endpoint, json_response
@@ -32,7 +33,6 @@ __all__ = ["MAX_LIST_LIMIT", "MAX_WAIT_SECONDS", "routes"]
 
 MAX_LIST_LIMIT = 1000
 MAX_WAIT_SECONDS = 60.0
-_RESERVED_KWARGS = ("id", "priority")
 _LIST_PARAMS = ("status", "name", "created_after", "created_before", "id_prefix", "limit", "cursor")
 
 
@@ -77,28 +77,19 @@ def start_workflow(call: Call) -> Response:
     wid = field(body, "id", str, None, nullable=True)
     queue = field(body, "queue", str, None, nullable=True)
     priority = field(body, "priority", int, 0)
-    reserved = [k for k in _RESERVED_KWARGS if k in kwargs]
-    if reserved:
-        raise ApiError(
-            "bad_request",
-            f"keyword argument(s) {', '.join(map(repr, reserved))} clash with start options; "
-            "pass that workflow parameter positionally in 'args'",
-        )
     app = call.app
     if wid is not None:
         wid = workflow_id(wid)
         if app.store.get_workflow(wid) is not None:
             return json_response(_info(app, wid), 200, _location(wid))
     try:
-        if queue is None and priority == 0:
-            handle = app.start(name, *args, id=wid, **kwargs)
-        else:
-            handle = app.enqueue(
-                queue or "default", name, *args, id=wid, priority=priority, **kwargs
-            )
+        handle, created = app.start_named(
+            name, args, kwargs, id=wid, queue=queue or DEFAULT_QUEUE, priority=priority
+        )
     except UnknownWorkflowError:
         raise unknown_name(name) from None
-    return json_response(_info(app, handle.id), 202, _location(handle.id))
+    # a concurrent start with the same id may have created it first: then this one is a 200
+    return json_response(_info(app, handle.id), 202 if created else 200, _location(handle.id))
 
 
 def list_workflows(call: Call) -> Response:
