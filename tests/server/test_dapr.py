@@ -12,9 +12,12 @@ with any request content as the workflow's input -> 202 ``{"instanceID": "..."}`
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import httpx
 import pytest
 
 import durably
@@ -56,6 +59,20 @@ def test_start_get_and_output(server: Server, worker: durably.App, version: str)
                              json="bob")  # fmt: skip
     assert again.status_code == 409
     assert again.json()["errorCode"] and again.json()["message"]
+
+
+def test_racing_starts_of_one_instance_id_start_it_once(server: Server) -> None:
+    instance = iid()
+    barrier = threading.Barrier(6)
+
+    def post(n: int) -> int:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            barrier.wait()
+            url = f"{base('v1.0')}/greet/start"
+            return http.post(url, params={"instanceID": instance}, json=f"n{n}").status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        assert sorted(pool.map(post, range(6))) == [202] + [409] * 5
 
 
 def test_start_body_is_the_single_input(server: Server, worker: durably.App) -> None:

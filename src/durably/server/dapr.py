@@ -98,9 +98,11 @@ def start(call: Call) -> Response:
     given, value = _payload(call)
     args = (value,) if given else ()
     try:
-        handle = app.start(name, *args, id=instance)
+        handle, created = app.start_named(name, args, id=instance)
     except UnknownWorkflowError:
         raise unknown_name(name) from None
+    if not created:  # a concurrent start with the same id came first
+        raise ApiError("conflict", f"a workflow instance with ID {instance!r} already exists")
     return json_response({"instanceID": handle.id}, 202)
 
 
