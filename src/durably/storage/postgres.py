@@ -76,6 +76,9 @@ def _check_connection(conn: Conn) -> None:
         ConnectionPool.check_connection(conn)
 
 
+RECONNECT_SECONDS = 5.0
+"""How long the pool retries a failed connection (with backoff) before it waits for demand."""
+
 SYNCHRONOUS_COMMIT = ("on", "off")
 """Values of the ``?synchronous_commit=`` URL option: ``on`` (the default: every acknowledged
 step is on disk) or ``off`` (commits are acknowledged before they are flushed)."""
@@ -164,6 +167,12 @@ class PostgresStore(QueuePlanner, PostgresCommands):
             # a connection the server dropped (restart, failover, idle kill) is replaced when
             # it is borrowed, so a call right after a restart does not fail on a dead one
             check=_check_connection,
+            # with the server down, a caller waits at most connect_timeout for a connection,
+            # and reconnection attempts give up after RECONNECT_SECONDS (to start again, from
+            # a short delay, at the next demand): the pool's backoff otherwise grows without a
+            # cap, and a server back after a long outage would go unnoticed for minutes
+            timeout=connect_timeout,
+            reconnect_timeout=RECONNECT_SECONDS,
             open=False,
             name="durably",
         )
