@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from durably.storage.base import (
+    CreateWorkflow,
     FinishWorkflow,
     JournalEntry,
     RecordAttempt,
@@ -316,3 +317,64 @@ def test_many_entries_in_one_batch_each_fenced_and_kept_once(store: Store) -> No
     ]  # fmt: skip
     assert [(e.seq, e.result) for e in store.get_journal("b")] == [(0, "1")]
     assert store.get_journal("c") == []
+
+
+def test_a_mixed_batch_of_many_workflows_applies_each_op_as_alone(store: Store) -> None:
+    """Creations, entries and finishes of many workflows in one batch (grouped in multi-row
+    statements where the backend can): each applied or refused as if written alone; a finishing
+    child wakes its parent, unless the parent finishes in the same batch."""
+    store.create_workflow(wf("p1"))
+    store.create_workflow(wf("p2"))
+    for wid, parent in (("c1", "p1"), ("c2", "p1"), ("c3", "p2")):
+        store.create_workflow(wf(wid, parent_id=parent))
+    epochs = {c.record.id: c.record.epoch for c in store.claim("o1", ["w"], T0, 60.0, 10)}
+    assert set(epochs) == {"p1", "p2", "c1", "c2", "c3"}
+
+    def finish(wid: str, epoch: int | None = None, owner: str = "o1") -> FinishWorkflow:
+        e = epochs[wid] if epoch is None else epoch
+        return FinishWorkflow(wid, owner, e, WorkflowStatus.COMPLETED, f'"{wid}"', None, T0 + 5)
+
+    ops = [
+        CreateWorkflow(wf("n1", created=T0 + 1)),
+        RecordEntry(entry("c1", 0, "o1", epochs["c1"])),
+        CreateWorkflow(wf("p1")),  # exists: refused, nothing changed
+        finish("c1"),
+        RecordEntry(entry("c2", 0, "o1", epochs["c2"] + 1)),  # stale epoch: refused
+        CreateWorkflow(wf("n2", created=T0 + 2)),
+        finish("c2", owner="o9"),  # not the owner: refused
+        finish("c3"),
+        finish("p2"),  # finishes in the same batch as its child c3
+        RecordEntry(entry("p1", 0, "o1", epochs["p1"])),
+    ]
+    assert store.write(ops) == [True, True, False, True, False, True, False, True, True, True]
+    got = {wid: store.get_workflow(wid) for wid in ("n1", "n2", "p1", "p2", "c1", "c2", "c3")}
+    assert all(rec is not None for rec in got.values())
+    n1, p1, p2, c1, c2, c3 = (got[k] for k in ("n1", "p1", "p2", "c1", "c2", "c3"))
+    assert n1 is not None and n1.status is WorkflowStatus.PENDING and n1.created_at == T0 + 1
+    assert c1 is not None and c1.status is WorkflowStatus.COMPLETED and c1.output == '"c1"'
+    assert c1.owner is None and c1.finished_at == T0 + 5
+    assert c2 is not None and c2.status is WorkflowStatus.RUNNING and c2.owner == "o1"
+    assert c3 is not None and c3.status is WorkflowStatus.COMPLETED
+    assert p2 is not None and p2.status is WorkflowStatus.COMPLETED and p2.output == '"p2"'
+    assert p1 is not None and p1.status is WorkflowStatus.RUNNING and p1.wake_at == T0 + 5
+    assert p1.created_at == T0  # the refused creation changed nothing
+    assert [(e.seq, e.result) for e in store.get_journal("c1")] == [(0, "1")]
+    assert store.get_journal("c2") == []
+    assert [e.seq for e in store.get_journal("p1")] == [0]
+    # a batch of different workflows only: sent sorted by kind, answered in the batch's order
+    more = {c.record.id: c.record.epoch for c in store.claim("o1", ["w"], T0 + 10, 60.0, 10)}
+    assert set(more) == {"n1", "n2"}
+    ops = [
+        FinishWorkflow("n1", "o1", more["n1"], WorkflowStatus.FAILED, None, '{"t": 1}', T0 + 9),
+        CreateWorkflow(wf("n3")),
+        RecordEntry(entry("n2", 0, "o1", more["n2"])),
+        CreateWorkflow(wf("c1")),  # exists (completed): refused
+        CreateWorkflow(wf("n4")),
+        RecordEntry(entry("c2", 0, "o1", epochs["c2"])),
+    ]
+    assert store.write(ops) == [True, True, True, False, True, True]
+    n1 = store.get_workflow("n1")
+    assert n1 is not None and n1.status is WorkflowStatus.FAILED and n1.error == '{"t": 1}'
+    assert {r.id for r in store.list_workflows(statuses=[WorkflowStatus.PENDING])} == {"n3", "n4"}
+    assert [e.seq for e in store.get_journal("n2")] == [0]
+    assert [e.seq for e in store.get_journal("c2")] == [0]

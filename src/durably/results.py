@@ -29,6 +29,8 @@ REMOTE_CAP = 0.02
 LOCAL_CAP = 0.5
 """The longest wait while every awaited workflow runs on this process's worker, which wakes the
 poller when it finishes one (this is only a fallback)."""
+READ_SHARE = 9.0
+"""After a read that took t seconds, wait at least READ_SHARE * t before the next."""
 CHUNK = 2000
 """At most this many ids per read; with more waiters, successive reads take turns."""
 
@@ -181,8 +183,9 @@ class ResultPoller:
             until_deadline = self._expire(now)
             if not self._waiting:
                 break
-            # reads never take more than about a third of the time, however many wait
-            floor = 2 * (now - began)
+            # reads take at most about a tenth of the time, however many wait: a read of many
+            # ids costs the database too, and those waiting are in no hurry for each one
+            floor = READ_SHARE * (now - began)
             if found:
                 delay = max(FIRST_DELAY, floor)
             else:

@@ -22,6 +22,7 @@ from durably.storage.base import (
     StepAttempt,
     WriteOp,
 )
+from durably.storage.postgres_groups import GROUPED, Group
 from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
 
 if TYPE_CHECKING:
@@ -63,20 +64,6 @@ _INSERT_ENTRY = (
     "WHERE journal.status = 'waiting' AND journal.kind = EXCLUDED.kind "
     "AND journal.name = EXCLUDED.name"
 )
-_INSERT_ENTRIES = (
-    f"INSERT INTO journal ({JOURNAL_COLUMNS}) SELECT v.* FROM unnest("
-    "%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::bigint[], %s::text[], %s::bigint[], %s::float8[], %s::float8[], %s::text[]) AS v("
-    f"{JOURNAL_COLUMNS}) WHERE EXISTS (SELECT 1 FROM workflows w WHERE w.id = v.workflow_id "
-    f"AND w.owner = v.owner AND w.epoch = v.epoch AND w.status NOT IN ({TERMINAL_SQL}) "
-    "FOR NO KEY UPDATE) ON CONFLICT (workflow_id, seq) DO UPDATE SET status = EXCLUDED.status, "
-    "result = EXCLUDED.result, error = EXCLUDED.error, attempts = EXCLUDED.attempts, "
-    "owner = EXCLUDED.owner, epoch = EXCLUDED.epoch, finished_at = EXCLUDED.finished_at "
-    "WHERE journal.status = 'waiting' AND journal.kind = EXCLUDED.kind "
-    "AND journal.name = EXCLUDED.name RETURNING workflow_id, seq"
-)
-"""Many fenced journal entries in one statement (each as :data:`_INSERT_ENTRY` would write
-it): one row (workflow_id, seq) per entry applied."""
 _INSERT_ATTEMPT = (
     "INSERT INTO step_attempts (workflow_id, seq, attempt, error, owner, epoch, started_at, "
     f"finished_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE {FENCE} "
@@ -122,6 +109,8 @@ _LOCK_MANY_AND_PARENTS = (
 ``= ANY`` of an array, so that the primary key index serves it)."""
 
 
+_SINGLE = (RecordEntry, CreateWorkflow, RecordAttempt, DeliverCancel, FinishWorkflow)
+"""The op kinds applied by one statement each (see :func:`_single_statement`)."""
 _SELF_LOCKING = (RecordEntry, RecordAttempt, DeliverCancel, CreateWorkflow)
 """Ops whose one statement checks its fence while locking the workflow's row: a batch of these
 for a single workflow (a step of a sequential workflow) needs no lock statement ahead."""
@@ -149,28 +138,6 @@ def _entry_params(e: JournalEntry) -> tuple[Any, ...]:
         e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
         e.workflow_id, e.owner, e.epoch,
     )  # fmt: skip
-
-
-class _Entries:
-    """Consecutive journal entries of a batch, sent as one :data:`_INSERT_ENTRIES` statement
-    (distinct (workflow_id, seq) only: a row cannot be written twice in one statement)."""
-
-    __slots__ = ("entries", "keys")
-
-    def __init__(self) -> None:
-        self.entries: list[JournalEntry] = []
-        self.keys: set[tuple[str, int]] = set()
-
-    def params(self) -> tuple[list[Any], ...]:
-        columns: tuple[list[Any], ...] = tuple([] for _ in range(13))
-        for e in self.entries:
-            row = (
-                e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error, e.attempts,
-                e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
-            )  # fmt: skip
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-        return columns
 
 
 def _entry(conn: Conn, e: JournalEntry) -> bool:
@@ -318,17 +285,35 @@ def _outcome(op: WriteOp, cur: Any, wake: set[str]) -> bool:
     return done
 
 
+def _reorderable(ops: Sequence[WriteOp], run: range) -> bool:
+    """Whether the single-statement ops ``run`` may go in any order: each for a different
+    workflow (statements for different workflows do not read what the others write)."""
+    seen: set[str] = set()
+    for k in run:
+        op = ops[k]
+        wid = op.record.id if isinstance(op, CreateWorkflow) else _fenced_id(op)
+        if wid is None or wid in seen:
+            return False
+        seen.add(wid)
+    return True
+
+
+_ORDER = {CreateWorkflow: 0, RecordEntry: 1, RecordAttempt: 2, DeliverCancel: 3, FinishWorkflow: 4}
+
+
 def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
     """Apply ``ops`` in order inside the caller's transaction; per op, whether it was applied.
 
     Each run of consecutive single-statement ops (journal entries, attempts, creations, cancel
-    deliveries: most of a group commit) is sent in pipeline mode, in one round trip; the server
-    still runs them in order, so each sees the effects of the ops before it. An op whose outcome
-    decides what to run next is applied on its own. Ops that make work runnable by any worker
-    (a new unowned workflow or child, a finished child's parent, an immediate wake, a new run)
-    notify listening workers, once per kind, at commit.
+    deliveries, finishes: most of a group commit) is sent in pipeline mode, in one round trip;
+    the server still runs them in order, so each sees the effects of the ops before it. Within
+    a run, consecutive ops of one kind go in one multi-row statement (:class:`Group`); a run
+    whose ops are all for different workflows is first sorted by kind, so that each kind makes
+    one group. An op whose outcome decides what to run next is applied on its own. Ops that
+    make work runnable by any worker (a new unowned workflow or child, a finished child's
+    parent, an immediate wake, a new run) notify listening workers, once per kind, at commit.
     """
-    applied: list[bool] = []
+    applied: list[bool] = [False] * len(ops)
     wake: set[str] = set()
     lock: tuple[str, tuple[Any, ...]] | None = None
     ids = sorted({wid for op in ops if (wid := _fenced_id(op)) is not None})
@@ -342,50 +327,56 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
         lock = (_LOCK_MANY_AND_PARENTS, (ids, finishing)) if finishing else (_LOCK_MANY, (ids,))
     i = 0
     while i < len(ops):
-        run: list[tuple[WriteOp | _Entries | None, str, tuple[Any, ...]]] = []
+        end = i
+        while end < len(ops) and isinstance(ops[end], _SINGLE):
+            end += 1
+        order = list(range(i, end))
+        if len(order) > 1 and _reorderable(ops, range(i, end)):
+            order.sort(key=lambda k: _ORDER[type(ops[k])])
+        items: list[Group | int] = []
+        for k in order:
+            op = ops[k]
+            last = items[-1] if items else None
+            if isinstance(last, Group) and last.takes(op):
+                last.add(k, op)
+            elif isinstance(op, GROUPED):
+                group = Group(type(op))
+                group.add(k, op)
+                items.append(group)
+            else:
+                items.append(k)
+        run: list[tuple[Group | int | None, str, Any]] = []
         if lock is not None:  # sent ahead of the first statements, in the same round trip
             run.append((None, *lock))
             lock = None
-        while i < len(ops) and (stmt := _single_statement(ops[i])) is not None:
-            op = ops[i]
-            i += 1
-            if isinstance(op, RecordEntry):
-                key = (op.entry.workflow_id, op.entry.seq)
-                group = run[-1][0] if run else None
-                if isinstance(group, _Entries) and key not in group.keys:
-                    group.entries.append(op.entry)
-                    group.keys.add(key)
-                    continue
-                if i < len(ops) and isinstance(ops[i], RecordEntry):  # more follow: a group
-                    group = _Entries()
-                    group.entries.append(op.entry)
-                    group.keys.add(key)
-                    run.append((group, _INSERT_ENTRIES, ()))
-                    continue
-            run.append((op, *stmt))
-        statements = [
-            (query, item.params() if isinstance(item, _Entries) else params)
-            for item, query, params in run
-        ]
-        if len(statements) == 1:
-            cursors = [conn.execute(statements[0][0], statements[0][1])]
-        elif statements:
+        for item in items:
+            if isinstance(item, Group) and len(item.ops) > 1:
+                run.append((item, *item.statement()))
+            else:
+                k = item.indices[0] if isinstance(item, Group) else item
+                stmt = _single_statement(ops[k])
+                assert stmt is not None
+                run.append((k, *stmt))
+        if len(run) == 1:
+            cursors = [conn.execute(run[0][1], run[0][2])]
+        elif run:
             cursors = []
             with conn.pipeline():
-                for query, params in statements:
+                for _, query, params in run:
                     cur = conn.cursor()
                     cur.execute(query, params)
                     cursors.append(cur)
         else:
             cursors = []
-        for (item, _, _), cur in zip(run, cursors, strict=True):
-            if isinstance(item, _Entries):
-                written = {(row[0], row[1]) for row in cur.fetchall()}
-                applied.extend((e.workflow_id, e.seq) in written for e in item.entries)
-            elif item is not None:
-                applied.append(_outcome(item, cur, wake))
+        for (sent, _, _), cur in zip(run, cursors, strict=True):
+            if isinstance(sent, Group):
+                for k, done in zip(sent.indices, sent.outcomes(cur, wake), strict=True):
+                    applied[k] = done
+            elif sent is not None:
+                applied[sent] = _outcome(ops[sent], cur, wake)
+        i = end
         if i < len(ops):
-            applied.append(HANDLERS[type(ops[i])](conn, ops[i], wake))
+            applied[i] = HANDLERS[type(ops[i])](conn, ops[i], wake)
             i += 1
     if wake:
         notify(conn, *wake)
