@@ -5,8 +5,9 @@ workflow survives crashes, restarts and deploys, resumes where it stopped, and n
 completed step. Embedded SQLite by default; no server needed.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from durably.app import App
-from durably.client import Client
 from durably.definitions import Step, Workflow
 from durably.errors import (
     Cancelled,
@@ -53,6 +54,18 @@ from durably.scope import ChildHandle, StepContext, StepFuture
 from durably.serialization import JsonSerializer, Serializer
 from durably.storage.base import WorkerInfo, WorkflowStatus
 from durably.worker import WorkerOptions
+
+if TYPE_CHECKING:
+    from durably.client import Client
+
+
+def __getattr__(name: str) -> Any:
+    # the HTTP client (http.client, email...) is imported on first use: a worker never needs it
+    if name == "Client":
+        from durably.client import Client
+
+        return Client
+    raise AttributeError(f"module 'durably' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
