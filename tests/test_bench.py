@@ -55,6 +55,9 @@ def _check(proc: subprocess.CompletedProcess[str], out_json: Path, backend: str)
         assert row in proc.stdout, row
     data = json.loads(out_json.read_text())
     assert data["machine"]["backend"] == backend
+    assert 0 < data["machine"]["cpu_check_before_s"] < 60
+    assert 0 < data["machine"]["cpu_check_after_s"] < 60
+    assert "CPU check (a 5M-step Python loop" in proc.stdout
     assert data["params"]["workflows"] == 50
     assert set(data["figures"]) == set(FIGURES)
     for key, required in FIGURES.items():

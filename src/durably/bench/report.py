@@ -147,6 +147,9 @@ def render(results: dict[str, Any]) -> str:
     out = [
         f"durably {m['durably']} benchmark, {m['date']}",
         f"  Python {m['python']}, {m['cpus']} CPUs, {where}",
+        f"  CPU check (a 5M-step Python loop; lower is faster): "
+        f"{m.get('cpu_check_before_s', 0):.2f} s before, "
+        f"{m.get('cpu_check_after_s', 0):.2f} s after",
         "",
         *table(_rows(figures)),
         "",

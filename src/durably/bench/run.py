@@ -10,6 +10,7 @@ import platform
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,16 @@ MEASUREMENTS: list[tuple[str | None, str, str, Measure]] = [
     ("replay", "replay", "replay of a long journal", processes.replay),
     ("memory", "memory", "memory of sleeping workflows", processes.memory),
 ]
+
+
+def cpu_check() -> float:
+    """Seconds a fixed pure-Python loop (5 million additions) takes now: the same machine can
+    run at very different speeds when it is shared, and this says how fast it was."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return time.perf_counter() - started
 
 
 def machine(target: Target) -> dict[str, Any]:
@@ -81,6 +92,7 @@ def measure(target: Target, params: Params, only: Sequence[str]) -> dict[str, An
         "figures": {},
     }
     errors: dict[str, str] = {}
+    results["machine"]["cpu_check_before_s"] = cpu_check()
     for workload, key, label, fn in MEASUREMENTS:
         if workload is None or workload in only:
             print(f"  measuring {label}...", file=sys.stderr, flush=True)
@@ -91,6 +103,7 @@ def measure(target: Target, params: Params, only: Sequence[str]) -> dict[str, An
                     raise
                 errors[key] = " ".join(str(exc).split())[:2000]
                 print(f"  {label} FAILED: {errors[key]}", file=sys.stderr, flush=True)
+    results["machine"]["cpu_check_after_s"] = cpu_check()
     add_ratios(results["figures"])
     if errors:
         results["errors"] = errors
