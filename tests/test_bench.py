@@ -22,7 +22,7 @@ FIGURES = {
     "floor_batch": {"rows_per_s"},
     "throughput_1": {"workflows_per_s", "steps_per_s", "steps_ratio"},
     "throughput_k": {"workflows_per_s", "steps_per_s", "steps_ratio", "processes"},
-    "sequential": {"step_ms", "p99_step_ms", "ratio"},
+    "sequential": {"step_ms", "p99_step_ms", "ratio", "floor_ms", "ratio_to_run_floor"},
     "latency": {"p50_ms", "p99_ms", "ratio"},
     "recovery": {"from_spawn_s", "from_registration_s"},
     "replay": {"from_claim_s", "from_spawn_s", "ratio"},

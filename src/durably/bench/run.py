@@ -74,7 +74,9 @@ def add_ratios(figures: dict[str, dict[str, float]]) -> None:
         if key in figures:
             figures[key]["steps_ratio"] = figures[key]["steps_per_s"] / commit["commits_per_s"]
     if "sequential" in figures:
-        figures["sequential"]["ratio"] = figures["sequential"]["step_ms"] / commit["commit_ms"]
+        seq = figures["sequential"]
+        seq["ratio"] = seq["step_ms"] / seq.get("floor_ms", commit["commit_ms"])
+        seq["ratio_to_run_floor"] = seq["step_ms"] / commit["commit_ms"]
     if "latency" in figures:
         figures["latency"]["ratio"] = figures["latency"]["p50_ms"] / commit["commit_ms"]
     if "replay" in figures:

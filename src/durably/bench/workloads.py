@@ -89,8 +89,16 @@ def throughput_processes(target: Target, params: Params) -> Figures:
     return {"processes": params.processes, **figures}
 
 
+def _floor_now(target: Target, label: str, commits: int) -> float:
+    with target.fresh(label) as url:
+        return target.floor_commit(url, commits)["commit_ms"]
+
+
 def sequential(target: Target, params: Params) -> Figures:
-    """One workflow of M no-op steps; per-step time from consecutive journal commits."""
+    """One workflow of M no-op steps; per-step time from consecutive journal commits, next to
+    single-row commits measured just before and just after it (a disk's commit time drifts
+    over a run: the floor at the start of the run can be far from the one around this)."""
+    floor_before = _floor_now(target, "sequential-floor-before", max(50, params.commits // 2))
     with target.fresh("sequential") as url:
         app = build(url)
         try:
@@ -107,10 +115,14 @@ def sequential(target: Target, params: Params) -> Figures:
         for a, b in itertools.pairwise(history)
     ]
     total = (history[-1].finished_at - history[0].finished_at).total_seconds()
+    floor_after = _floor_now(target, "sequential-floor-after", max(50, params.commits // 2))
     return {
         "steps": params.steps,
         "step_ms": total * 1000 / len(deltas),
         "p99_step_ms": percentile(deltas, 99),
+        "floor_before_ms": floor_before,
+        "floor_after_ms": floor_after,
+        "floor_ms": (floor_before + floor_after) / 2,
     }
 
 
