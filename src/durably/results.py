@@ -3,9 +3,9 @@
 ``await handle.result_async()`` on many handles at once (``asyncio.gather``) would otherwise
 read each workflow on its own, again and again. Here every handle awaited on one loop joins one
 poller, which reads the ended ones among them in one query (in a thread, so the loop keeps
-running), resolves their waiters and backs off while nothing ends. A lone waiter looks once
-on the loop itself first (most awaited workflows have ended by then). A worker in the same process
-wakes the poller as soon as it finishes an awaited workflow.
+running), resolves their waiters and backs off while nothing ends. Waiters that arrive together
+share the first read; a lone waiter's read runs on the loop, with no thread hop. A worker in the
+same process wakes the poller as soon as it finishes an awaited workflow.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ REMOTE_CAP = 0.02
 LOCAL_CAP = 0.5
 """The longest wait while every awaited workflow runs on this process's worker, which wakes the
 poller when it finishes one (this is only a fallback)."""
-READ_SHARE = 9.0
-"""After a read that took t seconds, wait at least READ_SHARE * t before the next."""
+READ_SHARE = 4.0
+"""After a read that took t seconds, wait at least READ_SHARE * t before the next (but no
+longer than MAX_FLOOR: a slow read must not make every waiter late)."""
+MAX_FLOOR = 0.05
 CHUNK = 2000
 """At most this many ids per read; with more waiters, successive reads take turns."""
 
@@ -72,13 +74,6 @@ class ResultPoller:
         Raises :class:`WorkflowNotFoundError` if no workflow has this id, and what the store
         raised if a read fails.
         """
-        if self._task is None:  # nobody else waits here: one quick look before polling
-            found = self._finished([workflow_id])
-            if workflow_id in found:
-                rec = found[workflow_id]
-                if rec is None:
-                    raise self._missing(workflow_id)
-                return rec
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[WorkflowRecord | None] = loop.create_future()
         self._waiting.setdefault(workflow_id, []).append(fut)
@@ -166,7 +161,10 @@ class ResultPoller:
             ids = self._next_ids()
             began = time.monotonic()
             try:
-                found = await loop.run_in_executor(None, self._finished, ids)
+                if len(ids) == 1:  # a lone waiter: a quick read on the loop, no thread hop
+                    found = self._finished(ids)
+                else:
+                    found = await loop.run_in_executor(None, self._finished, ids)
             except Exception as exc:  # the store failed: every waiter of these ids hears it
                 for workflow_id in ids:
                     self._resolve(workflow_id, exc)
@@ -183,9 +181,9 @@ class ResultPoller:
             until_deadline = self._expire(now)
             if not self._waiting:
                 break
-            # reads take at most about a tenth of the time, however many wait: a read of many
-            # ids costs the database too, and those waiting are in no hurry for each one
-            floor = READ_SHARE * (now - began)
+            # reads take at most about a fifth of the time, however many wait: a read of many
+            # ids costs the database too
+            floor = min(READ_SHARE * (now - began), MAX_FLOOR)
             if found:
                 delay = max(FIRST_DELAY, floor)
             else:
