@@ -165,3 +165,20 @@ def test_a_child_that_keeps_crashing_at_startup_gives_up(tmp_path: Path) -> None
     assert "RuntimeError: boom" in proc.stderr
     assert "restarting in" in proc.stderr  # it retried with a backoff...
     assert "failed at startup 5 times in a row" in proc.stderr  # ...then gave up
+
+
+def test_a_child_that_was_up_is_replaced_at_once_and_failures_in_a_row_back_off() -> None:
+    from durably.supervisor import BACKOFF_INITIAL, STARTUP_GRACE, Supervisor, _Child
+
+    class Exited:
+        pid = 4242
+
+    sup = Supervisor("mod:app", 1)
+    child = _Child(0, proc=Exited(), started_at=time.monotonic() - STARTUP_GRACE - 60)  # type: ignore[arg-type]
+    sup._on_exit(child, -9)  # killed after a long run: its workflows wait for a replacement
+    assert child.restart_at is not None and child.restart_at <= time.monotonic()
+    child.proc, child.started_at = Exited(), time.monotonic()  # type: ignore[assignment]
+    sup._on_exit(child, 1)  # died again right after starting: back off
+    assert child.restart_at is not None
+    assert child.restart_at - time.monotonic() > BACKOFF_INITIAL / 2
+    assert sup._failed is None

@@ -7,7 +7,8 @@ never imports the app itself. It
 
 - forwards SIGTERM/SIGINT to the children and waits for them to stop cleanly (exit code 0 when
   every child exited 0);
-- restarts a child that dies unexpectedly (a crash, ``kill -9``) after a small backoff;
+- restarts a child that dies unexpectedly (a crash, ``kill -9``): at once if it had been up for
+  :data:`STARTUP_GRACE` seconds, else after a backoff that grows with each failure in a row;
 - gives up with a non-zero exit code when children keep failing at startup (a bad MODULE:APP, a
   database it cannot open): a child that exits with a configuration error (code 2) before it was
   up for :data:`STARTUP_GRACE` seconds stops everything at once, and so do
@@ -140,7 +141,13 @@ class Supervisor:
                 f"(last: {_describe(code)}); giving up"
             )
             return
-        delay = min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** (child.failures - 1))
+        # a child that had been up (killed, crashed) is replaced at once: its workflows wait
+        # for it; only failures in a row back off
+        delay = (
+            0.0
+            if uptime >= STARTUP_GRACE
+            else min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** (child.failures - 1))
+        )
         log.warning(
             "worker process %d (pid %d) died unexpectedly (%s after %.1fs); restarting in %.1fs",
             child.index,

@@ -18,7 +18,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from durably.cli import manage
 from durably.cli.worker import add_migrate, add_worker, load_app, run_migrate, run_worker
 from durably.errors import DurablyError
 
@@ -61,6 +60,9 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_worker(sub)
+    if list(argv[:1]) == ["worker"]:
+        # a worker (re)starting: skip what the other commands import, it delays recovery
+        return parser
     _add_server(sub, load=list(argv[:1]) == ["server"])
     add_migrate(sub)
     from durably.bench.options import add_arguments as add_bench_arguments
@@ -69,6 +71,8 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         "bench", help="run the benchmark suite next to the storage floor (see README)"
     )
     add_bench_arguments(bench)
+    from durably.cli import manage
+
     manage.add_commands(sub)
     return parser
 
@@ -98,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         code: int = run_server(args)
         return code
-    if args.command in manage.COMMANDS:
+    if args.command not in ("worker", "migrate"):
+        from durably.cli import manage
+
         return manage.run(args)
     try:
         return run_worker(args) if args.command == "worker" else run_migrate(args)
