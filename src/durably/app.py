@@ -161,7 +161,19 @@ class App(Commands):
 
     # -- starting and inspecting ---------------------------------------------------------------
 
-    def _resolve(self, workflow: Workflow[..., Any] | str) -> str:
+    async def _resolve_async(self, workflow: Workflow[..., Any] | str, id: str | None) -> str:
+        """:meth:`_resolve` on an event loop: a name not registered here reads the worker
+        registry, in a thread."""
+        if isinstance(workflow, str) and workflow not in self.registry.workflows:
+            return await asyncio.to_thread(self._resolve, workflow, id)
+        return self._resolve(workflow, id)
+
+    def _resolve(self, workflow: Workflow[..., Any] | str, id: str | None = None) -> str:
+        """The registered name to start, after checking ``id`` (a bad id is the first thing to
+        hear about): a workflow of this App, or a name registered here or served by a worker on
+        this database."""
+        if id is not None:
+            validate_workflow_id(id)
         if isinstance(workflow, Workflow):
             if self.registry.workflows.get(workflow.name) is not workflow:
                 raise UnknownWorkflowError(
@@ -218,9 +230,8 @@ class App(Commands):
         nothing again. Arguments must be serializable (JSON, dataclasses, pydantic, datetime...).
         A workflow parameter cannot itself be named ``id``: pass it positionally.
         """
-        if id is not None:  # a bad id is the first thing to hear about, before the name
-            validate_workflow_id(id)
-        return self._start(self._resolve(workflow), args, kwargs, id, DEFAULT_QUEUE, 0)
+        name = self._resolve(workflow, id)
+        return self._create(name, args, kwargs, id, DEFAULT_QUEUE, 0)[0]
 
     def _record(
         self,
@@ -231,24 +242,13 @@ class App(Commands):
         queue: str,
         priority: int,
     ) -> WorkflowRecord:
-        workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
+        workflow_id = new_workflow_id() if id is None else id  # checked by _resolve
         encoded = self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
         now = self._clock()
         return WorkflowRecord(
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
             created_at=now, updated_at=now, queue=queue, priority=priority,
         )  # fmt: skip
-
-    def _start(
-        self,
-        name: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        id: str | None,
-        queue: str,
-        priority: int,
-    ) -> WorkflowHandle[Any]:
-        return self._create(name, args, kwargs, id, queue, priority)[0]
 
     def _create(
         self,
@@ -286,9 +286,7 @@ class App(Commands):
         starts): its handle, and whether this call created it (False: the id existed; nothing
         was written or run). Checks the id, then the name (registered here or served by a
         worker on this database), then the queue."""
-        if id is not None:
-            validate_workflow_id(id)
-        resolved = self._resolve(name)
+        resolved = self._resolve(name, id)
         queue_name, priority = enqueue_target(queue, priority)
         return self._create(resolved, tuple(args), dict(kwargs or {}), id, queue_name, priority)
 
@@ -342,9 +340,7 @@ class App(Commands):
         it is on.
         """
         name, priority = enqueue_target(queue, priority)
-        if id is not None:
-            validate_workflow_id(id)
-        return self._start(self._resolve(workflow), args, kwargs, id, name, priority)
+        return self._create(self._resolve(workflow, id), args, kwargs, id, name, priority)[0]
 
     async def enqueue_async(
         self,
@@ -358,12 +354,7 @@ class App(Commands):
     ) -> WorkflowHandle[Any]:
         """Async twin of :meth:`enqueue`."""
         name, priority = enqueue_target(queue, priority)
-        if id is not None:
-            validate_workflow_id(id)
-        if isinstance(workflow, str) and workflow not in self.registry.workflows:
-            resolved = await asyncio.to_thread(self._resolve, workflow)  # may read the workers
-        else:
-            resolved = self._resolve(workflow)
+        resolved = await self._resolve_async(workflow, id)
         return await self._start_async(resolved, args, kwargs, id, name, priority)
 
     async def start_async(
@@ -376,12 +367,7 @@ class App(Commands):
     ) -> WorkflowHandle[Any]:
         """Async twin of :meth:`start`. Many concurrent ``start_async`` calls (e.g. under
         ``asyncio.gather``) share group commits when this App runs a worker."""
-        if id is not None:
-            validate_workflow_id(id)
-        if isinstance(workflow, str) and workflow not in self.registry.workflows:
-            name = await asyncio.to_thread(self._resolve, workflow)  # may read the workers
-        else:
-            name = self._resolve(workflow)
+        name = await self._resolve_async(workflow, id)
         return await self._start_async(name, args, kwargs, id, DEFAULT_QUEUE, 0)
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
