@@ -46,12 +46,18 @@ from durably.storage.rows import (
     JOURNAL_COLUMNS,
     TERMINAL_SQL,
     WF_COLUMNS,
+    ListQuery,
+    list_query,
     record_params,
     to_entry,
     to_record,
 )
 
 __all__ = ["PostgresListener", "PostgresStore"]
+
+_LIST = ListQuery("%s", "status = ANY(%s::text[])", lambda values: values, 'id COLLATE "C"')
+"""How PostgreSQL spells the parts of the list query that differ (ids compare bytewise)."""
+
 
 Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 
@@ -408,34 +414,12 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         id_prefix: str | None = None,
         before: tuple[float, str] | None = None,
     ) -> list[WorkflowRecord]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if statuses:
-            clauses.append("status = ANY(%s::text[])")
-            params.append([WorkflowStatus(s).value for s in statuses])
-        if name is not None:
-            clauses.append("name = %s")
-            params.append(name)
-        if created_after is not None:
-            clauses.append("created_at >= %s")
-            params.append(created_after)
-        if created_before is not None:
-            clauses.append("created_at < %s")
-            params.append(created_before)
-        if id_prefix:
-            clauses.append("left(id, %s) = %s")
-            params += [len(id_prefix), id_prefix]
-        if before is not None:
-            clauses.append('(created_at < %s OR (created_at = %s AND id COLLATE "C" < %s))')
-            params += [before[0], before[0], before[1]]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        params.append(limit)
+        sql, params = list_query(
+            _LIST, statuses=statuses, name=name, limit=limit, created_after=created_after,
+            created_before=created_before, id_prefix=id_prefix, before=before,
+        )  # fmt: skip
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {WF_COLUMNS} FROM workflows {where} "
-                'ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT %s',
-                params,
-            ).fetchall()
+            rows = conn.execute(sql, params).fetchall()
         return [to_record(row) for row in rows]
 
     def get_journal(self, workflow_id: str) -> list[JournalEntry]:

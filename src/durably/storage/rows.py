@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from durably.storage.base import TERMINAL_STATUSES, JournalEntry, WorkflowRecord, WorkflowStatus
 
@@ -11,6 +11,8 @@ __all__ = [
     "JOURNAL_COLUMNS",
     "TERMINAL_SQL",
     "WF_COLUMNS",
+    "ListQuery",
+    "list_query",
     "record_params",
     "to_entry",
     "to_record",
@@ -53,3 +55,58 @@ def record_params(r: WorkflowRecord) -> tuple[Any, ...]:
 def to_entry(row: Sequence[Any]) -> JournalEntry:
     """A journal row (in JOURNAL_COLUMNS order) as a JournalEntry."""
     return JournalEntry(*row)
+
+
+class ListQuery(NamedTuple):
+    """How a backend spells the parts of :func:`list_query` that differ."""
+
+    mark: str
+    """The parameter placeholder (``?`` or ``%s``)."""
+    status_in: str
+    """The status filter, one placeholder for every status at once."""
+    statuses: Callable[[list[str]], Any]
+    """The statuses (values) as that placeholder's parameter."""
+    id_order: str
+    """``id`` as it is compared and sorted (bytewise)."""
+
+
+def list_query(
+    q: ListQuery,
+    *,
+    statuses: Sequence[WorkflowStatus] | None,
+    name: str | None,
+    limit: int,
+    created_after: float | None,
+    created_before: float | None,
+    id_prefix: str | None,
+    before: tuple[float, str] | None,
+) -> tuple[str, list[Any]]:
+    """The query of ``Store.list_workflows`` (newest first, keyset pages) and its parameters."""
+    m = q.mark
+    clauses: list[str] = []
+    params: list[Any] = []
+    if statuses:
+        clauses.append(q.status_in)
+        params.append(q.statuses([WorkflowStatus(s).value for s in statuses]))
+    if name is not None:
+        clauses.append(f"name = {m}")
+        params.append(name)
+    if created_after is not None:
+        clauses.append(f"created_at >= {m}")
+        params.append(created_after)
+    if created_before is not None:
+        clauses.append(f"created_at < {m}")
+        params.append(created_before)
+    if id_prefix:
+        clauses.append(f"substr(id, 1, {m}) = {m}")
+        params += [len(id_prefix), id_prefix]
+    if before is not None:
+        clauses.append(f"(created_at < {m} OR (created_at = {m} AND {q.id_order} < {m}))")
+        params += [before[0], before[0], before[1]]
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    params.append(limit)
+    sql = (
+        f"SELECT {WF_COLUMNS} FROM workflows {where}"
+        f"ORDER BY created_at DESC, {q.id_order} DESC LIMIT {m}"
+    )
+    return sql, params

@@ -32,6 +32,8 @@ from durably.storage.rows import (
     JOURNAL_COLUMNS,
     TERMINAL_SQL,
     WF_COLUMNS,
+    ListQuery,
+    list_query,
     record_params,
     to_entry,
     to_record,
@@ -41,6 +43,9 @@ from durably.storage.sqlite_ops import INSERT_WORKFLOW, apply
 from durably.storage.sqlite_schema import MIGRATIONS
 
 __all__ = ["SqliteStore"]
+
+_LIST = ListQuery("?", "status IN (SELECT value FROM json_each(?))", json.dumps, "id")
+"""How SQLite spells the parts of the list query that differ (ids compare bytewise)."""
 
 
 class SqliteStore(QueuePlanner, SqliteCommands):
@@ -295,37 +300,11 @@ class SqliteStore(QueuePlanner, SqliteCommands):
         id_prefix: str | None = None,
         before: tuple[float, str] | None = None,
     ) -> list[WorkflowRecord]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if statuses:
-            clauses.append("status IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps([WorkflowStatus(s).value for s in statuses]))
-        if name is not None:
-            clauses.append("name = ?")
-            params.append(name)
-        if created_after is not None:
-            clauses.append("created_at >= ?")
-            params.append(created_after)
-        if created_before is not None:
-            clauses.append("created_at < ?")
-            params.append(created_before)
-        if id_prefix:
-            clauses.append("substr(id, 1, ?) = ?")
-            params += [len(id_prefix), id_prefix]
-        if before is not None:
-            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params += [before[0], before[0], before[1]]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        params.append(limit)
-        rows = (
-            self._reader()
-            .execute(
-                f"SELECT {WF_COLUMNS} FROM workflows {where} "
-                "ORDER BY created_at DESC, id DESC LIMIT ?",
-                params,
-            )
-            .fetchall()
-        )
+        sql, params = list_query(
+            _LIST, statuses=statuses, name=name, limit=limit, created_after=created_after,
+            created_before=created_before, id_prefix=id_prefix, before=before,
+        )  # fmt: skip
+        rows = self._reader().execute(sql, params).fetchall()
         return [to_record(row) for row in rows]
 
     def get_journal(self, workflow_id: str) -> list[JournalEntry]:
