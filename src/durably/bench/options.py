@@ -6,9 +6,13 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from durably.argtypes import whole_number
+
 #: Workload names, in the order they run (``--only`` picks some).
 WORKLOADS = ("throughput", "sequential", "latency", "recovery", "replay", "memory")
 QUICK = {"workflows": 50, "steps": 50, "samples": 20, "journal": 200, "sleepers": 500}
+
+_AT_LEAST_ONE = whole_number(1)
 
 
 @dataclass(frozen=True)
@@ -26,16 +30,6 @@ class Params:
     batches: int = 100
     batch_rows: int = 100
     slow_steps: int = 6
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {number}")
-    return number
 
 
 def _workloads(value: str) -> tuple[str, ...]:
@@ -62,20 +56,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--db-dir", type=Path, metavar="DIR", help="folder for the SQLite files (default: temp)"
     )
     parser.add_argument(
-        "--workflows", type=_positive, metavar="N", help="throughput workflows (2000)"
-    )
-    parser.add_argument("--processes", type=_positive, metavar="K", help="worker processes, K (2)")
-    parser.add_argument(
-        "--steps", type=_positive, metavar="M", help="steps of the sequential workflow (1000)"
+        "--workflows", type=_AT_LEAST_ONE, metavar="N", help="throughput workflows (2000)"
     )
     parser.add_argument(
-        "--samples", type=_positive, metavar="N", help="start-to-result samples (200)"
+        "--processes", type=_AT_LEAST_ONE, metavar="K", help="worker processes, K (2)"
     )
     parser.add_argument(
-        "--journal", type=_positive, metavar="J", help="journal entries to replay (10000)"
+        "--steps", type=_AT_LEAST_ONE, metavar="M", help="steps of the sequential workflow (1000)"
     )
     parser.add_argument(
-        "--sleepers", type=_positive, metavar="S", help="sleeping workflows (100000)"
+        "--samples", type=_AT_LEAST_ONE, metavar="N", help="start-to-result samples (200)"
+    )
+    parser.add_argument(
+        "--journal", type=_AT_LEAST_ONE, metavar="J", help="journal entries to replay (10000)"
+    )
+    parser.add_argument(
+        "--sleepers", type=_AT_LEAST_ONE, metavar="S", help="sleeping workflows (100000)"
     )
     parser.add_argument(
         "--only",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from durably.app import App
+from durably.argtypes import whole_number
 from durably.cli import render
 from durably.cli.target import (
     EXIT_FAILED,
@@ -36,23 +37,6 @@ from durably.storage.base import WorkflowStatus
 __all__ = ["COMMANDS", "add_commands", "run"]
 
 Handler = Callable[[Target, argparse.Namespace, TextIO], int]
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {number}")
-    return number
-
-
-def _at_least_one(value: str) -> int:
-    number = _positive_int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {number}")
-    return number
 
 
 def _seconds(value: str) -> float:
@@ -295,7 +279,7 @@ def add_commands(sub: Any) -> None:
         "says), epoch seconds, or ago: 30s, 15m, 2h, 1d",
     )  # fmt: skip
     p.add_argument("--until", metavar="TIME", help="created before TIME (same forms)")
-    p.add_argument("--limit", type=_at_least_one, default=50, help="at most N (default 50)")
+    p.add_argument("--limit", type=whole_number(1), default=50, help="at most N (default 50)")
 
     p = _command(sub, "show", "show a workflow: status, input, output, steps, state", """\
   durably show inv-7
@@ -348,7 +332,7 @@ def add_commands(sub: Any) -> None:
 """, _fork)  # fmt: skip
     _id(p)
     p.add_argument(
-        "--from-step", type=_positive_int, required=True, metavar="N",
+        "--from-step", type=whole_number(0), required=True, metavar="N",
         help="keep journal entries before seq N (see `durably history`)",
     )  # fmt: skip
     p.add_argument("--new-id", metavar="ID", help="the new workflow's id (default: random)")

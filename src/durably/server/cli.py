@@ -13,20 +13,12 @@ import logging
 import os
 import sys
 
+from durably.argtypes import whole_number
+
 __all__ = ["DEFAULT_PORT", "add_arguments", "is_loopback", "run"]
 
 DEFAULT_PORT = 8233
 DEFAULT_MAX_BODY_BYTES = 1_048_576  # the same as durably.server.app's (no Starlette import here)
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {number}")
-    return number
 
 
 def _port(value: str) -> int:
@@ -67,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-body-bytes",
-        type=_positive,
+        type=whole_number(1),
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="N",
         help="largest request body accepted (default 1 MiB)",
