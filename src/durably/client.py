@@ -19,6 +19,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from durably.commands import check_event, check_from_step
 from durably.definitions import Workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo
@@ -310,10 +311,7 @@ class Client:
         """Send event ``name`` with ``payload`` to an unfinished workflow (see
         :meth:`durably.App.send_event`). Returns False if ``dedup_key`` was already sent."""
         validate_workflow_id(workflow_id)
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"event name must be a non-empty string, got {name!r}")
-        if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
-            raise ConfigurationError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
+        check_event(name, dedup_key)
         data = self.serializer.encode(
             payload, what=f"payload of event {name!r}", workflow_id=workflow_id
         )
@@ -351,8 +349,7 @@ class Client:
     ) -> WorkflowHandle[Any]:
         """A new workflow with this one's input and journal before seq ``from_step`` (see
         :meth:`durably.App.fork`); returns its handle."""
-        if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
-            raise ConfigurationError(f"from_step must be an integer >= 0, got {from_step!r}")
+        check_from_step(from_step)
         target = new_workflow_id() if new_id is None else validate_workflow_id(new_id)
         body = self._command(workflow_id, "/fork", {"from_step": from_step, "new_id": target})
         forked = body.get("id", target) if isinstance(body, dict) else target

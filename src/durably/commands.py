@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from durably.serialization import JsonSerializer
     from durably.storage.base import Store
 
-__all__ = ["Commands"]
+__all__ = ["Commands", "check_event", "check_from_step"]
 
 
 def _found(rec: WorkflowRecord | None, workflow_id: str, database: str) -> WorkflowRecord:
@@ -38,6 +38,20 @@ def _refuse(rec: WorkflowRecord, command: str, hint: str = "") -> WorkflowStateE
         f"cannot {command} workflow {rec.id!r}: it is {rec.status.value}{hint}",
         workflow_id=rec.id,
     )
+
+
+def check_event(name: object, dedup_key: object) -> None:
+    """Refuse an event name or dedup key that is not a non-empty string (App and Client)."""
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"event name must be a non-empty string, got {name!r}")
+    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
+        raise ConfigurationError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
+
+
+def check_from_step(from_step: object) -> None:
+    """Refuse a fork point that is not an integer >= 0 (App and Client)."""
+    if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
+        raise ConfigurationError(f"from_step must be an integer >= 0, got {from_step!r}")
 
 
 class Commands:
@@ -68,10 +82,7 @@ class Commands:
         has finished.
         """
         validate_workflow_id(workflow_id)
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"event name must be a non-empty string, got {name!r}")
-        if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
-            raise ConfigurationError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
+        check_event(name, dedup_key)
         encoded = self.serializer.encode(
             payload, what=f"payload of event {name!r}", workflow_id=workflow_id
         )
@@ -143,8 +154,7 @@ class Commands:
         """A new workflow with the same input and a copy of this one's journal before seq
         ``from_step``; it re-executes from there (to recover after a bug fix)."""
         validate_workflow_id(workflow_id)
-        if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
-            raise ConfigurationError(f"from_step must be an integer >= 0, got {from_step!r}")
+        check_from_step(from_step)
         target = new_workflow_id() if new_id is None else validate_workflow_id(new_id)
         rec, created = self.store.fork(workflow_id, target, from_step, self._clock())
         _found(rec, workflow_id, self.database_url)
