@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "ConfigurationError",
+    "DatabaseUnavailableError",
     "DurablyError",
     "InvalidIdError",
     "LeaseLostError",
@@ -54,6 +55,15 @@ class ConfigurationError(DurablyError):
     """A bad argument to :class:`durably.App` or a bad environment variable."""
 
     code = "bad_config"
+
+
+class DatabaseUnavailableError(ConfigurationError):
+    """The database cannot be opened or reached (server down, refused, not a SQLite file).
+
+    A :class:`ConfigurationError`, as the URL may be wrong; the HTTP server answers it with 503
+    and the CLI exits 5."""
+
+    code = "db_unavailable"
 
 
 class InvalidIdError(DurablyError):

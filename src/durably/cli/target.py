@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Union
 
 from durably.errors import (
     ConfigurationError,
+    DatabaseUnavailableError,
     DurablyError,
     UnknownWorkflowError,
     WorkflowFailedError,
@@ -111,8 +112,7 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_AUTH
     if isinstance(exc, ServerUnreachableError) or is_database_failure(exc):
         return EXIT_UNREACHABLE
-    cause = exc.__cause__
-    if isinstance(exc, ConfigurationError) and cause is not None and is_database_failure(cause):
+    if isinstance(exc, DatabaseUnavailableError):
         return EXIT_UNREACHABLE  # a store could not connect (it names the URL)
     if isinstance(exc, WorkflowFailedError | WorkflowTimeoutError):
         return EXIT_FAILED

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 
 from durably.errors import (
     ConfigurationError,
+    DatabaseUnavailableError,
     DurablyError,
     InvalidIdError,
     PayloadTooLargeError,
@@ -101,13 +102,6 @@ def _unavailable(exc: BaseException) -> bool:
     )
 
 
-def _store_failed(exc: BaseException) -> bool:
-    """Whether ``exc`` came from the database driver or the OS (a connection that failed)."""
-    return _unavailable(exc) or isinstance(exc, OSError | sqlite3.Error) or (
-        type(exc).__module__.startswith(("psycopg", "psycopg_pool"))
-    )
-
-
 def from_exception(exc: Exception) -> ApiError:
     """The API error for an exception raised while serving a request."""
     if isinstance(exc, ApiError):
@@ -119,9 +113,8 @@ def from_exception(exc: Exception) -> ApiError:
             return ApiError("conflict", exc.message)
         if isinstance(exc, PayloadTooLargeError):
             return ApiError("payload_too_large", exc.message)
-        cause = exc.__cause__
-        if isinstance(exc, ConfigurationError) and cause is not None and _store_failed(cause):
-            # the store could not connect: the server's database, not the request, is at fault
+        if isinstance(exc, DatabaseUnavailableError):
+            # the server's database, not the request, is at fault
             log.warning("database unavailable: %s", exc)
             return ApiError(
                 "unavailable",

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from durably.errors import ConfigurationError
+from durably.errors import ConfigurationError, DatabaseUnavailableError
 from durably.storage.base import (
     ClaimedWorkflow,
     JournalEntry,
@@ -159,7 +159,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
                     )
                 conn.commit()
         except psycopg.Error as exc:
-            raise ConfigurationError(
+            raise DatabaseUnavailableError(
                 f"cannot connect to PostgreSQL at {self._where} ({' '.join(str(exc).split())}); "
                 "check that the server is running and reachable, and the user, password and "
                 "database name in the URL (or DURABLY_DB)"
@@ -186,7 +186,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
             self._pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout as exc:
             self._pool.close()
-            raise ConfigurationError(
+            raise DatabaseUnavailableError(
                 f"cannot open a connection pool to PostgreSQL at {self._where} within "
                 f"{connect_timeout}s; check that the server accepts more connections"
             ) from exc

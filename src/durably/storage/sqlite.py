@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from durably.errors import ConfigurationError
+from durably.errors import ConfigurationError, DatabaseUnavailableError
 from durably.storage.base import (
     ClaimedWorkflow,
     JournalEntry,
@@ -85,7 +85,7 @@ class SqliteStore(QueuePlanner, SqliteCommands):
             conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
             conn.execute("PRAGMA busy_timeout = 30000")
         except sqlite3.DatabaseError as exc:
-            raise ConfigurationError(
+            raise DatabaseUnavailableError(
                 f"cannot open SQLite database {self.path!r}: {exc}; check the path and that the "
                 "file is a SQLite database"
             ) from exc
