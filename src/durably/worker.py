@@ -160,13 +160,10 @@ class Worker:
         write. Returns whether it was created (False: the id exists), or None if this worker
         cannot take it (not serving, not its workflow, a limited queue, or full): then start
         it normally."""
-        owned = self._reserve(record)
-        if owned is None:
+        reserved = self._reserve(record)
+        if reserved is None:
             return None
-        committer = self._committer
-        if committer is None:
-            self._unreserve()
-            return None
+        owned, committer = reserved
         try:
             created = committer.write(CreateWorkflow(owned))
         except BaseException:
@@ -177,13 +174,10 @@ class Worker:
     async def start_here_async(self, record: WorkflowRecord) -> bool | None:
         """:meth:`start_here` for a coroutine on any event loop but the worker's: waits for
         the group commit without a thread, so many concurrent starts share commits."""
-        owned = self._reserve(record)
-        if owned is None:
+        reserved = self._reserve(record)
+        if reserved is None:
             return None
-        committer = self._committer
-        if committer is None:
-            self._unreserve()
-            return None
+        owned, committer = reserved
         try:
             created = await committer.write_async(CreateWorkflow(owned))
         except BaseException:
@@ -196,11 +190,14 @@ class Worker:
         """This worker's group committer while it serves (any thread may write through it)."""
         return self._committer
 
-    def _reserve(self, record: WorkflowRecord) -> WorkflowRecord | None:
+    def _reserve(self, record: WorkflowRecord) -> tuple[WorkflowRecord, GroupCommitter] | None:
         """Count a place for ``record`` (so that capacity is never exceeded) and return it as
-        owned by this worker; None if this worker cannot take it."""
-        loop, stopping = self._loop, self._stopping
-        if loop is None or stopping is None or stopping.is_set() or not self.serves(record):
+        owned by this worker, with the committer to create it through; None if this worker
+        cannot take it."""
+        loop, stopping, committer = self._loop, self._stopping, self._committer
+        if loop is None or stopping is None or stopping.is_set() or committer is None:
+            return None
+        if not self.serves(record):
             return None
         queue = defined_queue(record.queue)
         if queue is not None and queue.limited:
@@ -210,10 +207,11 @@ class Worker:
                 return None
             self._adopting += 1
         now = self.clock()
-        return dataclasses.replace(
+        owned = dataclasses.replace(
             record, status=WorkflowStatus.RUNNING, owner=self.id, epoch=1,
             lease_expires_at=now + self.options.lease_seconds, started_at=now,
         )  # fmt: skip
+        return owned, committer
 
     def _busy(self) -> int:
         """Places taken: workflows running here, being adopted, or parking (not yet written)."""
