@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import durably
 from durably.remote import AuthenticationError, ServerUnreachableError
 
 from .backends import BACKENDS, postgres_schema, schema_url
+from .ports import free_port
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -41,13 +41,6 @@ class Served:
     url: str
     token: str
     app: durably.App
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _register(app: durably.App) -> None:
@@ -105,7 +98,7 @@ def _serve(db: str) -> Iterator[Served]:
     app = durably.App(db, worker_options=FAST)
     _register(app)
     app.store.migrate()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLY_")}
     proc = subprocess.Popen(
         [*DURABLY, "server", "--db", db, "--port", str(port), "--token", TOKEN],
@@ -314,7 +307,7 @@ def test_auth_and_unreachable_errors(served: Served, monkeypatch: pytest.MonkeyP
     with durably.Client() as from_env:
         assert isinstance(from_env.list_workflows(limit=1), list)
 
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with (
         durably.Client(f"http://127.0.0.1:{port}", timeout=5) as nowhere,
         pytest.raises(ServerUnreachableError, match=f"http://127.0.0.1:{port}"),

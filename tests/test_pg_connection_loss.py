@@ -14,7 +14,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import durably
 from durably import WorkflowStatus
 
 from .backends import require_postgres
+from .ports import free_port
 
 
 def _pg_bin() -> Path | None:
@@ -37,12 +37,6 @@ def _pg_bin() -> Path | None:
         return Path(found[-1]).parent
     which = shutil.which("pg_ctl")
     return Path(which).parent if which else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Cluster:
@@ -54,7 +48,7 @@ class Cluster:
         self.data = self.root / "data"
         self.sock = self.root / "sock"
         self.sock.mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         self.as_root = os.geteuid() == 0
         if self.as_root:  # initdb refuses root: the cluster belongs to the postgres user
             os.chmod(self.root, 0o755)

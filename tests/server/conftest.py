@@ -5,7 +5,6 @@ runs the workflows the tests start through the server."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,10 @@ import pytest
 import durably
 
 from ..backends import BACKENDS, postgres_schema, schema_url
+from ..ports import free_port
 
 FAST = durably.WorkerOptions(lease_seconds=2.0, poll_interval=0.02)
 TOKEN = "s3cret-token"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
