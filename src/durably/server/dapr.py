@@ -93,15 +93,13 @@ def start(call: Call) -> Response:
     app = call.app
     if instance is not None:
         _dapr_id(instance)
-        if app.store.get_workflow(instance) is not None:
-            raise ApiError("conflict", f"a workflow instance with ID {instance!r} already exists")
     given, value = _payload(call)
     args = (value,) if given else ()
     try:
         handle, created = app.start_named(name, args, id=instance)
     except UnknownWorkflowError:
         raise unknown_name(name) from None
-    if not created:  # a concurrent start with the same id came first
+    if not created:  # the id exists (a concurrent start may have just created it)
         raise ApiError("conflict", f"a workflow instance with ID {instance!r} already exists")
     return json_response({"instanceID": handle.id}, 202)
 

@@ -80,15 +80,13 @@ def start_workflow(call: Call) -> Response:
     app = call.app
     if wid is not None:
         wid = workflow_id(wid)
-        if app.store.get_workflow(wid) is not None:
-            return json_response(_info(app, wid), 200, _location(wid))
     try:
         handle, created = app.start_named(
             name, args, kwargs, id=wid, queue=queue or DEFAULT_QUEUE, priority=priority
         )
     except UnknownWorkflowError:
         raise unknown_name(name) from None
-    # a concurrent start with the same id may have created it first: then this one is a 200
+    # an id that exists (even one a concurrent start just created): 200, nothing runs again
     return json_response(_info(app, handle.id), 202 if created else 200, _location(handle.id))
 
 
