@@ -125,9 +125,9 @@ class Group:
                 if done and isinstance(op, CreateWorkflow) and op.record.owner is None:
                     wake.add("new")  # created unowned (not already claimed by its maker)
             return applied
-        finished = {}
+        finished = set()
         for wid, queue, woken in returned:
-            finished[wid] = True
+            finished.add(wid)
             if queue != "default":  # a place in a limited queue may have opened
                 wake.add("slot")
             if woken:
