@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .backends import BACKENDS, BACKENDS_ERROR, postgres_schema, schema_url
+from .backends import BACKENDS, BACKENDS_ERROR, postgres_schema, require_postgres, schema_url
+from .pg_cluster import Cluster, pg_bin
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,3 +29,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with postgres_schema() as schema:
         yield schema_url(schema)
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster, started (fails when the server binaries are missing)."""
+    require_postgres()
+    bindir = pg_bin()
+    if bindir is None or not (bindir / "initdb").exists():
+        pytest.fail(
+            "PostgreSQL server binaries (initdb, pg_ctl) are not installed: install the "
+            "postgresql package, or set DURABLY_TEST_BACKENDS=sqlite to leave PostgreSQL out"
+        )
+    c = Cluster(bindir)
+    try:
+        c.init()
+        c.start()
+        yield c
+    finally:
+        c.destroy()

@@ -11,10 +11,8 @@ import pytest
 
 from durably.storage.postgres import RECONNECT_SECONDS
 
-from ..test_pg_connection_loss import Cluster, cluster
+from ..pg_cluster import Cluster
 from .conftest import start_server
-
-__all__ = ["cluster"]  # the throwaway PostgreSQL cluster fixture, shared with that module
 
 
 @pytest.fixture
