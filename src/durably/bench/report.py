@@ -151,6 +151,7 @@ def render(results: dict[str, Any]) -> str:
         f"  CPU check (a 5M-step Python loop; lower is faster): "
         f"{m.get('cpu_check_before_s', 0):.2f} s before, "
         f"{m.get('cpu_check_after_s', 0):.2f} s after",
+        f"  Worker processes start from durably's bytecode: {m.get('bytecode', 'unknown')}",
         "",
         *table(_rows(figures)),
         "",

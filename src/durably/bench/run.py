@@ -19,6 +19,7 @@ from typing import Any
 import durably
 from durably.bench import processes, workloads
 from durably.bench.options import WORKLOADS, Params, add_arguments, params_from
+from durably.bench.procs import ensure_bytecode
 from durably.bench.report import render
 from durably.bench.targets import PostgresTarget, SqliteTarget, Target
 from durably.errors import DurablyError
@@ -94,6 +95,7 @@ def measure(target: Target, params: Params, only: Sequence[str]) -> dict[str, An
         "figures": {},
     }
     errors: dict[str, str] = {}
+    results["machine"]["bytecode"] = ensure_bytecode()
     results["machine"]["cpu_check_before_s"] = cpu_check()
     for workload, key, label, fn in MEASUREMENTS:
         if workload is None or workload in only:
