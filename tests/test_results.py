@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 import durably
-from durably.results import ResultPoller
+from durably.results import Ended, ResultPoller
 from durably.storage.base import WorkflowRecord, WorkflowStatus
 
 
@@ -115,6 +115,86 @@ def test_a_wake_from_the_worker_polls_at_once() -> None:
         assert rec is not None and len(store.reads) == reads + 1
 
     asyncio.run(main())
+
+
+def test_ends_handed_over_by_the_worker_resolve_waiters_without_a_read() -> None:
+    ids = [f"h{i}" for i in range(200)]
+    store = FakeStore(ids)  # never ends them: only the hand-overs can
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        poller = ResultPoller(loop, store.finished, lambda _: True, "db")
+        waiters = [asyncio.create_task(poller.wait(i, 30)) for i in ids]
+        await asyncio.sleep(0.05)  # the waiters' first read is done; backing off now
+        reads = len(store.reads)
+
+        def worker_thread() -> None:  # ends come from the worker's thread, many at a time
+            for i in ids:
+                poller.wake_if_waiting(
+                    i, Ended(i, "w", WorkflowStatus.COMPLETED, str(len(i)), None)
+                )
+            # an end nobody waits for is not kept (a later waiter reads the store)
+            poller.wake_if_waiting("other", Ended("other", "w", WorkflowStatus.FAILED, None, "{}"))
+
+        threading.Thread(target=worker_thread).start()
+        got = await asyncio.wait_for(asyncio.gather(*waiters), 0.4)  # before the 0.5 s poll
+        assert [(g.id, g.status, g.output) for g in got if g is not None] == [
+            (i, WorkflowStatus.COMPLETED, str(len(i))) for i in ids
+        ]
+        assert len(store.reads) == reads  # no read for them
+        assert not poller._handed
+        await asyncio.sleep(0.01)
+        assert poller._task is None  # nobody waits: the poll loop ended at once
+
+    asyncio.run(main())
+
+
+def test_a_handed_over_failure_raises_as_a_read_one_does(db_url: str) -> None:
+    app = durably.App(db_url, worker_options=durably.WorkerOptions(poll_interval=0.02))
+    reads: list[int] = []
+
+    @app.workflow()
+    async def fails_late(n: int) -> int:
+        await asyncio.sleep(0.05)  # still running when its result is awaited
+        if n % 2:
+            raise ValueError(f"odd {n}")
+        return n
+
+    async def main() -> None:
+        poller = app._result_poller()
+        finished = poller._finished
+
+        def counted(ids: Sequence[str]) -> dict[str, WorkflowRecord | None]:
+            reads.append(len(ids))
+            return finished(ids)
+
+        poller._finished = counted
+        handles = await asyncio.gather(*(app.start_async(fails_late, n) for n in range(20)))
+        outcomes = await asyncio.gather(
+            *(h.result_async(timeout=30) for h in handles), return_exceptions=True
+        )
+        for n, outcome in enumerate(outcomes):
+            if n % 2:
+                assert isinstance(outcome, durably.WorkflowFailedError), outcome
+                assert outcome.status == "failed" and outcome.error["message"] == f"odd {n}"
+            else:
+                assert outcome == n
+        # the same outcomes read back from the store, one by one
+        for n, h in enumerate(handles[:4]):
+            if n % 2:
+                with pytest.raises(durably.WorkflowFailedError, match=f"odd {n}"):
+                    await h.result_async()
+            else:
+                assert await h.result_async() == n
+
+    try:
+        with app:
+            asyncio.run(main())
+    finally:
+        app.close()
+    # the gathered waits: running here, they are handed over, not read again and again (as
+    # polling them would, every few ms over their 50 ms); the last four waits each read one
+    assert reads[-4:] == [1, 1, 1, 1] and sum(reads[:-4]) <= 40, reads
 
 
 def test_gathered_results_on_an_app_match_one_by_one(db_url: str) -> None:

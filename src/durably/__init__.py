@@ -67,6 +67,7 @@ def __getattr__(name: str) -> Any:
         return Client
     raise AttributeError(f"module 'durably' has no attribute {name!r}")
 
+
 __version__ = "0.1.0"
 
 __all__ = [

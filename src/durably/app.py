@@ -17,7 +17,7 @@ from durably.handle import WorkflowHandle, WorkflowInfo
 from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
-from durably.results import ResultPoller
+from durably.results import Ended, ResultPoller
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer
 from durably.storage import Store, open_store, resolve_database_url
@@ -434,13 +434,13 @@ class App(Commands):
 
     # -- the embedded worker -------------------------------------------------------------------
 
-    def _on_finished(self, workflow_id: str) -> None:
+    def _on_finished(self, ended: Ended) -> None:
         with self._finished:
             self._finished_generation += 1
             self._finished.notify_all()
             pollers = list(self._pollers.values())
         for poller in pollers:
-            poller.wake_if_waiting(workflow_id)
+            poller.wake_if_waiting(ended.id, ended)
 
     def _result_poller(self) -> ResultPoller:
         """The poller of the running loop's ``result_async`` waiters (made on first use)."""
@@ -455,8 +455,10 @@ class App(Commands):
             return poller
 
     def _runs_here(self, workflow_id: str) -> bool:
+        """Whether the worker here runs ``workflow_id`` and will hand its end to the pollers
+        (not yet finishing: a waiter that comes after the hand-over must read it)."""
         worker = self._worker
-        return worker is not None and workflow_id in worker.active
+        return worker is not None and worker.runs_unfinished(workflow_id)
 
     def _wait_finished(self, generation: int, timeout: float) -> None:
         """Wait up to ``timeout`` s for a workflow here to finish after ``generation``."""

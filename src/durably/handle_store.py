@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from durably.errors import WorkflowFailedError, WorkflowNotFoundError, WorkflowTimeoutError
 from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
+from durably.results import Ended
 from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ class StoreHandleSource:
             workflow_id=rec.id,
         )
 
-    def _outcome(self, rec: WorkflowRecord) -> Any:
+    def _outcome(self, rec: WorkflowRecord | Ended) -> Any:
         if rec.status == WorkflowStatus.COMPLETED:
             wf = self._app.registry.workflows.get(rec.name)
             hint = Any if wf is None else wf.return_hint

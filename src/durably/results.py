@@ -5,7 +5,8 @@ read each workflow on its own, again and again. Here every handle awaited on one
 poller, which reads the ended ones among them in one query (in a thread, so the loop keeps
 running), resolves their waiters and backs off while nothing ends. Waiters that arrive together
 share the first read; a lone waiter's read runs on the loop, with no thread hop. A worker in the
-same process wakes the poller as soon as it finishes an awaited workflow.
+same process hands the poller the outcome of an awaited workflow as soon as its end is committed,
+so its waiters need no read at all.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import heapq
 import itertools
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from durably.errors import WorkflowNotFoundError
-from durably.storage.base import WorkflowRecord
+from durably.storage.base import WorkflowRecord, WorkflowStatus
 
-__all__ = ["ResultPoller"]
+__all__ = ["Ended", "ResultPoller"]
 
 FIRST_DELAY = 0.001
 """The wait after a poll that found an ended workflow (or a new waiter)."""
@@ -36,15 +39,28 @@ MAX_FLOOR = 0.05
 CHUNK = 2000
 """At most this many ids per read; with more waiters, successive reads take turns."""
 
+
+class Ended(NamedTuple):
+    """How a workflow ended, as its worker committed it: what a waiter needs of its record."""
+
+    id: str
+    name: str
+    status: WorkflowStatus
+    output: str | None
+    error: str | None
+
+
 Finished = Callable[[Sequence[str]], dict[str, WorkflowRecord | None]]
+Outcome = WorkflowRecord | Ended
 
 
 class ResultPoller:
     """The waiters of one event loop, polled together.
 
     ``finished`` reads which of some ids have ended (``Store.finished_workflows``), ``local``
-    tells whether a workflow runs on this process's worker, and ``where`` names the database in
-    errors. Use it from its loop only, except :meth:`wake_if_waiting`.
+    tells whether a workflow runs on this process's worker (which hands over its end: it is not
+    read while it runs there), and ``where`` names the database in errors. Use it from its loop
+    only, except :meth:`wake_if_waiting`.
     """
 
     def __init__(
@@ -59,23 +75,26 @@ class ResultPoller:
         self._finished = finished
         self._local = local
         self._where = where
-        self._waiting: dict[str, list[asyncio.Future[WorkflowRecord | None]]] = {}
-        self._deadlines: list[tuple[float, int, str, asyncio.Future[WorkflowRecord | None]]] = []
+        self._waiting: dict[str, list[asyncio.Future[Outcome | None]]] = {}
+        self._deadlines: list[tuple[float, int, str, asyncio.Future[Outcome | None]]] = []
         self._kicked = False
         self._sleeper: asyncio.Future[None] | None = None
         self._wake_sent = False  # a kick from another thread is on its way to the loop
+        self._handed: deque[Ended] = deque()  # ends handed over by the worker here
+        self._read_all = False
         self._task: asyncio.Task[None] | None = None
         self._turn = 0
         self._count = 0
 
-    async def wait(self, workflow_id: str, timeout: float | None) -> WorkflowRecord | None:
-        """The workflow's record once it has ended, or None if ``timeout`` passes first.
+    async def wait(self, workflow_id: str, timeout: float | None) -> Outcome | None:
+        """The workflow's record (or how it ended) once it has ended, or None if ``timeout``
+        passes first.
 
         Raises :class:`WorkflowNotFoundError` if no workflow has this id, and what the store
         raised if a read fails.
         """
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[WorkflowRecord | None] = loop.create_future()
+        fut: asyncio.Future[Outcome | None] = loop.create_future()
         self._waiting.setdefault(workflow_id, []).append(fut)
         if timeout is not None:  # the poll loop ends it with None at its deadline
             self._count += 1
@@ -91,24 +110,52 @@ class ResultPoller:
                 fut.cancel()
                 self._forget(workflow_id, fut)
 
-    def wake_if_waiting(self, workflow_id: str) -> None:
-        """From any thread: a workflow ended here; poll now if it is awaited."""
+    def wake_if_waiting(self, workflow_id: str, ended: Ended | None = None) -> None:
+        """From any thread: a workflow ended here. If it is awaited, hand its waiters how it
+        ended (``ended``, as committed), or without it poll now."""
         loop = self._loop()
-        if loop is not None and workflow_id in self._waiting and not self._wake_sent:
-            self._wake_sent = True  # many ends before the loop runs the kick: one wake-up
-            try:
-                loop.call_soon_threadsafe(self._kick)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
+        if loop is None or workflow_id not in self._waiting:
+            return  # a waiter that comes later reads it
+        if ended is None:
+            self._read_all = True
+            self._kick_soon(loop, self._kick)
+        else:
+            self._handed.append(ended)
+            self._kick_soon(loop, self._take_handed)
+
+    def _kick_soon(self, loop: asyncio.AbstractEventLoop, kick: Callable[[], None]) -> None:
+        if self._wake_sent:  # many ends before the loop runs the kick: one wake-up
+            if kick is self._kick:
+                self._kicked = True  # read the store too (the loop may be polling now)
+            return
+        self._wake_sent = True
+        try:
+            loop.call_soon_threadsafe(kick)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    def _take_handed(self) -> None:
+        """Resolve the waiters of the ends handed over, with no read."""
+        self._wake_sent = False  # before taking: a later hand-over sends a new wake-up
+        handed = self._handed
+        while handed:
+            ended = handed.popleft()
+            self._resolve(ended.id, ended)
+        if self._kicked or not self._waiting:  # poll (or end the poll loop) now
+            self._kick()
 
     def _kick(self) -> None:
         """Poll again at once (a new waiter, or a workflow ended here)."""
         self._wake_sent = False
+        handed = self._handed
+        while handed:
+            ended = handed.popleft()
+            self._resolve(ended.id, ended)
         self._kicked = True
         if self._sleeper is not None and not self._sleeper.done():
             self._sleeper.set_result(None)
 
-    def _forget(self, workflow_id: str, fut: asyncio.Future[WorkflowRecord | None]) -> None:
+    def _forget(self, workflow_id: str, fut: asyncio.Future[Outcome | None]) -> None:
         waiters = self._waiting.get(workflow_id)
         if waiters is not None and fut in waiters:
             waiters.remove(fut)
@@ -158,10 +205,18 @@ class ResultPoller:
         delay = FIRST_DELAY
         while self._waiting:
             self._kicked = False
+            # a workflow running on the worker here is handed over when it ends: no read
+            local = self._local
             ids = self._next_ids()
+            if self._read_all:  # told to (a wake without the end): read them all
+                self._read_all = False
+            else:
+                ids = [i for i in ids if not local(i)]
             began = time.monotonic()
             try:
-                if len(ids) == 1:  # a lone waiter: a quick read on the loop, no thread hop
+                if not ids:
+                    found = {}
+                elif len(ids) == 1:  # a lone waiter: a quick read on the loop, no thread hop
                     found = self._finished(ids)
                 else:
                     found = await loop.run_in_executor(None, self._finished, ids)
@@ -206,7 +261,7 @@ class ResultPoller:
             workflow_id=workflow_id,
         )
 
-    def _resolve(self, workflow_id: str, outcome: WorkflowRecord | BaseException) -> None:
+    def _resolve(self, workflow_id: str, outcome: Outcome | BaseException) -> None:
         for fut in self._waiting.pop(workflow_id, ()):
             if fut.done():
                 continue

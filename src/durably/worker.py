@@ -28,6 +28,7 @@ from durably.engine import Outcome, WorkflowContext, execute
 from durably.engine.waits import Parked
 from durably.errors import DurablyError, LeaseLostError
 from durably.queues import DEFAULT_QUEUE, defined_queue, defined_queues
+from durably.results import Ended
 from durably.serialization import JsonSerializer
 from durably.storage.base import (
     ClaimedWorkflow,
@@ -68,7 +69,7 @@ class Worker:
         serializer: JsonSerializer,
         options: WorkerOptions,
         *,
-        on_finished: Callable[[str], None] | None = None,
+        on_finished: Callable[[Ended], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -257,6 +258,10 @@ class Worker:
         with self._adopt_lock:
             self._adopting -= 1
         self._spawn(claim)
+
+    def runs_unfinished(self, workflow_id: str) -> bool:
+        """Whether ``workflow_id`` runs here and is not finishing (thread-safe snapshot)."""
+        return workflow_id in self.active and workflow_id not in self._finishing
 
     def busy(self) -> bool:
         """Whether any workflow is running here or being claimed (thread-safe snapshot)."""
@@ -610,7 +615,7 @@ class Worker:
         if isinstance(op, ContinueAsNew):
             self.notify()
         elif self._on_finished is not None:
-            self._on_finished(wid)
+            self._on_finished(Ended(wid, ctx.workflow_name, op.status, op.output, op.error))
 
     async def _release(self, ctx: WorkflowContext) -> None:
         try:
