@@ -566,7 +566,7 @@ class Worker:
             await self._release(ctx)
         finally:
             # stray branches (e.g. of an asyncio.gather the workflow left) must not write on
-            ctx.halt(_Stopping(f"workflow {wid!r}: execution over", workflow_id=wid))
+            ctx.end(lambda: _Stopping(f"workflow {wid!r}: execution over", workflow_id=wid))
             if self.active.get(wid) is ctx:
                 del self.active[wid]
                 self._tasks.pop(wid, None)

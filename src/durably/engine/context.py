@@ -65,6 +65,8 @@ class StoreWriteFailed(DurablyError):
 
 
 _PLAIN = frozenset({int, str, bool, type(None)})
+_ENDED = WorkflowAborted()
+"""``halted`` of an execution that ended with nothing left running (never raised)."""
 """Result types that decode from their JSON as the very same value (floats may not: -0.0...)."""
 
 
@@ -136,6 +138,17 @@ class WorkflowContext(WorkflowScope):
             loop.call_soon_threadsafe(self._cancel_all)
         except RuntimeError:  # the loop is closed: nothing left to cancel
             pass
+
+    def end(self, reason: Callable[[], BaseException]) -> None:
+        """The execution is over (on the worker's loop): refuse any later write, and unwind
+        the branches it left running (halted with ``reason()``, made only then)."""
+        if self.halted is not None:
+            return
+        task = self.task
+        if (task is None or task.done()) and not self._tasks and not self._pending:
+            self.halted = _ENDED  # nothing left to unwind
+            return
+        self.halt(reason())
 
     def _cancel_all(self) -> None:
         if self.task is not None:
@@ -215,11 +228,13 @@ class WorkflowContext(WorkflowScope):
     def _new_seq(self, key: str) -> int:
         # a call of the main line keeps its index as seq when it is free (dense, readable
         # histories); other calls are numbered after every seq in use
-        if key.isdigit() and int(key) not in self.keys and int(key) not in self.journal:
-            seq = int(key)
-        else:
-            seq = self.next_seq
-        self.next_seq = max(self.next_seq, seq + 1)
+        seq = self.next_seq
+        if key.isdigit():
+            index = int(key)
+            if index not in self.keys and index not in self.journal:
+                seq = index
+        if seq >= self.next_seq:
+            self.next_seq = seq + 1
         return seq
 
     def new_entry(
@@ -312,78 +327,75 @@ class WorkflowContext(WorkflowScope):
     async def _execute_step(
         self, step: Step[Any, Any], seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        self.waits.deliver_cancel_if_pending(seq)
-        self.waits.step_started()
+        """Run the step's attempts (retrying as its policy says) and commit its entry."""
+        waits = self.waits
+        waits.deliver_cancel_if_pending(seq)
+        waits.step_started()
         try:
-            return await self._attempts(step, seq, args, kwargs)
-        finally:
-            self.waits.step_finished()
-
-    async def _attempts(
-        self, step: Step[Any, Any], seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        rt = self.runtime
-        first_started = rt.time()
-        attempt = 0
-        while True:
-            attempt += 1
-            self.check_live()
-            started = rt.time()
-            try:
-                value = await self._invoke(step, seq, attempt, args, kwargs)
-                encoded = rt.serializer.encode(
-                    value, what=f"result of step {step.name!r}",
-                    workflow_id=self.workflow_id, step=step.name,
-                )  # fmt: skip
-            except Exception as exc:
-                finished = rt.time()
-                info = error_info(exc)
-                error = dump_error(info)
-                rt.record(
-                    RecordAttempt(
-                        StepAttempt(
-                            self.workflow_id, seq, attempt, error, self.owner, self.epoch,
-                            started, finished,
-                        )
-                    ),
-                    self.on_written,
-                )  # fmt: skip
-                if step.retry.should_retry(exc, attempt):
-                    await rt.sleep(step.retry.delay(attempt))
-                    continue
-                await self._commit(
-                    JournalEntry(
+            rt = self.runtime
+            first_started = rt.time()
+            attempt = 0
+            while True:
+                attempt += 1
+                self.check_live()
+                started = rt.time()
+                try:
+                    value = await self._invoke(step, seq, attempt, args, kwargs)
+                    encoded = rt.serializer.encode(
+                        value, what=f"result of step {step.name!r}",
+                        workflow_id=self.workflow_id, step=step.name,
+                    )  # fmt: skip
+                except Exception as exc:
+                    finished = rt.time()
+                    info = error_info(exc)
+                    error = dump_error(info)
+                    rt.record(
+                        RecordAttempt(
+                            StepAttempt(
+                                self.workflow_id, seq, attempt, error, self.owner, self.epoch,
+                                started, finished,
+                            )
+                        ),
+                        self.on_written,
+                    )  # fmt: skip
+                    if step.retry.should_retry(exc, attempt):
+                        await rt.sleep(step.retry.delay(attempt))
+                        continue
+                    failed = JournalEntry(
                         self.workflow_id, seq, "step", step.name, "failed", None, error,
                         attempt, self.owner, self.epoch, first_started, finished, self.keys[seq],
-                    )
-                )  # fmt: skip
-                raise step_failed(self.workflow_id, step.name, seq, info, attempt) from exc
-            await self._commit(
-                JournalEntry(
+                    )  # fmt: skip
+                    await self._commit(RecordEntry(failed))
+                    raise step_failed(self.workflow_id, step.name, seq, info, attempt) from exc
+                done = JournalEntry(
                     self.workflow_id, seq, "step", step.name, "completed", encoded, None,
                     attempt, self.owner, self.epoch, first_started, rt.time(), self.keys[seq],
-                )
-            )  # fmt: skip
-            if type(value) in _PLAIN and (
-                step.return_hint is Any or type(value) is step.return_hint
-            ):
-                return value  # what decoding its JSON would give back
-            return rt.serializer.decode(encoded, step.return_hint)
-
-    async def _commit(self, entry: JournalEntry) -> None:
-        await self.commit_op(RecordEntry(entry))
+                )  # fmt: skip
+                await self._commit(RecordEntry(done))
+                if type(value) in _PLAIN and (
+                    step.return_hint is Any or type(value) is step.return_hint
+                ):
+                    return value  # what decoding its JSON would give back
+                return rt.serializer.decode(encoded, step.return_hint)
+        finally:
+            waits.step_finished()
 
     async def commit_op(self, op: WriteOp) -> None:
         """Write ``op`` and wait until it is durable; halt and unwind if it is rejected."""
-        self.check_live()
         self.waits.step_started()  # a commit in flight: the workflow is not idle
+        try:
+            await self._commit(op)
+        finally:
+            self.waits.step_finished()
+
+    async def _commit(self, op: WriteOp) -> None:
+        """:meth:`commit_op` where the workflow already counts as busy (in a step)."""
+        self.check_live()
         try:
             applied = await self.runtime.commit(op)
         except Exception as exc:
             applied = False
             self.halt(self._lost(exc))
-        finally:
-            self.waits.step_finished()
         if not applied:
             self.halt(self._lost(False))
             raise WorkflowAborted()

@@ -45,14 +45,16 @@ def _halted(ctx: WorkflowContext) -> Outcome:
     return Outcome(None, reason=reason)
 
 
-async def _run_async(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
-    async def body() -> Any:
-        scope_var.set(ctx)
-        branch_var.set(ctx.root)
-        return await wf.fn(*args, **kwargs)
+async def _body(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
+    scope_var.set(ctx)
+    branch_var.set(ctx.root)
+    return await wf.fn(*args, **kwargs)
 
-    install_task_factory(ctx.runtime.loop)
-    ctx.task = ctx.runtime.loop.create_task(body(), context=contextvars.Context())
+
+async def _run_async(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
+    loop = ctx.runtime.loop
+    install_task_factory(loop)
+    ctx.task = loop.create_task(_body(ctx, wf, args, kwargs), context=contextvars.Context())
     return await ctx.task
 
 
