@@ -213,6 +213,7 @@ def test_lifecycle_commands(cli: Cli) -> None:
 
 def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, db_url: str) -> None:
     cli = Cli(_env(tmp_path), tmp_path, db_url)
+    cli.run("migrate")  # the commands below need an existing database (they never create one)
     bad = cli.run("start", "twice", "--input", "[1,", check=2)
     assert "--input is not valid JSON" in bad.stderr and "line 1 column" in bad.stderr
     kwargs = '{"kwargs": {"id": 1}}'
@@ -225,6 +226,50 @@ def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, db_url: s
     assert cli.run("ls", "--limit", "many", check=2).stderr
     assert cli.run("frobnicate", db=False, check=2).stderr
     assert cli.json("ls") == []
+
+
+MISSING_DB_COMMANDS = (
+    ("ls",), ("show", "x-1"), ("history", "x-1"), ("send", "x-1", "go"), ("cancel", "x-1"),
+    ("terminate", "x-1"), ("suspend", "x-1"), ("resume", "x-1"), ("retry", "x-1"),
+    ("fork", "x-1", "--from-step", "1"), ("purge", "x-1"), ("workers",), ("start", "twice"),
+)  # fmt: skip
+
+
+def _no_database_files(folder: Path) -> None:
+    made = sorted(p.name for p in folder.iterdir() if ".db" in p.name or "memory" in p.name)
+    assert made == [], made
+
+
+def test_a_missing_sqlite_database_is_reported_and_not_created(tmp_path: Path) -> None:
+    """A typo in --db / $DURABLY_DB must not create an empty database that lists nothing: every
+    management command exits 5 naming the path, and only `migrate` (or a worker) creates it."""
+    cli = Cli(_env(tmp_path), tmp_path, f"sqlite:///{tmp_path}/typo.db")
+    for argv in MISSING_DB_COMMANDS:
+        proc = cli.run(*argv, check=5)
+        assert proc.stdout == "", (argv, proc.stdout)
+        message = proc.stderr.strip()
+        assert message.startswith("durably: error: no database exists at "), (argv, message)
+        assert repr(str(tmp_path / "typo.db")) in message and "(from --db)" in message
+        assert f"durably migrate --db sqlite:///{tmp_path}/typo.db" in message, message
+        assert "start a worker" in message
+        assert cli.run(*argv, "--json", check=5).stdout == ""
+        _no_database_files(tmp_path)
+    # $DURABLY_DB with a relative bare path (relative to the current directory), and the default
+    env = {**cli.env, "DURABLY_DB": "typo2.db"}
+    proc = subprocess.run([*DURABLY, "ls"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 5, proc.stderr
+    assert repr(str(tmp_path / "typo2.db")) in proc.stderr and "$DURABLY_DB" in proc.stderr
+    default = cli.run("ls", db=False, check=5).stderr
+    assert repr(str(tmp_path / "durably.db")) in default and "neither --db nor" in default
+    # a URL that names no file is a usage error, and creates nothing either
+    assert "names no file" in cli.run("ls", "--db", "sqlite:///:memory:", db=False, check=2).stderr
+    _no_database_files(tmp_path)
+    # `durably migrate` creates it; then the commands work on it
+    assert cli.run("migrate").returncode == 0
+    assert (tmp_path / "typo.db").exists()
+    assert cli.json("ls") == []
+    assert cli.run("show", "x-1", check=3).stderr
 
 
 def test_unreachable_database_or_server_exits_5(tmp_path: Path) -> None:

@@ -234,9 +234,29 @@ def test_custom_body_limits(worker: durably.App, database: str) -> None:
     assert count(worker) == before + 1
 
 
+def test_a_missing_sqlite_database_is_refused_not_created(tmp_path: Any) -> None:
+    """A typo in --db / $DURABLY_DB must not serve a new empty database: exit 2, nothing made."""
+    missing = tmp_path / "typo.db"
+    done = subprocess.run(server_command(f"sqlite:///{missing}", "--port", "1"),
+                          env=server_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    message = done.stderr.strip()
+    assert message.startswith("durably server: error: no database exists at "), message
+    assert repr(str(missing)) in message and "(from --db)" in message
+    assert f"durably migrate --db sqlite:///{missing}" in message and "worker" in message
+    env = {**server_env(), "DURABLY_DB": "typo.db"}  # relative to the current directory
+    command = [sys.executable, "-m", "durably.cli", "server", "--port", "1"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "$DURABLY_DB" in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_durably_server_command_token_from_env_and_clean_stop(tmp_path: Any) -> None:
     port = free_port()
     env = {**server_env(), "DURABLY_TOKEN": "from-env", "DURABLY_DB": f"sqlite:///{tmp_path}/e.db"}
+    migrate = [sys.executable, "-m", "durably.cli", "migrate"]  # the server creates no database
+    assert subprocess.run(migrate, env=env, capture_output=True, timeout=60).returncode == 0
     command = [sys.executable, "-m", "durably.cli", "server", "--host", "0.0.0.0", "--port",
                str(port)]  # fmt: skip
     proc = subprocess.Popen(command, env=env)  # a token: any address is allowed

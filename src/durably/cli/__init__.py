@@ -6,8 +6,8 @@ Operate workers (``worker``, ``migrate``, ``bench``, ``server``) and manage work
 
 Exit codes: 0 ok; 1 the workflow did not complete (``start --wait``, ``show --watch``); 2 bad
 usage or input (nothing written); 3 not found (workflow id or name); 4 the command does not apply
-in the workflow's status; 5 the database or server cannot be reached; 6 the server refused the
-token.
+in the workflow's status; 5 the database or server cannot be reached (or no SQLite database
+exists at the path: management commands never create one); 6 the server refused the token.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sqlite3
 from typing import TYPE_CHECKING, Union
 
@@ -19,6 +20,7 @@ from durably.errors import (
     WorkflowTimeoutError,
 )
 from durably.remote.errors import AuthenticationError, ServerUnreachableError
+from durably.storage import resolve_database_url, sqlite_path
 
 if TYPE_CHECKING:
     from durably.app import App
@@ -37,6 +39,7 @@ __all__ = [
     "describe",
     "exit_code",
     "is_database_failure",
+    "missing_database",
     "open_target",
 ]
 
@@ -51,7 +54,7 @@ EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 """The command does not apply in the workflow's status (e.g. resume of a running one)."""
 EXIT_UNREACHABLE = 5
-"""The database or server cannot be reached."""
+"""The database or server cannot be reached, or no SQLite database exists at the path."""
 EXIT_AUTH = 6
 """The server refused the token (missing or wrong)."""
 
@@ -64,7 +67,10 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """``--db``, ``--server``, ``--token`` and ``--json`` on a management command."""
     where = parser.add_argument_group("where (default: $DURABLY_SERVER, else $DURABLY_DB)")
     where.add_argument(
-        "--db", metavar="URL", help="database URL (sqlite:///path.db, postgresql://...)"
+        "--db",
+        metavar="URL",
+        help="database URL (sqlite:///path.db, postgresql://...); a SQLite file must exist "
+        "(durably migrate or a worker creates it)",
     )
     where.add_argument(
         "--server", metavar="URL", help="a durably server's URL, e.g. http://127.0.0.1:8233"
@@ -79,7 +85,8 @@ def open_target(args: argparse.Namespace) -> tuple[Target, str]:
     """The App or Client the flags and environment name, and a description of it.
 
     ``--db``/``--server`` win (not both); then ``$DURABLY_SERVER``; then ``$DURABLY_DB`` (else
-    ``./durably.db``, as for ``durably.App()``).
+    ``./durably.db``, as for ``durably.App()``). A SQLite file that does not exist is an error
+    (:func:`missing_database`): a management command never creates a database.
     """
     if args.db and args.server:
         raise ConfigurationError("give --db or --server, not both")
@@ -88,10 +95,38 @@ def open_target(args: argparse.Namespace) -> tuple[Target, str]:
         from durably.client import Client
 
         return Client(server, token=args.token), f"server {server}"
+    missing = missing_database(args.db)
+    if missing is not None:
+        raise missing
     from durably.app import App
 
     app = App(args.db)
     return app, f"database {app.database_url}"
+
+
+def missing_database(db: str | None) -> DatabaseUnavailableError | None:
+    """The error of a command that would open ``db`` (``--db``, else ``$DURABLY_DB``, else
+    ``./durably.db``) when it names a SQLite file that does not exist, else None.
+
+    Opening such a URL would create an empty database (an App migrates on first use), so a
+    typo would list nothing instead of failing: only ``durably worker`` and ``durably migrate``
+    create a database. PostgreSQL URLs, and URLs that name no file, are left to the store.
+    """
+    url = resolve_database_url(db)
+    path = sqlite_path(url)
+    if path is None or os.path.lexists(path) or not os.path.isdir(os.path.dirname(path) or "."):
+        return None  # a missing folder is a bad URL, which the store reports (exit 2)
+    if db:
+        source = "from --db"
+    elif os.environ.get("DURABLY_DB"):
+        source = "from $DURABLY_DB"
+    else:
+        source = "the default: neither --db nor $DURABLY_DB is set"
+    return DatabaseUnavailableError(
+        f"no database exists at {os.path.abspath(path)!r} ({source}); nothing was created. "
+        "Check the path, or create the database first: "
+        f"`durably migrate --db {shlex.quote(url)}`, or start a worker on it"
+    )
 
 
 def is_database_failure(exc: BaseException) -> bool:

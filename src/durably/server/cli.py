@@ -2,7 +2,8 @@
 
 ``durably server --db URL [--host 127.0.0.1] [--port 8233] [--token T] [--max-body-bytes N]``.
 The database comes from ``--db`` or ``$DURABLY_DB``, the token from ``--token`` or
-``$DURABLY_TOKEN``. The server refuses a non-loopback ``--host`` without a token.
+``$DURABLY_TOKEN``. The server refuses a non-loopback ``--host`` without a token, and a SQLite
+file that does not exist (``durably migrate`` or a worker creates it).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--db",
         default=None,
         metavar="URL",
-        help="database URL (default: $DURABLY_DB, else sqlite:///durably.db)",
+        help="database URL (default: $DURABLY_DB, else sqlite:///durably.db); a SQLite file "
+        "must exist (durably migrate or a worker creates it)",
     )
     parser.add_argument(
         "--host",
@@ -85,7 +87,8 @@ def _error(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve the API until SIGINT/SIGTERM; returns the exit code (2: bad configuration)."""
+    """Serve the API until SIGINT/SIGTERM; returns the exit code (2: bad configuration, such as
+    a SQLite database that does not exist or cannot be opened)."""
     token = args.token if args.token is not None else os.environ.get("DURABLY_TOKEN") or None
     if token is not None and not token.strip():
         return _error("the token is empty; pass a non-empty --token or $DURABLY_TOKEN")
@@ -102,8 +105,12 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         return _error(f"{exc}; install the server extra: pip install 'durably[server]'")
     from durably.app import App
+    from durably.cli.target import missing_database
     from durably.errors import DurablyError
 
+    missing = missing_database(args.db)
+    if missing is not None:  # serving it would create an empty database: a typo in --db
+        return _error(missing.message)
     try:
         client = App(args.db)
         client.store  # noqa: B018 - open and migrate now: a bad URL fails here, not per request

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 from durably.errors import ConfigurationError
 from durably.storage.base import Store
 
-__all__ = ["DEFAULT_DATABASE", "Store", "open_store", "resolve_database_url"]
+__all__ = ["DEFAULT_DATABASE", "Store", "open_store", "resolve_database_url", "sqlite_path"]
 
 DEFAULT_DATABASE = "sqlite:///durably.db"
 
@@ -35,16 +35,7 @@ def open_store(url: str | None = None) -> Store:
     url = resolve_database_url(url)
     if url.startswith(("postgres://", "postgresql://")):
         return _open_postgres(url)
-    if url.startswith("sqlite://"):
-        parts = urlsplit(url)
-        path = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
-        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    elif "://" not in url:
-        path, options = url, {}
-    else:
-        raise ConfigurationError(
-            f"unsupported database URL {url!r}: use 'sqlite:///path/to/file.db' (or set DURABLY_DB)"
-        )
+    path, options = _sqlite_parts(url)
     if not path or path == ":memory:":
         raise ConfigurationError(
             f"database URL {url!r} names no file: durably needs a SQLite file shared by its "
@@ -59,6 +50,39 @@ def open_store(url: str | None = None) -> Store:
     from durably.storage.sqlite import SqliteStore
 
     return SqliteStore(path, synchronous=options.get("synchronous", "full"))
+
+
+def sqlite_path(url: str | None = None) -> str | None:
+    """The SQLite file a database URL names (resolved as :func:`open_store` resolves it), or
+    None if the URL is not a SQLite file (PostgreSQL, ``:memory:``, no path, unsupported: let
+    :func:`open_store` report those).
+
+    The path is as SQLite opens it: relative paths are relative to the current directory.
+    """
+    url = resolve_database_url(url)
+    if url.startswith(("postgres://", "postgresql://")):
+        return None
+    try:
+        path, _ = _sqlite_parts(url)
+    except ConfigurationError:
+        return None
+    if not path or path == ":memory:":
+        return None
+    return path
+
+
+def _sqlite_parts(url: str) -> tuple[str, dict[str, str]]:
+    """The file path and the options of a SQLite URL or bare path."""
+    if url.startswith("sqlite://"):
+        parts = urlsplit(url)
+        path = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return path, options
+    if "://" not in url:
+        return url, {}
+    raise ConfigurationError(
+        f"unsupported database URL {url!r}: use 'sqlite:///path/to/file.db' (or set DURABLY_DB)"
+    )
 
 
 def _open_postgres(url: str) -> Store:
