@@ -4,10 +4,11 @@ worker."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 import durably
 from durably import WorkflowStatus
+from durably.storage.base import WorkflowRecord
 
 FAST = durably.WorkerOptions(lease_seconds=2.0, poll_interval=0.02)
 
@@ -352,3 +354,45 @@ def test_list_workflows_filters(app: durably.App) -> None:
     done = app.list_workflows(status=[WorkflowStatus.COMPLETED], name="a_wf")
     assert sorted(w.output for w in done) == [0, 1, 2]
     assert app.list_workflows(status="running") == []
+
+
+def _same_microsecond(store: Any, prefix: str) -> list[str]:
+    """42 workflows created within a few microseconds: pairs at identical times on adjacent
+    doubles (what many fast starts produce), which ``WorkflowInfo.created_at`` (a datetime,
+    to the microsecond) cannot tell apart. Their ids, newest first."""
+    t = 1_700_000_000.1234565
+    made: list[tuple[float, str]] = []
+    for k in range(21):
+        for half in "ab":
+            wid = f"{prefix}-{k:02d}{half}"
+            store.create_workflow(WorkflowRecord(wid, "wf", WorkflowStatus.PENDING, "[]", t, t))
+            made.append((t, wid))
+        t = math.nextafter(t, math.inf)
+    return [wid for _, wid in sorted(made, reverse=True)]
+
+
+def test_list_workflows_pages_exactly_from_workflow_infos(app: durably.App) -> None:
+    ids = _same_microsecond(app.store, "same")
+    everything = app.list_workflows(limit=1000)
+    assert [w.id for w in everything] == ids
+    assert len({w.created_at for w in everything}) < len({w.created_at_epoch for w in everything})
+    for limit in (1, 3, 5, 100):
+        seen: list[str] = []
+        page = app.list_workflows(limit=limit)
+        while page:
+            seen += [w.id for w in page]
+            page = app.list_workflows(limit=limit, before=page[-1])
+        assert seen == ids, limit  # every workflow exactly once, newest first
+    # the (created_at, id) pair of the exact stored time pages the same
+    records = app.store.list_workflows(limit=1000)
+    assert [r.created_at for r in records] == [w.created_at_epoch for w in everything]
+    rest = app.list_workflows(limit=1000, before=(records[9].created_at, records[9].id))
+    assert [w.id for w in rest] == ids[10:]
+    assert [w.id for w in app.list_workflows(limit=4, before=everything[9])] == ids[10:14]
+    # filters still apply after the cursor
+    odd = app.list_workflows(limit=1000, id_prefix="same-0", before=everything[2])
+    assert [w.id for w in odd] == [i for i in ids[3:] if i.startswith("same-0")]
+    with pytest.raises(durably.ConfigurationError, match="WorkflowInfo"):
+        app.list_workflows(before=everything[0].created_at)  # type: ignore[arg-type]
+    with pytest.raises(durably.ConfigurationError, match="no exact creation time"):
+        app.list_workflows(before=replace(everything[0], created_at_epoch=None))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 
 import durably
 from durably.remote import AuthenticationError, ServerUnreachableError
+from durably.storage.base import WorkflowRecord, WorkflowStatus
 
 from .backends import BACKENDS, postgres_schema, schema_url
 from .ports import free_port
@@ -270,6 +272,43 @@ def test_list_filters_pages_and_workers(served: Served, client: durably.Client) 
     assert "twice" in worker.workflows and "default" in worker.queues
     assert worker.heartbeat_at > time.time() - 60
     assert served.app.list_workers()[0].id == worker.id
+
+
+def test_list_pages_exactly_from_workflow_infos(served: Served, client: durably.Client) -> None:
+    """Workflows created within the same microsecond (identical or adjacent stored times) page
+    exactly through ``before=info``: the info's exact ``created_at_epoch`` makes the cursor the
+    server itself would make."""
+    prefix = _id("same")
+    t = 1_600_000_000.1234565  # older than every other test's workflows
+    made: list[tuple[float, str]] = []
+    for k in range(15):
+        for half in "ab":
+            wid = f"{prefix}-{k:02d}{half}"
+            record = WorkflowRecord(wid, "twice", WorkflowStatus.COMPLETED, "[1]", t, t, "4")
+            served.app.store.create_workflow(record)
+            made.append((t, wid))
+        t = math.nextafter(t, math.inf)
+    ids = [wid for _, wid in sorted(made, reverse=True)]
+    everything = client.list_workflows(id_prefix=prefix, limit=1000)
+    assert [w.id for w in everything] == ids
+    assert {w.created_at_epoch for w in everything} == {created for created, _ in made}
+    assert everything == served.app.list_workflows(id_prefix=prefix, limit=1000)
+    for limit in (1, 4):
+        seen: list[str] = []
+        page = client.list_workflows(id_prefix=prefix, limit=limit)
+        while page:
+            seen += [w.id for w in page]
+            page = client.list_workflows(id_prefix=prefix, limit=limit, before=page[-1])
+        assert seen == ids, limit  # every workflow exactly once, newest first
+        assert [w.id for w in client.iter_workflows(id_prefix=prefix, page_size=limit)] == ids
+    pair = (everything[6].created_at_epoch or 0.0, everything[6].id)
+    assert [w.id for w in client.list_workflows(id_prefix=prefix, before=pair)] == ids[7:]
+    with pytest.raises(durably.ConfigurationError, match="no exact creation time"):
+        client.list_workflows(before=replace(everything[0], created_at_epoch=None))
+    # an App's info pages a Client, and the other way round: one exact position
+    app_page = served.app.list_workflows(id_prefix=prefix, limit=5)
+    assert [w.id for w in client.list_workflows(id_prefix=prefix, before=app_page[-1])] == ids[5:]
+    assert served.app.list_workflows(id_prefix=prefix, before=everything[4]) == everything[5:]
 
 
 def test_async_twins(client: durably.Client) -> None:

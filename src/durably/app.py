@@ -383,15 +383,26 @@ class App(Commands):
         created_after: float | None = None,
         created_before: float | None = None,
         id_prefix: str | None = None,
-        before: tuple[float, str] | None = None,
+        before: WorkflowInfo | tuple[float, str] | None = None,
     ) -> list[WorkflowInfo]:
         """Workflows, newest first, filtered by status (one or several), name, creation time
         (``created_after <= created_at < created_before``, epoch seconds) and id prefix.
 
-        ``before=(created_at, id)`` pages on: only workflows listed after that one (pass the
-        raw epoch ``created_at`` of the previous page's last workflow, e.g.
-        ``store.list_workflows(...)[-1].created_at``).
+        ``before`` pages on: only the workflows listed after that one. Pass the last
+        :class:`WorkflowInfo` of the previous page (its exact stored creation time,
+        ``created_at_epoch``, is used, so every workflow is listed exactly once, even many
+        created in the same microsecond), or a ``(created_at, id)`` pair of the exact epoch
+        seconds as stored (``WorkflowRecord.created_at``; not ``WorkflowInfo.created_at``,
+        which is rounded to the microsecond)::
+
+            page = app.list_workflows(limit=100)
+            while page:
+                ...
+                page = app.list_workflows(limit=100, before=page[-1])
         """
+        from durably.handle import page_position
+
+        position = None if before is None else page_position(before)
         statuses: list[WorkflowStatus] | None = None
         if status is not None:
             wanted = [status] if isinstance(status, str | WorkflowStatus) else list(status)
@@ -406,7 +417,7 @@ class App(Commands):
             raise ConfigurationError(f"limit must be >= 1, got {limit}")
         records = self.store.list_workflows(
             statuses=statuses, name=name, limit=limit, created_after=created_after,
-            created_before=created_before, id_prefix=id_prefix, before=before,
+            created_before=created_before, id_prefix=id_prefix, before=position,
         )  # fmt: skip
         unserved = self.unserved_filter()
         decode = self.serializer.decode

@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from durably.commands import check_event, check_from_step
 from durably.definitions import Workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
-from durably.handle import WorkflowHandle, WorkflowInfo
+from durably.handle import WorkflowHandle, WorkflowInfo, page_position
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import Queue, enqueue_target
 from durably.remote import wire
@@ -263,12 +263,20 @@ class Client:
         created_after: float | datetime | None = None,
         created_before: float | datetime | None = None,
         id_prefix: str | None = None,
+        before: WorkflowInfo | tuple[float, str] | None = None,
     ) -> list[WorkflowInfo]:
         """Workflows, newest first, filtered as :meth:`durably.App.list_workflows` filters
         (``created_after <= created_at < created_before``: epoch seconds or aware datetimes).
-        One page of at most ``limit``; :meth:`iter_workflows` walks every page."""
+        One page of at most ``limit``; :meth:`iter_workflows` walks every page.
+
+        ``before`` pages on, as on :meth:`durably.App.list_workflows`: the last
+        :class:`WorkflowInfo` of the previous page (its exact ``created_at_epoch`` makes the
+        server's own cursor, so every workflow is listed exactly once), or a ``(created_at,
+        id)`` pair of exact stored epoch seconds and an id."""
         query = self._query(status, name, limit, created_after, created_before, id_prefix)
-        return self._page(query, None)[0]
+        if before is None:
+            return self._page(query, None)[0]
+        return self._page(query, wire.encode_cursor(*page_position(before)))[0]
 
     def iter_workflows(
         self,

@@ -9,9 +9,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from durably.errors import ConfigurationError
 from durably.storage.base import WorkflowRecord, WorkflowStatus
 
-__all__ = ["HandleSource", "HistoryEntry", "RunInfo", "WorkflowHandle", "WorkflowInfo"]
+__all__ = [
+    "HandleSource",
+    "HistoryEntry",
+    "RunInfo",
+    "WorkflowHandle",
+    "WorkflowInfo",
+    "page_position",
+]
 
 R = TypeVar("R")
 
@@ -45,6 +53,10 @@ class WorkflowInfo:
     unserved: bool = False
     """Pending or running, but no live worker serves its name on its queue: it makes no
     progress until a worker that does starts (see ``App.list_workers``)."""
+    created_at_epoch: float | None = None
+    """The creation time exactly as stored, in epoch seconds (``created_at`` is it rounded to
+    the microsecond). ``list_workflows(before=info)`` pages on from it; None only on an info
+    built by hand or sent by a server older than this field."""
 
     @classmethod
     def from_record(
@@ -70,7 +82,33 @@ class WorkflowInfo:
             run=rec.run,
             wake_at=None if rec.wake_at is None or rec.wake_at >= 1e15 else _dt(rec.wake_at),
             unserved=unserved,
+            created_at_epoch=rec.created_at,
         )
+
+
+def page_position(before: WorkflowInfo | tuple[float, str]) -> tuple[float, str]:
+    """The exact ``(created_at, id)`` keyset position of ``list_workflows(before=...)``: a
+    :class:`WorkflowInfo` (the last of the previous page) or a ``(created_at, id)`` pair of
+    epoch seconds as stored and an id."""
+    if isinstance(before, WorkflowInfo):
+        if before.created_at_epoch is None:
+            raise ConfigurationError(
+                f"workflow {before.id!r} carries no exact creation time (created_at_epoch), so "
+                "it cannot be paged from: pass a WorkflowInfo that list_workflows returned"
+            )
+        return before.created_at_epoch, before.id
+    if (
+        isinstance(before, tuple)
+        and len(before) == 2
+        and isinstance(before[0], int | float)
+        and not isinstance(before[0], bool)
+        and isinstance(before[1], str)
+    ):
+        return float(before[0]), before[1]
+    raise ConfigurationError(
+        "before must be a WorkflowInfo (the last one of the previous page) or a "
+        f"(created_at epoch seconds, id) pair, got {before!r}"
+    )
 
 
 @dataclass(frozen=True, slots=True)

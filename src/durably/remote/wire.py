@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +12,14 @@ from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
 from durably.remote.errors import ServerError
 from durably.storage.base import WorkerInfo, WorkflowStatus
 
-__all__ = ["history_entry", "run_info", "timestamp", "worker_info", "workflow_info"]
+__all__ = [
+    "encode_cursor",
+    "history_entry",
+    "run_info",
+    "timestamp",
+    "worker_info",
+    "workflow_info",
+]
 
 
 def _time(value: Any) -> datetime | None:
@@ -35,6 +45,20 @@ def timestamp(value: Any) -> float:
     return _required_time(value).timestamp()
 
 
+def encode_cursor(created_at: float, last_id: str) -> str:
+    """The list cursor (``cursor=`` of ``GET /v1/workflows``) of the page after the workflow
+    ``(created_at, last_id)``: ``created_at`` is the exact stored epoch, which JSON carries
+    exactly. The server makes its ``next_cursor`` with this same function."""
+    raw = json.dumps([created_at, last_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def workflow_info(obj: dict[str, Any]) -> WorkflowInfo:
     """A workflow object as :class:`WorkflowInfo`."""
     try:
@@ -57,6 +81,7 @@ def workflow_info(obj: dict[str, Any]) -> WorkflowInfo:
             run=int(obj.get("run") or 1),
             wake_at=_time(obj.get("wake_at")),
             unserved=bool(obj.get("unserved", False)),
+            created_at_epoch=_epoch(obj.get("created_at_epoch")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ServerError(f"the server sent a malformed workflow object ({exc!r})") from exc

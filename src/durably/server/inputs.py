@@ -13,6 +13,7 @@ from typing import Any
 
 from durably.errors import InvalidIdError
 from durably.ids import validate_workflow_id
+from durably.remote import wire
 
 from .errors import ApiError
 
@@ -160,9 +161,10 @@ def parse_time(value: str, name: str) -> float:
 
 
 def encode_cursor(created_at: float, last_id: str) -> str:
-    """An opaque cursor for the page after the workflow ``(created_at, last_id)``."""
-    raw = json.dumps([created_at, last_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    """An opaque cursor for the page after the workflow ``(created_at, last_id)`` (the exact
+    stored epoch); the remote client makes the same one from a workflow's ``created_at_epoch``
+    (:func:`durably.remote.wire.encode_cursor`)."""
+    return wire.encode_cursor(created_at, last_id)
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:

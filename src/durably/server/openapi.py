@@ -70,6 +70,11 @@ SCHEMAS: dict[str, Schema] = {
             "output": ANY,
             "error": {"type": "object", "nullable": True},
             "created_at": TIME,
+            "created_at_epoch": {
+                "type": "number",
+                "description": "the exact stored creation time in epoch seconds "
+                "(created_at is it rounded to the microsecond)",
+            },
             "updated_at": TIME,
             "started_at": NULL_TIME,
             "finished_at": NULL_TIME,

@@ -70,6 +70,7 @@ def workflow_json(info: WorkflowInfo, serializer: JsonSerializer) -> dict[str, A
         "output": to_json(serializer, info.output),
         "error": info.error,
         "created_at": iso(info.created_at),
+        "created_at_epoch": info.created_at_epoch,
         "updated_at": iso(info.updated_at),
         "started_at": iso(info.started_at),
         "finished_at": iso(info.finished_at),
