@@ -378,3 +378,76 @@ def test_a_mixed_batch_of_many_workflows_applies_each_op_as_alone(store: Store) 
     assert {r.id for r in store.list_workflows(statuses=[WorkflowStatus.PENDING])} == {"n3", "n4"}
     assert [e.seq for e in store.get_journal("n2")] == [0]
     assert [e.seq for e in store.get_journal("c2")] == [0]
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_large_batches_of_one_kind_apply_each_op_as_alone(store: Store, refused: bool) -> None:
+    """Hundreds of creations, entries and finishes in single batches (multi-row statements in
+    chunks where the backend can): the same rows and answers as one op at a time; with one
+    refused op in each batch, only that one is refused."""
+    n = 301  # more than one chunk of every size
+    bad = 137 if refused else -1
+    created = store.write(
+        [CreateWorkflow(wf("dup" if i == bad else f"g{i:03}", created=T0 + i)) for i in range(n)]
+        + [CreateWorkflow(wf("dup"))]
+    )
+    assert created == [True] * n + [not refused]
+    parent = "g000"
+    store.create_workflow(wf("kid", parent_id=parent))
+    ids = [f"g{i:03}" for i in range(n) if i != bad]
+    epochs: dict[str, int] = {}
+    while len(epochs) < len(ids) + 1:
+        claims = store.claim("o1", ["w"], T0 + 1000, 60.0, 500)
+        assert claims
+        epochs.update({c.record.id: c.record.epoch for c in claims})
+    stale = ids[200] if refused else None
+    ops = [
+        RecordEntry(entry(wid, 0, "o1", epochs[wid] + (wid == stale), result=f'"{wid}"'))
+        for wid in ids
+    ]
+    assert store.write(ops) == [wid != stale for wid in ids]
+    for wid in (ids[0], ids[150], ids[-1]):
+        assert [(e.seq, e.result) for e in store.get_journal(wid)] == [(0, f'"{wid}"')]
+    if stale is not None:
+        assert store.get_journal(stale) == []
+    # finishes (the child first: its parent, still running, is woken)
+    rest = [wid for wid in ids if wid != parent]
+    owner = {wid: "o9" if wid == stale else "o1" for wid in rest}
+    fin = [FinishWorkflow("kid", "o1", epochs["kid"], WorkflowStatus.COMPLETED, "1", None, T0 + 7)]
+    fin += [
+        FinishWorkflow(wid, owner[wid], epochs[wid], WorkflowStatus.COMPLETED, f'"{wid}"', None,
+                       T0 + 5)
+        for wid in rest
+    ]  # fmt: skip
+    assert store.write(fin) == [True] + [owner[wid] == "o1" for wid in rest]
+    done = {r.id for r in store.list_workflows(statuses=[WorkflowStatus.COMPLETED], limit=1000)}
+    assert done == {"kid", *(wid for wid in rest if owner[wid] == "o1")}
+    last = store.get_workflow(rest[-1])
+    assert last is not None and last.output == f'"{rest[-1]}"' and last.owner is None
+    assert last.finished_at == T0 + 5
+    p = store.get_workflow(parent)
+    assert p is not None and p.status is WorkflowStatus.RUNNING and p.wake_at == T0 + 7
+
+
+def test_sqlite_writes_a_large_batch_in_a_few_statements(tmp_path: Path) -> None:
+    """A group commit of 600 ops is a handful of statements, not 600 (each statement hands
+    the GIL over), and one refused op makes the batch go again op by op, in the same
+    transaction."""
+    store = SqliteStore(tmp_path / "g.db")
+    store.migrate()
+    statements: list[str] = []
+    store._writer.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    try:
+        assert store.write([CreateWorkflow(wf(f"s{i}")) for i in range(300)]) == [True] * 300
+        epochs = {c.record.id: c.record.epoch for c in store.claim("o1", ["w"], T0, 60.0, 300)}
+        statements.clear()
+        ops = [RecordEntry(entry(f"s{i}", 0, "o1", epochs[f"s{i}"])) for i in range(300)]
+        assert store.write(ops) == [True] * 300
+        assert len(statements) <= 8, statements  # BEGIN, savepoint, 256 + 32 + 8 + 4, ...
+        statements.clear()
+        ops = [RecordEntry(entry(f"s{i}", 1, "o1", epochs[f"s{i}"] + (i == 5))) for i in range(300)]
+        assert store.write(ops) == [i != 5 for i in range(300)]
+        assert any(s.startswith("ROLLBACK TO") for s in statements)
+        assert len([s for s in statements if s.startswith("INSERT")]) == 4 + 300
+    finally:
+        store.close()

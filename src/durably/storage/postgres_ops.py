@@ -22,6 +22,7 @@ from durably.storage.base import (
     StepAttempt,
     WriteOp,
 )
+from durably.storage.batching import KIND_ORDER, SINGLE, fenced_id, reorderable
 from durably.storage.postgres_groups import GROUPED, Group
 from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
 
@@ -109,22 +110,11 @@ _LOCK_MANY_AND_PARENTS = (
 ``= ANY`` of an array, so that the primary key index serves it)."""
 
 
-_SINGLE = (RecordEntry, CreateWorkflow, RecordAttempt, DeliverCancel, FinishWorkflow)
+_SINGLE = SINGLE
 """The op kinds applied by one statement each (see :func:`_single_statement`)."""
 _SELF_LOCKING = (RecordEntry, RecordAttempt, DeliverCancel, CreateWorkflow)
 """Ops whose one statement checks its fence while locking the workflow's row: a batch of these
 for a single workflow (a step of a sequential workflow) needs no lock statement ahead."""
-
-
-def _fenced_id(op: WriteOp) -> str | None:
-    """The workflow whose (owner, epoch) fences ``op``; None for a creation (not fenced)."""
-    if isinstance(op, RecordEntry | ConsumeEvent | StartChild):
-        return op.entry.workflow_id
-    if isinstance(op, RecordAttempt):
-        return op.attempt.workflow_id
-    if isinstance(op, CreateWorkflow):
-        return None
-    return op.workflow_id
 
 
 def _fenced(conn: Conn, workflow_id: str, owner: str, epoch: int) -> bool:
@@ -285,22 +275,6 @@ def _outcome(op: WriteOp, cur: Any, wake: set[str]) -> bool:
     return done
 
 
-def _reorderable(ops: Sequence[WriteOp], run: range) -> bool:
-    """Whether the single-statement ops ``run`` may go in any order: each for a different
-    workflow (statements for different workflows do not read what the others write)."""
-    seen: set[str] = set()
-    for k in run:
-        op = ops[k]
-        wid = op.record.id if isinstance(op, CreateWorkflow) else _fenced_id(op)
-        if wid is None or wid in seen:
-            return False
-        seen.add(wid)
-    return True
-
-
-_ORDER = {CreateWorkflow: 0, RecordEntry: 1, RecordAttempt: 2, DeliverCancel: 3, FinishWorkflow: 4}
-
-
 def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
     """Apply ``ops`` in order inside the caller's transaction; per op, whether it was applied.
 
@@ -316,7 +290,7 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
     applied: list[bool] = [False] * len(ops)
     wake: set[str] = set()
     lock: tuple[str, tuple[Any, ...]] | None = None
-    ids = sorted({wid for op in ops if (wid := _fenced_id(op)) is not None})
+    ids = sorted({wid for op in ops if (wid := fenced_id(op)) is not None})
     if len(ids) > 1 or (ids and not all(isinstance(op, _SELF_LOCKING) for op in ops)):
         # Lock every workflow the batch writes for, in id order (as every multi-row lock here
         # is taken), before any fence is checked: a claim (SKIP LOCKED) then cannot take one
@@ -331,8 +305,8 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
         while end < len(ops) and isinstance(ops[end], _SINGLE):
             end += 1
         order = list(range(i, end))
-        if len(order) > 1 and _reorderable(ops, range(i, end)):
-            order.sort(key=lambda k: _ORDER[type(ops[k])])
+        if len(order) > 1 and reorderable(ops, range(i, end)):
+            order.sort(key=lambda k: KIND_ORDER[type(ops[k])])
         items: list[Group | int] = []
         for k in order:
             op = ops[k]

@@ -39,6 +39,7 @@ from durably.storage.rows import (
     to_record,
 )
 from durably.storage.sqlite_commands import SqliteCommands
+from durably.storage.sqlite_groups import MIN_GROUP, can_group, write_grouped
 from durably.storage.sqlite_ops import INSERT_WORKFLOW, apply
 from durably.storage.sqlite_schema import MIGRATIONS
 
@@ -69,6 +70,7 @@ class SqliteStore(QueuePlanner, SqliteCommands):
                 )
         self._write_lock = threading.Lock()
         self._writer = self._connect()
+        self._grouping = can_group(self._writer)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -162,6 +164,14 @@ class SqliteStore(QueuePlanner, SqliteCommands):
 
     def write(self, ops: Sequence[WriteOp]) -> list[bool]:
         with self._transaction() as conn:
+            if self._grouping and len(ops) >= MIN_GROUP:
+                conn.execute("SAVEPOINT durably_group")
+                applied = write_grouped(conn, ops, apply)
+                if applied is None:  # some op was not applied: find out which, one by one
+                    conn.execute("ROLLBACK TO durably_group")
+                conn.execute("RELEASE durably_group")
+                if applied is not None:
+                    return applied
             return [apply(conn, op) for op in ops]
 
     def claim(
