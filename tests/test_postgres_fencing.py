@@ -121,3 +121,33 @@ def test_lease_renewal_and_group_commits_of_one_worker_do_not_deadlock(
     for t in threads:
         t.join(30)
     assert errors == []
+
+
+def test_a_lone_entry_is_its_own_fenced_transaction(store: PostgresStore) -> None:
+    """A single journal entry (a sequential workflow's step) is written in autocommit mode,
+    one statement: still fenced while locking the row, so a takeover in flight (claimed, not
+    yet committed) makes it wait, then refuses it; a current one lands at once."""
+    _start(store, "w1")
+    (a,) = store.claim("host:1:a", ["wf"], 100.0, 2.0, 10)
+    assert store.write([RecordEntry(_entry("w1", "host:1:a", a.record.epoch))]) == [True]
+    assert store.write([RecordEntry(_entry("w1", "host:1:a", a.record.epoch + 1, 1))]) == [False]
+    conn = _connection(store)
+    try:
+        conn.execute(  # another worker's claim, in flight: the row is locked, epoch bumped
+            "UPDATE workflows SET owner = 'host:2:b', epoch = epoch + 1 WHERE id = 'w1'"
+        )
+        result: list[list[bool]] = []
+        writer = threading.Thread(
+            target=lambda: result.append(
+                store.write([RecordEntry(_entry("w1", "host:1:a", a.record.epoch, 1))])
+            )
+        )
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive() and not result  # waits for the claim's transaction
+        conn.commit()
+        writer.join(10)
+        assert result == [[False]]
+    finally:
+        conn.close()
+    assert [(e.seq, e.owner) for e in store.get_journal("w1")] == [(0, "host:1:a")]

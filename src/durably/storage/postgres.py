@@ -32,6 +32,8 @@ from durably.storage.base import (
     ClaimedWorkflow,
     JournalEntry,
     QueueClaim,
+    RecordAttempt,
+    RecordEntry,
     StepAttempt,
     WorkerInfo,
     WorkflowRecord,
@@ -54,6 +56,10 @@ from durably.storage.rows import (
 )
 
 __all__ = ["PostgresListener", "PostgresStore"]
+
+_ALONE = (RecordEntry, RecordAttempt)
+"""Ops written alone in autocommit mode: one statement, fenced while locking the row, no
+notification (a sequential workflow's every step)."""
 
 _LIST = ListQuery("%s", "status = ANY(%s::text[])", lambda values: values, 'id COLLATE "C"')
 """How PostgreSQL spells the parts of the list query that differ (ids compare bytewise)."""
@@ -280,6 +286,11 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         return isinstance(error, psycopg.OperationalError | PoolTimeout)
 
     def write(self, ops: Sequence[WriteOp]) -> list[bool]:
+        if len(ops) == 1 and type(ops[0]) in _ALONE:
+            # one statement that checks its own fence (locking the workflow's row) and wakes
+            # nobody: its own transaction, one round trip instead of BEGIN, it and COMMIT
+            with self._read() as conn:
+                return apply_batch(conn, ops)
         with self._transaction() as conn:
             return apply_batch(conn, ops)
 
