@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -392,6 +392,17 @@ def test_list_workflows_pages_exactly_from_workflow_infos(app: durably.App) -> N
     # filters still apply after the cursor
     odd = app.list_workflows(limit=1000, id_prefix="same-0", before=everything[2])
     assert [w.id for w in odd] == [i for i in ids[3:] if i.startswith("same-0")]
+    # iter_workflows: every page, each workflow once, filters applied, datetimes accepted
+    for size in (1, 4, 42, 100):
+        assert [w.id for w in app.iter_workflows(page_size=size)] == ids, size
+    assert [w.id for w in app.iter_workflows(id_prefix="same-1", page_size=3)] == [
+        i for i in ids if i.startswith("same-1")
+    ]
+    middle = everything[20].created_at_epoch
+    assert middle is not None
+    newer = list(app.iter_workflows(created_after=middle, page_size=5))
+    assert [w.id for w in newer] == [w.id for w in everything if w.created_at_epoch >= middle]
+    assert list(app.iter_workflows(created_before=datetime(2000, 1, 1, tzinfo=UTC))) == []
     with pytest.raises(durably.ConfigurationError, match="WorkflowInfo"):
         app.list_workflows(before=everything[0].created_at)  # type: ignore[arg-type]
     with pytest.raises(durably.ConfigurationError, match="no exact creation time"):

@@ -6,14 +6,15 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, qualified_name
 from durably.errors import ConfigurationError, UnknownWorkflowError
-from durably.handle import WorkflowHandle, WorkflowInfo
+from durably.handle import WorkflowHandle, WorkflowInfo, page_position
 from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
@@ -400,8 +401,6 @@ class App(Commands):
                 ...
                 page = app.list_workflows(limit=100, before=page[-1])
         """
-        from durably.handle import page_position
-
         position = None if before is None else page_position(before)
         statuses: list[WorkflowStatus] | None = None
         if status is not None:
@@ -422,6 +421,34 @@ class App(Commands):
         unserved = self.unserved_filter()
         decode = self.serializer.decode
         return [WorkflowInfo.from_record(r, decode, unserved=unserved(r)) for r in records]
+
+    def iter_workflows(
+        self,
+        *,
+        status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None = None,
+        name: str | None = None,
+        created_after: float | datetime | None = None,
+        created_before: float | datetime | None = None,
+        id_prefix: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[WorkflowInfo]:
+        """Every workflow matching the filters (as :meth:`list_workflows`), newest first, read
+        ``page_size`` at a time; each exactly once, however many are started meanwhile (those
+        are newer than the first page: not listed)."""
+        after = created_after.timestamp() if isinstance(created_after, datetime) else created_after
+        until = (
+            created_before.timestamp() if isinstance(created_before, datetime) else created_before
+        )
+        before: WorkflowInfo | None = None
+        while True:
+            page = self.list_workflows(
+                status=status, name=name, limit=page_size, created_after=after,
+                created_before=until, id_prefix=id_prefix, before=before,
+            )  # fmt: skip
+            yield from page
+            if len(page) < page_size:
+                return
+            before = page[-1]
 
     # -- workers -------------------------------------------------------------------------------
 
