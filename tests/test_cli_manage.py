@@ -228,6 +228,69 @@ def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, db_url: s
     assert cli.json("ls") == []
 
 
+BAD_INPUT = (
+    (("ls", "--status", "bogus"), "unknown status in ['bogus']; use one of: pending"),
+    (("ls", "--status", "failed,happy"), "unknown status in ['failed', 'happy']"),
+    (("ls", "--since", "yesterday-ish"), "--since takes an ISO-8601 time"),
+    (("ls", "--until", "soon"), "--until takes an ISO-8601 time"),
+    (("ls", "--limit", "0"), "argument --limit: expected a number >= 1"),
+    (("start", "twice", "--input", "[1,"), "--input is not valid JSON"),
+    (("start", "twice", "--input", '{"args": 1}'), '--input: "args" must be a JSON array'),
+    (("start", "twice", "--input", "@no-such-file.json"), "cannot read that file"),
+    (("start", "twice", "--input", '{"kwargs": {"id": "x"}}'), "keyword argument 'id' clashes"),
+    (("start", "twice", "--input", '{"kwargs": {"priority": 1}}'),
+     "keyword argument 'priority' clashes"),
+    (("start", "twice", "--input", "[NaN]"), "NaN and infinity are not valid JSON"),
+    (("start", "twice", "--input", "@big.json"), "over the limit of 1048576 bytes"),
+    (("start", "twice", "--id", "bad id!"), "invalid workflow id 'bad id!'"),
+    (("start", "twice", "--queue", "no queue!"), "invalid queue name 'no queue!'"),
+    (("start", "twice", "--priority", str(2**31)), "priority must be a 32-bit whole number"),
+    (("start", "twice", "--priority", "high"), "argument --priority: invalid int value"),
+    (("start", "twice", "--wait", "--timeout", "0"), "argument --timeout: expected seconds > 0"),
+    (("show", "bad id!"), "invalid workflow id 'bad id!'"),
+    (("show", "x-1", "--watch", "--interval", "-1"), "argument --interval"),
+    (("history", "bad id!"), "invalid workflow id"),
+    (("send", "bad id!", "go"), "invalid workflow id"),
+    (("send", "x-1", "go", "--data", "{nope"), "--data is not valid JSON"),
+    (("send", "x-1", "go", "--data", "[Infinity]"),
+     "Cannot serialize payload of event 'go' (workflow id 'x-1'): NaN and infinity"),
+    (("send", "x-1", "go", "--data", "@big.json"), "over the limit of 1048576 bytes"),
+    (("send", "x-1", "", "--data", "1"), "event name must be a non-empty string, got ''"),
+    (("send", "x-1", "go", "--dedup-key", ""), "dedup_key must be a non-empty string, got ''"),
+    *(((command, "bad id!"), "invalid workflow id")
+      for command in ("cancel", "terminate", "suspend", "resume", "retry", "purge")),
+    (("fork", "bad id!", "--from-step", "1"), "invalid workflow id 'bad id!'"),
+    (("fork", "x-1", "--from-step", "1", "--new-id", "bad id!"), "invalid workflow id 'bad id!'"),
+    (("fork", "x-1", "--from-step", "-1"), "argument --from-step: expected a number >= 0"),
+    (("fork", "x-1", "--from-step", "one"), "argument --from-step"),
+    (("fork", "x-1"), "the following arguments are required: --from-step"),
+)  # fmt: skip
+
+
+def test_bad_input_is_refused_before_the_target_is_opened(tmp_path: Path) -> None:
+    """Bad input is a usage error (exit 2, with its own message) whatever the target: checked
+    before a missing SQLite database would be reported (exit 5) or an unreachable server
+    tried, and nothing is created."""
+    (tmp_path / "big.json").write_text(json.dumps(["x" * (1 << 20)]))
+    cli = Cli(_env(tmp_path), tmp_path, f"sqlite:///{tmp_path}/typo.db")
+    for where in (("--db", cli.db), ("--server", "http://127.0.0.1:9")):
+        for argv, message in BAD_INPUT:
+            proc = cli.run(*argv, *where, "--json", db=False, check=None)
+            assert (proc.returncode, proc.stdout) == (2, ""), (argv, where, proc.stderr)
+            assert message in proc.stderr and "error: " in proc.stderr, (argv, proc.stderr)
+            assert "no database exists" not in proc.stderr and "cannot reach" not in proc.stderr
+            _no_database_files(tmp_path)
+    # $DURABLY_DB naming a missing file, and no target at all (./durably.db, missing)
+    for env in ({**cli.env, "DURABLY_DB": "typo2.db"}, cli.env):
+        proc = subprocess.run([*DURABLY, "ls", "--status", "bogus"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert proc.returncode == 2 and "unknown status" in proc.stderr, proc.stderr
+    _no_database_files(tmp_path)
+    # a kwarg named queue is no clash (the queue is a start option given positionally)
+    queue = cli.run("start", "twice", "--input", '{"kwargs": {"queue": 1}}', check=5)
+    assert "no database exists" in queue.stderr
+
+
 MISSING_DB_COMMANDS = (
     ("ls",), ("show", "x-1"), ("history", "x-1"), ("send", "x-1", "go"), ("cancel", "x-1"),
     ("terminate", "x-1"), ("suspend", "x-1"), ("resume", "x-1"), ("retry", "x-1"),

@@ -23,8 +23,9 @@ from durably.cli.target import (
     is_database_failure,
     open_target,
 )
-from durably.cli.values import parse_call, parse_json, parse_time
+from durably.cli.values import parse_call, parse_json, parse_statuses, parse_time
 from durably.cli.watch import watch
+from durably.commands import check_event
 from durably.errors import (
     ConfigurationError,
     DurablyError,
@@ -32,6 +33,8 @@ from durably.errors import (
     WorkflowFailedError,
 )
 from durably.ids import validate_workflow_id
+from durably.queues import DEFAULT_QUEUE, validate_priority, validate_queue_name
+from durably.serialization import JsonSerializer
 from durably.storage.base import WorkflowStatus
 
 __all__ = ["COMMANDS", "add_commands", "run"]
@@ -56,18 +59,17 @@ def _print_json(out: TextIO, value: Any) -> None:
 # -- handlers ----------------------------------------------------------------------------------
 
 
+def _enqueues(args: argparse.Namespace) -> bool:
+    """Whether ``start`` enqueues (on --queue, or with a --priority) rather than starts."""
+    return args.queue is not None or bool(args.priority)
+
+
 def _start(target: Target, args: argparse.Namespace, out: TextIO) -> int:
-    positional, named = args.call
-    clash = [k for k in ("id", "priority") if k in named]
-    if clash:
-        raise ConfigurationError(
-            f"--input: keyword argument {clash[0]!r} clashes with a start option; pass that "
-            'workflow parameter positionally ({"args": [...]})'
-        )
+    positional, named = args.call  # checked by _prepare
     try:
-        if args.queue is not None or args.priority:
+        if _enqueues(args):
             handle = target.enqueue(
-                args.queue or "default", args.name, *positional, id=args.id,
+                args.queue or DEFAULT_QUEUE, args.name, *positional, id=args.id,
                 priority=args.priority, **named,
             )  # fmt: skip
         else:
@@ -99,9 +101,8 @@ def _start(target: Target, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _ls(target: Target, args: argparse.Namespace, out: TextIO) -> int:
-    statuses = [s.strip() for group in args.status or [] for s in group.split(",") if s.strip()]
     filters: dict[str, Any] = {
-        "status": statuses or None, "name": args.name, "id_prefix": args.id_prefix,
+        "status": args.status, "name": args.name, "id_prefix": args.id_prefix,
         "created_after": args.since, "created_before": args.until,
     }  # fmt: skip
     if isinstance(target, App):
@@ -351,15 +352,32 @@ COMMANDS = (
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    """Read every typed value before touching the database, so bad input writes nothing."""
+    """Read and check every typed value before the database or server is opened, so bad input
+    is a usage error (exit 2, nothing written) whether or not the target exists or answers.
+    The checks and messages are those the App or Client would make once the target is open."""
     for key in ("id", "new_id"):
         if getattr(args, key, None) is not None:
             validate_workflow_id(getattr(args, key))
     if args.command == "start":
-        args.call = parse_call(args.input)
+        args.call = positional, named = parse_call(args.input)
+        clash = [k for k in ("id", "priority") if k in named]
+        if clash:
+            raise ConfigurationError(
+                f"--input: keyword argument {clash[0]!r} clashes with a start option; pass that "
+                'workflow parameter positionally ({"args": [...]})'
+            )
+        if _enqueues(args):
+            validate_queue_name(args.queue or DEFAULT_QUEUE)
+            validate_priority(args.priority)
+        # NaN, Infinity or over the size limit: refused as the App or Client would refuse them
+        JsonSerializer().encode_call(tuple(positional), named, workflow_id=args.id, name=args.name)
     elif args.command == "send":
         args.payload = None if args.data is None else parse_json(args.data, "--data")
+        check_event(args.event, args.dedup_key)
+        what = f"payload of event {args.event!r}"
+        JsonSerializer().encode(args.payload, what=what, workflow_id=args.id)
     elif args.command == "ls":
+        args.status = parse_statuses(args.status)
         args.since = None if args.since is None else parse_time(args.since, "--since")
         args.until = None if args.until is None else parse_time(args.until, "--until")
 

@@ -1,5 +1,5 @@
-"""Reading the values people type: ``--input`` and ``--data`` JSON, and ``--since``/``--until``
-times."""
+"""Reading the values people type: ``--input`` and ``--data`` JSON, ``--since``/``--until``
+times and ``--status`` names."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import math
 import re
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from durably.errors import ConfigurationError
+from durably.storage.base import WorkflowStatus
 
-__all__ = ["parse_call", "parse_json", "parse_time"]
+__all__ = ["parse_call", "parse_json", "parse_statuses", "parse_time"]
 
 _CALL_KEYS = frozenset({"args", "kwargs"})
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -96,3 +98,18 @@ def parse_time(text: str, flag: str, now: float | None = None) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def parse_statuses(groups: Sequence[str] | None) -> list[str] | None:
+    """The statuses of repeated, comma-separated ``--status`` values (None: no filter), each
+    checked, with the message :meth:`durably.App.list_workflows` gives an unknown one."""
+    wanted = [s.strip() for group in groups or [] for s in group.split(",") if s.strip()]
+    if not wanted:
+        return None
+    try:
+        for status in wanted:
+            WorkflowStatus(status)
+    except ValueError:
+        valid = ", ".join(s.value for s in WorkflowStatus)
+        raise ConfigurationError(f"unknown status in {wanted!r}; use one of: {valid}") from None
+    return wanted
