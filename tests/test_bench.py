@@ -25,6 +25,7 @@ FIGURES = {
     "sequential": {"step_ms", "p99_step_ms", "ratio", "floor_ms", "ratio_to_run_floor"},
     "latency": {"p50_ms", "p99_ms", "ratio"},
     "recovery": {"from_spawn_s", "from_registration_s"},
+    "recovery_supervised": {"from_kill_s"},
     "replay": {"from_claim_s", "from_spawn_s", "ratio"},
     "memory": {"rss_mb", "rss_idle_mb"},
 }
@@ -36,6 +37,7 @@ ROWS = (
     "sequential, 1 wf x 50 steps, per step",
     "start to result, 1-step wf",
     "recovery after SIGKILL, step restarts",
+    "recovery, supervised (-p 2): standby takes over",
     "replay of a 201-entry journal",
     "memory, 500 sleeping wf",
 )
@@ -58,6 +60,7 @@ def _check(proc: subprocess.CompletedProcess[str], out_json: Path, backend: str)
     assert 0 < data["machine"]["cpu_check_before_s"] < 60
     assert 0 < data["machine"]["cpu_check_after_s"] < 60
     assert "CPU check (a 5M-step Python loop" in proc.stdout
+    assert data["machine"]["bytecode"] == "compiled"  # workers start as an installed package
     assert data["params"]["workflows"] == 50
     assert set(data["figures"]) == set(FIGURES)
     for key, required in FIGURES.items():

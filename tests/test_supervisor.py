@@ -182,3 +182,97 @@ def test_a_child_that_was_up_is_replaced_at_once_and_failures_in_a_row_back_off(
     assert child.restart_at is not None
     assert child.restart_at - time.monotonic() > BACKOFF_INITIAL / 2
     assert sup._failed is None
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != b"Z":
+                found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_child_is_replaced_by_the_standby(
+    tmp_path: Path, flows: tuple[str, dict[str, str]]
+) -> None:
+    """The supervisor keeps one standby process (app imported, database open, not serving); a
+    child that dies is replaced by it (the same process starts serving), and a new standby
+    is started. Stopping stops the standby too."""
+    db, env = flows
+    sup = subprocess.Popen(
+        [*DURABLY, "worker", "myflows:app", "--processes", "2"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    client = durably.App(db)
+    try:
+        _wait_for(lambda: len(_pids(client)) == 2 and len(_children(sup.pid)) == 3)
+        serving = _pids(client)
+        (standby,) = _children(sup.pid) - serving  # up, but not registered: not serving
+        time.sleep(0.5)
+        assert _pids(client) == serving and _alive(standby)
+        handles = [client.start("twice", i) for i in range(30)]
+        victim = min(serving)
+        os.kill(victim, signal.SIGKILL)
+        # the standby itself is the replacement: it registers, with its own pid
+        _wait_for(lambda: _pids(client) - serving == {standby})
+        assert [h.result(timeout=60) for h in handles] == [4 * i for i in range(30)]
+        # and a new standby stands behind it
+        _wait_for(lambda: len(_children(sup.pid) - _pids(client)) == 1)
+        (second,) = _children(sup.pid) - _pids(client)
+        assert second not in serving | {standby}
+        _run_batch(client, 100, 20)
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        _, err = sup.communicate(timeout=60)
+    assert sup.returncode == 0, err.decode()
+    assert not _alive(second) and not _alive(standby)
+    assert client.store.list_workers() == []
+    client.close()
+
+
+def test_a_standby_leaves_when_its_supervisor_is_gone(
+    tmp_path: Path, flows: tuple[str, dict[str, str]]
+) -> None:
+    """A supervisor killed with SIGKILL cannot stop its standby: the standby sees its stdin
+    end and exits by itself (it never serves)."""
+    db, env = flows
+    sup = subprocess.Popen(
+        [*DURABLY, "worker", "myflows:app", "--processes", "2"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    client = durably.App(db)
+    try:
+        _wait_for(lambda: len(_pids(client)) == 2 and len(_children(sup.pid)) == 3)
+        serving = _pids(client)
+        (standby,) = _children(sup.pid) - serving
+        sup.kill()
+        sup.wait(30)
+        _wait_for(lambda: not _alive(standby))
+        assert standby not in _pids(client)
+    finally:
+        for pid in serving:  # the orphaned children: stop them as their supervisor would
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        _wait_for(lambda: not any(_alive(p) for p in serving))
+        client.close()

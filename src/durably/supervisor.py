@@ -9,6 +9,11 @@ never imports the app itself. It
   every child exited 0);
 - restarts a child that dies unexpectedly (a crash, ``kill -9``): at once if it had been up for
   :data:`STARTUP_GRACE` seconds, else after a backoff that grows with each failure in a row;
+- keeps one *standby* process ready: started like a child, it imports the app (and opens the
+  database) and then waits on its stdin. A child that dies is replaced by the standby, which
+  starts serving at once, without the interpreter start and imports (a fresh process spends
+  most of its first 0.2 s there), and a new standby is started behind it. A standby that keeps
+  failing at startup is given up (children are then started fresh);
 - gives up with a non-zero exit code when children keep failing at startup (a bad MODULE:APP, a
   database it cannot open): a child that exits with a configuration error (code 2) before it was
   up for :data:`STARTUP_GRACE` seconds stops everything at once, and so do
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -27,12 +33,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
-__all__ = ["CHILD_ENV", "Supervisor", "resolve_processes"]
+__all__ = ["CHILD_ENV", "GO", "STANDBY_ENV", "Supervisor", "resolve_processes"]
 
 log = logging.getLogger(__name__)
 
 #: Set in a child's environment (to its index) so it runs a single worker, never a supervisor.
 CHILD_ENV = "DURABLY_WORKER_PROCESS"
+#: Set (to 1) in the standby's environment: it waits for ``go`` on its stdin before serving.
+STANDBY_ENV = "DURABLY_WORKER_STANDBY"
+#: The word that makes a standby serve.
+GO = b"go\n"
 #: A child that exits before it was up this long (seconds) failed at startup.
 STARTUP_GRACE = 5.0
 #: Give up after this many startup failures in a row of one child.
@@ -71,6 +81,24 @@ class _Child:
     exit_codes: list[int] = field(default_factory=list)
 
 
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """SIGCHLD: nothing to do in the handler; its wake-up byte ends the main loop's wait."""
+
+
+def _wait(fd: int, timeout: float) -> None:
+    """Sleep up to ``timeout`` s, or until a signal's wake-up byte arrives on ``fd``."""
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    except InterruptedError:
+        return
+    if ready:
+        try:
+            while os.read(fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+
 def _describe(code: int) -> str:
     if code < 0:
         try:
@@ -90,6 +118,7 @@ class Supervisor:
         *,
         verbose: bool = False,
         queues: Sequence[str] | None = None,
+        standby: bool = True,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -102,6 +131,10 @@ class Supervisor:
         self._pending_signal: int | None = None
         self._last_signalled = 0.0
         self._failed: str | None = None
+        self._use_standby = standby
+        self._standby: subprocess.Popen[bytes] | None = None
+        self._standby_started = 0.0
+        self._standby_failures = 0
 
     # -- children ---------------------------------------------------------------------------
 
@@ -114,11 +147,77 @@ class Supervisor:
         return cmd
 
     def _spawn(self, child: _Child) -> None:
-        env = {**os.environ, CHILD_ENV: str(child.index)}
-        child.proc = subprocess.Popen(self._command(), env=env)
+        standby = self._activate_standby()
+        if standby is not None:
+            child.proc = standby
+            log.info("worker process %d: the standby (pid %d) took over", child.index, standby.pid)
+        else:
+            env = {**os.environ, CHILD_ENV: str(child.index)}
+            child.proc = subprocess.Popen(self._command(), env=env)
+            log.info("started worker process %d (pid %d)", child.index, child.proc.pid)
         child.started_at = time.monotonic()
         child.restart_at = None
-        log.info("started worker process %d (pid %d)", child.index, child.proc.pid)
+        self._ensure_standby()
+
+    # -- the standby ------------------------------------------------------------------------
+
+    def _ensure_standby(self) -> None:
+        """Start a standby if there should be one and none runs."""
+        if not self._use_standby or self._standby is not None or self._stop_signal is not None:
+            return
+        env = {**os.environ, CHILD_ENV: "standby", STANDBY_ENV: "1"}
+        self._standby = subprocess.Popen(self._command(), env=env, stdin=subprocess.PIPE)
+        self._standby_started = time.monotonic()
+        log.info("started a standby worker process (pid %d)", self._standby.pid)
+
+    def _activate_standby(self) -> subprocess.Popen[bytes] | None:
+        """The standby, told to serve; None if there is none alive."""
+        proc, self._standby = self._standby, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(GO)
+                proc.stdin.close()
+                return proc
+            except OSError:  # it died meanwhile
+                pass
+        self._standby_exited(proc)
+        return None
+
+    def _standby_exited(self, proc: subprocess.Popen[bytes]) -> None:
+        """A standby that died before serving: forget it; give up standbys if they keep
+        failing at startup (children are then started fresh, as without them)."""
+        code = proc.wait()
+        if time.monotonic() - self._standby_started < STARTUP_GRACE:
+            self._standby_failures += 1
+        else:
+            self._standby_failures = 0
+        if self._standby_failures >= MAX_STARTUP_FAILURES:
+            self._use_standby = False
+            log.warning("the standby worker process keeps failing (%s); not keeping one",
+                        _describe(code))  # fmt: skip
+        else:
+            log.warning("the standby worker process (pid %d) exited (%s)", proc.pid,
+                        _describe(code))  # fmt: skip
+
+    def _stop_standby(self) -> None:
+        proc, self._standby = self._standby, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()  # end of input: a waiting standby exits at once
+            except OSError:
+                pass
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(STARTUP_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def _on_exit(self, child: _Child, code: int) -> None:
         """A child exited while the supervisor was not stopping: schedule a restart or give up."""
@@ -172,6 +271,7 @@ class Supervisor:
         if self._stop_signal is None:
             self._stop_signal = signum
             log.info("stopping %d worker process(es) (%s)", self.processes, _describe(-signum))
+            self._stop_standby()
         self._signal_children(signum)
 
     def _signal_children(self, signum: int) -> None:
@@ -190,6 +290,12 @@ class Supervisor:
         previous = {
             sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
+        # a child's death (SIGCHLD) or a signal wakes the loop at once, through this pipe
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        previous_wakeup = signal.set_wakeup_fd(wake_w)
+        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _ignore)
         clean = True
         try:
             for child in self._children:
@@ -209,6 +315,12 @@ class Supervisor:
                             running += 1
                         elif self._stop_signal is None:
                             self._on_exit(child, code)
+                            if (
+                                child.restart_at is not None
+                                and child.restart_at <= time.monotonic()
+                            ):
+                                self._spawn(child)  # at once, not after the next wait
+                                running += 1
                         else:
                             child.proc = None
                             child.exit_codes.append(code)
@@ -229,15 +341,24 @@ class Supervisor:
                     ):
                         self._spawn(child)
                         running += 1
+                standby = self._standby
+                if standby is not None and standby.poll() is not None:
+                    self._standby = None
+                    self._standby_exited(standby)
+                    self._ensure_standby()
                 if self._stop_signal is not None:
                     if running == 0:
                         break
                     if now - self._last_signalled >= RESIGNAL_INTERVAL:
                         self._signal_children(self._stop_signal)
-                time.sleep(_POLL)
+                _wait(wake_r, _POLL)
         finally:
+            signal.set_wakeup_fd(previous_wakeup)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+            self._stop_standby()
             for child in self._children:  # only on an unexpected error in the loop itself
                 if child.proc is not None and child.proc.poll() is None:
                     child.proc.kill()

@@ -4,6 +4,8 @@ a long journal in a fresh worker, and a worker's memory with many sleeping workf
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -20,9 +22,13 @@ from durably.bench.workload import (
     SLOW_STEPS,
     build,
 )
+from durably.supervisor import STARTUP_GRACE
 
 Figures = dict[str, float]
 POLL = 0.002
+STANDBY_READY_SECONDS = STARTUP_GRACE + 1.0
+"""Supervised recovery waits this long after its workers registered: past the supervisor's
+startup grace (a child dying sooner is a startup failure, restarted after a backoff)."""
 START_CHUNK = 1000
 STALL_SECONDS = 120.0
 
@@ -75,6 +81,42 @@ def recovery(target: Target, params: Params) -> Figures:
         "from_registration_s": restarted - registered.started_at,
         "from_kill_s": restarted - killed_at,
     }
+
+
+def recovery_supervised(target: Target, params: Params) -> Figures:
+    """``durably worker -p 2``: SIGKILL the child running a slow step; its supervisor hands
+    the work to its standby process; time from the kill until the step starts again."""
+    with target.fresh("recovery-supervised") as url, tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "steps.log"
+        client = build(url)
+        try:
+            with Workers(url, client) as workers:
+                supervisor = workers.spawn(processes=2)
+                deadline = time.monotonic() + 60
+                while len(client.list_workers()) < 2:
+                    workers.check(supervisor)
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"no 2 workers in 60 s:\n{supervisor.output()}")
+                    time.sleep(POLL)
+                # a crash long after start (not a startup failure, which backs off), with the
+                # standby ready: its supervisor started it with the children
+                time.sleep(STANDBY_READY_SECONDS)
+                handle = client.start(SLOW_STEPS, str(log), params.slow_steps, id="recovery")
+                starts = _wait_starts(log, 2, workers, supervisor)  # step 1 under way
+                time.sleep(max(0.0, starts[-1] + SLOW_STEP_SECONDS / 2 - time.time()))
+                owner = handle.info().owner
+                if owner is None:
+                    raise RuntimeError("recovery-supervised: the workflow has no owner")
+                before = len(_step_starts(log))
+                killed_at = time.time()
+                os.kill(int(owner.split(":")[-2]), signal.SIGKILL)
+                restarted = _wait_starts(log, before + 1, workers, supervisor)[before]
+                value = handle.result(timeout=120)
+        finally:
+            client.close()
+    if value != sum(range(params.slow_steps)):
+        raise RuntimeError(f"recovery-supervised workflow returned {value!r}")
+    return {"step_seconds": SLOW_STEP_SECONDS, "from_kill_s": restarted - killed_at}
 
 
 def _wait_journal(client: durably.App, workflow_id: str, entries: int, worker: Worker) -> None:

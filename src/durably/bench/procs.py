@@ -85,13 +85,14 @@ class Workers:
             self.stop(worker)
         self._logs.cleanup()
 
-    def spawn(self) -> Worker:
-        """Start one worker process now (not waiting for it to register)."""
+    def spawn(self, processes: int = 1) -> Worker:
+        """Start one worker process now (not waiting for it to register); with ``processes``
+        above 1, a supervisor (``--processes``) of that many worker processes."""
         log = Path(self._logs.name) / f"worker-{len(os.listdir(self._logs.name))}.log"
         with log.open("wb") as err:
             spawned_at = time.time()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "durably.cli", "worker", APP_SPEC],
+                [sys.executable, "-m", "durably.cli", "worker", APP_SPEC, "-p", str(processes)],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=err,

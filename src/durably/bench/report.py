@@ -86,6 +86,16 @@ def _rows(f: dict[str, dict[str, float]]) -> list[Row]:
                 "",
             )
         )
+    if "recovery_supervised" in f:
+        r = f["recovery_supervised"]
+        rows.append(
+            (
+                "recovery, supervised (-p 2): standby takes over",
+                f"{num(r['from_kill_s'], 's')} from the kill",
+                commit_ms,
+                "",
+            )
+        )
     if "replay" in f:
         p = f["replay"]
         rows.append(
@@ -126,7 +136,9 @@ NOTES = {
     "ratio = p50 over one single-row commit.",
     "recovery": "recovery: a worker is SIGKILLed half-way through a slow step; times run from "
     "the new worker process's spawn (and its registration) until a step starts again "
-    "(the interrupted one).",
+    "(the interrupted one). Supervised: `durably worker -p 2`; the child running the step is "
+    "SIGKILLed and the supervisor's standby process (app imported, database open) replaces it; "
+    "from the kill until the step starts again.",
     "replay": "replay: a fresh worker resumes a workflow parked on an event after J no-op "
     "steps; times run until the first step after the wait runs; the claim is polled every "
     "~2 ms. Floor: writing as many rows at the batch floor; ratio = from claim over it.",

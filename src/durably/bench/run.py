@@ -40,6 +40,12 @@ MEASUREMENTS: list[tuple[str | None, str, str, Measure]] = [
     ("sequential", "sequential", "sequential steps", workloads.sequential),
     ("latency", "latency", "start-to-result latency", workloads.start_to_result),
     ("recovery", "recovery", "recovery after SIGKILL", processes.recovery),
+    (
+        "recovery",
+        "recovery_supervised",
+        "recovery after SIGKILL, supervised",
+        processes.recovery_supervised,
+    ),
     ("replay", "replay", "replay of a long journal", processes.replay),
     ("memory", "memory", "memory of sleeping workflows", processes.memory),
 ]

@@ -12,7 +12,7 @@ from typing import Any
 from durably.app import App
 from durably.errors import ConfigurationError
 from durably.storage import open_store, resolve_database_url
-from durably.supervisor import CHILD_ENV, Supervisor, resolve_processes
+from durably.supervisor import CHILD_ENV, GO, STANDBY_ENV, Supervisor, resolve_processes
 
 __all__ = ["add_migrate", "add_worker", "load_app", "run_migrate", "run_worker"]
 
@@ -97,8 +97,23 @@ def run_worker(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     if args.queues:
         app.worker_options = dataclasses.replace(app.worker_options, queues=tuple(args.queues))
+    if os.environ.get(STANDBY_ENV) == "1" and not _standby(app):
+        return 0
     app.run_worker()
     return 0
+
+
+def _standby(app: App) -> bool:
+    """The supervisor's standby: with the app imported and its database opened, wait for the
+    supervisor's word on stdin. Whether to serve (False: the supervisor is stopping or gone)."""
+    try:
+        app.store  # noqa: B018 - open (and migrate) now, not when a child has died
+    except Exception:  # the worker it becomes opens it again, and reports what fails then
+        pass
+    try:
+        return sys.stdin.buffer.readline() == GO
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: not an error here
+        return False
 
 
 def run_migrate(args: argparse.Namespace) -> int:
