@@ -16,11 +16,14 @@ from durably.storage.base import (
     WriteOp,
 )
 
-__all__ = ["KIND_ORDER", "SINGLE", "fenced_id", "reorderable"]
+__all__ = ["GROUPED", "KIND_ORDER", "SINGLE", "fenced_id", "reorderable", "row_key"]
 
 SINGLE = (RecordEntry, CreateWorkflow, RecordAttempt, DeliverCancel, FinishWorkflow)
 """The op kinds that write only their own workflow's rows (and a finish, its parent's wake-up):
 what they do does not depend on ops for other workflows."""
+
+GROUPED = (RecordEntry, CreateWorkflow, FinishWorkflow)
+"""The op kinds that go in groups (many ops of one kind in one statement)."""
 
 KIND_ORDER = {
     CreateWorkflow: 0, RecordEntry: 1, RecordAttempt: 2, DeliverCancel: 3, FinishWorkflow: 4,
@@ -50,3 +53,13 @@ def reorderable(ops: Sequence[WriteOp], run: range) -> bool:
             return False
         seen.add(wid)
     return True
+
+
+def row_key(op: WriteOp) -> tuple[str, int] | str:
+    """The row a ``GROUPED`` op writes: a group holds at most one op per row."""
+    if isinstance(op, RecordEntry):
+        return (op.entry.workflow_id, op.entry.seq)
+    if isinstance(op, CreateWorkflow):
+        return op.record.id
+    assert isinstance(op, FinishWorkflow)
+    return op.workflow_id

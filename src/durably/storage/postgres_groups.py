@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from durably.storage.base import CreateWorkflow, FinishWorkflow, RecordEntry, WriteOp
+from durably.storage.batching import GROUPED, row_key
 from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
 
 __all__ = ["GROUPED", "Group"]
@@ -59,18 +60,6 @@ FINISH_MANY = (
 """Many finishes, each waking its parent: one row (id, queue, parent woken) per finish
 applied."""
 
-GROUPED = (RecordEntry, CreateWorkflow, FinishWorkflow)
-"""The op kinds that go in groups."""
-
-
-def _key(op: WriteOp) -> tuple[str, int] | str:
-    if isinstance(op, RecordEntry):
-        return (op.entry.workflow_id, op.entry.seq)
-    if isinstance(op, CreateWorkflow):
-        return op.record.id
-    assert isinstance(op, FinishWorkflow)
-    return op.workflow_id
-
 
 class Group:
     """Ops of one kind (``GROUPED``), at most one per row they write, for one statement."""
@@ -85,12 +74,12 @@ class Group:
 
     def takes(self, op: WriteOp) -> bool:
         """Whether ``op`` can join (same kind, a row not written yet in this group)."""
-        return type(op) is self.kind and _key(op) not in self.keys
+        return type(op) is self.kind and row_key(op) not in self.keys
 
     def add(self, index: int, op: WriteOp) -> None:
         self.ops.append(op)
         self.indices.append(index)
-        self.keys.add(_key(op))
+        self.keys.add(row_key(op))
 
     def statement(self) -> tuple[str, tuple[list[Any], ...]]:
         """The query and its parameters (one array per column)."""
@@ -117,10 +106,10 @@ class Group:
         returned = cur.fetchall()
         if self.kind is RecordEntry:
             written = {(row[0], row[1]) for row in returned}
-            return [_key(op) in written for op in self.ops]
+            return [row_key(op) in written for op in self.ops]
         if self.kind is CreateWorkflow:
             created = {row[0] for row in returned}
-            applied = [_key(op) in created for op in self.ops]
+            applied = [row_key(op) in created for op in self.ops]
             for op, done in zip(self.ops, applied, strict=True):
                 if done and isinstance(op, CreateWorkflow) and op.record.owner is None:
                     wake.add("new")  # created unowned (not already claimed by its maker)
@@ -132,7 +121,7 @@ class Group:
                 wake.add("slot")
             if woken:
                 wake.add("child")
-        return [_key(op) in finished for op in self.ops]
+        return [row_key(op) in finished for op in self.ops]
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> tuple[list[Any], ...]:

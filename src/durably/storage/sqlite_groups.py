@@ -20,7 +20,7 @@ from itertools import chain
 from typing import Any
 
 from durably.storage.base import CreateWorkflow, FinishWorkflow, JournalEntry, RecordEntry, WriteOp
-from durably.storage.batching import KIND_ORDER, SINGLE, reorderable
+from durably.storage.batching import GROUPED, KIND_ORDER, SINGLE, reorderable, row_key
 from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
 
 __all__ = ["MIN_GROUP", "can_group", "write_grouped"]
@@ -149,18 +149,6 @@ def _group(conn: sqlite3.Connection, kind: type, ops: list[WriteOp]) -> bool:
     return True
 
 
-_GROUPED = (RecordEntry, CreateWorkflow, FinishWorkflow)
-
-
-def _key(op: WriteOp) -> object:
-    if isinstance(op, RecordEntry):
-        return (op.entry.workflow_id, op.entry.seq)
-    if isinstance(op, CreateWorkflow):
-        return op.record.id
-    assert isinstance(op, FinishWorkflow)
-    return op.workflow_id
-
-
 def write_grouped(
     conn: sqlite3.Connection, ops: Sequence[WriteOp], apply: Apply
 ) -> list[bool] | None:
@@ -186,13 +174,13 @@ def write_grouped(
             op = ops[order[j]]
             kind = type(op)
             stop = j + 1
-            if kind in _GROUPED:
-                keys = {_key(op)}
+            if kind in GROUPED:
+                keys = {row_key(op)}
                 while stop < len(order):
                     nxt = ops[order[stop]]
-                    if type(nxt) is not kind or _key(nxt) in keys:
+                    if type(nxt) is not kind or row_key(nxt) in keys:
                         break
-                    keys.add(_key(nxt))
+                    keys.add(row_key(nxt))
                     stop += 1
             if stop - j >= MIN_GROUP:
                 if not _group(conn, kind, [ops[k] for k in order[j:stop]]):
