@@ -3,7 +3,7 @@ an op, and when a run of ops may be reordered so that ops of one kind sit togeth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from durably.storage.base import (
     ConsumeEvent,
@@ -16,7 +16,7 @@ from durably.storage.base import (
     WriteOp,
 )
 
-__all__ = ["GROUPED", "KIND_ORDER", "SINGLE", "fenced_id", "reorderable", "row_key"]
+__all__ = ["GROUPED", "KIND_ORDER", "SINGLE", "fenced_id", "reorderable", "row_key", "runs"]
 
 SINGLE = (RecordEntry, CreateWorkflow, RecordAttempt, DeliverCancel, FinishWorkflow)
 """The op kinds that write only their own workflow's rows (and a finish, its parent's wake-up):
@@ -63,3 +63,40 @@ def row_key(op: WriteOp) -> tuple[str, int] | str:
         return op.record.id
     assert isinstance(op, FinishWorkflow)
     return op.workflow_id
+
+
+def runs(ops: Sequence[WriteOp]) -> Iterator[list[list[int]]]:
+    """The indices of ``ops`` in the order to apply them, run by run.
+
+    A run of consecutive ``SINGLE`` ops (first sorted by kind if each is for a different
+    workflow) is a list of groups: consecutive ops of one ``GROUPED`` kind, each writing a
+    different row, or else one op. Any other op (its outcome decides what to do next) is a run
+    of its own, ``[[k]]``.
+    """
+    i = 0
+    while i < len(ops):
+        if not isinstance(ops[i], SINGLE):
+            yield [[i]]
+            i += 1
+            continue
+        end = i
+        while end < len(ops) and isinstance(ops[end], SINGLE):
+            end += 1
+        order = list(range(i, end))
+        if len(order) > 1 and reorderable(ops, range(i, end)):
+            order.sort(key=lambda k: KIND_ORDER[type(ops[k])])
+        groups: list[list[int]] = []
+        rows: set[tuple[str, int] | str] = set()
+        for k in order:
+            op = ops[k]
+            grouped = isinstance(op, GROUPED)
+            last = groups[-1] if groups else None
+            if grouped and last and type(ops[last[0]]) is type(op) and row_key(op) not in rows:
+                last.append(k)
+            else:
+                groups.append([k])
+                rows = set()
+            if grouped:
+                rows.add(row_key(op))
+        yield groups
+        i = end

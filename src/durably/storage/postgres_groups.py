@@ -12,10 +12,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from durably.storage.base import CreateWorkflow, FinishWorkflow, RecordEntry, WriteOp
-from durably.storage.batching import GROUPED, row_key
-from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
+from durably.storage.batching import row_key
+from durably.storage.rows import (
+    JOURNAL_COLUMNS,
+    TERMINAL_SQL,
+    WF_COLUMNS,
+    entry_row,
+    finish_row,
+    record_params,
+)
 
-__all__ = ["GROUPED", "Group"]
+__all__ = ["Group"]
 
 INSERT_ENTRIES = (
     f"INSERT INTO journal ({JOURNAL_COLUMNS}) SELECT v.* FROM unnest("
@@ -62,42 +69,27 @@ applied."""
 
 
 class Group:
-    """Ops of one kind (``GROUPED``), at most one per row they write, for one statement."""
+    """Ops of one kind (``GROUPED``), at most one per row they write, for one statement: the
+    ops of ``indices`` in a batch."""
 
-    __slots__ = ("indices", "keys", "kind", "ops")
+    __slots__ = ("indices", "kind", "ops")
 
-    def __init__(self, kind: type) -> None:
-        self.kind = kind
-        self.ops: list[WriteOp] = []
-        self.indices: list[int] = []
-        self.keys: set[tuple[str, int] | str] = set()
-
-    def takes(self, op: WriteOp) -> bool:
-        """Whether ``op`` can join (same kind, a row not written yet in this group)."""
-        return type(op) is self.kind and row_key(op) not in self.keys
-
-    def add(self, index: int, op: WriteOp) -> None:
-        self.ops.append(op)
-        self.indices.append(index)
-        self.keys.add(row_key(op))
+    def __init__(self, ops: Sequence[WriteOp], indices: list[int]) -> None:
+        self.indices = indices
+        self.ops = [ops[k] for k in indices]
+        self.kind = type(self.ops[0])
 
     def statement(self) -> tuple[str, tuple[list[Any], ...]]:
         """The query and its parameters (one array per column)."""
         if self.kind is RecordEntry:
             rows: list[Sequence[Any]] = [
-                (e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error, e.attempts,
-                 e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq))
-                for e in (op.entry for op in self.ops if isinstance(op, RecordEntry))
-            ]  # fmt: skip
+                entry_row(op.entry) for op in self.ops if isinstance(op, RecordEntry)
+            ]
             return INSERT_ENTRIES, _columns(rows, 13)
         if self.kind is CreateWorkflow:
             rows = [record_params(op.record) for op in self.ops if isinstance(op, CreateWorkflow)]
             return INSERT_WORKFLOWS, _columns(rows, len(_WF_TYPES))
-        rows = [
-            (op.workflow_id, op.status.value, op.output, op.error, op.finished_at, op.owner,
-             op.epoch)
-            for op in self.ops if isinstance(op, FinishWorkflow)
-        ]  # fmt: skip
+        rows = [finish_row(op) for op in self.ops if isinstance(op, FinishWorkflow)]
         return FINISH_MANY, _columns(rows, 7)
 
     def outcomes(self, cur: Any, wake: set[str]) -> list[bool]:

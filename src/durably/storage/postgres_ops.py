@@ -22,9 +22,15 @@ from durably.storage.base import (
     StepAttempt,
     WriteOp,
 )
-from durably.storage.batching import KIND_ORDER, SINGLE, fenced_id, reorderable
-from durably.storage.postgres_groups import GROUPED, Group
-from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
+from durably.storage.batching import SINGLE, fenced_id, runs
+from durably.storage.postgres_groups import Group
+from durably.storage.rows import (
+    JOURNAL_COLUMNS,
+    TERMINAL_SQL,
+    WF_COLUMNS,
+    entry_row,
+    record_params,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -123,11 +129,7 @@ def _fenced(conn: Conn, workflow_id: str, owner: str, epoch: int) -> bool:
 
 
 def _entry_params(e: JournalEntry) -> tuple[Any, ...]:
-    return (
-        e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error, e.attempts,
-        e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
-        e.workflow_id, e.owner, e.epoch,
-    )  # fmt: skip
+    return (*entry_row(e), e.workflow_id, e.owner, e.epoch)
 
 
 def _entry(conn: Conn, e: JournalEntry) -> bool:
@@ -299,59 +301,41 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
         # another worker claimed the workflow and loaded a journal without it.
         finishing = [op.workflow_id for op in ops if isinstance(op, FinishWorkflow)]
         lock = (_LOCK_MANY_AND_PARENTS, (ids, finishing)) if finishing else (_LOCK_MANY, (ids,))
-    i = 0
-    while i < len(ops):
-        end = i
-        while end < len(ops) and isinstance(ops[end], _SINGLE):
-            end += 1
-        order = list(range(i, end))
-        if len(order) > 1 and reorderable(ops, range(i, end)):
-            order.sort(key=lambda k: KIND_ORDER[type(ops[k])])
-        items: list[Group | int] = []
-        for k in order:
-            op = ops[k]
-            last = items[-1] if items else None
-            if isinstance(last, Group) and last.takes(op):
-                last.add(k, op)
-            elif isinstance(op, GROUPED):
-                group = Group(type(op))
-                group.add(k, op)
-                items.append(group)
-            else:
-                items.append(k)
+    for groups in runs(ops):
+        if not isinstance(ops[groups[0][0]], _SINGLE):  # on its own: its outcome decides
+            if lock is not None:
+                conn.execute(*lock)
+                lock = None
+            k = groups[0][0]
+            applied[k] = HANDLERS[type(ops[k])](conn, ops[k], wake)
+            continue
         run: list[tuple[Group | int | None, str, Any]] = []
         if lock is not None:  # sent ahead of the first statements, in the same round trip
             run.append((None, *lock))
             lock = None
-        for item in items:
-            if isinstance(item, Group) and len(item.ops) > 1:
+        for group in groups:
+            if len(group) > 1:
+                item = Group(ops, group)
                 run.append((item, *item.statement()))
             else:
-                k = item.indices[0] if isinstance(item, Group) else item
-                stmt = _single_statement(ops[k])
+                stmt = _single_statement(ops[group[0]])
                 assert stmt is not None
-                run.append((k, *stmt))
+                run.append((group[0], *stmt))
         if len(run) == 1:
             cursors = [conn.execute(run[0][1], run[0][2])]
-        elif run:
+        else:
             cursors = []
             with conn.pipeline():
                 for _, query, params in run:
                     cur = conn.cursor()
                     cur.execute(query, params)
                     cursors.append(cur)
-        else:
-            cursors = []
         for (sent, _, _), cur in zip(run, cursors, strict=True):
             if isinstance(sent, Group):
                 for k, done in zip(sent.indices, sent.outcomes(cur, wake), strict=True):
                     applied[k] = done
             elif sent is not None:
                 applied[sent] = _outcome(ops[sent], cur, wake)
-        i = end
-        if i < len(ops):
-            applied[i] = HANDLERS[type(ops[i])](conn, ops[i], wake)
-            i += 1
     if wake:
         notify(conn, *wake)
     return applied

@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from durably.storage.base import TERMINAL_STATUSES, JournalEntry, WorkflowRecord, WorkflowStatus
+from durably.storage.base import (
+    TERMINAL_STATUSES,
+    FinishWorkflow,
+    JournalEntry,
+    WorkflowRecord,
+    WorkflowStatus,
+)
 
 __all__ = [
     "JOURNAL_COLUMNS",
     "TERMINAL_SQL",
     "WF_COLUMNS",
     "ListQuery",
+    "entry_row",
+    "finish_row",
     "list_query",
     "record_params",
     "to_entry",
@@ -50,6 +58,20 @@ def record_params(r: WorkflowRecord) -> tuple[Any, ...]:
         r.parent_id, r.started_at, r.finished_at, r.run, r.parent_seq, int(r.cancel_requested),
         r.cancel_key,
     )  # fmt: skip
+
+
+def entry_row(e: JournalEntry) -> tuple[Any, ...]:
+    """A journal entry as parameters in JOURNAL_COLUMNS order."""
+    return (
+        e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error, e.attempts,
+        e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
+    )  # fmt: skip
+
+
+def finish_row(op: FinishWorkflow) -> tuple[Any, ...]:
+    """A finish as (id, status, output, error, finished_at, owner, epoch)."""
+    return (op.workflow_id, op.status.value, op.output, op.error, op.finished_at, op.owner,
+            op.epoch)  # fmt: skip
 
 
 def to_entry(row: Sequence[Any]) -> JournalEntry:

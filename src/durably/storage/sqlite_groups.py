@@ -14,14 +14,22 @@ the caller rolls back to the savepoint and applies the ops one by one.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any
 
-from durably.storage.base import CreateWorkflow, FinishWorkflow, JournalEntry, RecordEntry, WriteOp
-from durably.storage.batching import GROUPED, KIND_ORDER, SINGLE, reorderable, row_key
-from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS, record_params
+from durably.storage.base import CreateWorkflow, FinishWorkflow, RecordEntry, WriteOp
+from durably.storage.batching import runs
+from durably.storage.rows import (
+    JOURNAL_COLUMNS,
+    TERMINAL_SQL,
+    WF_COLUMNS,
+    entry_row,
+    finish_row,
+    record_params,
+)
 
 __all__ = ["MIN_GROUP", "can_group", "write_grouped"]
 
@@ -47,6 +55,7 @@ def _values(n: int, width: int) -> str:
     return ", ".join([row] * n)
 
 
+@functools.cache
 def _insert_entries(n: int) -> str:
     return (
         f"INSERT INTO journal ({JOURNAL_COLUMNS}) SELECT * FROM (VALUES {_values(n, 13)}) AS v "
@@ -61,12 +70,14 @@ def _insert_entries(n: int) -> str:
     )
 
 
+@functools.cache
 def _insert_workflows(n: int) -> str:
     return (
         f"INSERT INTO workflows ({WF_COLUMNS}) VALUES {_values(n, 22)} ON CONFLICT (id) DO NOTHING"
     )
 
 
+@functools.cache
 def _finish(n: int) -> str:
     return (
         "UPDATE workflows SET status = v.column2, output = v.column3, error = v.column4, "
@@ -77,6 +88,7 @@ def _finish(n: int) -> str:
     )
 
 
+@functools.cache
 def _wake_parents(n: int) -> str:
     # as each finish's own wake-up (see sqlite_ops), at the latest finish time of the group; a
     # parent finished in the same group needs none
@@ -85,24 +97,6 @@ def _wake_parents(n: int) -> str:
         f"WHERE id IN ({', '.join('?' * n)}) AND parent_id IS NOT NULL) "
         f"AND status NOT IN ({TERMINAL_SQL})"
     )
-
-
-_SQL: dict[tuple[str, int], str] = {}
-
-
-def _sql(make: Callable[[int], str], n: int) -> str:
-    key = (make.__name__, n)
-    text = _SQL.get(key)
-    if text is None:
-        text = _SQL[key] = make(n)
-    return text
-
-
-def _entry_row(e: JournalEntry) -> tuple[Any, ...]:
-    return (
-        e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error, e.attempts,
-        e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
-    )  # fmt: skip
 
 
 def _chunks(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
@@ -124,72 +118,44 @@ def _write(
     changed = 0
     for chunk in _chunks(rows):
         params = tuple(chain.from_iterable(chunk))
-        changed += conn.execute(_sql(make, len(chunk)), params).rowcount
+        changed += conn.execute(make(len(chunk)), params).rowcount
     return changed
 
 
 def _group(conn: sqlite3.Connection, kind: type, ops: list[WriteOp]) -> bool:
     """Write ``ops`` (all of ``kind``); whether every one of them was applied."""
     if kind is RecordEntry:
-        rows = [_entry_row(op.entry) for op in ops if isinstance(op, RecordEntry)]
+        rows = [entry_row(op.entry) for op in ops if isinstance(op, RecordEntry)]
         return _write(conn, _insert_entries, rows) == len(ops)
     if kind is CreateWorkflow:
         rows = [record_params(op.record) for op in ops if isinstance(op, CreateWorkflow)]
         return _write(conn, _insert_workflows, rows) == len(ops)
     finishes = [op for op in ops if isinstance(op, FinishWorkflow)]
-    rows = [
-        (op.workflow_id, op.status.value, op.output, op.error, op.finished_at, op.owner, op.epoch)
-        for op in finishes
-    ]
+    rows = [finish_row(op) for op in finishes]
     if _write(conn, _finish, rows) != len(ops):
         return False
     at = max(op.finished_at for op in finishes)
     for chunk in _chunks([(op.workflow_id,) for op in finishes]):
-        conn.execute(_sql(_wake_parents, len(chunk)), (at, *(row[0] for row in chunk)))
+        conn.execute(_wake_parents(len(chunk)), (at, *(row[0] for row in chunk)))
     return True
 
 
 def write_grouped(
     conn: sqlite3.Connection, ops: Sequence[WriteOp], apply: Apply
 ) -> list[bool] | None:
-    """Apply ``ops`` in order in the caller's transaction, runs of one kind (``MIN_GROUP`` or
-    more, each row once) as groups; a run of ``SINGLE`` ops for different workflows is first
-    sorted by kind. Per op, whether it was applied; None if some group was not wholly applied
-    (the caller undoes everything this wrote, and applies the ops one by one with ``apply``)."""
+    """Apply ``ops`` in order in the caller's transaction (see :func:`batching.runs`), groups of
+    ``MIN_GROUP`` or more in multi-row statements, the rest one by one with ``apply``. Per op,
+    whether it was applied; None if some group was not wholly applied (the caller undoes
+    everything this wrote, and applies the ops one by one)."""
     applied = [False] * len(ops)
-    i = 0
-    while i < len(ops):
-        end = i
-        while end < len(ops) and isinstance(ops[end], SINGLE):
-            end += 1
-        if end == i:  # an op that is not SINGLE: on its own
-            applied[i] = apply(conn, ops[i])
-            i += 1
-            continue
-        order = list(range(i, end))
-        if len(order) > 1 and reorderable(ops, range(i, end)):
-            order.sort(key=lambda k: KIND_ORDER[type(ops[k])])
-        j = 0
-        while j < len(order):
-            op = ops[order[j]]
-            kind = type(op)
-            stop = j + 1
-            if kind in GROUPED:
-                keys = {row_key(op)}
-                while stop < len(order):
-                    nxt = ops[order[stop]]
-                    if type(nxt) is not kind or row_key(nxt) in keys:
-                        break
-                    keys.add(row_key(nxt))
-                    stop += 1
-            if stop - j >= MIN_GROUP:
-                if not _group(conn, kind, [ops[k] for k in order[j:stop]]):
-                    return None
-                for k in order[j:stop]:
+    for run in runs(ops):
+        for group in run:
+            if len(group) < MIN_GROUP:
+                for k in group:
+                    applied[k] = apply(conn, ops[k])
+            elif _group(conn, type(ops[group[0]]), [ops[k] for k in group]):
+                for k in group:
                     applied[k] = True
             else:
-                for k in order[j:stop]:
-                    applied[k] = apply(conn, ops[k])
-            j = stop
-        i = end
+                return None
     return applied

@@ -25,6 +25,7 @@ from durably.storage.rows import (
     JOURNAL_COLUMNS,
     TERMINAL_SQL,
     WF_COLUMNS,
+    entry_row,
     record_params,
 )
 
@@ -79,14 +80,7 @@ def _fenced(conn: sqlite3.Connection, workflow_id: str, owner: str, epoch: int) 
 
 
 def _entry(conn: sqlite3.Connection, e: JournalEntry) -> bool:
-    cur = conn.execute(
-        _INSERT_ENTRY,
-        (
-            e.workflow_id, e.seq, e.kind, e.name, e.status, e.result, e.error, e.attempts,
-            e.owner, e.epoch, e.started_at, e.finished_at, e.key or str(e.seq),
-            e.workflow_id, e.owner, e.epoch,
-        ),
-    )  # fmt: skip
+    cur = conn.execute(_INSERT_ENTRY, (*entry_row(e), e.workflow_id, e.owner, e.epoch))
     return cur.rowcount == 1
 
 
