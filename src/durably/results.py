@@ -118,39 +118,29 @@ class ResultPoller:
             return  # a waiter that comes later reads it
         if ended is None:
             self._read_all = True
-            self._kick_soon(loop, self._kick)
         else:
             self._handed.append(ended)
-            self._kick_soon(loop, self._take_handed)
-
-    def _kick_soon(self, loop: asyncio.AbstractEventLoop, kick: Callable[[], None]) -> None:
-        if self._wake_sent:  # many ends before the loop runs the kick: one wake-up
-            if kick is self._kick:
-                self._kicked = True  # read the store too (the loop may be polling now)
+        if self._wake_sent:  # many ends before the loop runs the wake-up: one wake-up
             return
         self._wake_sent = True
         try:
-            loop.call_soon_threadsafe(kick)
+            loop.call_soon_threadsafe(self._woken)
         except RuntimeError:  # the loop is closed: nobody waits any more
             pass
 
-    def _take_handed(self) -> None:
-        """Resolve the waiters of the ends handed over, with no read."""
+    def _woken(self) -> None:
+        """Resolve the waiters of the ends handed over, with no read; poll at once if told to
+        read (or to end the poll loop, when nobody waits any more)."""
         self._wake_sent = False  # before taking: a later hand-over sends a new wake-up
         handed = self._handed
         while handed:
             ended = handed.popleft()
             self._resolve(ended.id, ended)
-        if self._kicked or not self._waiting:  # poll (or end the poll loop) now
+        if self._read_all or not self._waiting:
             self._kick()
 
     def _kick(self) -> None:
-        """Poll again at once (a new waiter, or a workflow ended here)."""
-        self._wake_sent = False
-        handed = self._handed
-        while handed:
-            ended = handed.popleft()
-            self._resolve(ended.id, ended)
+        """Poll again at once (a new waiter, a wake-up)."""
         self._kicked = True
         if self._sleeper is not None and not self._sleeper.done():
             self._sleeper.set_result(None)

@@ -65,9 +65,9 @@ class StoreWriteFailed(DurablyError):
 
 
 _PLAIN = frozenset({int, str, bool, type(None)})
+"""Result types that decode from their JSON as the very same value (floats may not: -0.0...)."""
 _ENDED = WorkflowAborted()
 """``halted`` of an execution that ended with nothing left running (never raised)."""
-"""Result types that decode from their JSON as the very same value (floats may not: -0.0...)."""
 
 
 class WorkflowContext(WorkflowScope):
@@ -328,13 +328,12 @@ class WorkflowContext(WorkflowScope):
         self, step: Step[Any, Any], seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """Run the step's attempts (retrying as its policy says) and commit its entry."""
-        waits = self.waits
+        rt, waits = self.runtime, self.waits
         waits.deliver_cancel_if_pending(seq)
+        first_started = rt.time()
+        attempt = 0
         waits.step_started()
         try:
-            rt = self.runtime
-            first_started = rt.time()
-            attempt = 0
             while True:
                 attempt += 1
                 self.check_live()
@@ -349,15 +348,7 @@ class WorkflowContext(WorkflowScope):
                     finished = rt.time()
                     info = error_info(exc)
                     error = dump_error(info)
-                    rt.record(
-                        RecordAttempt(
-                            StepAttempt(
-                                self.workflow_id, seq, attempt, error, self.owner, self.epoch,
-                                started, finished,
-                            )
-                        ),
-                        self.on_written,
-                    )  # fmt: skip
+                    self._record_attempt(seq, attempt, error, started, finished)
                     if step.retry.should_retry(exc, attempt):
                         await rt.sleep(step.retry.delay(attempt))
                         continue
@@ -379,6 +370,15 @@ class WorkflowContext(WorkflowScope):
                 return rt.serializer.decode(encoded, step.return_hint)
         finally:
             waits.step_finished()
+
+    def _record_attempt(
+        self, seq: int, attempt: int, error: str, started: float, finished: float
+    ) -> None:
+        """Record a failed attempt (fire-and-forget: durable before the step's entry)."""
+        attempt_row = StepAttempt(
+            self.workflow_id, seq, attempt, error, self.owner, self.epoch, started, finished
+        )
+        self.runtime.record(RecordAttempt(attempt_row), self.on_written)
 
     async def commit_op(self, op: WriteOp) -> None:
         """Write ``op`` and wait until it is durable; halt and unwind if it is rejected."""

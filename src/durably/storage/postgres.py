@@ -215,8 +215,9 @@ class PostgresStore(QueuePlanner, PostgresCommands):
 
     @contextmanager
     def _read(self) -> Iterator[Conn]:
-        """A pooled connection in autocommit mode, for reads: one round trip per statement (no
-        BEGIN and COMMIT around it). Statements see no common snapshot."""
+        """A pooled connection in autocommit mode: one round trip per statement (no BEGIN and
+        COMMIT around it), each its own transaction. For reads (which see no common snapshot)
+        and single-statement writes."""
         with self._pool.connection() as conn:
             conn.autocommit = True
             try:
