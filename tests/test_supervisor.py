@@ -62,6 +62,18 @@ def flows(tmp_path: Path, db_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     yield db, _command_env(tmp_path)
 
 
+def _supervise(
+    tmp_path: Path, env: dict[str, str], processes: int, stderr: int = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    """``durably worker myflows:app --processes N`` in tmp_path."""
+    return subprocess.Popen(
+        [*DURABLY, "worker", "myflows:app", "--processes", str(processes)],
+        cwd=tmp_path,
+        env=env,
+        stderr=stderr,
+    )
+
+
 def _pids(client: durably.App) -> set[int]:
     return {w.pid for w in client.store.list_workers()}
 
@@ -84,12 +96,7 @@ def test_three_processes_serve_and_stop_cleanly(
     tmp_path: Path, flows: tuple[str, dict[str, str]]
 ) -> None:
     db, env = flows
-    sup = subprocess.Popen(
-        [*DURABLY, "worker", "myflows:app", "--processes", "3"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-    )
+    sup = _supervise(tmp_path, env, 3)
     client = durably.App(db)
     try:
         _wait_for(lambda: len(_pids(client)) == 3)
@@ -105,12 +112,7 @@ def test_three_processes_serve_and_stop_cleanly(
 
 def test_a_killed_child_is_restarted(tmp_path: Path, flows: tuple[str, dict[str, str]]) -> None:
     db, env = flows
-    sup = subprocess.Popen(
-        [*DURABLY, "worker", "myflows:app", "--processes", "2"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-    )
+    sup = _supervise(tmp_path, env, 2)
     client = durably.App(db)
     try:
         _wait_for(lambda: len(_pids(client)) == 2)
@@ -207,6 +209,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _serving_and_standby(sup: subprocess.Popen[bytes], client: durably.App) -> tuple[set[int], int]:
+    """Once a 2-process supervisor is up: its registered children, and its standby (a child
+    that is not registered: not serving)."""
+    _wait_for(lambda: len(_pids(client)) == 2 and len(_children(sup.pid)) == 3)
+    serving = _pids(client)
+    (standby,) = _children(sup.pid) - serving
+    return serving, standby
+
+
 def test_a_killed_child_is_replaced_by_the_standby(
     tmp_path: Path, flows: tuple[str, dict[str, str]]
 ) -> None:
@@ -214,17 +225,10 @@ def test_a_killed_child_is_replaced_by_the_standby(
     child that dies is replaced by it (the same process starts serving), and a new standby
     is started. Stopping stops the standby too."""
     db, env = flows
-    sup = subprocess.Popen(
-        [*DURABLY, "worker", "myflows:app", "--processes", "2"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-    )
+    sup = _supervise(tmp_path, env, 2)
     client = durably.App(db)
     try:
-        _wait_for(lambda: len(_pids(client)) == 2 and len(_children(sup.pid)) == 3)
-        serving = _pids(client)
-        (standby,) = _children(sup.pid) - serving  # up, but not registered: not serving
+        serving, standby = _serving_and_standby(sup, client)  # up, but not registered: not serving
         time.sleep(0.5)
         assert _pids(client) == serving and _alive(standby)
         handles = [client.start("twice", i) for i in range(30)]
@@ -253,17 +257,10 @@ def test_a_standby_leaves_when_its_supervisor_is_gone(
     """A supervisor killed with SIGKILL cannot stop its standby: the standby sees its stdin
     end and exits by itself (it never serves)."""
     db, env = flows
-    sup = subprocess.Popen(
-        [*DURABLY, "worker", "myflows:app", "--processes", "2"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
+    sup = _supervise(tmp_path, env, 2, stderr=subprocess.DEVNULL)
     client = durably.App(db)
     try:
-        _wait_for(lambda: len(_pids(client)) == 2 and len(_children(sup.pid)) == 3)
-        serving = _pids(client)
-        (standby,) = _children(sup.pid) - serving
+        serving, standby = _serving_and_standby(sup, client)
         sup.kill()
         sup.wait(30)
         _wait_for(lambda: not _alive(standby))

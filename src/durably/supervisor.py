@@ -118,7 +118,6 @@ class Supervisor:
         *,
         verbose: bool = False,
         queues: Sequence[str] | None = None,
-        standby: bool = True,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -131,7 +130,7 @@ class Supervisor:
         self._pending_signal: int | None = None
         self._last_signalled = 0.0
         self._failed: str | None = None
-        self._use_standby = standby
+        self._use_standby = True  # until standbys keep failing at startup
         self._standby: subprocess.Popen[bytes] | None = None
         self._standby_started = 0.0
         self._standby_failures = 0

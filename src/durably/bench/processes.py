@@ -52,6 +52,12 @@ def _wait_starts(log: Path, count: int, workers: Workers, worker: Worker) -> lis
     return starts
 
 
+def _halfway_through_step_1(log: Path, workers: Workers, worker: Worker) -> None:
+    """Wait until step 1 of the slow workflow is under way, and half its time has passed."""
+    starts = _wait_starts(log, 2, workers, worker)
+    time.sleep(max(0.0, starts[-1] + SLOW_STEP_SECONDS / 2 - time.time()))
+
+
 def recovery(target: Target, params: Params) -> Figures:
     """SIGKILL a worker half-way through a slow step; start a new worker; time until the
     first step after the kill starts (the interrupted one again, by its log)."""
@@ -63,8 +69,7 @@ def recovery(target: Target, params: Params) -> Figures:
                 first = workers.spawn()
                 workers.registration(first)
                 handle = client.start(SLOW_STEPS, str(log), params.slow_steps, id="recovery")
-                starts = _wait_starts(log, 2, workers, first)  # step 1 under way
-                time.sleep(max(0.0, starts[-1] + SLOW_STEP_SECONDS / 2 - time.time()))
+                _halfway_through_step_1(log, workers, first)
                 killed_at = workers.kill(first)
                 before = len(_step_starts(log))
                 second = workers.spawn()
@@ -102,8 +107,7 @@ def recovery_supervised(target: Target, params: Params) -> Figures:
                 # standby ready: its supervisor started it with the children
                 time.sleep(STANDBY_READY_SECONDS)
                 handle = client.start(SLOW_STEPS, str(log), params.slow_steps, id="recovery")
-                starts = _wait_starts(log, 2, workers, supervisor)  # step 1 under way
-                time.sleep(max(0.0, starts[-1] + SLOW_STEP_SECONDS / 2 - time.time()))
+                _halfway_through_step_1(log, workers, supervisor)
                 owner = handle.info().owner
                 if owner is None:
                     raise RuntimeError("recovery-supervised: the workflow has no owner")
