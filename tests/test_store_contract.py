@@ -451,3 +451,36 @@ def test_sqlite_writes_a_large_batch_in_a_few_statements(tmp_path: Path) -> None
         assert len([s for s in statements if s.startswith("INSERT")]) == 4 + 300
     finally:
         store.close()
+
+
+def test_large_batches_never_overwrite_a_recorded_result(store: Store) -> None:
+    """Grouped entries keep the journal's exactly-once rule: a batch re-recording completed
+    entries (a replayed step, a duplicate) changes none of them and is refused op by op; a
+    batch completing waiting entries (events, timers) replaces each waiting one."""
+    n = 40
+    ids = [f"x{i:02}" for i in range(n)]
+    assert store.write([CreateWorkflow(wf(wid)) for wid in ids]) == [True] * n
+    epochs = {c.record.id: c.record.epoch for c in store.claim("o1", ["w"], T0, 60.0, n)}
+    assert set(epochs) == set(ids)
+    first = [RecordEntry(entry(wid, 0, "o1", epochs[wid], result='"first"')) for wid in ids]
+    assert store.write(first) == [True] * n
+    again = [RecordEntry(entry(wid, 0, "o1", epochs[wid], result='"second"')) for wid in ids]
+    assert store.write(again) == [False] * n
+    assert {store.get_journal(wid)[0].result for wid in ids} == {'"first"'}
+    waiting = [
+        RecordEntry(JournalEntry(wid, 1, "event", "go", "waiting", '{"deadline": null}', None, 0,
+                                 "o1", epochs[wid], T0, T0))
+        for wid in ids
+    ]  # fmt: skip
+    assert store.write(waiting) == [True] * n
+    done = [
+        RecordEntry(JournalEntry(wid, 1, "event", "go", "completed", f'"{wid}"', None, 0,
+                                 "o1", epochs[wid], T0, T0 + 1))
+        for wid in ids
+    ]  # fmt: skip
+    assert store.write(done) == [True] * n
+    for wid in (ids[0], ids[-1]):
+        assert [(e.seq, e.status, e.result) for e in store.get_journal(wid)] == [
+            (0, "completed", '"first"'), (1, "completed", f'"{wid}"'),
+        ]  # fmt: skip
+    assert store.write(done) == [False] * n  # completed now: not replaced again
