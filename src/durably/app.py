@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, qualified_name
 from durably.errors import ConfigurationError, UnknownWorkflowError
-from durably.handle import WorkflowHandle, WorkflowInfo, page_position
+from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
@@ -402,16 +402,7 @@ class App(Commands):
                 page = app.list_workflows(limit=100, before=page[-1])
         """
         position = None if before is None else page_position(before)
-        statuses: list[WorkflowStatus] | None = None
-        if status is not None:
-            wanted = [status] if isinstance(status, str | WorkflowStatus) else list(status)
-            try:
-                statuses = [WorkflowStatus(s) for s in wanted]
-            except ValueError:
-                valid = ", ".join(s.value for s in WorkflowStatus)
-                raise ConfigurationError(
-                    f"unknown status in {wanted!r}; use one of: {valid}"
-                ) from None
+        statuses = status_filter(status)
         if limit < 1:
             raise ConfigurationError(f"limit must be >= 1, got {limit}")
         records = self.store.list_workflows(

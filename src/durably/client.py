@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from durably.commands import check_event, check_from_step
 from durably.definitions import Workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
-from durably.handle import WorkflowHandle, WorkflowInfo, page_position
+from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import Queue, enqueue_target
 from durably.remote import wire
@@ -64,17 +64,6 @@ def _epoch(value: float | datetime | None, what: str) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return repr(float(value))
     raise ConfigurationError(f"{what} must be epoch seconds or a datetime, got {value!r}")
-
-
-def _statuses(status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None) -> list[str]:
-    if status is None:
-        return []
-    wanted = [status] if isinstance(status, str | WorkflowStatus) else list(status)
-    try:
-        return [WorkflowStatus(s).value for s in wanted]
-    except ValueError:
-        valid = ", ".join(s.value for s in WorkflowStatus)
-        raise ConfigurationError(f"unknown status in {wanted!r}; use one of: {valid}") from None
 
 
 class Client:
@@ -242,7 +231,7 @@ class Client:
     ) -> list[tuple[str, str]]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"limit must be >= 1, got {limit!r}")
-        query = [("status", s) for s in _statuses(status)]
+        query = [("status", s.value) for s in status_filter(status) or ()]
         query.append(("limit", str(limit)))
         for key, value in (
             ("name", name),

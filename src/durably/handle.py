@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -19,6 +19,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowInfo",
     "page_position",
+    "status_filter",
 ]
 
 R = TypeVar("R")
@@ -84,6 +85,21 @@ class WorkflowInfo:
             unserved=unserved,
             created_at_epoch=rec.created_at,
         )
+
+
+def status_filter(
+    status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None,
+) -> list[WorkflowStatus] | None:
+    """A ``status=`` filter of ``list_workflows`` (one status or several) as statuses, each
+    checked (None or empty: no filter)."""
+    if status is None:
+        return None
+    wanted = [status] if isinstance(status, str | WorkflowStatus) else list(status)
+    try:
+        return [WorkflowStatus(s) for s in wanted] or None
+    except ValueError:
+        valid = ", ".join(s.value for s in WorkflowStatus)
+        raise ConfigurationError(f"unknown status in {wanted!r}; use one of: {valid}") from None
 
 
 def page_position(before: WorkflowInfo | tuple[float, str]) -> tuple[float, str]:

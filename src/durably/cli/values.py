@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from durably.errors import ConfigurationError
-from durably.storage.base import WorkflowStatus
+from durably.handle import status_filter
 
 __all__ = ["parse_call", "parse_json", "parse_statuses", "parse_time"]
 
@@ -104,12 +104,5 @@ def parse_statuses(groups: Sequence[str] | None) -> list[str] | None:
     """The statuses of repeated, comma-separated ``--status`` values (None: no filter), each
     checked, with the message :meth:`durably.App.list_workflows` gives an unknown one."""
     wanted = [s.strip() for group in groups or [] for s in group.split(",") if s.strip()]
-    if not wanted:
-        return None
-    try:
-        for status in wanted:
-            WorkflowStatus(status)
-    except ValueError:
-        valid = ", ".join(s.value for s in WorkflowStatus)
-        raise ConfigurationError(f"unknown status in {wanted!r}; use one of: {valid}") from None
-    return wanted
+    statuses = status_filter(wanted)
+    return None if statuses is None else [s.value for s in statuses]

@@ -12,10 +12,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from durably.app import App
-from durably.errors import UnknownWorkflowError
-from durably.handle import WorkflowInfo
+from durably.errors import ConfigurationError, UnknownWorkflowError
+from durably.handle import WorkflowInfo, status_filter
 from durably.queues import DEFAULT_QUEUE
-from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
+from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord
 
 from .endpoint import Call, by_method, endpoint, json_response
 from .errors import ApiError, from_exception
@@ -102,13 +102,10 @@ def list_workflows(call: Call) -> Response:
     for key in _LIST_PARAMS[1:]:
         if len(query.getlist(key)) > 1:
             raise ApiError("bad_request", f"query parameter {key!r} given more than once")
-    statuses: list[WorkflowStatus] | None = None
-    if "status" in query:
-        try:
-            statuses = [WorkflowStatus(s) for s in query.getlist("status")]
-        except ValueError:
-            valid = ", ".join(s.value for s in WorkflowStatus)
-            raise ApiError("bad_request", f"unknown status; use one of: {valid}") from None
+    try:
+        statuses = status_filter(query.getlist("status"))
+    except ConfigurationError as exc:
+        raise ApiError("bad_request", str(exc)) from None
     limit_text = query.get("limit", "100")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST_LIMIT:
         raise ApiError("bad_request", f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
