@@ -21,7 +21,13 @@ from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
 from durably.results import Ended, ResultPoller
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer
-from durably.storage import Store, open_store, resolve_database_url
+from durably.storage import (
+    Store,
+    check_database_url,
+    open_store,
+    redact_url,
+    resolve_database_url,
+)
 from durably.storage.base import CreateWorkflow, WorkerInfo, WorkflowRecord, WorkflowStatus
 from durably.storage.committer import GroupCommitter
 from durably.worker import Worker, WorkerOptions
@@ -57,6 +63,9 @@ class App(Commands):
         worker_options: WorkerOptions | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database)
+        """The database URL as given (it may hold a password: never show it; show
+        :attr:`safe_database_url`)."""
+        check_database_url(self.database_url)
         self.serializer = serializer or JsonSerializer(max_payload_bytes)
         self.worker_options = worker_options or WorkerOptions()
         self.registry = Registry()
@@ -73,7 +82,16 @@ class App(Commands):
         self._clock: Callable[[], float] = time.time
         self._handles = StoreHandleSource(self)  # what this App's handles read
 
+    def __repr__(self) -> str:
+        return f"<durably.App {self.safe_database_url}>"
+
     # -- storage -------------------------------------------------------------------------------
+
+    @property
+    def safe_database_url(self) -> str:
+        """The database URL fit for messages and logs: its password and the values of options
+        that may be secret replaced by ``***`` (see :func:`durably.storage.urls.redact_url`)."""
+        return redact_url(self.database_url)
 
     @property
     def store(self) -> Store:
@@ -194,7 +212,7 @@ class App(Commands):
         known = sorted({*self.registry.workflows, *(n for w in workers for n in w.workflows)})
         raise UnknownWorkflowError(
             f"unknown workflow {workflow[:200]!r}: it is not registered on this App and no "
-            f"worker on {self.database_url} serves it (known: {', '.join(known) or 'none'}); "
+            f"worker on {self.safe_database_url} serves it (known: {', '.join(known) or 'none'}); "
             "check the name, or start a worker whose app defines it (durably worker MODULE:APP), "
             "or decorate it with @app.workflow in the code this App imports"
         )
@@ -478,7 +496,7 @@ class App(Commands):
             poller = self._pollers.get(loop)
             if poller is None:
                 poller = ResultPoller(
-                    loop, self.store.finished_workflows, self._runs_here, self.database_url
+                    loop, self.store.finished_workflows, self._runs_here, self.safe_database_url
                 )
                 self._pollers[loop] = poller
             return poller

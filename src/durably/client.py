@@ -107,7 +107,7 @@ class Client:
 
     @property
     def url(self) -> str:
-        """The server's base URL."""
+        """The server's base URL (a password in it shown as ``***``)."""
         return self._http.url
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from durably.errors import ConfigurationError, WorkflowNotFoundError, WorkflowStateError
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
+from durably.storage.urls import redact_url
 
 if TYPE_CHECKING:
     from durably.handle import WorkflowHandle
@@ -24,9 +25,11 @@ __all__ = ["Commands", "check_event", "check_from_step"]
 
 
 def _found(rec: WorkflowRecord | None, workflow_id: str, database: str) -> WorkflowRecord:
+    """``rec``, or the error that no workflow ``workflow_id`` is in ``database`` (a URL, shown
+    with its secrets hidden)."""
     if rec is None:
         raise WorkflowNotFoundError(
-            f"no workflow with id {workflow_id!r} in {database}; check the id "
+            f"no workflow with id {workflow_id!r} in {redact_url(database)}; check the id "
             "(app.list_workflows() lists them)",
             workflow_id=workflow_id,
         )

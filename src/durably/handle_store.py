@@ -37,8 +37,8 @@ class StoreHandleSource:
         rec = self._app.store.get_workflow(workflow_id)
         if rec is None:
             raise WorkflowNotFoundError(
-                f"no workflow with id {workflow_id!r} in {self._app.database_url}; check the id "
-                "(app.list_workflows() lists them)",
+                f"no workflow with id {workflow_id!r} in {self._app.safe_database_url}; check the "
+                "id (app.list_workflows() lists them)",
                 workflow_id=workflow_id,
             )
         return rec

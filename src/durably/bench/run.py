@@ -23,6 +23,7 @@ from durably.bench.procs import ensure_bytecode
 from durably.bench.report import render
 from durably.bench.targets import PostgresTarget, SqliteTarget, Target
 from durably.errors import DurablyError
+from durably.storage.urls import scrub
 
 Measure = Callable[[Target, Params], dict[str, float]]
 
@@ -92,8 +93,11 @@ def add_ratios(figures: dict[str, dict[str, float]]) -> None:
         replay["ratio"] = replay["from_claim_s"] / replay["write_floor_s"]
 
 
-def measure(target: Target, params: Params, only: Sequence[str]) -> dict[str, Any]:
-    """Run the floors and the workloads in ``only``; the results (machine, params, figures)."""
+def measure(
+    target: Target, params: Params, only: Sequence[str], *, url: str = ""
+) -> dict[str, Any]:
+    """Run the floors and the workloads in ``only``; the results (machine, params, figures).
+    The secrets of ``url`` (the database URL given, if any) never reach the results."""
     results: dict[str, Any] = {
         "machine": machine(target),
         "params": dataclasses.asdict(params),
@@ -111,7 +115,7 @@ def measure(target: Target, params: Params, only: Sequence[str]) -> dict[str, An
             except (DurablyError, RuntimeError, OSError) as exc:
                 if workload is None:  # no floor, no ratios: give up
                     raise
-                errors[key] = " ".join(str(exc).split())[:2000]
+                errors[key] = scrub(" ".join(str(exc).split()), url)[:2000]
                 print(f"  {label} FAILED: {errors[key]}", file=sys.stderr, flush=True)
     results["machine"]["cpu_check_after_s"] = cpu_check()
     add_ratios(results["figures"])
@@ -136,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     only = args.only or WORKLOADS
     try:
         if args.db is not None:
-            results = measure(PostgresTarget(args.db, relaxed=args.relaxed), params, only)
+            target = PostgresTarget(args.db, relaxed=args.relaxed)
+            results = measure(target, params, only, url=args.db)
         elif args.db_dir is not None:
             if not args.db_dir.is_dir():
                 print(f"durably bench: error: {args.db_dir} is not a folder", file=sys.stderr)
@@ -149,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"durably bench: error: {exc} (pip install 'durably[postgres]')", file=sys.stderr)
         return 2
     except (DurablyError, RuntimeError, OSError) as exc:
-        print(f"durably bench: error: {exc}", file=sys.stderr)
+        print(f"durably bench: error: {scrub(str(exc), args.db or '')}", file=sys.stderr)
         return 1
     print(render(results))
     if args.json is not None:

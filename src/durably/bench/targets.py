@@ -149,14 +149,25 @@ class PostgresTarget:
     def __init__(self, url: str, *, relaxed: bool = False) -> None:
         import psycopg  # optional dependency: only the PostgreSQL benchmark needs it
 
+        from durably.errors import DatabaseUnavailableError
+        from durably.storage.postgres import check_conninfo
+        from durably.storage.urls import redact_url, scrub
+
         self._psycopg = psycopg
         self.relaxed = relaxed
         self.server = server_url(url)
-        with self._admin() as conn:
-            self.version, self.synchronous_commit, self.fsync = (
-                str(conn.execute(f"SHOW {name}").fetchone()[0])
-                for name in ("server_version", "synchronous_commit", "fsync")
-            )
+        check_conninfo(url, self.server)
+        try:
+            with self._admin() as conn:
+                self.version, self.synchronous_commit, self.fsync = (
+                    str(conn.execute(f"SHOW {name}").fetchone()[0])
+                    for name in ("server_version", "synchronous_commit", "fsync")
+                )
+        except psycopg.Error as exc:
+            raise DatabaseUnavailableError(
+                f"cannot connect to PostgreSQL at {redact_url(url)} "
+                f"({scrub(' '.join(str(exc).split()), url)}); check that it runs and the URL"
+            ) from None
 
     def _admin(self) -> Any:
         return self._psycopg.connect(self.server, autocommit=True, connect_timeout=10)

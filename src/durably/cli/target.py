@@ -20,7 +20,7 @@ from durably.errors import (
     WorkflowTimeoutError,
 )
 from durably.remote.errors import AuthenticationError, ServerUnreachableError
-from durably.storage import resolve_database_url, sqlite_path
+from durably.storage import redact_url, resolve_database_url, sqlite_path
 
 if TYPE_CHECKING:
     from durably.app import App
@@ -94,14 +94,14 @@ def open_target(args: argparse.Namespace) -> tuple[Target, str]:
     if server:
         from durably.client import Client
 
-        return Client(server, token=args.token), f"server {server}"
+        return Client(server, token=args.token), f"server {redact_url(server)}"
     missing = missing_database(args.db)
     if missing is not None:
         raise missing
     from durably.app import App
 
     app = App(args.db)
-    return app, f"database {app.database_url}"
+    return app, f"database {app.safe_database_url}"
 
 
 def missing_database(db: str | None) -> DatabaseUnavailableError | None:

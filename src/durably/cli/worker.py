@@ -11,7 +11,7 @@ from typing import Any
 
 from durably.app import App
 from durably.errors import ConfigurationError
-from durably.storage import open_store, resolve_database_url
+from durably.storage import open_store, redact_url, resolve_database_url
 from durably.supervisor import CHILD_ENV, GO, STANDBY_ENV, Supervisor, resolve_processes
 
 __all__ = ["add_migrate", "add_worker", "load_app", "run_migrate", "run_worker"]
@@ -122,5 +122,5 @@ def run_migrate(args: argparse.Namespace) -> int:
     store = open_store(url)
     store.migrate()
     store.close()
-    print(f"database {url} is up to date")
+    print(f"database {redact_url(url)} is up to date")
     return 0

@@ -21,6 +21,7 @@ from durably.errors import (
     WorkflowStateError,
 )
 from durably.remote.errors import AuthenticationError, ServerError, ServerUnreachableError
+from durably.storage.urls import redact_url
 
 __all__ = ["Response", "Transport", "segment"]
 
@@ -59,11 +60,13 @@ class Transport:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError(
-                f"server URL must look like http://HOST:PORT (or https://...), got {base_url!r}"
+                "server URL must look like http://HOST:PORT (or https://...), "
+                f"got {redact_url(base_url)!r}"
             )
         if timeout <= 0:
             raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
-        self.url = base_url.rstrip("/")
+        self.url = redact_url(base_url.rstrip("/"))
+        """The server's URL as messages show it (a password in it is not used, and hidden)."""
         self._https = parts.scheme == "https"
         self._netloc = parts.netloc.rpartition("@")[2]
         self._prefix = parts.path.rstrip("/")

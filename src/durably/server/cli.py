@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     from durably.app import App
     from durably.cli.target import missing_database
     from durably.errors import DurablyError
+    from durably.storage import resolve_database_url
+    from durably.storage.urls import scrub
 
     missing = missing_database(args.db)
     if missing is not None:  # serving it would create an empty database: a typo in --db
@@ -117,12 +119,13 @@ def run(args: argparse.Namespace) -> int:
     except DurablyError as exc:
         return _error(str(exc))
     except Exception as exc:  # the database driver's own error (unreachable server...)
-        return _error(f"cannot open the database: {type(exc).__name__}: {exc}")
+        detail = scrub(str(exc), resolve_database_url(args.db))
+        return _error(f"cannot open the database: {type(exc).__name__}: {detail}")
     app = create_app(client, token=token, max_body_bytes=args.max_body_bytes)
     verbose = bool(getattr(args, "verbose", False))
     logging.getLogger("durably.server").setLevel(logging.INFO if verbose else logging.WARNING)
     print(
-        f"durably server: serving {client.database_url} on http://{args.host}:{args.port} "
+        f"durably server: serving {client.safe_database_url} on http://{args.host}:{args.port} "
         f"({'token required' if token else 'no auth'})",
         file=sys.stderr,
         flush=True,

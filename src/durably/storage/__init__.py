@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from durably.errors import ConfigurationError
 from durably.storage.base import Store
+from durably.storage.urls import check_schema_name, redact_url
 
-__all__ = ["DEFAULT_DATABASE", "Store", "open_store", "resolve_database_url", "sqlite_path"]
+__all__ = [
+    "DEFAULT_DATABASE",
+    "Store",
+    "check_database_url",
+    "open_store",
+    "redact_url",
+    "resolve_database_url",
+    "sqlite_path",
+]
 
 DEFAULT_DATABASE = "sqlite:///durably.db"
 
@@ -18,6 +27,16 @@ def resolve_database_url(url: str | None) -> str:
     if url:
         return url
     return os.environ.get("DURABLY_DB") or DEFAULT_DATABASE
+
+
+def check_database_url(url: str) -> None:
+    """Refuse at once what can be told from a database URL alone, before anything connects:
+    a PostgreSQL ``?schema=`` that PostgreSQL would truncate, or a system schema."""
+    if url.startswith(("postgres://", "postgresql://")):
+        query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+        schema = next((v for k, v in reversed(query) if k == "schema"), "")
+        if schema:
+            check_schema_name(schema)
 
 
 def open_store(url: str | None = None) -> Store:
@@ -38,13 +57,13 @@ def open_store(url: str | None = None) -> Store:
     path, options = _sqlite_parts(url)
     if not path or path == ":memory:":
         raise ConfigurationError(
-            f"database URL {url!r} names no file: durably needs a SQLite file shared by its "
-            "worker and clients, e.g. 'sqlite:///durably.db'"
+            f"database URL {redact_url(url)!r} names no file: durably needs a SQLite file "
+            "shared by its worker and clients, e.g. 'sqlite:///durably.db'"
         )
     unknown = set(options) - {"synchronous"}
     if unknown:
         raise ConfigurationError(
-            f"unknown option(s) {sorted(unknown)} in database URL {url!r}; "
+            f"unknown option(s) {sorted(unknown)} in database URL {redact_url(url)!r}; "
             "supported: synchronous=full|normal"
         )
     from durably.storage.sqlite import SqliteStore
@@ -81,7 +100,8 @@ def _sqlite_parts(url: str) -> tuple[str, dict[str, str]]:
     if "://" not in url:
         return url, {}
     raise ConfigurationError(
-        f"unsupported database URL {url!r}: use 'sqlite:///path/to/file.db' (or set DURABLY_DB)"
+        f"unsupported database URL {redact_url(url)!r}: use 'sqlite:///path/to/file.db' "
+        "(or set DURABLY_DB)"
     )
 
 
@@ -90,7 +110,7 @@ def _open_postgres(url: str) -> Store:
         from durably.storage.postgres import PostgresStore
     except ImportError as exc:
         raise ConfigurationError(
-            f"database URL {url.split('@')[-1]!r} needs the PostgreSQL driver, which is not "
+            f"database URL {redact_url(url)!r} needs the PostgreSQL driver, which is not "
             "installed: pip install 'durably[postgres]' (psycopg and psycopg-pool)"
         ) from exc
     return PostgresStore(url)

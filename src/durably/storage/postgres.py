@@ -21,13 +21,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeAlias
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from durably.errors import ConfigurationError, DatabaseUnavailableError
+from durably.storage import urls
 from durably.storage.base import (
     ClaimedWorkflow,
     JournalEntry,
@@ -55,7 +57,7 @@ from durably.storage.rows import (
     to_record,
 )
 
-__all__ = ["PostgresListener", "PostgresStore"]
+__all__ = ["PostgresListener", "PostgresStore", "check_conninfo"]
 
 _ALONE = (RecordEntry, RecordAttempt)
 """Ops written alone in autocommit mode: one statement, fenced while locking the row, no
@@ -113,10 +115,29 @@ def _split_url(url: str) -> tuple[str, str | None, str | None]:
     return urlunsplit(parts._replace(query=rest)), schema or None, sync
 
 
-def _where(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    return f"{host}:{parts.port or 5432}/{parts.path.lstrip('/') or '(default database)'}"
+def _one_line(exc: BaseException, *secret_bearing: str) -> str:
+    """A driver's error on one line, with the secrets of the URLs it may echo hidden."""
+    return urls.scrub(" ".join(str(exc).split()), *secret_bearing)
+
+
+def check_conninfo(url: str, conninfo: str) -> None:
+    """Refuse a URL libpq cannot parse, or parses otherwise than it reads (a password with an
+    unencoded ``@`` or ``/`` would be read as part of the host, and echoed in its errors)."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:
+        raise ConfigurationError(
+            f"database URL {urls.redact_url(url)} is not a valid PostgreSQL URL "
+            f"({_one_line(exc, url, conninfo)}); percent-encode special characters in the user "
+            "name and password (e.g. '@' as %40, '/' as %2F, '%' as %25)"
+        ) from None
+    password = urls.url_password(conninfo)
+    if password is not None and unquote(password) != params.get("password"):
+        raise ConfigurationError(
+            f"the password in database URL {urls.redact_url(url)} holds a character that must "
+            "be percent-encoded ('@' as %40, '/' as %2F, '%' as %25): PostgreSQL would read "
+            "part of it as the host or the database name"
+        )
 
 
 class PostgresStore(QueuePlanner, PostgresCommands):
@@ -143,33 +164,25 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         connect_timeout: float = 10.0,
     ) -> None:
         conninfo, url_schema, self.synchronous_commit = _split_url(url)
+        check_conninfo(url, conninfo)
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
-        self.schema = schema or url_schema
-        self._where = _where(conninfo)
+        self.schema = urls.check_schema_name(schema or url_schema or urls.DEFAULT_SCHEMA)
+        self._where = urls.redact_url(url)
+        """The database as messages name it: no password, no secret option."""
         self._closed = False
         try:
-            with psycopg.connect(
+            conn = psycopg.connect(
                 conninfo, autocommit=False, connect_timeout=max(1, int(connect_timeout))
-            ) as conn:
-                if self.schema:
-                    # several processes may start at once: serialize the creation
-                    conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s))",
-                        ("durably.schema." + self.schema,),
-                    )
-                    conn.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                            sql.Identifier(self.schema)
-                        )
-                    )
-                conn.commit()
+            )
         except psycopg.Error as exc:
             raise DatabaseUnavailableError(
-                f"cannot connect to PostgreSQL at {self._where} ({' '.join(str(exc).split())}); "
-                "check that the server is running and reachable, and the user, password and "
-                "database name in the URL (or DURABLY_DB)"
-            ) from exc
+                f"cannot connect to PostgreSQL at {self._where} "
+                f"({_one_line(exc, url, conninfo)}); check that the server is running and "
+                "reachable, and the user, password and database name in the URL (or DURABLY_DB)"
+            ) from None  # the driver's own error may echo parts of the URL
+        with conn:
+            self._create_schema(conn)
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             conninfo,
             min_size=min_size,
@@ -196,6 +209,33 @@ class PostgresStore(QueuePlanner, PostgresCommands):
                 f"cannot open a connection pool to PostgreSQL at {self._where} within "
                 f"{connect_timeout}s; check that the server accepts more connections"
             ) from exc
+
+    def _create_schema(self, conn: Conn) -> None:
+        """Create the store's schema unless it exists (which needs no privilege on the
+        database)."""
+        try:
+            # several processes may start at once: serialize the creation
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", ("durably.schema." + self.schema,)
+            )
+            exists = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+            ).fetchone()
+            if exists is None:
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+            conn.commit()
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailableError(
+                f"lost the connection to PostgreSQL at {self._where} while creating schema "
+                f"{self.schema!r} ({_one_line(exc, self._conninfo)}); retry"
+            ) from None
+        except psycopg.Error as exc:
+            raise ConfigurationError(
+                f"cannot create the PostgreSQL schema {self.schema!r} for durably's tables at "
+                f"{self._where} ({_one_line(exc, self._conninfo)}); create it first "
+                f'(CREATE SCHEMA "{self.schema}" AUTHORIZATION the_user) or grant the user '
+                "CREATE on the database, or name a schema the user owns with ?schema=NAME"
+            ) from None
 
     def _configure(self, conn: Conn) -> None:
         if self.schema:
@@ -226,6 +266,27 @@ class PostgresStore(QueuePlanner, PostgresCommands):
                 conn.autocommit = False
 
     def migrate(self) -> None:
+        try:
+            self._migrate()
+        except psycopg.OperationalError:
+            raise  # the connection, not the schema: transient
+        except (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject) as exc:
+            raise ConfigurationError(
+                f"cannot create durably's tables in PostgreSQL schema {self.schema!r} at "
+                f"{self._where}: {exc.diag.message_primary or 'a name is taken'}, by another "
+                "application's table; nothing was changed. durably keeps its tables in a schema "
+                "of its own: name a new (or durably's own) schema with ?schema=NAME in the "
+                f"database URL (the default is {urls.DEFAULT_SCHEMA!r}), or move that table away"
+            ) from None
+        except psycopg.Error as exc:
+            raise ConfigurationError(
+                f"cannot create or upgrade durably's tables in PostgreSQL schema "
+                f"{self.schema!r} at {self._where} ({_one_line(exc, self._conninfo)}); nothing "
+                "was changed. Check that the user may create tables in that schema, and that "
+                "its tables are durably's own (else name another schema with ?schema=NAME)"
+            ) from None
+
+    def _migrate(self) -> None:
         with self._transaction() as conn:
             # every migrating process queues here, so each migration is applied exactly once
             conn.execute(
@@ -577,7 +638,7 @@ class PostgresListener:
                     break
                 log.warning(
                     "durably listener lost its connection (%s); reconnecting in %.1fs",
-                    " ".join(str(exc).split()), backoff,
+                    _one_line(exc, self._conninfo), backoff,
                 )  # fmt: skip
                 self._listening.set()  # start() must not wait: the worker polls meanwhile
                 self._stopping.wait(backoff)
