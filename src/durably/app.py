@@ -101,7 +101,11 @@ class App(Commands):
             with self._store_lock:
                 if self._store is None:
                     opened = open_store(self.database_url)
-                    opened.migrate()
+                    try:
+                        opened.migrate()
+                    except BaseException:
+                        opened.close()  # a schema it cannot migrate: no pool left behind
+                        raise
                     self._store = opened
                 store = self._store
         return store
