@@ -41,9 +41,15 @@ SECRET = "planted-s3cret"
         ("postgresql://app@db:5432/prod", "postgresql://app@db:5432/prod"),
         (f"postgresql://db/prod?password={SECRET}@x", "postgresql://db/prod?password=***"),
         (f"http://user:{SECRET}@server:8000/api#{SECRET}", "http://user:***@server:8000/api#***"),
-        ("sqlite:///data/durably.db?synchronous=normal", "sqlite:///data/durably.db?synchronous=normal"),
+        (
+            "sqlite:///data/durably.db?synchronous=normal",
+            "sqlite:///data/durably.db?synchronous=normal",
+        ),
         ("data/durably.db", "data/durably.db"),
-        (f"host=db user=app password={SECRET} dbname=prod", "host=db user=app password=*** dbname=prod"),
+        (
+            f"host=db user=app password={SECRET} dbname=prod",
+            "host=db user=app password=*** dbname=prod",
+        ),
         (f"host=db password='{SECRET} x'", "host=db password=***"),
     ],
 )
@@ -84,9 +90,7 @@ def test_scrub_hides_urls_and_their_secrets_in_free_text() -> None:
         ("bad\x00name", "unprintable"),
     ],
 )
-def test_schema_names_postgresql_would_change_or_owns_are_refused(
-    name: str, fragment: str
-) -> None:
+def test_schema_names_postgresql_would_change_or_owns_are_refused(name: str, fragment: str) -> None:
     with pytest.raises(ConfigurationError, match=fragment):
         check_schema_name(name)
     url = f"postgresql://app:{SECRET}@127.0.0.1:1/prod?schema={name}"
