@@ -2,8 +2,9 @@
 
 Every method borrows a pooled connection (autocommit off) and runs one transaction (READ
 COMMITTED). ``claim`` uses ``FOR UPDATE SKIP LOCKED`` so concurrent workers never wait on, or
-share, a workflow. A store may live in its own schema (``schema=`` or ``?schema=name`` in the
-URL): it is created if missing and set as ``search_path`` on every pooled connection.
+share, a workflow. A store lives in a schema of its own (``durably`` unless ``schema=`` or
+``?schema=name`` in the URL names another): it is created if missing and set as
+``search_path`` on every pooled connection, so durably's tables never meet the user's.
 
 Writes that make work runnable send ``NOTIFY durably`` in their transaction; :meth:`listen`
 holds one extra, unpooled connection that LISTENs and wakes the worker at once (see
@@ -144,8 +145,9 @@ class PostgresStore(QueuePlanner, PostgresCommands):
     """A :class:`~durably.storage.base.Store` in a PostgreSQL database.
 
     ``url`` is a ``postgresql://user:password@host:port/dbname`` URL (libpq options such as
-    ``sslmode`` may be added as query parameters). ``schema`` (or ``?schema=name``) keeps
-    durably's tables in that schema instead of the server's default search path.
+    ``sslmode`` may be added as query parameters). durably's tables live in schema ``durably``,
+    or in ``schema`` (or ``?schema=name``): a name PostgreSQL keeps as written (63 bytes at
+    most) and not a system schema, else :class:`ConfigurationError`.
 
     Every acknowledged step is flushed to disk by default (the server's ``synchronous_commit``).
     ``?synchronous_commit=off`` opts out for durably's connections: commits are acknowledged
