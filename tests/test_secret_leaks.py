@@ -357,7 +357,7 @@ def test_python_errors_never_show_a_secret(pg_secret_url: str) -> None:
     ],
 )
 def test_unreachable_or_misread_database_errors_show_no_secret(
-    password: str, error: type[DurablyError]
+    password: str, error: type[DurablyError], tmp_path: Path
 ) -> None:
     require_postgres()
     netloc = urlsplit(PG_URL).netloc.rpartition("@")[2]
@@ -384,6 +384,18 @@ def test_unreachable_or_misread_database_errors_show_no_secret(
     )
     assert server.returncode != 0
     assert_no_secret(server.stdout + server.stderr, "durably server")
+    (tmp_path / "leak_app.py").write_text(APP_MODULE)
+    for processes in ("1", "2"):  # a worker, and a supervisor with its worker processes
+        worker = subprocess.run(
+            [*DURABLY, "worker", "leak_app:app", "-v", "-p", processes],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**base_env(), "DURABLY_DB": url},
+            cwd=tmp_path,
+        )
+        assert "durably: error: " in worker.stderr and "Traceback" not in worker.stderr
+        assert_no_secret(worker.stdout + worker.stderr, "durably worker")
 
 
 def test_bench_report_shows_no_secret(tmp_path: Path) -> None:
