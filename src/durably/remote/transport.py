@@ -21,6 +21,7 @@ from durably.errors import (
     WorkflowStateError,
 )
 from durably.remote.errors import AuthenticationError, ServerError, ServerUnreachableError
+from durably.tokens import check_token
 
 __all__ = ["Response", "Transport", "segment"]
 
@@ -72,6 +73,7 @@ class Transport:
         self._decode = decode
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token:
+            check_token(token, "the token (token=, --token or $DURABLY_TOKEN)")
             self._headers["Authorization"] = f"Bearer {token}"
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []

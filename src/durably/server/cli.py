@@ -15,6 +15,8 @@ import os
 import sys
 
 from durably.argtypes import whole_number
+from durably.errors import ConfigurationError
+from durably.tokens import check_token
 
 __all__ = ["DEFAULT_PORT", "add_arguments", "is_loopback", "run"]
 
@@ -90,8 +92,11 @@ def run(args: argparse.Namespace) -> int:
     """Serve the API until SIGINT/SIGTERM; returns the exit code (2: bad configuration, such as
     a SQLite database that does not exist or cannot be opened)."""
     token = args.token if args.token is not None else os.environ.get("DURABLY_TOKEN") or None
-    if token is not None and not token.strip():
-        return _error("the token is empty; pass a non-empty --token or $DURABLY_TOKEN")
+    if token is not None:
+        try:
+            check_token(token, "--token" if args.token is not None else "$DURABLY_TOKEN")
+        except ConfigurationError as exc:  # its message never shows the token
+            return _error(str(exc))
     if token is None and not is_loopback(args.host):
         return _error(
             f"refusing to listen on {args.host!r} without a token: anyone who can reach it could "
