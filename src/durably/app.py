@@ -400,6 +400,11 @@ class App(Commands):
             while page:
                 ...
                 page = app.list_workflows(limit=100, before=page[-1])
+
+        Each is a summary (:attr:`WorkflowInfo.summary`): ``input``, ``output`` and ``error``
+        are None and only their first characters are read, as ``input_preview``,
+        ``output_preview`` and ``error_preview``, so a page costs the same whatever the
+        workflows carry; ``app.handle(info.id).info()`` reads one workflow whole.
         """
         position = None if before is None else page_position(before)
         statuses = status_filter(status)
@@ -410,8 +415,7 @@ class App(Commands):
             created_before=created_before, id_prefix=id_prefix, before=position,
         )  # fmt: skip
         unserved = self.unserved_filter()
-        decode = self.serializer.decode
-        return [WorkflowInfo.from_record(r, decode, unserved=unserved(r)) for r in records]
+        return [WorkflowInfo.summary_of(r, unserved=unserved(r)) for r in records]
 
     def iter_workflows(
         self,
