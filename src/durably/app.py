@@ -427,9 +427,9 @@ class App(Commands):
         id_prefix: str | None = None,
         page_size: int = 100,
     ) -> Iterator[WorkflowInfo]:
-        """Every workflow matching the filters (as :meth:`list_workflows`), newest first, read
-        ``page_size`` at a time; each exactly once, however many are started meanwhile (those
-        are newer than the first page: not listed)."""
+        """Every workflow matching the filters (as :meth:`list_workflows`, summaries too),
+        newest first, read ``page_size`` at a time; each exactly once, however many are started
+        meanwhile (those are newer than the first page: not listed)."""
         after = created_after.timestamp() if isinstance(created_after, datetime) else created_after
         until = (
             created_before.timestamp() if isinstance(created_before, datetime) else created_before
