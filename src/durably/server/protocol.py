@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["DEFAULT_HEADER_TIMEOUT", "HeadTimeoutProtocol", "head_timeout_protocol"]
@@ -73,7 +74,9 @@ class HeadTimeoutProtocol(H11Protocol):
         self._head_timer = None
         if not self._awaiting_head():
             return
-        if self._head_begun:  # a client that sent part of a request is told why
+        # a client that sent part of a head is told why (not one still sending the body of a
+        # request already answered: it is only closed)
+        if self._head_begun and self.conn.their_state is h11.IDLE:
             body = (
                 f"the request line and headers did not arrive within {self.head_timeout:g} s; "
                 "send each request's head at once\n"
