@@ -124,7 +124,9 @@ def test_start_wait_ls_show_history_send_purge(cli: Cli) -> None:
         w["id"] for w in listed if w["name"] == "boom"
     ]
     assert [w["id"] for w in cli.json("ls", "--id-prefix", "w-")] == ["w-1"]
-    assert cli.json("ls", "--since", "1h", "--name", "twice")[0]["output"] == 84
+    (twice,) = cli.json("ls", "--since", "1h", "--name", "twice")
+    assert twice["summary"] is True and "output" not in twice and twice["output_preview"] == "84"
+    assert cli.json("show", twice["id"])["workflow"]["output"] == 84
     assert cli.json("ls", "--until", "2000-01-01T00:00:00Z") == []
     table = cli.run("ls").stdout
     assert table.splitlines()[0].split()[:3] == ["ID", "NAME", "STATUS"] and "w-1" in table

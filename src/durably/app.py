@@ -422,6 +422,11 @@ class App(Commands):
             while page:
                 ...
                 page = app.list_workflows(limit=100, before=page[-1])
+
+        Each is a summary (:attr:`WorkflowInfo.summary`): ``input``, ``output`` and ``error``
+        are None and only their first characters are read, as ``input_preview``,
+        ``output_preview`` and ``error_preview``, so a page costs the same whatever the
+        workflows carry; ``app.handle(info.id).info()`` reads one workflow whole.
         """
         position = None if before is None else page_position(before)
         statuses = status_filter(status)
@@ -432,8 +437,7 @@ class App(Commands):
             created_before=created_before, id_prefix=id_prefix, before=position,
         )  # fmt: skip
         unserved = self.unserved_filter()
-        decode = self.serializer.decode
-        return [WorkflowInfo.from_record(r, decode, unserved=unserved(r)) for r in records]
+        return [WorkflowInfo.summary_of(r, unserved=unserved(r)) for r in records]
 
     def iter_workflows(
         self,
@@ -445,9 +449,9 @@ class App(Commands):
         id_prefix: str | None = None,
         page_size: int = 100,
     ) -> Iterator[WorkflowInfo]:
-        """Every workflow matching the filters (as :meth:`list_workflows`), newest first, read
-        ``page_size`` at a time; each exactly once, however many are started meanwhile (those
-        are newer than the first page: not listed)."""
+        """Every workflow matching the filters (as :meth:`list_workflows`, summaries too),
+        newest first, read ``page_size`` at a time; each exactly once, however many are started
+        meanwhile (those are newer than the first page: not listed)."""
         after = created_after.timestamp() if isinstance(created_after, datetime) else created_after
         until = (
             created_before.timestamp() if isinstance(created_before, datetime) else created_before

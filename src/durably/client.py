@@ -256,7 +256,9 @@ class Client:
     ) -> list[WorkflowInfo]:
         """Workflows, newest first, filtered as :meth:`durably.App.list_workflows` filters
         (``created_after <= created_at < created_before``: epoch seconds or aware datetimes).
-        One page of at most ``limit``; :meth:`iter_workflows` walks every page.
+        One page of at most ``limit``; :meth:`iter_workflows` walks every page. Each is a
+        summary, as on :meth:`durably.App.list_workflows`: ``input``, ``output`` and ``error``
+        are None, ``input_preview``... show their start; ``handle(id).info()`` has them whole.
 
         ``before`` pages on, as on :meth:`durably.App.list_workflows`: the last
         :class:`WorkflowInfo` of the previous page (its exact ``created_at_epoch`` makes the
@@ -278,7 +280,8 @@ class Client:
         page_size: int = 100,
     ) -> Iterator[WorkflowInfo]:
         """Every workflow matching the filters, newest first, fetched ``page_size`` at a time
-        (the server's cursor keeps pages stable while new workflows are started)."""
+        (the server's cursor keeps pages stable while new workflows are started); summaries, as
+        :meth:`list_workflows` returns."""
         query = self._query(status, name, page_size, created_after, created_before, id_prefix)
         cursor: str | None = None
         while True:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from durably.errors import ConfigurationError
-from durably.storage.base import WorkflowRecord, WorkflowStatus
+from durably.storage.base import PREVIEW_CHARS, WorkflowRecord, WorkflowStatus
 
 __all__ = [
     "HandleSource",
@@ -19,6 +19,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowInfo",
     "page_position",
+    "preview",
     "status_filter",
 ]
 
@@ -29,9 +30,23 @@ def _dt(t: float | None) -> datetime | None:
     return None if t is None else datetime.fromtimestamp(t, UTC)
 
 
+def preview(text: str | None) -> str | None:
+    """The start of a stored payload (its encoded text) for lists: at most ``PREVIEW_CHARS``
+    characters, the last one ``…`` when the value was cut; None for no value."""
+    if text is None or len(text) <= PREVIEW_CHARS:
+        return text
+    return text[: PREVIEW_CHARS - 1] + "…"
+
+
 @dataclass(frozen=True, slots=True)
 class WorkflowInfo:
-    """A snapshot of one workflow. ``output``/``input`` are decoded JSON values."""
+    """A snapshot of one workflow. ``output``/``input`` are decoded JSON values.
+
+    A workflow listed (``list_workflows``, ``iter_workflows``, ``GET /v1/workflows``, ``durably
+    ls``) is a *summary*: ``summary`` is True, ``input``, ``output`` and ``error`` are None
+    whatever the workflow holds, and ``input_preview``, ``output_preview``, ``error_preview``
+    show the start of each. ``app.handle(id).info()`` (or ``client.handle(id).info()``) reads
+    the full values."""
 
     id: str
     name: str
@@ -58,19 +73,42 @@ class WorkflowInfo:
     """The creation time exactly as stored, in epoch seconds (``created_at`` is it rounded to
     the microsecond). ``list_workflows(before=info)`` pages on from it; None only on an info
     built by hand or sent by a server older than this field."""
+    summary: bool = False
+    """True on a listed workflow: ``input``, ``output`` and ``error`` were not read (None);
+    only the previews were."""
+    input_preview: str | None = None
+    """The start of the stored input (its encoded JSON text), at most ``PREVIEW_CHARS``
+    characters ending in ``…`` when cut."""
+    output_preview: str | None = None
+    """The start of the stored output, as ``input_preview`` (None: no output yet)."""
+    error_preview: str | None = None
+    """The start of the stored error (JSON text with ``type`` and ``message``...), as
+    ``input_preview`` (None: no error)."""
 
     @classmethod
     def from_record(
         cls, rec: WorkflowRecord, decode: Callable[[str], Any], *, unserved: bool = False
     ) -> WorkflowInfo:
         """Build from a store record, decoding payloads with ``decode``."""
+        return replace(
+            cls.summary_of(rec, unserved=unserved),
+            summary=False,
+            input=decode(rec.input),
+            output=None if rec.output is None else decode(rec.output),
+            error=None if rec.error is None else json.loads(rec.error),
+        )
+
+    @classmethod
+    def summary_of(cls, rec: WorkflowRecord, *, unserved: bool = False) -> WorkflowInfo:
+        """A listed workflow (``summary``): the record of ``Store.list_workflows``, whose
+        payloads are only their first characters, shown as previews and never decoded."""
         return cls(
             id=rec.id,
             name=rec.name,
             status=rec.status,
-            input=decode(rec.input),
-            output=None if rec.output is None else decode(rec.output),
-            error=None if rec.error is None else json.loads(rec.error),
+            input=None,
+            output=None,
+            error=None,
             created_at=datetime.fromtimestamp(rec.created_at, UTC),
             updated_at=datetime.fromtimestamp(rec.updated_at, UTC),
             started_at=_dt(rec.started_at),
@@ -84,6 +122,10 @@ class WorkflowInfo:
             wake_at=None if rec.wake_at is None or rec.wake_at >= 1e15 else _dt(rec.wake_at),
             unserved=unserved,
             created_at_epoch=rec.created_at,
+            summary=True,
+            input_preview=preview(rec.input),
+            output_preview=preview(rec.output),
+            error_preview=preview(rec.error),
         )
 
 

@@ -53,10 +53,14 @@ def dumps(value: Any) -> str:
 
 
 def workflow_json(info: WorkflowInfo) -> dict[str, Any]:
-    """A workflow as the HTTP API shows it."""
-    return {
-        "id": info.id, "name": info.name, "status": info.status.value,
+    """A workflow as the HTTP API shows it (a summary, as ``ls`` lists: previews only)."""
+    payloads = {} if info.summary else {
         "input": to_plain(info.input), "output": to_plain(info.output), "error": info.error,
+    }  # fmt: skip
+    return {
+        "id": info.id, "name": info.name, "status": info.status.value, **payloads,
+        "summary": info.summary, "input_preview": info.input_preview,
+        "output_preview": info.output_preview, "error_preview": info.error_preview,
         "created_at": _iso(info.created_at), "updated_at": _iso(info.updated_at),
         "started_at": _iso(info.started_at), "finished_at": _iso(info.finished_at),
         "owner": info.owner, "epoch": info.epoch, "queue": info.queue, "priority": info.priority,

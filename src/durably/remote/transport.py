@@ -22,6 +22,7 @@ from durably.errors import (
 )
 from durably.remote.errors import AuthenticationError, ServerError, ServerUnreachableError
 from durably.storage.urls import redact_url
+from durably.tokens import check_token
 
 __all__ = ["Response", "Transport", "segment"]
 
@@ -75,6 +76,7 @@ class Transport:
         self._decode = decode
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token:
+            check_token(token, "the token (token=, --token or $DURABLY_TOKEN)")
             self._headers["Authorization"] = f"Bearer {token}"
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []

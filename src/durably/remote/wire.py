@@ -59,6 +59,10 @@ def _epoch(value: Any) -> float | None:
     return None
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def workflow_info(obj: dict[str, Any]) -> WorkflowInfo:
     """A workflow object as :class:`WorkflowInfo`."""
     try:
@@ -82,6 +86,10 @@ def workflow_info(obj: dict[str, Any]) -> WorkflowInfo:
             wake_at=_time(obj.get("wake_at")),
             unserved=bool(obj.get("unserved", False)),
             created_at_epoch=_epoch(obj.get("created_at_epoch")),
+            summary=bool(obj.get("summary", False)),
+            input_preview=_text(obj.get("input_preview")),
+            output_preview=_text(obj.get("output_preview")),
+            error_preview=_text(obj.get("error_preview")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ServerError(f"the server sent a malformed workflow object ({exc!r})") from exc

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from durably.app import App
+from durably.tokens import check_token
 
 from . import dapr, routes
 from .auth import Guard
@@ -39,6 +40,8 @@ def create_app(
     """
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
+    if token is not None:
+        check_token(token, "token")  # visible ASCII: every client sends it as the same bytes
     client = database if isinstance(database, App) else App(database)
     document = openapi()
 

@@ -1,8 +1,9 @@
 """The guard in front of every route: bearer-token auth and the request body size limit.
 
 A pure ASGI middleware: it answers 401 itself (``Authorization: Bearer <token>``, or Dapr's
-``dapr-api-token: <token>`` header, compared in constant time) and 413 for a body over the limit,
-whether the client announces its size (``Content-Length``) or streams it.
+``dapr-api-token: <token>`` header, its bytes compared in constant time with the token's ASCII
+bytes: :func:`durably.tokens.check_token` keeps tokens to visible ASCII) and 413 for a body
+over the limit, whether the client announces its size (``Content-Length``) or streams it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.datastructures import Headers
+
+from durably.tokens import check_token
 
 from .errors import ApiError
 
@@ -44,7 +47,7 @@ class Guard:
 
     def __init__(self, app: ASGIApp, *, token: str | None, max_body: int) -> None:
         self.app = app
-        self.token = token.encode() if token else None
+        self.token = check_token(token).encode("ascii") if token is not None else None
         self.max_body = max_body
 
     def _authorized(self, headers: Headers) -> bool:

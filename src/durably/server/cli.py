@@ -1,9 +1,12 @@
 """``durably server``: its options, and serving the API with uvicorn.
 
-``durably server --db URL [--host 127.0.0.1] [--port 8233] [--token T] [--max-body-bytes N]``.
+``durably server --db URL [--host 127.0.0.1] [--port 8233] [--token T] [--max-body-bytes N]
+[--header-timeout S] [--keep-alive-timeout S] [--limit-concurrency N]``.
 The database comes from ``--db`` or ``$DURABLY_DB``, the token from ``--token`` or
 ``$DURABLY_TOKEN``. The server refuses a non-loopback ``--host`` without a token, and a SQLite
-file that does not exist (``durably migrate`` or a worker creates it).
+file that does not exist (``durably migrate`` or a worker creates it). Slow or idle clients are
+bounded by the header and keep-alive timeouts, and the number of connections and requests in
+progress by the concurrency limit (:mod:`durably.server.protocol`).
 """
 
 from __future__ import annotations
@@ -14,12 +17,17 @@ import logging
 import os
 import sys
 
-from durably.argtypes import whole_number
+from durably.argtypes import seconds, whole_number
+from durably.errors import ConfigurationError
+from durably.tokens import check_token
 
 __all__ = ["DEFAULT_PORT", "add_arguments", "is_loopback", "run"]
 
 DEFAULT_PORT = 8233
 DEFAULT_MAX_BODY_BYTES = 1_048_576  # the same as durably.server.app's (no Starlette import here)
+DEFAULT_HEADER_TIMEOUT = 10.0  # the same as durably.server.protocol's (no uvicorn import here)
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5
+DEFAULT_LIMIT_CONCURRENCY = 1000
 
 
 def _port(value: str) -> int:
@@ -67,6 +75,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest request body accepted (default 1 MiB)",
     )
     parser.add_argument(
+        "--header-timeout",
+        type=seconds(3600),
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="S",
+        help="close a connection whose request line and headers have not all arrived S seconds "
+        "after it opened or after its previous response (408 if part came; default "
+        f"{DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=whole_number(1),
+        default=DEFAULT_KEEP_ALIVE_TIMEOUT,
+        metavar="S",
+        help="close a connection idle S whole seconds after a response (default "
+        f"{DEFAULT_KEEP_ALIVE_TIMEOUT}; behind a proxy, keep it above the proxy's own)",
+    )
+    parser.add_argument(
+        "--limit-concurrency",
+        type=whole_number(1),
+        default=DEFAULT_LIMIT_CONCURRENCY,
+        metavar="N",
+        help="answer 503 to new requests while N connections are open or N requests are in "
+        f"progress (default {DEFAULT_LIMIT_CONCURRENCY})",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every request (INFO level)"
     )
 
@@ -90,8 +123,11 @@ def run(args: argparse.Namespace) -> int:
     """Serve the API until SIGINT/SIGTERM; returns the exit code (2: bad configuration, such as
     a SQLite database that does not exist or cannot be opened)."""
     token = args.token if args.token is not None else os.environ.get("DURABLY_TOKEN") or None
-    if token is not None and not token.strip():
-        return _error("the token is empty; pass a non-empty --token or $DURABLY_TOKEN")
+    if token is not None:
+        try:
+            check_token(token, "--token" if args.token is not None else "$DURABLY_TOKEN")
+        except ConfigurationError as exc:  # its message never shows the token
+            return _error(str(exc))
     if token is None and not is_loopback(args.host):
         return _error(
             f"refusing to listen on {args.host!r} without a token: anyone who can reach it could "
@@ -102,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from durably.server.app import create_app
+        from durably.server.protocol import head_timeout_protocol
     except ImportError as exc:
         return _error(f"{exc}; install the server extra: pip install 'durably[server]'")
     from durably.app import App
@@ -137,5 +174,8 @@ def run(args: argparse.Namespace) -> int:
         log_level="info" if verbose else "warning",
         access_log=verbose,
         timeout_graceful_shutdown=5,
+        http=head_timeout_protocol(args.header_timeout),
+        timeout_keep_alive=args.keep_alive_timeout,
+        limit_concurrency=args.limit_concurrency,
     )
     return 0

@@ -50,6 +50,41 @@ def _object(props: dict[str, Schema], required: list[str] | None = None, **extra
     }
 
 
+_PREVIEW: Schema = {
+    "type": "string",
+    "nullable": True,
+    "maxLength": 200,
+    "description": "the start of the stored JSON text, ending in '…' when cut",
+}
+_SUMMARY: dict[str, Schema] = {
+    "summary": {
+        "type": "boolean",
+        "description": "true on a listed workflow: input, output and error left out",
+    },
+    "input_preview": _PREVIEW,
+    "output_preview": _PREVIEW,
+    "error_preview": _PREVIEW,
+    "created_at": TIME,
+    "created_at_epoch": {
+        "type": "number",
+        "description": "the exact stored creation time in epoch seconds "
+        "(created_at is it rounded to the microsecond)",
+    },
+    "updated_at": TIME,
+    "started_at": NULL_TIME,
+    "finished_at": NULL_TIME,
+    "owner": {"type": "string", "nullable": True},
+    "epoch": {"type": "integer"},
+    "queue": {"type": "string"},
+    "priority": {"type": "integer"},
+    "parent_id": {"type": "string", "nullable": True},
+    "run": {"type": "integer"},
+    "wake_at": NULL_TIME,
+    "unserved": {"type": "boolean"},
+}
+"""The fields of a workflow object but its payloads (a summary has these only)."""
+
+
 SCHEMAS: dict[str, Schema] = {
     "ErrorDetail": _object({"code": {"type": "string"}, "message": {"type": "string"}}),
     "Error": _object({"error": _ref("ErrorDetail")}),
@@ -69,28 +104,22 @@ SCHEMAS: dict[str, Schema] = {
             "input": ANY,
             "output": ANY,
             "error": {"type": "object", "nullable": True},
-            "created_at": TIME,
-            "created_at_epoch": {
-                "type": "number",
-                "description": "the exact stored creation time in epoch seconds "
-                "(created_at is it rounded to the microsecond)",
-            },
-            "updated_at": TIME,
-            "started_at": NULL_TIME,
-            "finished_at": NULL_TIME,
-            "owner": {"type": "string", "nullable": True},
-            "epoch": {"type": "integer"},
-            "queue": {"type": "string"},
-            "priority": {"type": "integer"},
-            "parent_id": {"type": "string", "nullable": True},
-            "run": {"type": "integer"},
-            "wake_at": NULL_TIME,
-            "unserved": {"type": "boolean"},
+            **_SUMMARY,
         }
+    ),
+    "WorkflowSummary": _object(
+        {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": STATUSES},
+            **_SUMMARY,
+        },
+        description="A listed workflow: previews of its payloads, not the payloads (GET "
+        "/v1/workflows/{id} has them)",
     ),
     "WorkflowList": _object(
         {
-            "workflows": {"type": "array", "items": _ref("Workflow")},
+            "workflows": {"type": "array", "items": _ref("WorkflowSummary")},
             "next_cursor": {"type": "string", "nullable": True},
         }
     ),

@@ -91,7 +91,8 @@ def start_workflow(call: Call) -> Response:
 
 
 def list_workflows(call: Call) -> Response:
-    """GET /v1/workflows: workflows newest first, filtered, one page at a time."""
+    """GET /v1/workflows: workflows newest first, filtered, one page at a time; each a
+    summary (previews of its payloads, never the payloads: ``GET /v1/workflows/{id}``)."""
     query = call.request.query_params
     unknown = sorted(set(query.keys()) - set(_LIST_PARAMS))
     if unknown:
@@ -125,8 +126,7 @@ def list_workflows(call: Call) -> Response:
     )
     page, more = records[:limit], len(records) > limit
     unserved = app.unserved_filter()
-    decode = app.serializer.decode
-    infos = [WorkflowInfo.from_record(r, decode, unserved=unserved(r)) for r in page]
+    infos = [WorkflowInfo.summary_of(r, unserved=unserved(r)) for r in page]  # no payloads
     last = page[-1] if more else None
     return json_response(
         {

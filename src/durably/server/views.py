@@ -61,14 +61,22 @@ def _deep(value: Any) -> Any:
 
 
 def workflow_json(info: WorkflowInfo, serializer: JsonSerializer) -> dict[str, Any]:
-    """The JSON form of a :class:`durably.WorkflowInfo`."""
+    """The JSON form of a :class:`durably.WorkflowInfo`; a summary (a listed workflow) has no
+    ``input``, ``output`` and ``error``, only their previews."""
+    payloads = {} if info.summary else {
+        "input": to_json(serializer, info.input),
+        "output": to_json(serializer, info.output),
+        "error": info.error,
+    }  # fmt: skip
     return {
         "id": info.id,
         "name": info.name,
         "status": info.status.value,
-        "input": to_json(serializer, info.input),
-        "output": to_json(serializer, info.output),
-        "error": info.error,
+        **payloads,
+        "summary": info.summary,
+        "input_preview": info.input_preview,
+        "output_preview": info.output_preview,
+        "error_preview": info.error_preview,
         "created_at": iso(info.created_at),
         "created_at_epoch": info.created_at_epoch,
         "updated_at": iso(info.updated_at),

@@ -63,8 +63,9 @@ def open_store(url: str | None = None) -> Store:
     unknown = set(options) - {"synchronous"}
     if unknown:
         raise ConfigurationError(
-            f"unknown option(s) {sorted(unknown)} in database URL {redact_url(url)!r}; "
-            "supported: synchronous=full|normal"
+            f"unknown option(s) {', '.join(sorted(unknown))} in database URL "
+            f"{redact_url(url)!r}; a SQLite database supports only synchronous=full|normal "
+            "(e.g. 'durably.db?synchronous=normal')"
         )
     from durably.storage.sqlite import SqliteStore
 
@@ -91,18 +92,24 @@ def sqlite_path(url: str | None = None) -> str | None:
 
 
 def _sqlite_parts(url: str) -> tuple[str, dict[str, str]]:
-    """The file path and the options of a SQLite URL or bare path."""
+    """The file path and the options of a SQLite URL or bare path (``durably.db?synchronous=
+    normal``: a bare path takes options after ``?`` too, so a file name cannot hold a ``?``)."""
     if url.startswith("sqlite://"):
-        parts = urlsplit(url)
-        path = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
-        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        return path, options
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        return _path_options(path)
     if "://" not in url:
-        return url, {}
+        return _path_options(url)
     raise ConfigurationError(
         f"unsupported database URL {redact_url(url)!r}: use 'sqlite:///path/to/file.db' "
         "(or set DURABLY_DB)"
     )
+
+
+def _path_options(path: str) -> tuple[str, dict[str, str]]:
+    path, _, query = path.partition("?")
+    # blank values kept: 'synchronous=' or a bare 'synchronous' is refused, not ignored
+    options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    return path, options
 
 
 def _open_postgres(url: str) -> Store:

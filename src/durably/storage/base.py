@@ -20,6 +20,7 @@ from enum import StrEnum
 
 __all__ = [
     "FAR_FUTURE",
+    "PREVIEW_CHARS",
     "TERMINAL_STATUSES",
     "ChildOutcome",
     "ClaimedWorkflow",
@@ -104,6 +105,10 @@ class WorkflowRecord:
     cancel_requested: bool = False
     cancel_key: str | None = None
 
+
+PREVIEW_CHARS = 200
+"""How much of each payload (input, output, error) a list shows: :meth:`Store.list_workflows`
+reads at most one character more (to tell a cut value), never a whole payload."""
 
 FAR_FUTURE = 1e15
 """``wake_at`` of a workflow parked with no timer: only an event, a child or a command wakes it."""
@@ -465,6 +470,11 @@ class Store(abc.ABC):
         ``created_after``/``created_before`` bound ``created_at`` (inclusive/exclusive, epoch
         seconds); ``id_prefix`` keeps ids that start with it; ``before`` is a keyset cursor: only
         workflows ordered after ``(created_at, id)`` of the last one of the previous page.
+
+        A list never reads whole payloads: each record's ``input``, ``output`` and ``error``
+        hold only the first ``PREVIEW_CHARS + 1`` characters of the stored text (longer than
+        ``PREVIEW_CHARS``: the value was cut), so a page costs the same whatever the workflows
+        carry. :meth:`get_workflow` reads one workflow whole.
         """
 
     def finished_workflows(self, workflow_ids: Sequence[str]) -> dict[str, WorkflowRecord | None]:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from durably.storage.base import (
+    PREVIEW_CHARS,
     TERMINAL_STATUSES,
     FinishWorkflow,
     JournalEntry,
@@ -15,6 +16,7 @@ from durably.storage.base import (
 
 __all__ = [
     "JOURNAL_COLUMNS",
+    "LIST_COLUMNS",
     "TERMINAL_SQL",
     "WF_COLUMNS",
     "ListQuery",
@@ -31,6 +33,12 @@ WF_COLUMNS = (
     "epoch, lease_expires_at, wake_at, version, parent_id, started_at, finished_at, run, "
     "parent_seq, cancel_requested, cancel_key"
 )
+LIST_COLUMNS = ", ".join(
+    f"substr({c}, 1, {PREVIEW_CHARS + 1})" if c in ("input", "output", "error") else c
+    for c in WF_COLUMNS.split(", ")
+)
+"""WF_COLUMNS as a list selects them: the payloads cut to previews (``substr`` reads only the
+start of a value on both backends), so a page never carries whole inputs or outputs."""
 JOURNAL_COLUMNS = (
     "workflow_id, seq, kind, name, status, result, error, attempts, owner, epoch, "
     "started_at, finished_at, key"
@@ -103,7 +111,8 @@ def list_query(
     id_prefix: str | None,
     before: tuple[float, str] | None,
 ) -> tuple[str, list[Any]]:
-    """The query of ``Store.list_workflows`` (newest first, keyset pages) and its parameters."""
+    """The query of ``Store.list_workflows`` (newest first, keyset pages, payloads cut to
+    previews: LIST_COLUMNS) and its parameters."""
     m = q.mark
     clauses: list[str] = []
     params: list[Any] = []
@@ -128,7 +137,7 @@ def list_query(
     where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
     params.append(limit)
     sql = (
-        f"SELECT {WF_COLUMNS} FROM workflows {where}"
+        f"SELECT {LIST_COLUMNS} FROM workflows {where}"
         f"ORDER BY created_at DESC, {q.id_order} DESC LIMIT {m}"
     )
     return sql, params
