@@ -11,6 +11,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from durably.codec import codec_for
 from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, qualified_name
 from durably.errors import ConfigurationError, UnknownWorkflowError
@@ -20,7 +21,7 @@ from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
 from durably.results import Ended, ResultPoller
 from durably.retry import Retry
-from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer
+from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer, Serializer
 from durably.storage import Store, open_store, resolve_database_url
 from durably.storage.base import CreateWorkflow, WorkerInfo, WorkflowRecord, WorkflowStatus
 from durably.storage.committer import GroupCommitter
@@ -53,11 +54,13 @@ class App(Commands):
         database: str | None = None,
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-        serializer: JsonSerializer | None = None,
+        serializer: Serializer | None = None,
         worker_options: WorkerOptions | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database)
-        self.serializer = serializer or JsonSerializer(max_payload_bytes)
+        self.serializer: Serializer = serializer or JsonSerializer(max_payload_bytes)
+        self.codec = codec_for(self.serializer, max_payload_bytes)
+        """How this App stores values: every payload goes through ``serializer``."""
         self.worker_options = worker_options or WorkerOptions()
         self.registry = Registry()
         self._store: Store | None = None
@@ -244,7 +247,7 @@ class App(Commands):
         priority: int,
     ) -> WorkflowRecord:
         workflow_id = new_workflow_id() if id is None else id  # checked by _resolve
-        encoded = self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
+        encoded = self.codec.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
         now = self._clock()
         return WorkflowRecord(
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
@@ -410,8 +413,8 @@ class App(Commands):
             created_before=created_before, id_prefix=id_prefix, before=position,
         )  # fmt: skip
         unserved = self.unserved_filter()
-        decode = self.serializer.decode
-        return [WorkflowInfo.from_record(r, decode, unserved=unserved(r)) for r in records]
+        codec = self.codec
+        return [WorkflowInfo.from_codec(r, codec, unserved=unserved(r)) for r in records]
 
     def iter_workflows(
         self,
@@ -501,7 +504,7 @@ class App(Commands):
 
     def _new_worker(self) -> Worker:
         return Worker(
-            self.store, self.registry, self.serializer, self.worker_options,
+            self.store, self.registry, self.codec, self.worker_options,
             on_finished=self._on_finished, clock=self._clock,
         )  # fmt: skip
 

@@ -22,7 +22,7 @@ from .endpoint import Call, endpoint, json_response
 from .errors import ApiError
 from .inputs import is_json_type, parse_json
 from .routes import unknown_name
-from .views import iso, stored
+from .views import iso, stored, to_json
 
 __all__ = ["DAPR_STATUS", "routes"]
 
@@ -104,6 +104,9 @@ def start(call: Call) -> Response:
     return json_response({"instanceID": handle.id}, 202)
 
 
+_COMPACT = (",", ":")
+
+
 def _single_input(call_input: Any) -> Any:
     """The input as Dapr shows it: the one positional argument a Dapr start passes, else the
     whole ``{"args", "kwargs"}`` call."""
@@ -120,12 +123,16 @@ def get(call: Call) -> Response:
     _component(call)
     rec = _record(call.app, _dapr_id(call.param("id")))
     properties: dict[str, str] = {}
-    call_input = _single_input(stored(rec.input))
+    codec = call.app.codec
+    call_input = _single_input(to_json(codec.view_input(rec.input)))
     if call_input is not None:
         properties["dapr.workflow.input"] = json.dumps(call_input)
     if rec.output is not None:
-        properties["dapr.workflow.output"] = rec.output
-    error = stored(rec.error)
+        output = stored(codec, rec.output)
+        properties["dapr.workflow.output"] = json.dumps(
+            output, ensure_ascii=False, separators=_COMPACT
+        )
+    error = None if rec.error is None else codec.view_error(rec.error)
     if isinstance(error, dict):
         properties["dapr.workflow.failure.error_type"] = str(error.get("type", ""))
         properties["dapr.workflow.failure.error_message"] = str(error.get("message", ""))
