@@ -68,6 +68,8 @@ def to_json(value: Any) -> Any:
         return value
     if isinstance(value, Undecodable):
         return {"$undecodable": {"text": value.text, "reason": value.reason}}
+    if isinstance(value, dict) and any(isinstance(v, Undecodable) for v in value.values()):
+        return {k: to_json(v) for k, v in value.items()}  # e.g. published states
     return json.loads(_WIRE.encode(value))
 
 
