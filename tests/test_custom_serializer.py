@@ -187,7 +187,7 @@ def test_serializer_failures_name_the_value_and_the_workflow() -> None:
         codec.encode_call((1, 2.5), {}, workflow_id="wf-1", name="pay")
     assert "argument 2 of workflow 'pay'" in str(err.value) and "no floats here" in str(err.value)
     assert err.value.workflow_id == "wf-1"
-    with pytest.raises(durably.SerializationError, match="Picky.decode raised KeyError"):
+    with pytest.raises(durably.SerializationError, match=r"Picky\.decode raised KeyError"):
         codec.decode("[]")
     assert isinstance(codec.view("[]"), durably.Undecodable)
 
