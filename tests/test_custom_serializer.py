@@ -10,9 +10,11 @@ must carry the mark.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -252,3 +254,23 @@ def test_an_app_without_the_serializer_reads_undecodable_values(written: str) ->
             plain.handle("main-1").result(timeout=5)
     finally:
         plain.close()
+
+
+def test_the_readmes_serializer_example_runs_and_stores_through_it(tmp_path: Any) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    (example,) = [b for b in blocks if "class Compressed(durably.JsonSerializer)" in b]
+    (tmp_path / "compressed_app.py").write_text(example)
+    env = {k: v for k, v in os.environ.items() if k != "DURABLY_DB"}
+    run = subprocess.run(
+        [sys.executable, "compressed_app.py"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "hello ada"
+    app = durably.App(f"sqlite:///{tmp_path}/compressed.db")
+    try:
+        stored = [text for _, _, text in payloads(app)]
+        assert stored and all(text.startswith("z:") for text in stored)
+    finally:
+        app.close()

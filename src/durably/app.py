@@ -47,6 +47,10 @@ class App(Commands):
 
     Use ``with app:`` (or :meth:`start_worker`/:meth:`stop_worker`) to run an embedded worker in
     a background thread, or :meth:`run_worker` to serve in the foreground until SIGTERM.
+
+    ``serializer``: a :class:`durably.Serializer` that every stored value goes through (default
+    :class:`JsonSerializer`); ``max_payload_bytes`` caps the size of one encoded value (a
+    ``JsonSerializer`` passed in keeps its own limit).
     """
 
     def __init__(
