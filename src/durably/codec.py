@@ -313,6 +313,17 @@ class Codec:
         """Stored ``text`` in durably's JSON form (see :func:`to_json`), for the HTTP API."""
         return to_json(self.view(text))
 
+    def from_json(self, value: Any) -> Any:
+        """A value received in durably's JSON form (an HTTP request's arguments or event data)
+        as the Python value to hand to the serializer: tagged objects become datetimes, bytes,
+        UUIDs... as a :class:`durably.Client` sent them."""
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        try:
+            return _WIRE.decode(json.dumps(value, ensure_ascii=False))
+        except RecursionError:
+            raise SerializationError("Cannot decode the value: it is nested too deeply") from None
+
 
 class _JsonCodec(Codec):
     """The :class:`Codec` of the default :class:`JsonSerializer`: its specialised call encoding
@@ -360,6 +371,9 @@ class _JsonCodec(Codec):
 
     def encode_error(self, info: dict[str, Any]) -> str:
         return json.dumps(info, ensure_ascii=False, default=repr)
+
+    def from_json(self, value: Any) -> Any:
+        return value  # its JSON form is what JsonSerializer stores: no need to decode the tags
 
     def as_json(self, text: str) -> Any:
         try:

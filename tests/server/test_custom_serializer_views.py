@@ -83,3 +83,32 @@ def test_a_server_embedding_the_app_decodes_its_values(written: str) -> None:
     assert body["input"]["kwargs"]["when"] == {"$datetime": WHEN.isoformat()}
     assert state["progress"]["when"] == {"$datetime": WHEN.isoformat()}
     assert result["error"]["message"] == "no luck"
+
+
+def test_tagged_values_sent_over_http_reach_a_custom_serializer_as_python_values(
+    tmp_path: Any,
+) -> None:
+    app = durably.App(f"sqlite:///{tmp_path}/h.db", serializer=PickleMarker(), worker_options=FAST)
+
+    @app.workflow(name="kinds")
+    async def kinds(when: Any) -> str:
+        got = await durably.wait_event("e")
+        return f"{type(when).__name__} {type(got['at']).__name__}"
+
+    async def send() -> list[int]:
+        transport = httpx.ASGITransport(app=create_app(app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://durably") as http:
+            started = await http.post(
+                "/v1/workflows",
+                json={"name": "kinds", "args": [{"$datetime": WHEN.isoformat()}], "id": "k1"},
+            )
+            event = {"data": {"at": {"$uuid": "12345678-1234-5678-1234-567812345678"}}}
+            sent = await http.post("/v1/workflows/k1/events/e", json=event)
+            return [started.status_code, sent.status_code]
+
+    try:
+        with app:
+            assert asyncio.run(send()) == [202, 202]
+            assert app.handle("k1").result(timeout=30) == "datetime UUID"
+    finally:
+        app.close()

@@ -94,7 +94,7 @@ def start(call: Call) -> Response:
     if instance is not None:
         _dapr_id(instance)
     given, value = _payload(call)
-    args = (value,) if given else ()
+    args = (app.codec.from_json(value),) if given else ()
     try:
         handle, created = app.start_named(name, args, id=instance)
     except UnknownWorkflowError:
@@ -170,7 +170,7 @@ def raise_event(call: Call) -> Response:
     if len(event) > 200:
         raise ApiError("bad_request", "the event name is over 200 characters")
     _, value = _payload(call)
-    app.send_event(rec.id, event, value)
+    app.send_event(rec.id, event, app.codec.from_json(value))
     return _accepted()
 
 

@@ -82,8 +82,9 @@ def start_workflow(call: Call) -> Response:
         wid = workflow_id(wid)
     try:
         handle, created = app.start_named(
-            name, args, kwargs, id=wid, queue=queue or DEFAULT_QUEUE, priority=priority
-        )
+            name, app.codec.from_json(args), app.codec.from_json(kwargs), id=wid,
+            queue=queue or DEFAULT_QUEUE, priority=priority,
+        )  # fmt: skip
     except UnknownWorkflowError:
         raise unknown_name(name) from None
     # an id that exists (even one a concurrent start just created): 200, nothing runs again
@@ -222,6 +223,7 @@ def send_event(call: Call) -> Response:
     if dedup_key == "":
         raise ApiError("bad_request", "dedup_key must be a non-empty string or null")
     _record(call.app, wid)
+    data = call.app.codec.from_json(data)
     delivered = call.app.send_event(wid, event, data, dedup_key=dedup_key)
     return json_response({"delivered": delivered}, 202)
 
