@@ -7,9 +7,10 @@ values), adds the payload size limit, and names the value at fault in every erro
 serializer written to the protocol, or a :class:`JsonSerializer` subclass that overrides
 ``encode``/``decode``, sees every value that reaches the database.
 
-The default :class:`JsonSerializer` (not subclassed, or a subclass that overrides neither
-``encode`` nor ``decode``) keeps its specialised fast paths, which write exactly what the
-generic path would with it.
+The default :class:`JsonSerializer` keeps its specialised fast paths (a call's arguments in one
+``json`` call, errors as plain JSON), but only while none of ``encode``, ``decode``,
+``encode_call`` and ``decode_call`` is overridden, on its class or on the instance: a subclass
+that overrides ``encode`` or ``decode`` is never bypassed.
 
 A call's arguments are stored as ``encode({"args": [encode(a), ...], "kwargs": {k: encode(v)}})``
 by the generic path, so that each argument is decoded by the serializer with its own parameter's
@@ -258,7 +259,7 @@ class Codec:
         }
         return args, kwargs
 
-    def decode_input(self, text: str) -> dict[str, Any]:
+    def decode_input(self, text: str) -> Any:
         """A stored call as ``{"args": [...], "kwargs": {...}}``, with no type conversion."""
         args, kwargs = self._call(text)
         return {
@@ -363,11 +364,8 @@ class _JsonCodec(Codec):
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return self.serializer.decode_call(text, func)
 
-    def decode_input(self, text: str) -> dict[str, Any]:
-        call = self.serializer.decode(text)
-        if not isinstance(call, dict):
-            raise SerializationError("Cannot decode call arguments: expected an object")
-        return call
+    def decode_input(self, text: str) -> Any:
+        return self.serializer.decode(text)  # the call's JSON object, as stored
 
     def encode_error(self, info: dict[str, Any]) -> str:
         return json.dumps(info, ensure_ascii=False, default=repr)
