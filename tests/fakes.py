@@ -8,9 +8,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from durably.codec import codec_for
 from durably.definitions import Workflow
 from durably.engine import Outcome, WorkflowContext, execute
-from durably.serialization import JsonSerializer
 from durably.storage.base import JournalEntry, RecordAttempt, RecordEntry, WriteOp
 
 
@@ -19,7 +19,7 @@ class FakeRuntime:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.serializer = JsonSerializer()
+        self.codec = codec_for()
         self.step_executor = ThreadPoolExecutor(4)
         self.workflow_executor = ThreadPoolExecutor(4)
         self.written: list[WriteOp] = []
@@ -87,7 +87,7 @@ def run_once(
             is_async=wf.is_async,
             **context,
         )
-        encoded = rt.serializer.encode_call(args, {})
+        encoded = rt.codec.encode_call(args, {})
         try:
             outcome = await execute(ctx, wf, encoded)
         finally:

@@ -8,6 +8,7 @@ completed step. Embedded SQLite by default; no server needed.
 from typing import TYPE_CHECKING, Any
 
 from durably.app import App
+from durably.codec import Undecodable
 from durably.definitions import Step, Workflow
 from durably.errors import (
     Cancelled,
@@ -96,6 +97,7 @@ __all__ = [
     "StepFailed",
     "StepFuture",
     "StepTimeoutError",
+    "Undecodable",
     "UnknownWorkflowError",
     "WorkerInfo",
     "WorkerOptions",

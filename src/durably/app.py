@@ -11,6 +11,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from durably.codec import codec_for
 from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, qualified_name
 from durably.errors import ConfigurationError, UnknownWorkflowError
@@ -20,7 +21,7 @@ from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
 from durably.results import Ended, ResultPoller
 from durably.retry import Retry
-from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer
+from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer, Serializer
 from durably.storage import (
     Store,
     check_database_url,
@@ -52,6 +53,10 @@ class App(Commands):
 
     Use ``with app:`` (or :meth:`start_worker`/:meth:`stop_worker`) to run an embedded worker in
     a background thread, or :meth:`run_worker` to serve in the foreground until SIGTERM.
+
+    ``serializer``: a :class:`durably.Serializer` that every stored value goes through (default
+    :class:`JsonSerializer`); ``max_payload_bytes`` caps the size of one encoded value (a
+    ``JsonSerializer`` passed in keeps its own limit).
     """
 
     def __init__(
@@ -59,14 +64,16 @@ class App(Commands):
         database: str | None = None,
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-        serializer: JsonSerializer | None = None,
+        serializer: Serializer | None = None,
         worker_options: WorkerOptions | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database)
         """The database URL as given (it may hold a password: never show it; show
         :attr:`safe_database_url`)."""
         check_database_url(self.database_url)
-        self.serializer = serializer or JsonSerializer(max_payload_bytes)
+        self.serializer: Serializer = serializer or JsonSerializer(max_payload_bytes)
+        self.codec = codec_for(self.serializer, max_payload_bytes)
+        """How this App stores values: every payload goes through ``serializer``."""
         self.worker_options = worker_options or WorkerOptions()
         self.registry = Registry()
         self._store: Store | None = None
@@ -266,7 +273,7 @@ class App(Commands):
         priority: int,
     ) -> WorkflowRecord:
         workflow_id = new_workflow_id() if id is None else id  # checked by _resolve
-        encoded = self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
+        encoded = self.codec.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
         now = self._clock()
         return WorkflowRecord(
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
@@ -527,7 +534,7 @@ class App(Commands):
 
     def _new_worker(self) -> Worker:
         return Worker(
-            self.store, self.registry, self.serializer, self.worker_options,
+            self.store, self.registry, self.codec, self.worker_options,
             on_finished=self._on_finished, clock=self._clock,
         )  # fmt: skip
 

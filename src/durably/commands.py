@@ -7,7 +7,6 @@ raises :class:`WorkflowStateError` naming that status. Nothing is half-done.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +16,8 @@ from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStat
 from durably.storage.urls import redact_url
 
 if TYPE_CHECKING:
+    from durably.codec import Codec
     from durably.handle import WorkflowHandle
-    from durably.serialization import JsonSerializer
     from durably.storage.base import Store
 
 __all__ = ["Commands", "check_event", "check_from_step"]
@@ -61,7 +60,7 @@ class Commands:
     """Lifecycle commands of :class:`durably.App`."""
 
     database_url: str
-    serializer: JsonSerializer
+    codec: Codec
     _clock: Callable[[], float]
 
     @property
@@ -86,7 +85,7 @@ class Commands:
         """
         validate_workflow_id(workflow_id)
         check_event(name, dedup_key)
-        encoded = self.serializer.encode(
+        encoded = self.codec.encode(
             payload, what=f"payload of event {name!r}", workflow_id=workflow_id
         )
         rec, added = self.store.send_event(workflow_id, name, encoded, dedup_key, self._clock())
@@ -113,7 +112,9 @@ class Commands:
     def terminate(self, workflow_id: str, reason: str = "terminated") -> None:
         """Stop a workflow now: no more of its code runs (no ``finally``, no compensation); its
         unfinished children are terminated too. Status ``terminated`` with ``reason``."""
-        error = json.dumps({"type": "Terminated", "code": "terminated", "message": reason})
+        error = self.codec.encode_error(
+            {"type": "Terminated", "code": "terminated", "message": reason}
+        )
         before = self.store.get_workflow(validate_workflow_id(workflow_id))
         before = _found(before, workflow_id, self.database_url)
         if before.status in TERMINAL_STATUSES:

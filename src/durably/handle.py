@@ -7,10 +7,13 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from durably.errors import ConfigurationError
 from durably.storage.base import PREVIEW_CHARS, WorkflowRecord, WorkflowStatus
+
+if TYPE_CHECKING:
+    from durably.codec import Codec
 
 __all__ = [
     "HandleSource",
@@ -87,15 +90,22 @@ class WorkflowInfo:
 
     @classmethod
     def from_record(
-        cls, rec: WorkflowRecord, decode: Callable[[str], Any], *, unserved: bool = False
+        cls,
+        rec: WorkflowRecord,
+        decode: Callable[[str], Any],
+        *,
+        unserved: bool = False,
+        decode_input: Callable[[str], Any] | None = None,
+        decode_error: Callable[[str], dict[str, Any]] = json.loads,
     ) -> WorkflowInfo:
-        """Build from a store record, decoding payloads with ``decode``."""
+        """Build from a store record, decoding payloads with ``decode`` (the input with
+        ``decode_input``, default ``decode``; the error with ``decode_error``)."""
         return replace(
             cls.summary_of(rec, unserved=unserved),
             summary=False,
-            input=decode(rec.input),
+            input=(decode_input or decode)(rec.input),
             output=None if rec.output is None else decode(rec.output),
-            error=None if rec.error is None else json.loads(rec.error),
+            error=None if rec.error is None else decode_error(rec.error),
         )
 
     @classmethod
@@ -127,6 +137,17 @@ class WorkflowInfo:
             output_preview=preview(rec.output),
             error_preview=preview(rec.error),
         )
+
+    @classmethod
+    def from_codec(
+        cls, rec: WorkflowRecord, codec: Codec, *, unserved: bool = False
+    ) -> WorkflowInfo:
+        """Build from a store record, decoding payloads with an App's codec (a value it cannot
+        decode becomes a :class:`durably.Undecodable`)."""
+        return cls.from_record(
+            rec, codec.view, unserved=unserved, decode_input=codec.view_input,
+            decode_error=codec.view_error,
+        )  # fmt: skip
 
 
 def status_filter(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Generator
 from datetime import UTC, datetime
@@ -47,7 +46,7 @@ class StoreHandleSource:
         """A snapshot of the workflow, with whether a live worker serves it."""
         rec = self._record(workflow_id)
         unserved = self._app.unserved_filter()(rec)
-        return WorkflowInfo.from_record(rec, self._app.serializer.decode, unserved=unserved)
+        return WorkflowInfo.from_codec(rec, self._app.codec, unserved=unserved)
 
     def status(self, workflow_id: str) -> WorkflowStatus:
         """The workflow's current status."""
@@ -55,12 +54,12 @@ class StoreHandleSource:
 
     def history(self, workflow_id: str) -> list[HistoryEntry]:
         """The journal in sequence order, each entry with its failed attempts."""
-        store, decode = self._app.store, self._app.serializer.decode
+        store, codec = self._app.store, self._app.codec
         self._record(workflow_id)
         attempts: dict[int, list[dict[str, Any]]] = {}
         for a in store.get_attempts(workflow_id):
             attempts.setdefault(a.seq, []).append(
-                {"attempt": a.attempt, "error": json.loads(a.error), "epoch": a.epoch,
+                {"attempt": a.attempt, "error": codec.view_error(a.error), "epoch": a.epoch,
                  "started_at": _dt(a.started_at), "finished_at": _dt(a.finished_at)}
             )  # fmt: skip
         return [
@@ -69,8 +68,8 @@ class StoreHandleSource:
                 kind=e.kind,
                 name=e.name,
                 status=e.status,
-                result=None if e.result is None else decode(e.result),
-                error=None if e.error is None else json.loads(e.error),
+                result=None if e.result is None else codec.view(e.result),
+                error=None if e.error is None else codec.view_error(e.error),
                 attempts=e.attempts,
                 started_at=datetime.fromtimestamp(e.started_at, UTC),
                 finished_at=datetime.fromtimestamp(e.finished_at, UTC),
@@ -85,24 +84,26 @@ class StoreHandleSource:
         """The value published under ``key`` (decoded), else ``default``."""
         self._record(workflow_id)
         encoded = self._app.store.get_state(workflow_id).get(key)
-        return default if encoded is None else self._app.serializer.decode(encoded)
+        return (
+            default if encoded is None else self._app.codec.decode(encoded, what=f"state {key!r}")
+        )
 
     def states(self, workflow_id: str) -> dict[str, Any]:
         """Every published value, decoded."""
         self._record(workflow_id)
-        decode = self._app.serializer.decode
-        return {k: decode(v) for k, v in self._app.store.get_state(workflow_id).items()}
+        view = self._app.codec.view
+        return {k: view(v) for k, v in self._app.store.get_state(workflow_id).items()}
 
     def runs(self, workflow_id: str) -> list[RunInfo]:
         """Earlier runs that ended with ``continue_as_new``."""
         self._record(workflow_id)
-        decode = self._app.serializer.decode
+        codec = self._app.codec
         return [
             RunInfo(
                 run=r.run,
                 status=r.status,
-                input=decode(r.input),
-                output=None if r.output is None else decode(r.output),
+                input=codec.view_input(r.input),
+                output=None if r.output is None else codec.view(r.output),
                 started_at=_dt(r.started_at),
                 finished_at=datetime.fromtimestamp(r.finished_at, UTC),
             )
@@ -111,9 +112,10 @@ class StoreHandleSource:
 
     def children(self, workflow_id: str) -> list[WorkflowInfo]:
         """Child workflows, oldest first (empty for an unknown id)."""
-        decode = self._app.serializer.decode
-        children = self._app.store.list_children(workflow_id)
-        return [WorkflowInfo.from_record(r, decode) for r in children]
+        codec = self._app.codec
+        return [
+            WorkflowInfo.from_codec(r, codec) for r in self._app.store.list_children(workflow_id)
+        ]
 
     # -- waiting -------------------------------------------------------------------------------
 
@@ -151,8 +153,9 @@ class StoreHandleSource:
         if rec.status == WorkflowStatus.COMPLETED:
             wf = self._app.registry.workflows.get(rec.name)
             hint = Any if wf is None else wf.return_hint
-            return self._app.serializer.decode(rec.output or "null", hint)
-        error = json.loads(rec.error) if rec.error else {}
+            what = f"result of workflow {rec.id!r}"
+            return self._app.codec.decode(rec.output or "null", hint, what=what)
+        error = self._app.codec.view_error(rec.error) if rec.error else {}
         detail = f": {error.get('type')}: {error.get('message')}" if error else ""
         raise WorkflowFailedError(
             f"workflow {rec.id!r} ({rec.name}) ended {rec.status.value}{detail}",

@@ -50,7 +50,12 @@ _NONE_TYPE = type(None)
 
 @runtime_checkable
 class Serializer(Protocol):
-    """What durably needs from a serializer: values to text and back."""
+    """What durably needs from a serializer: values to text and back. Pass one to
+    ``durably.App(serializer=...)``; every value durably stores goes through these two methods
+    (workflow inputs, one call per argument and one for the call, outputs, step results, error
+    descriptions, event payloads, published state, child inputs, timer deadlines, recorded
+    ``now``/``random``/``uuid4`` values). durably adds the size limit and error context itself.
+    """
 
     def encode(
         self,
@@ -60,11 +65,16 @@ class Serializer(Protocol):
         workflow_id: str | None = None,
         step: str | None = None,
     ) -> str:
-        """Encode ``value``; ``what``, ``workflow_id`` and ``step`` only improve error messages."""
+        """Encode ``value`` as text (valid UTF-8: no lone surrogates). ``what`` names the value,
+        ``workflow_id`` and ``step`` where it comes from, for error messages; they are passed
+        only if ``encode`` accepts them. Raising any exception refuses the value: durably
+        reports it as a :class:`SerializationError` naming the value."""
         ...
 
     def decode(self, data: str, type_hint: Any = Any) -> Any:
-        """Decode text made by :meth:`encode`, converting the result to ``type_hint``."""
+        """Decode text made by :meth:`encode`; ``type_hint`` is the annotation of the parameter
+        or return value it is for (``Any`` when none), which a serializer may use to rebuild
+        types or ignore."""
         ...
 
 

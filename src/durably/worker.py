@@ -23,13 +23,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from durably.codec import Codec, codec_for
 from durably.definitions import Registry, Workflow
 from durably.engine import Outcome, WorkflowContext, execute
 from durably.engine.waits import Parked
 from durably.errors import DurablyError, LeaseLostError
 from durably.queues import DEFAULT_QUEUE, defined_queue, defined_queues
 from durably.results import Ended
-from durably.serialization import JsonSerializer
+from durably.serialization import Serializer
 from durably.storage.base import (
     ClaimedWorkflow,
     ContinueAsNew,
@@ -66,7 +67,7 @@ class Worker:
         self,
         store: Store,
         registry: Registry,
-        serializer: JsonSerializer,
+        serializer: Serializer | Codec,
         options: WorkerOptions,
         *,
         on_finished: Callable[[Ended], None] | None = None,
@@ -75,7 +76,7 @@ class Worker:
         self.store = store
         self.clock = clock
         self.registry = registry
-        self.serializer = serializer
+        self.codec = codec_for(serializer)
         self.options = options
         self.hostname = socket.gethostname()
         self.id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -315,7 +316,7 @@ class Worker:
         step_pool = ThreadPoolExecutor(opts.step_threads, thread_name_prefix="durably-step")
         wf_pool = ThreadPoolExecutor(opts.workflow_threads, thread_name_prefix="durably-wf")
         self.runtime = WorkerRuntime(
-            loop, self.serializer, committer, step_pool, wf_pool,
+            loop, self.codec, committer, step_pool, wf_pool,
             eviction_threshold=opts.eviction_threshold, clock=self.clock, notify=self.notify,
             parked=self._wake_claims,
         )  # fmt: skip

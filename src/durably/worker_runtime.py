@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from durably.serialization import JsonSerializer
+from durably.codec import Codec
 from durably.storage.base import Park, WriteOp
 from durably.storage.committer import GroupCommitter
 
@@ -22,7 +22,7 @@ class WorkerRuntime:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        serializer: JsonSerializer,
+        codec: Codec,
         committer: GroupCommitter,
         step_executor: Executor,
         workflow_executor: Executor,
@@ -33,7 +33,7 @@ class WorkerRuntime:
         parked: Callable[[], None] = lambda: None,
     ) -> None:
         self.loop = loop
-        self.serializer = serializer
+        self.codec = codec
         self.step_executor = step_executor
         self.workflow_executor = workflow_executor
         self.eviction_threshold = eviction_threshold

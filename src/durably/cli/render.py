@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from durably.codec import Undecodable, to_json
 from durably.handle import HistoryEntry, WorkflowInfo
-from durably.serialization import JsonSerializer
 from durably.storage.base import WorkerInfo
 
 __all__ = [
@@ -28,15 +28,13 @@ __all__ = [
     "workflows_table",
 ]
 
-_SERIALIZER = JsonSerializer(max_payload_bytes=2**62)
 _MAX_CELL = 60
 
 
 def to_plain(value: Any) -> Any:
-    """A decoded value as JSON-ready data again (dates, bytes... as durably's tagged objects)."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return json.loads(_SERIALIZER.encode(value))
+    """A decoded value as JSON-ready data again (dates, bytes... as durably's tagged objects; a
+    value this process cannot decode as ``{"$undecodable": {"text", "reason"}}``)."""
+    return to_json(value)
 
 
 def _iso(value: datetime | float | None) -> str | None:
@@ -120,8 +118,12 @@ def duration(seconds: float | None) -> str:
 
 
 def preview(value: Any, width: int = 40) -> str:
-    """Compact JSON of ``value`` cut to ``width`` characters."""
-    text = value if isinstance(value, str) else json.dumps(to_plain(value), ensure_ascii=False)
+    """Compact JSON of ``value`` cut to ``width`` characters (a value this process cannot decode:
+    a note and its stored text)."""
+    if isinstance(value, str | Undecodable):
+        text = str(value)
+    else:
+        text = json.dumps(to_plain(value), ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 

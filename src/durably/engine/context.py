@@ -13,7 +13,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
-import json
 import random as _random
 import uuid
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Any
 
 from durably.definitions import Step, Workflow
 from durably.engine.branches import Branch, branch_var
-from durably.engine.failures import dump_error, error_info, step_failed
+from durably.engine.failures import error_info, step_failed
 from durably.engine.runtime import Runtime
 from durably.engine.waits import Waits
 from durably.errors import (
@@ -253,6 +252,11 @@ class WorkflowContext(WorkflowScope):
             t, t, self.keys[seq],
         )  # fmt: skip
 
+    def _recorded(self, entry: JournalEntry, kind: type[float] | type[str]) -> Any:
+        """The value a ``now``/``random``/``uuid`` entry recorded, as ``kind``."""
+        what = f"recorded {entry.kind} value"
+        return kind(self.runtime.codec.decode(entry.result or "null", kind, what=what))
+
     def record_value(self, seq: int, kind: str, name: str, encoded: str) -> None:
         """Record a completed entry without waiting (it is durable before any later commit)."""
         entry = self.new_entry(seq, kind, name, "completed", encoded)
@@ -263,9 +267,9 @@ class WorkflowContext(WorkflowScope):
     def now(self) -> datetime:
         seq, entry = self.take("now", "now")
         if entry is not None:
-            return datetime.fromtimestamp(json.loads(entry.result or "0"), UTC)
+            return datetime.fromtimestamp(self._recorded(entry, float), UTC)
         t = self.runtime.time()
-        self.record_value(seq, "now", "now", repr(t))
+        self.record_value(seq, "now", "now", self.runtime.codec.encode(t, what="now()"))
         return datetime.fromtimestamp(t, UTC)
 
     def _rng(self, seq: int) -> _random.Random:
@@ -274,17 +278,21 @@ class WorkflowContext(WorkflowScope):
     def random(self) -> float:
         seq, entry = self.take("random", "random")
         if entry is not None:
-            return float(json.loads(entry.result or "0"))
+            return float(self._recorded(entry, float))
         value = self._rng(seq).random()
-        self.record_value(seq, "random", "random", repr(value))
+        self.record_value(
+            seq, "random", "random", self.runtime.codec.encode(value, what="random()")
+        )
         return value
 
     def uuid4(self) -> uuid.UUID:
         seq, entry = self.take("uuid", "uuid")
         if entry is not None:
-            return uuid.UUID(json.loads(entry.result or '""'))
+            return uuid.UUID(self._recorded(entry, str))
         value = uuid.UUID(int=self._rng(seq).getrandbits(128), version=4)
-        self.record_value(seq, "uuid", "uuid", json.dumps(str(value)))
+        self.record_value(
+            seq, "uuid", "uuid", self.runtime.codec.encode(str(value), what="uuid4()")
+        )
         return value
 
     # -- steps ---------------------------------------------------------------------------------
@@ -320,8 +328,8 @@ class WorkflowContext(WorkflowScope):
 
     def _replay_value(self, step: Step[Any, Any], seq: int, entry: JournalEntry) -> Any:
         if entry.status == "completed":
-            return self.runtime.serializer.decode(entry.result or "null", step.return_hint)
-        info = json.loads(entry.error or "{}")
+            return self.runtime.codec.decode(entry.result or "null", step.return_hint)
+        info = self.runtime.codec.decode_error(entry.error) if entry.error else {}
         raise step_failed(self.workflow_id, step.name, seq, info, entry.attempts)
 
     async def _execute_step(
@@ -340,14 +348,14 @@ class WorkflowContext(WorkflowScope):
                 started = rt.time()
                 try:
                     value = await self._invoke(step, seq, attempt, args, kwargs)
-                    encoded = rt.serializer.encode(
+                    encoded = rt.codec.encode(
                         value, what=f"result of step {step.name!r}",
                         workflow_id=self.workflow_id, step=step.name,
                     )  # fmt: skip
                 except Exception as exc:
                     finished = rt.time()
                     info = error_info(exc)
-                    error = dump_error(info)
+                    error = rt.codec.encode_error(info)
                     self._record_attempt(seq, attempt, error, started, finished)
                     if step.retry.should_retry(exc, attempt):
                         await rt.sleep(step.retry.delay(attempt))
@@ -367,7 +375,7 @@ class WorkflowContext(WorkflowScope):
                     step.return_hint is Any or type(value) is step.return_hint
                 ):
                     return value  # what decoding its JSON would give back
-                return rt.serializer.decode(encoded, step.return_hint)
+                return rt.codec.decode(encoded, step.return_hint)
         finally:
             waits.step_finished()
 
@@ -476,7 +484,7 @@ class WorkflowContext(WorkflowScope):
 
     def continue_as_new(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.check_live()
-        encoded = self.runtime.serializer.encode_call(
+        encoded = self.runtime.codec.encode_call(
             args, kwargs, workflow_id=self.workflow_id, name=self.workflow_name
         )
         raise ContinueAsNewSignal(encoded)

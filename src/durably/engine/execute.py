@@ -10,7 +10,7 @@ from typing import Any
 from durably.definitions import Workflow
 from durably.engine.branches import branch_var, install_task_factory
 from durably.engine.context import WorkflowContext
-from durably.engine.failures import dump_error, error_info
+from durably.engine.failures import error_info
 from durably.errors import Cancelled, NonDeterminismError, SerializationError
 from durably.scope import ContinueAsNewSignal, WorkflowAborted, scope_var
 from durably.storage.base import WorkflowStatus
@@ -30,8 +30,10 @@ class Outcome:
     """With status CONTINUED_AS_NEW: the encoded input of the next run."""
 
 
-def _failed(exc: BaseException) -> Outcome:
-    return Outcome(WorkflowStatus.FAILED, error=dump_error(error_info(exc)), reason=exc)
+def _failed(ctx: WorkflowContext, exc: BaseException) -> Outcome:
+    return Outcome(
+        WorkflowStatus.FAILED, error=ctx.runtime.codec.encode_error(error_info(exc)), reason=exc
+    )
 
 
 def _halted(ctx: WorkflowContext) -> Outcome:
@@ -39,7 +41,7 @@ def _halted(ctx: WorkflowContext) -> Outcome:
     if isinstance(reason, NonDeterminismError):
         return Outcome(
             WorkflowStatus.NEEDS_ATTENTION,
-            error=dump_error(error_info(reason, with_traceback=False)),
+            error=ctx.runtime.codec.encode_error(error_info(reason, with_traceback=False)),
             reason=reason,
         )
     return Outcome(None, reason=reason)
@@ -73,11 +75,11 @@ async def execute(ctx: WorkflowContext, wf: Workflow[Any, Any], encoded_input: s
 
     Cancelling the calling task (a worker shutting down) propagates ``CancelledError``.
     """
-    serializer = ctx.runtime.serializer
+    codec = ctx.runtime.codec
     try:
-        args, kwargs = serializer.decode_call(encoded_input, wf.fn)
+        args, kwargs = codec.decode_call(encoded_input, wf.fn)
     except SerializationError as exc:
-        return _failed(exc)
+        return _failed(ctx, exc)
     try:
         if wf.is_async:
             value = await _run_async(ctx, wf, args, kwargs)
@@ -97,9 +99,9 @@ async def execute(ctx: WorkflowContext, wf: Workflow[Any, Any], encoded_input: s
             return _halted(ctx)
         info = error_info(exc)
         info["code"] = Cancelled.code
-        return Outcome(WorkflowStatus.CANCELLED, error=dump_error(info), reason=exc)
+        return Outcome(WorkflowStatus.CANCELLED, error=codec.encode_error(info), reason=exc)
     except Exception as exc:
-        return _halted(ctx) if ctx.halted is not None else _failed(exc)
+        return _halted(ctx) if ctx.halted is not None else _failed(ctx, exc)
     if ctx.halted is not None:
         return _halted(ctx)
     unreached = sorted(
@@ -119,11 +121,11 @@ async def execute(ctx: WorkflowContext, wf: Workflow[Any, Any], encoded_input: s
         )
         return _halted(ctx)
     try:
-        output = serializer.encode(
+        output = codec.encode(
             value,
             what=f"result of workflow {ctx.workflow_name!r}",
             workflow_id=ctx.workflow_id,
         )
     except SerializationError as exc:
-        return _failed(exc)
+        return _failed(ctx, exc)
     return Outcome(WorkflowStatus.COMPLETED, output=output)

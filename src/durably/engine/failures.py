@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import traceback
 from typing import Any
 
 from durably.errors import DurablyError, StepFailed
 
-__all__ = ["dump_error", "error_info", "step_failed"]
+__all__ = ["error_info", "step_failed"]
 
 
 def _type_name(exc: BaseException) -> str:
@@ -29,11 +28,6 @@ def error_info(exc: BaseException, *, with_traceback: bool = True) -> dict[str, 
     if with_traceback:
         info["traceback"] = "".join(traceback.format_exception(exc))
     return info
-
-
-def dump_error(info: dict[str, Any]) -> str:
-    """Encode an error description as JSON text (for the journal and the workflows table)."""
-    return json.dumps(info, ensure_ascii=False, default=repr)
 
 
 def step_failed(

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Protocol
 
-from durably.serialization import JsonSerializer
+from durably.codec import Codec
 from durably.storage.base import WriteOp
 
 __all__ = ["Runtime"]
@@ -18,7 +18,8 @@ class Runtime(Protocol):
 
     loop: asyncio.AbstractEventLoop
     """The event loop async workflows and step bookkeeping run on."""
-    serializer: JsonSerializer
+    codec: Codec
+    """How values are encoded for the store and decoded back (the App's serializer)."""
     step_executor: Executor
     """Runs sync steps."""
     workflow_executor: Executor

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -242,9 +241,11 @@ class Waits:
         ctx = self.ctx
         seq, entry = ctx.take("sleep", "sleep")
         if entry is not None:
-            return seq, float(json.loads(entry.result or "0"))
+            codec = ctx.runtime.codec
+            return seq, float(codec.decode(entry.result or "0", float, what="sleep's wake time"))
         wake_at = until if until is not None else ctx.runtime.time() + max(0.0, seconds or 0.0)
-        ctx.record_value(seq, "sleep", "sleep", repr(wake_at))
+        encoded = ctx.runtime.codec.encode(float(wake_at), what="sleep's wake time")
+        ctx.record_value(seq, "sleep", "sleep", encoded)
         return seq, wake_at
 
     async def sleep_until(self, seq: int, wake_at: float) -> None:
@@ -261,7 +262,8 @@ class Waits:
         seq, entry = ctx.take("event", name)
         if entry is None:
             deadline = None if timeout is None else ctx.runtime.time() + max(0.0, timeout)
-            entry = ctx.new_entry(seq, "event", name, "waiting", json.dumps({"deadline": deadline}))
+            waiting = ctx.runtime.codec.encode({"deadline": deadline}, what="event deadline")
+            entry = ctx.new_entry(seq, "event", name, "waiting", waiting)
             ctx.runtime.record(RecordEntry(entry), ctx.on_written)
         return seq, entry
 
@@ -269,18 +271,23 @@ class Waits:
         """The payload of the next ``entry.name`` event, or None once its deadline passed."""
         ctx = self.ctx
         if entry.status != "waiting":
-            return None if entry.result is None else ctx.runtime.serializer.decode(entry.result)
-        deadline = json.loads(entry.result or "{}").get("deadline")
+            return None if entry.result is None else ctx.runtime.codec.decode(entry.result)
+        recorded = ctx.runtime.codec.decode(entry.result or "{}", what="event deadline")
+        deadline = recorded.get("deadline") if isinstance(recorded, dict) else None
         while True:
             self.deliver_cancel_if_pending(seq)
             event = next((e for e in self.inbox if e.name == entry.name), None)
             if event is not None:
                 self.inbox.remove(event)
-                payload = event.payload if event.payload is not None else "null"
+                payload = event.payload
+                if payload is None:
+                    payload = ctx.runtime.codec.encode(
+                        None, what=f"payload of event {entry.name!r}"
+                    )
                 done = ctx.new_entry(seq, "event", entry.name, "completed", payload)
                 await ctx.commit_op(ConsumeEvent(done, event.id))
                 ctx.journal[seq] = done
-                return ctx.runtime.serializer.decode(payload)
+                return ctx.runtime.codec.decode(payload)
             if deadline is not None and ctx.runtime.time() >= deadline:
                 done = ctx.new_entry(seq, "event", entry.name, "completed", None)
                 await ctx.commit_op(RecordEntry(done))
@@ -296,7 +303,7 @@ class Waits:
         seq, entry = ctx.take("state", key)
         if entry is not None:
             return
-        encoded = ctx.runtime.serializer.encode(
+        encoded = ctx.runtime.codec.encode(
             value, what=f"state {key!r}", workflow_id=ctx.workflow_id
         )
         ctx.record_value(seq, "state", key, encoded)
@@ -323,12 +330,13 @@ class Waits:
         if entry is None:
             rt = ctx.runtime
             now = rt.time()
-            encoded = rt.serializer.encode_call(args, kwargs, workflow_id=child_id, name=wf.name)
+            encoded = rt.codec.encode_call(args, kwargs, workflow_id=child_id, name=wf.name)
             child = WorkflowRecord(
                 id=child_id, name=wf.name, status=WorkflowStatus.PENDING, input=encoded,
                 created_at=now, updated_at=now, parent_id=ctx.workflow_id, parent_seq=seq,
             )  # fmt: skip
-            waiting = ctx.new_entry(seq, "child", wf.name, "waiting", json.dumps({"id": child_id}))
+            ref = rt.codec.encode({"id": child_id}, what="child reference")
+            waiting = ctx.new_entry(seq, "child", wf.name, "waiting", ref)
             rt.record(StartChild(child, waiting), ctx.on_written)
             ctx.journal[seq] = waiting
             rt.notify_new_work()
@@ -347,11 +355,12 @@ class Waits:
                 if outcome.status is WorkflowStatus.COMPLETED:
                     done = ctx.new_entry(seq, "child", wf.name, "completed", outcome.output)
                 else:
-                    error = json.loads(outcome.error or "{}")
+                    codec = ctx.runtime.codec
+                    error = codec.decode_error(outcome.error) if outcome.error else {}
                     error["status"] = outcome.status.value
                     error["child_id"] = child_id
                     done = ctx.new_entry(
-                        seq, "child", wf.name, "failed", None, error=json.dumps(error)
+                        seq, "child", wf.name, "failed", None, error=codec.encode_error(error)
                     )
                 await ctx.commit_op(RecordEntry(done))
                 ctx.journal[seq] = done
@@ -361,8 +370,8 @@ class Waits:
     def _child_value(self, entry: JournalEntry, child_id: str, wf: Workflow[Any, Any]) -> Any:
         ctx = self.ctx
         if entry.status == "completed":
-            return ctx.runtime.serializer.decode(entry.result or "null", wf.return_hint)
-        error = json.loads(entry.error or "{}")
+            return ctx.runtime.codec.decode(entry.result or "null", wf.return_hint)
+        error = ctx.runtime.codec.decode_error(entry.error) if entry.error else {}
         status = error.get("status", "failed")
         raise ChildWorkflowFailed(
             f"child workflow {child_id!r} ({wf.name}) of {ctx.workflow_id!r} ended {status}: "

@@ -22,7 +22,7 @@ from .endpoint import Call, endpoint, json_response
 from .errors import ApiError
 from .inputs import is_json_type, parse_json
 from .routes import unknown_name
-from .views import iso, stored
+from .views import iso, stored, to_json
 
 __all__ = ["DAPR_STATUS", "routes"]
 
@@ -94,7 +94,7 @@ def start(call: Call) -> Response:
     if instance is not None:
         _dapr_id(instance)
     given, value = _payload(call)
-    args = (value,) if given else ()
+    args = (app.codec.from_json(value),) if given else ()
     try:
         handle, created = app.start_named(name, args, id=instance)
     except UnknownWorkflowError:
@@ -102,6 +102,9 @@ def start(call: Call) -> Response:
     if not created:  # the id exists (a concurrent start may have just created it)
         raise ApiError("conflict", f"a workflow instance with ID {instance!r} already exists")
     return json_response({"instanceID": handle.id}, 202)
+
+
+_COMPACT = (",", ":")
 
 
 def _single_input(call_input: Any) -> Any:
@@ -120,12 +123,16 @@ def get(call: Call) -> Response:
     _component(call)
     rec = _record(call.app, _dapr_id(call.param("id")))
     properties: dict[str, str] = {}
-    call_input = _single_input(stored(rec.input))
+    codec = call.app.codec
+    call_input = _single_input(to_json(codec.view_input(rec.input)))
     if call_input is not None:
         properties["dapr.workflow.input"] = json.dumps(call_input)
     if rec.output is not None:
-        properties["dapr.workflow.output"] = rec.output
-    error = stored(rec.error)
+        output = stored(codec, rec.output)
+        properties["dapr.workflow.output"] = json.dumps(
+            output, ensure_ascii=False, separators=_COMPACT
+        )
+    error = None if rec.error is None else codec.view_error(rec.error)
     if isinstance(error, dict):
         properties["dapr.workflow.failure.error_type"] = str(error.get("type", ""))
         properties["dapr.workflow.failure.error_message"] = str(error.get("message", ""))
@@ -163,7 +170,7 @@ def raise_event(call: Call) -> Response:
     if len(event) > 200:
         raise ApiError("bad_request", "the event name is over 200 characters")
     _, value = _payload(call)
-    app.send_event(rec.id, event, value)
+    app.send_event(rec.id, event, app.codec.from_json(value))
     return _accepted()
 
 

@@ -47,8 +47,8 @@ def _record(app: App, wid: str) -> WorkflowRecord:
 
 def _info(app: App, wid: str) -> dict[str, Any]:
     rec = _record(app, wid)
-    info = WorkflowInfo.from_record(rec, app.serializer.decode, unserved=app.unserved_filter()(rec))
-    return workflow_json(info, app.serializer)
+    info = WorkflowInfo.from_codec(rec, app.codec, unserved=app.unserved_filter()(rec))
+    return workflow_json(info)
 
 
 def _location(wid: str) -> dict[str, str]:
@@ -82,8 +82,9 @@ def start_workflow(call: Call) -> Response:
         wid = workflow_id(wid)
     try:
         handle, created = app.start_named(
-            name, args, kwargs, id=wid, queue=queue or DEFAULT_QUEUE, priority=priority
-        )
+            name, app.codec.from_json(args), app.codec.from_json(kwargs), id=wid,
+            queue=queue or DEFAULT_QUEUE, priority=priority,
+        )  # fmt: skip
     except UnknownWorkflowError:
         raise unknown_name(name) from None
     # an id that exists (even one a concurrent start just created): 200, nothing runs again
@@ -130,7 +131,7 @@ def list_workflows(call: Call) -> Response:
     last = page[-1] if more else None
     return json_response(
         {
-            "workflows": [workflow_json(i, app.serializer) for i in infos],
+            "workflows": [workflow_json(i) for i in infos],
             "next_cursor": None if last is None else encode_cursor(last.created_at, last.id),
         }
     )
@@ -172,7 +173,7 @@ async def get_result(request: Request) -> Response:
             delay = min(delay * 2, 0.5)
     except Exception as exc:
         return from_exception(exc).response()
-    body = result_json(rec)
+    body = result_json(rec, app.codec)
     if body["done"]:
         return json_response(body)
     location = f"/v1/workflows/{wid}/result"
@@ -183,7 +184,7 @@ def get_history(call: Call) -> Response:
     """GET /v1/workflows/{id}/history: the journal with failed attempts."""
     app = call.app
     entries = app.handle(workflow_id(call.param("id"))).history()
-    return json_response({"entries": [history_json(e, app.serializer) for e in entries]})
+    return json_response({"entries": [history_json(e) for e in entries]})
 
 
 def get_state(call: Call) -> Response:
@@ -191,14 +192,14 @@ def get_state(call: Call) -> Response:
     wid = workflow_id(call.param("id"))
     _record(call.app, wid)
     state = call.app.store.get_state(wid)
-    return json_response({"state": {k: stored(v) for k, v in state.items()}})
+    return json_response({"state": {k: stored(call.app.codec, v) for k, v in state.items()}})
 
 
 def get_runs(call: Call) -> Response:
     """GET /v1/workflows/{id}/runs: the earlier runs of a workflow that continued as new."""
     app = call.app
     runs = app.handle(workflow_id(call.param("id"))).runs()
-    return json_response({"runs": [run_json(r, app.serializer) for r in runs]})
+    return json_response({"runs": [run_json(r) for r in runs]})
 
 
 def get_children(call: Call) -> Response:
@@ -206,7 +207,7 @@ def get_children(call: Call) -> Response:
     app = call.app
     handle = app.handle(workflow_id(call.param("id")))
     _record(app, handle.id)
-    children = [workflow_json(i, app.serializer) for i in handle.children()]
+    children = [workflow_json(i) for i in handle.children()]
     return json_response({"workflows": children})
 
 
@@ -223,6 +224,7 @@ def send_event(call: Call) -> Response:
     if dedup_key == "":
         raise ApiError("bad_request", "dedup_key must be a non-empty string or null")
     _record(call.app, wid)
+    data = call.app.codec.from_json(data)
     delivered = call.app.send_event(wid, event, data, dedup_key=dedup_key)
     return json_response({"delivered": delivered}, 202)
 

@@ -1,19 +1,21 @@
 """JSON forms of durably's objects: workflows, history entries, workers, results.
 
-Values (inputs, outputs, event payloads, published state) appear as durably stores them: plain
-JSON, with dates, bytes, UUIDs and decimals as durably's one-key tagged objects (``{"$datetime":
-"..."}``), which ``JsonSerializer.decode`` turns back into those types.
+Values (inputs, outputs, event payloads, published state) are decoded with the App's serializer
+and shown as JSON, with dates, bytes, UUIDs and decimals as durably's one-key tagged objects
+(``{"$datetime": "..."}``), which ``JsonSerializer.decode`` turns back into those types. A value
+the App cannot decode (written by another App's custom serializer) is shown as
+``{"$undecodable": {"text": <the stored text>, "reason": ...}}``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from durably.codec import Codec
+from durably.codec import to_json as to_json
 from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
-from durably.serialization import JsonSerializer
 from durably.storage.base import TERMINAL_STATUSES, WorkerInfo, WorkflowRecord
 
 __all__ = [
@@ -37,16 +39,9 @@ def iso(value: datetime | float | None) -> str | None:
     return value.isoformat()
 
 
-def stored(text: str | None) -> Any:
-    """A stored payload (JSON text) as a JSON value, tags kept."""
-    return None if text is None else json.loads(text)
-
-
-def to_json(serializer: JsonSerializer, value: Any) -> Any:
-    """A decoded value as JSON again (dates, bytes... as durably's tagged objects)."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return json.loads(serializer.encode(value))
+def stored(codec: Codec, text: str | None) -> Any:
+    """A stored payload as a JSON value (see the module's docstring)."""
+    return None if text is None else codec.as_json(text)
 
 
 def _deep(value: Any) -> Any:
@@ -60,12 +55,12 @@ def _deep(value: Any) -> Any:
     return value
 
 
-def workflow_json(info: WorkflowInfo, serializer: JsonSerializer) -> dict[str, Any]:
+def workflow_json(info: WorkflowInfo) -> dict[str, Any]:
     """The JSON form of a :class:`durably.WorkflowInfo`; a summary (a listed workflow) has no
     ``input``, ``output`` and ``error``, only their previews."""
     payloads = {} if info.summary else {
-        "input": to_json(serializer, info.input),
-        "output": to_json(serializer, info.output),
+        "input": to_json(info.input),
+        "output": to_json(info.output),
         "error": info.error,
     }  # fmt: skip
     return {
@@ -93,20 +88,20 @@ def workflow_json(info: WorkflowInfo, serializer: JsonSerializer) -> dict[str, A
     }
 
 
-def history_json(entry: HistoryEntry, serializer: JsonSerializer) -> dict[str, Any]:
+def history_json(entry: HistoryEntry) -> dict[str, Any]:
     """The JSON form of a :class:`durably.HistoryEntry`."""
     data = _deep(asdict(entry))
-    data["result"] = to_json(serializer, entry.result)
+    data["result"] = to_json(entry.result)
     return dict(data)
 
 
-def run_json(run: RunInfo, serializer: JsonSerializer) -> dict[str, Any]:
+def run_json(run: RunInfo) -> dict[str, Any]:
     """The JSON form of a :class:`durably.RunInfo` (an earlier run of a workflow)."""
     return {
         "run": run.run,
         "status": run.status.value,
-        "input": to_json(serializer, run.input),
-        "output": to_json(serializer, run.output),
+        "input": to_json(run.input),
+        "output": to_json(run.output),
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
     }
@@ -125,11 +120,11 @@ def worker_json(worker: WorkerInfo) -> dict[str, Any]:
     }
 
 
-def result_json(rec: WorkflowRecord) -> dict[str, Any]:
+def result_json(rec: WorkflowRecord, codec: Codec) -> dict[str, Any]:
     """The answer of a result poll: ``done`` and, when done, the output and error."""
     done = rec.status in TERMINAL_STATUSES
     body: dict[str, Any] = {"id": rec.id, "status": rec.status.value, "done": done}
     if done:
-        body["output"] = stored(rec.output)
-        body["error"] = stored(rec.error)
+        body["output"] = stored(codec, rec.output)
+        body["error"] = None if rec.error is None else codec.view_error(rec.error)
     return body
