@@ -13,13 +13,11 @@ holds one extra, unpooled connection that LISTENs and wakes the worker at once (
 
 from __future__ import annotations
 
-import json
 import logging
 import select
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -31,32 +29,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from durably.errors import ConfigurationError, DatabaseUnavailableError
 from durably.storage import urls
-from durably.storage.base import (
-    ClaimedWorkflow,
-    JournalEntry,
-    QueueClaim,
-    RecordAttempt,
-    RecordEntry,
-    StepAttempt,
-    WorkerInfo,
-    WorkflowRecord,
-    WorkflowStatus,
-    WriteOp,
-)
-from durably.storage.claiming import QueuePlanner
-from durably.storage.postgres_commands import PostgresCommands
-from durably.storage.postgres_ops import CHANNEL, INSERT_WORKFLOW, apply_batch, notify
-from durably.storage.postgres_schema import MIGRATIONS
-from durably.storage.rows import (
-    JOURNAL_COLUMNS,
-    TERMINAL_SQL,
-    WF_COLUMNS,
-    ListQuery,
-    list_query,
-    record_params,
-    to_entry,
-    to_record,
-)
+from durably.storage.base import RecordAttempt, RecordEntry, WriteOp
+from durably.storage.dialect import CHANNEL, POSTGRES
+from durably.storage.postgres_ops import apply_batch
+from durably.storage.sql_store import SqlStore
 
 __all__ = ["PostgresListener", "PostgresStore", "check_conninfo"]
 
@@ -64,19 +40,9 @@ _ALONE = (RecordEntry, RecordAttempt)
 """Ops written alone in autocommit mode: one statement, fenced while locking the row, no
 notification (a sequential workflow's every step)."""
 
-_LIST = ListQuery("%s", "status = ANY(%s::text[])", lambda values: values, 'id COLLATE "C"')
-"""How PostgreSQL spells the parts of the list query that differ (ids compare bytewise)."""
-
-
 Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 
 log = logging.getLogger("durably.storage.postgres")
-
-
-_LOCK_OWNED = "SELECT id FROM workflows WHERE owner = %s ORDER BY id FOR NO KEY UPDATE"
-"""Rows of one owner, locked in id order: every multi-row lock is taken in that order, so
-transactions of the same worker (heartbeat, group commit) or of commands never deadlock."""
-_RETURNING = ", ".join(f"workflows.{c.strip()}" for c in WF_COLUMNS.split(","))
 
 
 def _check_connection(conn: Conn) -> None:
@@ -141,7 +107,7 @@ def check_conninfo(url: str, conninfo: str) -> None:
         )
 
 
-class PostgresStore(QueuePlanner, PostgresCommands):
+class PostgresStore(SqlStore):
     """A :class:`~durably.storage.base.Store` in a PostgreSQL database.
 
     ``url`` is a ``postgresql://user:password@host:port/dbname`` URL (libpq options such as
@@ -155,6 +121,8 @@ class PostgresStore(QueuePlanner, PostgresCommands):
     fraction of a second of acknowledged steps, which then run again; the database stays
     consistent and fencing is unchanged. For users who fear process crashes, not power loss.
     """
+
+    _dialect = POSTGRES
 
     def __init__(
         self,
@@ -288,33 +256,6 @@ class PostgresStore(QueuePlanner, PostgresCommands):
                 "its tables are durably's own (else name another schema with ?schema=NAME)"
             ) from None
 
-    def _migrate(self) -> None:
-        with self._transaction() as conn:
-            # every migrating process queues here, so each migration is applied exactly once
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('durably.migrate.' || current_schema()))"
-            )
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS durably_migrations "
-                "(version BIGINT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-            )
-            row = conn.execute("SELECT MAX(version) FROM durably_migrations").fetchone()
-            current = (row[0] if row else None) or 0
-            for version in sorted(v for v in MIGRATIONS if v > current):
-                for statement in MIGRATIONS[version].split(";\n"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO durably_migrations (version, applied_at) VALUES (%s, %s)",
-                    (version, time.time()),
-                )
-
-    def schema_version(self) -> int:
-        """The highest migration applied to this database (0 if none)."""
-        with self._read() as conn:
-            row = conn.execute("SELECT MAX(version) FROM durably_migrations").fetchone()
-        return int((row[0] if row else None) or 0)
-
     def listen(self, callback: Callable[[str], None]) -> PostgresListener:
         """LISTEN on a dedicated connection (in a daemon thread) and call ``callback(kind)`` on
         each wake-up of this store's schema; reconnects on its own. Returns once listening (or
@@ -331,19 +272,7 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         self._closed = True
         self._pool.close()
 
-    # -- workflows ---------------------------------------------------------------------------
-
-    def create_workflow(self, record: WorkflowRecord) -> tuple[WorkflowRecord, bool]:
-        with self._transaction() as conn:
-            if conn.execute(INSERT_WORKFLOW, record_params(record)).rowcount == 1:
-                if record.owner is None:
-                    notify(conn, "new")
-                return record, True
-            row = conn.execute(
-                f"SELECT {WF_COLUMNS} FROM workflows WHERE id = %s", (record.id,)
-            ).fetchone()
-        assert row is not None  # the conflicting row is committed: ids are never deleted live
-        return to_record(row), False
+    # -- writes ----------------------------------------------------------------------------
 
     def is_transient(self, error: Exception) -> bool:
         # connection lost, server shutting down, deadlock or serialization failure
@@ -357,198 +286,6 @@ class PostgresStore(QueuePlanner, PostgresCommands):
                 return apply_batch(conn, ops)
         with self._transaction() as conn:
             return apply_batch(conn, ops)
-
-    def claim(
-        self,
-        owner: str,
-        names: Iterable[str],
-        now: float,
-        lease_seconds: float,
-        limit: int,
-        queues: Sequence[QueueClaim] | None = None,
-    ) -> list[ClaimedWorkflow]:
-        wanted = sorted(set(names))
-        with self._transaction() as conn:
-            rows = self._claim_rows(conn, owner, wanted, now, lease_seconds, limit, queues)
-            claims = {row[0]: ClaimedWorkflow(to_record(row)) for row in rows}
-            replayed = [wid for wid, c in claims.items() if c.record.epoch > 1]
-            if replayed:
-                for row in conn.execute(
-                    f"SELECT {JOURNAL_COLUMNS} FROM journal "
-                    "WHERE workflow_id = ANY(%s::text[]) ORDER BY workflow_id, seq",
-                    (replayed,),
-                ):
-                    claims[row[0]].journal.append(to_entry(row))
-            if claims:
-                ids = list(claims)
-                for event in self._inbox(conn, ids, 0):
-                    claims[event.workflow_id].events.append(event)
-                for parent, child in self._finished_children(conn, ids):
-                    claims[parent].children.append(child)
-        return sorted(claims.values(), key=lambda c: (-c.record.priority, c.record.created_at))
-
-    def _take(
-        self,
-        conn: Conn,
-        owner: str,
-        names: list[str],
-        now: float,
-        lease_seconds: float,
-        limit: int,
-        queues: list[str] | None,
-        status: str | None,
-    ) -> list[tuple[Any, ...]]:
-        where = "status IN ('pending', 'running')" if status is None else f"status = '{status}'"
-        params: list[Any] = []
-        if queues is not None:
-            where += " AND queue = ANY(%s::text[])"
-            params.append(queues)
-        params += [names, now, owner, now, limit, owner, now + lease_seconds, now, now]
-        return conn.execute(
-            f"WITH picked AS (SELECT id FROM workflows WHERE {where} "
-            "  AND name = ANY(%s::text[]) "
-            "  AND (owner IS NULL OR (lease_expires_at < %s AND owner <> %s)) "
-            "  AND (wake_at IS NULL OR wake_at <= %s) "
-            "  ORDER BY priority DESC, created_at LIMIT %s FOR UPDATE SKIP LOCKED) "
-            "UPDATE workflows SET owner = %s, epoch = epoch + 1, lease_expires_at = %s, "
-            "status = 'running', updated_at = %s, started_at = COALESCE(started_at, %s) "
-            "FROM picked WHERE workflows.id = picked.id RETURNING " + _RETURNING,
-            params,
-        ).fetchall()
-
-    def _lock_queue(self, conn: Conn, queue: str) -> None:
-        """A transaction-scoped advisory lock per (schema, queue): admissions to one queue are
-        serialized across every worker; under READ COMMITTED the counts that follow see every
-        admission committed before the lock was granted."""
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('durably.queue.' || current_schema() || "
-            "'.' || %s))",
-            (queue,),
-        )
-
-    def _count_admitted(self, conn: Conn, queue: str, since: float | None) -> int:
-        if since is None:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM workflows WHERE queue = %s AND status = 'running'",
-                (queue,),
-            ).fetchone()
-        else:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM workflows WHERE queue = %s AND started_at >= %s",
-                (queue, since),
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    def renew_leases(self, owner: str, until: float) -> set[str]:
-        with self._transaction() as conn:
-            rows = conn.execute(
-                f"WITH locked AS ({_LOCK_OWNED}) UPDATE workflows SET lease_expires_at = %s "
-                "FROM locked WHERE workflows.id = locked.id RETURNING workflows.id",
-                (owner, until),
-            ).fetchall()
-        return {row[0] for row in rows}
-
-    def release(self, owner: str, workflow_ids: Iterable[str] | None = None) -> None:
-        with self._transaction() as conn:
-            locked = _LOCK_OWNED.replace(
-                " ORDER BY", f" AND status NOT IN ({TERMINAL_SQL}) ORDER BY"
-            )
-            params: tuple[Any, ...] = (owner,)
-            if workflow_ids is not None:
-                locked = locked.replace(" ORDER BY", " AND id = ANY(%s::text[]) ORDER BY")
-                params = (owner, list(workflow_ids))
-            conn.execute(
-                f"WITH locked AS ({locked}) UPDATE workflows SET owner = NULL, "
-                "lease_expires_at = NULL FROM locked WHERE workflows.id = locked.id",
-                params,
-            )
-
-    def expire_leases(self, owners: Iterable[str]) -> int:
-        with self._transaction() as conn:
-            cur = conn.execute(
-                "WITH locked AS (SELECT id FROM workflows WHERE owner = ANY(%s::text[]) "
-                "ORDER BY id FOR NO KEY UPDATE) UPDATE workflows SET lease_expires_at = 0 "
-                "FROM locked WHERE workflows.id = locked.id",
-                (list(owners),),
-            )
-            return cur.rowcount
-
-    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
-        with self._read() as conn:
-            return self._get(conn, workflow_id)
-
-    def list_workflows(
-        self,
-        *,
-        statuses: Sequence[WorkflowStatus] | None = None,
-        name: str | None = None,
-        limit: int = 100,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        id_prefix: str | None = None,
-        before: tuple[float, str] | None = None,
-    ) -> list[WorkflowRecord]:
-        sql, params = list_query(
-            _LIST, statuses=statuses, name=name, limit=limit, created_after=created_after,
-            created_before=created_before, id_prefix=id_prefix, before=before,
-        )  # fmt: skip
-        with self._read() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [to_record(row) for row in rows]
-
-    def get_journal(self, workflow_id: str) -> list[JournalEntry]:
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE workflow_id = %s ORDER BY seq",
-                (workflow_id,),
-            ).fetchall()
-        return [to_entry(row) for row in rows]
-
-    def get_attempts(self, workflow_id: str) -> list[StepAttempt]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT workflow_id, seq, attempt, error, owner, epoch, started_at, finished_at "
-                "FROM step_attempts WHERE workflow_id = %s ORDER BY seq, epoch, attempt",
-                (workflow_id,),
-            ).fetchall()
-        return [StepAttempt(*row) for row in rows]
-
-    # -- workers -----------------------------------------------------------------------------
-
-    def register_worker(self, info: WorkerInfo) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO workers "
-                "(id, hostname, pid, started_at, heartbeat_at, workflows, queues) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
-                "hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, "
-                "started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, "
-                "workflows = EXCLUDED.workflows, queues = EXCLUDED.queues",
-                (
-                    info.id, info.hostname, info.pid, info.started_at, info.heartbeat_at,
-                    json.dumps(info.workflows), json.dumps(info.queues),
-                ),
-            )  # fmt: skip
-
-    def heartbeat_worker(self, worker_id: str, now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute("UPDATE workers SET heartbeat_at = %s WHERE id = %s", (now, worker_id))
-
-    def remove_worker(self, worker_id: str) -> None:
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
-
-    def list_workers(self) -> list[WorkerInfo]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT id, hostname, pid, started_at, heartbeat_at, workflows, queues "
-                "FROM workers ORDER BY started_at"
-            ).fetchall()
-        return [
-            WorkerInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))
-            for r in rows
-        ]
 
 
 class PostgresListener:

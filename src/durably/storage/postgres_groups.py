@@ -21,6 +21,7 @@ from durably.storage.rows import (
     finish_row,
     record_params,
 )
+from durably.storage.sql_ops import UPSERT_ENTRY
 
 __all__ = ["Group"]
 
@@ -30,11 +31,7 @@ INSERT_ENTRIES = (
     "%s::bigint[], %s::text[], %s::bigint[], %s::float8[], %s::float8[], %s::text[]) AS v("
     f"{JOURNAL_COLUMNS}) WHERE EXISTS (SELECT 1 FROM workflows w WHERE w.id = v.workflow_id "
     f"AND w.owner = v.owner AND w.epoch = v.epoch AND w.status NOT IN ({TERMINAL_SQL}) "
-    "FOR NO KEY UPDATE) ON CONFLICT (workflow_id, seq) DO UPDATE SET status = EXCLUDED.status, "
-    "result = EXCLUDED.result, error = EXCLUDED.error, attempts = EXCLUDED.attempts, "
-    "owner = EXCLUDED.owner, epoch = EXCLUDED.epoch, finished_at = EXCLUDED.finished_at "
-    "WHERE journal.status = 'waiting' AND journal.kind = EXCLUDED.kind "
-    "AND journal.name = EXCLUDED.name RETURNING workflow_id, seq"
+    "FOR NO KEY UPDATE) " + UPSERT_ENTRY + " RETURNING workflow_id, seq"
 )
 """Many fenced journal entries (each as the single-entry insert would write it): one row
 (workflow_id, seq) per entry applied."""

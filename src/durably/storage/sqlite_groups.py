@@ -30,6 +30,7 @@ from durably.storage.rows import (
     finish_row,
     record_params,
 )
+from durably.storage.sql_ops import UPSERT_ENTRY
 
 __all__ = ["MIN_GROUP", "can_group", "write_grouped"]
 
@@ -61,12 +62,7 @@ def _insert_entries(n: int) -> str:
         f"INSERT INTO journal ({JOURNAL_COLUMNS}) SELECT * FROM (VALUES {_values(n, 13)}) AS v "
         "WHERE EXISTS (SELECT 1 FROM workflows w WHERE w.id = v.column1 "
         "AND w.owner = v.column9 AND w.epoch = v.column10 "
-        f"AND w.status NOT IN ({TERMINAL_SQL})) "
-        "ON CONFLICT (workflow_id, seq) DO UPDATE SET status = excluded.status, "
-        "result = excluded.result, error = excluded.error, attempts = excluded.attempts, "
-        "owner = excluded.owner, epoch = excluded.epoch, finished_at = excluded.finished_at "
-        "WHERE journal.status = 'waiting' AND journal.kind = excluded.kind "
-        "AND journal.name = excluded.name"
+        f"AND w.status NOT IN ({TERMINAL_SQL})) " + UPSERT_ENTRY
     )
 
 

@@ -1,0 +1,340 @@
+"""The SQL stores' shared half: every statement of the :class:`~durably.storage.base.Store`
+contract written once, rendered for the backend's :class:`~durably.storage.dialect.Dialect`.
+
+A backend subclasses :class:`SqlStore` with its dialect and supplies only what really differs:
+its connections (``_transaction``, ``_read``), its group commit (``write``), and its own ways of
+listening or locking files.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from durably.storage.base import (
+    ClaimedWorkflow,
+    JournalEntry,
+    QueueClaim,
+    StepAttempt,
+    WorkerInfo,
+    WorkflowRecord,
+    WorkflowStatus,
+)
+from durably.storage.claiming import QueuePlanner
+from durably.storage.dialect import Dialect
+from durably.storage.rows import (
+    JOURNAL_COLUMNS,
+    TERMINAL_SQL,
+    WF_COLUMNS,
+    ListQuery,
+    list_query,
+    record_params,
+    to_entry,
+    to_record,
+)
+from durably.storage.schema import migrations
+from durably.storage.sql_commands import CommandStatements, SqlCommands
+from durably.storage.sql_ops import INSERT_WORKFLOW, Ops
+
+__all__ = ["SqlStore", "StoreStatements"]
+
+_TAKE = (
+    "WITH picked AS (SELECT id FROM workflows{indexed} WHERE {where} AND name {{in}} "
+    "  AND (owner IS NULL OR (lease_expires_at < ? AND owner <> ?)) "
+    "  AND (wake_at IS NULL OR wake_at <= ?) "
+    "  ORDER BY priority DESC, created_at LIMIT ?{{skip_locked}}) "
+    "UPDATE workflows SET owner = ?, epoch = epoch + 1, lease_expires_at = ?, "
+    "status = 'running', updated_at = ?, started_at = COALESCE(started_at, ?) "
+    f"WHERE id IN (SELECT id FROM picked) RETURNING {WF_COLUMNS}"
+)
+"""Claim runnable workflows: pick them (skipping rows other claims hold, where rows are locked),
+then take them over, in one statement."""
+_RELEASE = (
+    "WITH locked AS (SELECT id FROM workflows WHERE owner = ? AND status NOT IN "
+    f"({TERMINAL_SQL}){{ids}} ORDER BY id{{{{lock}}}}) "
+    "UPDATE workflows SET owner = NULL, lease_expires_at = NULL "
+    "WHERE id IN (SELECT id FROM locked)"
+)
+"""Multi-row changes lock their rows in id order first (where rows are locked): every multi-row
+lock is taken in that order, so transactions of one worker (heartbeat, group commit) or of
+commands never deadlock."""
+_WORKER_COLUMNS = "id, hostname, pid, started_at, heartbeat_at, workflows, queues"
+
+
+class StoreStatements:
+    """The statements of :class:`SqlStore`, rendered once for one dialect."""
+
+    def __init__(self, d: Dialect) -> None:
+        s = d.sql
+        self.migrations = migrations(d)
+        self.create_migrations = s(
+            "CREATE TABLE IF NOT EXISTS durably_migrations "
+            "(version {int} PRIMARY KEY, applied_at {real} NOT NULL)"
+        )
+        self.schema_version = "SELECT MAX(version) FROM durably_migrations"
+        self.applied = s("INSERT INTO durably_migrations (version, applied_at) VALUES (?, ?)")
+        self.insert_workflow = s(INSERT_WORKFLOW)
+        self.get = s(f"SELECT {WF_COLUMNS} FROM workflows WHERE id = ?")
+        self.journals = s(
+            f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE workflow_id {{in}} "
+            "ORDER BY workflow_id, seq"
+        )
+        runnable = "status IN ('pending', 'running')"
+        self.take_any = s(_TAKE.format(indexed=d.indexed("workflows_runnable"), where=runnable))
+        self.take_queues = s(
+            _TAKE.format(
+                indexed=d.indexed("workflows_runnable"), where=runnable + " AND queue {in}"
+            )
+        )
+        self.take_status = s(
+            _TAKE.format(
+                indexed=d.indexed("workflows_queue_admitted"), where="queue = ? AND status = ?"
+            )
+        )
+        self.count_running = s(
+            f"SELECT COUNT(*) FROM workflows{d.indexed('workflows_queue_admitted')} "
+            "WHERE queue = ? AND status = 'running'"
+        )
+        self.count_started = s(
+            f"SELECT COUNT(*) FROM workflows{d.indexed('workflows_queue_started')} "
+            "WHERE queue = ? AND started_at >= ?"
+        )
+        self.renew = s(
+            "WITH locked AS (SELECT id FROM workflows WHERE owner = ? ORDER BY id{lock}) "
+            "UPDATE workflows SET lease_expires_at = ? WHERE id IN (SELECT id FROM locked) "
+            "RETURNING id"
+        )
+        self.release_all = s(_RELEASE.format(ids=""))
+        self.release_ids = s(_RELEASE.format(ids=" AND id {in}"))
+        self.expire = s(
+            "WITH locked AS (SELECT id FROM workflows WHERE owner {in} ORDER BY id{lock}) "
+            "UPDATE workflows SET lease_expires_at = 0 WHERE id IN (SELECT id FROM locked) "
+            "RETURNING id"
+        )
+        self.list = ListQuery(d.mark, s("status {in}"), d.ids, s("id{bytewise}"))
+        self.journal = s(
+            f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE workflow_id = ? ORDER BY seq"
+        )
+        self.attempts = s(
+            "SELECT workflow_id, seq, attempt, error, owner, epoch, started_at, finished_at "
+            "FROM step_attempts WHERE workflow_id = ? ORDER BY seq, epoch, attempt"
+        )
+        self.register = s(
+            f"INSERT INTO workers ({_WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, "
+            "started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, "
+            "workflows = EXCLUDED.workflows, queues = EXCLUDED.queues"
+        )
+        self.heartbeat = s("UPDATE workers SET heartbeat_at = ? WHERE id = ?")
+        self.remove_worker = s("DELETE FROM workers WHERE id = ?")
+        self.workers = f"SELECT {_WORKER_COLUMNS} FROM workers ORDER BY started_at"
+
+
+@functools.cache
+def statements(dialect: Dialect) -> tuple[Ops, CommandStatements, StoreStatements]:
+    """Every statement of the SQL stores rendered for ``dialect``, once per process."""
+    return Ops(dialect), CommandStatements(dialect), StoreStatements(dialect)
+
+
+class SqlStore(QueuePlanner, SqlCommands):
+    """A :class:`~durably.storage.base.Store` over a SQL database (see the module docstring).
+
+    A backend sets ``_dialect`` and provides ``_transaction``, ``_read`` and ``write``.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_dialect" in cls.__dict__:
+            cls._ops, cls._cmd, cls._sql = statements(cls._dialect)
+
+    _ops: Ops
+    _sql: StoreStatements
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Apply every migration not yet applied, in one transaction (serialized across
+        processes by the dialect's migration lock, or by the database's single writer)."""
+        lock = self._dialect.migration_lock
+        with self._transaction() as conn:
+            if lock is not None:  # every migrating process queues here: each applied once
+                conn.execute(lock)
+            conn.execute(self._sql.create_migrations)
+            row = conn.execute(self._sql.schema_version).fetchone()
+            current = (row[0] if row else None) or 0
+            for version, script in sorted(self._sql.migrations.items()):
+                if version <= current:
+                    continue
+                for statement in script.split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(self._sql.applied, (version, time.time()))
+
+    def schema_version(self) -> int:
+        """The highest migration applied to this database (0 if none)."""
+        with self._read() as conn:
+            row = conn.execute(self._sql.schema_version).fetchone()
+        return int((row[0] if row else None) or 0)
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    def create_workflow(self, record: WorkflowRecord) -> tuple[WorkflowRecord, bool]:
+        with self._transaction() as conn:
+            if conn.execute(self._sql.insert_workflow, record_params(record)).rowcount == 1:
+                if record.owner is None:
+                    self._dialect.notify(conn, ("new",))
+                return record, True
+            row = conn.execute(self._sql.get, (record.id,)).fetchone()
+        assert row is not None  # the conflicting row is committed: ids are never deleted live
+        return to_record(row), False
+
+    def claim(
+        self,
+        owner: str,
+        names: Iterable[str],
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        queues: Sequence[QueueClaim] | None = None,
+    ) -> list[ClaimedWorkflow]:
+        wanted = sorted(set(names))
+        ids = self._dialect.ids
+        with self._transaction() as conn:
+            rows = self._claim_rows(conn, owner, wanted, now, lease_seconds, limit, queues)
+            claims = {row[0]: ClaimedWorkflow(to_record(row)) for row in rows}
+            replayed = [wid for wid, c in claims.items() if c.record.epoch > 1]
+            if replayed:
+                for row in conn.execute(self._sql.journals, (ids(replayed),)).fetchall():
+                    claims[row[0]].journal.append(to_entry(row))
+            if claims:
+                claimed = ids(list(claims))
+                for event in self._inbox(conn, claimed, 0):
+                    claims[event.workflow_id].events.append(event)
+                for parent, child in self._finished_children(conn, claimed):
+                    claims[parent].children.append(child)
+        return sorted(claims.values(), key=lambda c: (-c.record.priority, c.record.created_at))
+
+    def _take(
+        self,
+        conn: Any,
+        owner: str,
+        names: list[str],
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        queues: list[str] | None,
+        status: str | None,
+    ) -> list[tuple[Any, ...]]:
+        sql = self._sql
+        params: list[Any]
+        if status is not None:  # one queue's admitted or pending workflows
+            assert queues is not None and len(queues) == 1
+            query, params = sql.take_status, [queues[0], status]
+        elif queues is not None:
+            query, params = sql.take_queues, [self._dialect.ids(queues)]
+        else:
+            query, params = sql.take_any, []
+        params += [self._dialect.ids(names), now, owner, now, limit]
+        params += [owner, now + lease_seconds, now, now]
+        rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+        return rows
+
+    def _lock_queue(self, conn: Any, queue: str) -> None:
+        """Serialize admissions to ``queue`` with the dialect's queue lock; none is needed where
+        claims run one writer at a time."""
+        if self._dialect.queue_lock is not None:
+            conn.execute(self._dialect.queue_lock, (queue,))
+
+    def _count_admitted(self, conn: Any, queue: str, since: float | None) -> int:
+        if since is None:
+            row = conn.execute(self._sql.count_running, (queue,)).fetchone()
+        else:
+            row = conn.execute(self._sql.count_started, (queue, since)).fetchone()
+        return int(row[0])
+
+    def renew_leases(self, owner: str, until: float) -> set[str]:
+        with self._transaction() as conn:
+            rows = conn.execute(self._sql.renew, (owner, until)).fetchall()
+        return {row[0] for row in rows}
+
+    def release(self, owner: str, workflow_ids: Iterable[str] | None = None) -> None:
+        with self._transaction() as conn:
+            if workflow_ids is None:
+                conn.execute(self._sql.release_all, (owner,))
+            else:
+                ids = self._dialect.ids(list(workflow_ids))
+                conn.execute(self._sql.release_ids, (owner, ids))
+
+    def expire_leases(self, owners: Iterable[str]) -> int:
+        with self._transaction() as conn:
+            # counted by the rows returned: sqlite3 reports no row count for a WITH statement
+            rows = conn.execute(self._sql.expire, (self._dialect.ids(list(owners)),)).fetchall()
+        return len(rows)
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        with self._read() as conn:
+            return self._get(conn, workflow_id)
+
+    def list_workflows(
+        self,
+        *,
+        statuses: Sequence[WorkflowStatus] | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        id_prefix: str | None = None,
+        before: tuple[float, str] | None = None,
+    ) -> list[WorkflowRecord]:
+        query, params = list_query(
+            self._sql.list, statuses=statuses, name=name, limit=limit,
+            created_after=created_after, created_before=created_before, id_prefix=id_prefix,
+            before=before,
+        )  # fmt: skip
+        with self._read() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [to_record(row) for row in rows]
+
+    def get_journal(self, workflow_id: str) -> list[JournalEntry]:
+        with self._read() as conn:
+            rows = conn.execute(self._sql.journal, (workflow_id,)).fetchall()
+        return [to_entry(row) for row in rows]
+
+    def get_attempts(self, workflow_id: str) -> list[StepAttempt]:
+        with self._read() as conn:
+            rows = conn.execute(self._sql.attempts, (workflow_id,)).fetchall()
+        return [StepAttempt(*row) for row in rows]
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def register_worker(self, info: WorkerInfo) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                self._sql.register,
+                (
+                    info.id, info.hostname, info.pid, info.started_at, info.heartbeat_at,
+                    json.dumps(info.workflows), json.dumps(info.queues),
+                ),
+            )  # fmt: skip
+
+    def heartbeat_worker(self, worker_id: str, now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(self._sql.heartbeat, (now, worker_id))
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(self._sql.remove_worker, (worker_id,))
+
+    def list_workers(self) -> list[WorkerInfo]:
+        with self._read() as conn:
+            rows = conn.execute(self._sql.workers).fetchall()
+        return [
+            WorkerInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))
+            for r in rows
+        ]
