@@ -4,6 +4,7 @@ an op, and when a run of ops may be reordered so that ops of one kind sit togeth
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from durably.storage.base import (
     ConsumeEvent,
@@ -15,8 +16,18 @@ from durably.storage.base import (
     StartChild,
     WriteOp,
 )
+from durably.storage.rows import entry_row, finish_row, record_params
 
-__all__ = ["GROUPED", "KIND_ORDER", "SINGLE", "fenced_id", "reorderable", "row_key", "runs"]
+__all__ = [
+    "GROUPED",
+    "KIND_ORDER",
+    "SINGLE",
+    "fenced_id",
+    "group_rows",
+    "reorderable",
+    "row_key",
+    "runs",
+]
 
 SINGLE = (RecordEntry, CreateWorkflow, RecordAttempt, DeliverCancel, FinishWorkflow)
 """The op kinds that write only their own workflow's rows (and a finish, its parent's wake-up):
@@ -63,6 +74,22 @@ def row_key(op: WriteOp) -> tuple[str, int] | str:
         return op.record.id
     assert isinstance(op, FinishWorkflow)
     return op.workflow_id
+
+
+def group_rows(ops: Sequence[WriteOp]) -> list[tuple[Any, ...]]:
+    """The rows a group of ``GROUPED`` ops of one kind writes, as each op's own statement
+    would: journal entries (``JOURNAL_COLUMNS``), workflows (``WF_COLUMNS``) or finishes
+    (:func:`~durably.storage.rows.finish_row`)."""
+    rows: list[tuple[Any, ...]] = []
+    for op in ops:
+        if isinstance(op, RecordEntry):
+            rows.append(entry_row(op.entry))
+        elif isinstance(op, CreateWorkflow):
+            rows.append(record_params(op.record))
+        else:
+            assert isinstance(op, FinishWorkflow)
+            rows.append(finish_row(op))
+    return rows
 
 
 def runs(ops: Sequence[WriteOp]) -> Iterator[list[list[int]]]:

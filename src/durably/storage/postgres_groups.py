@@ -12,15 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from durably.storage.base import CreateWorkflow, FinishWorkflow, RecordEntry, WriteOp
-from durably.storage.batching import row_key
-from durably.storage.rows import (
-    JOURNAL_COLUMNS,
-    TERMINAL_SQL,
-    WF_COLUMNS,
-    entry_row,
-    finish_row,
-    record_params,
-)
+from durably.storage.batching import group_rows, row_key
+from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS
 from durably.storage.sql_ops import UPSERT_ENTRY
 
 __all__ = ["Group"]
@@ -64,30 +57,30 @@ FINISH_MANY = (
 """Many finishes, each waking its parent: one row (id, queue, parent woken) per finish
 applied."""
 
+_WIDTHS = {RecordEntry: 13, CreateWorkflow: len(_WF_TYPES), FinishWorkflow: 7}
+"""Columns of each kind's rows (one array each)."""
+
 
 class Group:
     """Ops of one kind (``GROUPED``), at most one per row they write, for one statement: the
     ops of ``indices`` in a batch."""
 
-    __slots__ = ("indices", "kind", "ops")
+    __slots__ = ("indices", "kind", "ops", "width")
 
     def __init__(self, ops: Sequence[WriteOp], indices: list[int]) -> None:
         self.indices = indices
         self.ops = [ops[k] for k in indices]
         self.kind = type(self.ops[0])
+        self.width = _WIDTHS[self.kind]
 
     def statement(self) -> tuple[str, tuple[list[Any], ...]]:
         """The query and its parameters (one array per column)."""
+        columns = _columns(group_rows(self.ops), self.width)
         if self.kind is RecordEntry:
-            rows: list[Sequence[Any]] = [
-                entry_row(op.entry) for op in self.ops if isinstance(op, RecordEntry)
-            ]
-            return INSERT_ENTRIES, _columns(rows, 13)
+            return INSERT_ENTRIES, columns
         if self.kind is CreateWorkflow:
-            rows = [record_params(op.record) for op in self.ops if isinstance(op, CreateWorkflow)]
-            return INSERT_WORKFLOWS, _columns(rows, len(_WF_TYPES))
-        rows = [finish_row(op) for op in self.ops if isinstance(op, FinishWorkflow)]
-        return FINISH_MANY, _columns(rows, 7)
+            return INSERT_WORKFLOWS, columns
+        return FINISH_MANY, columns
 
     def outcomes(self, cur: Any, wake: set[str]) -> list[bool]:
         """Per op (in order), whether it was applied, from the statement's returned rows;

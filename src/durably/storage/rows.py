@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 from durably.storage.base import (
     PREVIEW_CHARS,
@@ -19,6 +19,7 @@ __all__ = [
     "LIST_COLUMNS",
     "TERMINAL_SQL",
     "WF_COLUMNS",
+    "ListFilters",
     "ListQuery",
     "entry_row",
     "finish_row",
@@ -100,19 +101,31 @@ class ListQuery(NamedTuple):
     """``id`` as it is compared and sorted (bytewise)."""
 
 
-def list_query(
-    q: ListQuery,
-    *,
-    statuses: Sequence[WorkflowStatus] | None,
-    name: str | None,
-    limit: int,
-    created_after: float | None,
-    created_before: float | None,
-    id_prefix: str | None,
-    before: tuple[float, str] | None,
-) -> tuple[str, list[Any]]:
+class ListFilters(TypedDict, total=False):
+    """The filters of :meth:`Store.list_workflows <durably.storage.base.Store.list_workflows>`
+    (see there); ``limit`` is 100 when absent."""
+
+    statuses: Sequence[WorkflowStatus] | None
+    name: str | None
+    limit: int
+    created_after: float | None
+    created_before: float | None
+    id_prefix: str | None
+    before: tuple[float, str] | None
+
+
+def list_query(q: ListQuery, **filters: Unpack[ListFilters]) -> tuple[str, list[Any]]:
     """The query of ``Store.list_workflows`` (newest first, keyset pages, payloads cut to
     previews: LIST_COLUMNS) and its parameters."""
+    unknown = filters.keys() - ListFilters.__annotations__.keys()
+    if unknown:
+        raise TypeError(f"list_workflows() got unknown filters: {', '.join(sorted(unknown))}")
+    statuses = filters.get("statuses")
+    name = filters.get("name")
+    created_after = filters.get("created_after")
+    created_before = filters.get("created_before")
+    id_prefix = filters.get("id_prefix")
+    before = filters.get("before")
     m = q.mark
     clauses: list[str] = []
     params: list[Any] = []
@@ -135,7 +148,7 @@ def list_query(
         clauses.append(f"(created_at < {m} OR (created_at = {m} AND {q.id_order} < {m}))")
         params += [before[0], before[0], before[1]]
     where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-    params.append(limit)
+    params.append(filters.get("limit", 100))
     sql = (
         f"SELECT {LIST_COLUMNS} FROM workflows {where}"
         f"ORDER BY created_at DESC, {q.id_order} DESC LIMIT {m}"

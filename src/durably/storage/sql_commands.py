@@ -7,23 +7,20 @@ A mixin of :class:`~durably.storage.sql_store.SqlStore`; each method is one tran
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from durably.storage.base import (
-    FAR_FUTURE,
     TERMINAL_STATUSES,
     ChildOutcome,
     InboxEvent,
-    QueueClaim,
     RunRecord,
     Signals,
     Store,
     WorkflowRecord,
     WorkflowStatus,
 )
-from durably.storage.claiming import queue_filter
 from durably.storage.dialect import Dialect
 from durably.storage.rows import TERMINAL_SQL, WF_COLUMNS, record_params, to_record
 from durably.storage.sql_ops import INSERT_WORKFLOW
@@ -36,11 +33,6 @@ _TREE = (
     "SELECT w.id FROM workflows w JOIN tree t ON w.parent_id = t.id) "
 )
 """The workflow (first parameter) and its descendants."""
-_NEXT_WAKE = (
-    "SELECT MIN(COALESCE(wake_at, 0)) FROM workflows "
-    "WHERE status IN ('pending', 'running') AND owner IS NULL "
-    "AND COALESCE(wake_at, 0) < ? AND name {in}"
-)
 _PURGED = ("journal", "step_attempts", "events", "state", "workflow_runs")
 
 
@@ -81,10 +73,6 @@ class CommandStatements:
         self.runs = s(
             "SELECT workflow_id, run, input, output, status, started_at, finished_at "
             "FROM workflow_runs WHERE workflow_id = ? ORDER BY run"
-        )
-        self.next_wake = s(_NEXT_WAKE)
-        self.next_wake_queues = s(
-            _NEXT_WAKE + " AND (queue {in} OR (status = 'running' AND queue {in}))"
         )
         self.wake_parent = s(
             "UPDATE workflows SET wake_at = ? WHERE id = "
@@ -156,6 +144,12 @@ class SqlCommands(Store):
     def _read(self) -> AbstractContextManager[Any]:
         """A connection for reads (each statement sees what was committed before it)."""
 
+    def _fetch(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one read."""
+        with self._read() as conn:
+            rows: list[Any] = conn.execute(query, params).fetchall()
+        return rows
+
     def _get(self, conn: Any, workflow_id: str, *, lock: bool = False) -> WorkflowRecord | None:
         row = conn.execute(self._cmd.get_locked if lock else self._cmd.get, (workflow_id,))
         row = row.fetchone()
@@ -164,9 +158,7 @@ class SqlCommands(Store):
     def finished_workflows(self, workflow_ids: Sequence[str]) -> dict[str, WorkflowRecord | None]:
         wanted = list(dict.fromkeys(workflow_ids))
         found: dict[str, WorkflowRecord | None] = {}
-        with self._read() as conn:
-            rows = conn.execute(self._cmd.finished, (self._dialect.ids(wanted),)).fetchall()
-        for row in rows:
+        for row in self._fetch(self._cmd.finished, (self._dialect.ids(wanted),)):
             found[row[0]] = None if row[1] is None else to_record(row[1:])
         return found
 
@@ -206,33 +198,14 @@ class SqlCommands(Store):
         return signals
 
     def get_state(self, workflow_id: str) -> dict[str, str]:
-        with self._read() as conn:
-            rows = conn.execute(self._cmd.state, (workflow_id,)).fetchall()
-        return {key: value for key, value in rows}
+        return {key: value for key, value in self._fetch(self._cmd.state, (workflow_id,))}
 
     def list_children(self, parent_id: str) -> list[WorkflowRecord]:
-        with self._read() as conn:
-            rows = conn.execute(self._cmd.children, (parent_id,)).fetchall()
-        return [to_record(row) for row in rows]
+        return [to_record(row) for row in self._fetch(self._cmd.children, (parent_id,))]
 
     def list_runs(self, workflow_id: str) -> list[RunRecord]:
-        with self._read() as conn:
-            rows = conn.execute(self._cmd.runs, (workflow_id,)).fetchall()
+        rows = self._fetch(self._cmd.runs, (workflow_id,))
         return [RunRecord(r[0], r[1], r[2], r[3], WorkflowStatus(r[4]), r[5], r[6]) for r in rows]
-
-    def next_wake_at(
-        self, names: Iterable[str], queues: Sequence[QueueClaim] | None = None
-    ) -> float | None:
-        ids = self._dialect.ids
-        params: tuple[Any, ...] = (FAR_FUTURE, ids(sorted(set(names))))
-        query = self._cmd.next_wake
-        split = queue_filter(queues)
-        if split is not None:
-            query = self._cmd.next_wake_queues
-            params += (ids(split[0]), ids(split[1]))
-        with self._read() as conn:
-            row = conn.execute(query, params).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
 
     # -- lifecycle commands --------------------------------------------------------------------
 

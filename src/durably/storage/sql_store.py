@@ -11,24 +11,22 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Unpack
 
 from durably.storage.base import (
-    ClaimedWorkflow,
     JournalEntry,
-    QueueClaim,
     StepAttempt,
     WorkerInfo,
     WorkflowRecord,
-    WorkflowStatus,
 )
-from durably.storage.claiming import QueuePlanner
+from durably.storage.claiming import ClaimStatements, SqlClaims
 from durably.storage.dialect import Dialect
 from durably.storage.rows import (
     JOURNAL_COLUMNS,
     TERMINAL_SQL,
     WF_COLUMNS,
+    ListFilters,
     ListQuery,
     list_query,
     record_params,
@@ -36,22 +34,11 @@ from durably.storage.rows import (
     to_record,
 )
 from durably.storage.schema import migrations
-from durably.storage.sql_commands import CommandStatements, SqlCommands
+from durably.storage.sql_commands import CommandStatements
 from durably.storage.sql_ops import INSERT_WORKFLOW, Ops
 
 __all__ = ["SqlStore", "StoreStatements"]
 
-_TAKE = (
-    "WITH picked AS (SELECT id FROM workflows{indexed} WHERE {where} AND name {{in}} "
-    "  AND (owner IS NULL OR (lease_expires_at < ? AND owner <> ?)) "
-    "  AND (wake_at IS NULL OR wake_at <= ?) "
-    "  ORDER BY priority DESC, created_at LIMIT ?{{skip_locked}}) "
-    "UPDATE workflows SET owner = ?, epoch = epoch + 1, lease_expires_at = ?, "
-    "status = 'running', updated_at = ?, started_at = COALESCE(started_at, ?) "
-    f"WHERE id IN (SELECT id FROM picked) RETURNING {WF_COLUMNS}"
-)
-"""Claim runnable workflows: pick them (skipping rows other claims hold, where rows are locked),
-then take them over, in one statement."""
 _RELEASE = (
     "WITH locked AS (SELECT id FROM workflows WHERE owner = ? AND status NOT IN "
     f"({TERMINAL_SQL}){{ids}} ORDER BY id{{{{lock}}}}) "
@@ -78,30 +65,6 @@ class StoreStatements:
         self.applied = s("INSERT INTO durably_migrations (version, applied_at) VALUES (?, ?)")
         self.insert_workflow = s(INSERT_WORKFLOW)
         self.get = s(f"SELECT {WF_COLUMNS} FROM workflows WHERE id = ?")
-        self.journals = s(
-            f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE workflow_id {{in}} "
-            "ORDER BY workflow_id, seq"
-        )
-        runnable = "status IN ('pending', 'running')"
-        self.take_any = s(_TAKE.format(indexed=d.indexed("workflows_runnable"), where=runnable))
-        self.take_queues = s(
-            _TAKE.format(
-                indexed=d.indexed("workflows_runnable"), where=runnable + " AND queue {in}"
-            )
-        )
-        self.take_status = s(
-            _TAKE.format(
-                indexed=d.indexed("workflows_queue_admitted"), where="queue = ? AND status = ?"
-            )
-        )
-        self.count_running = s(
-            f"SELECT COUNT(*) FROM workflows{d.indexed('workflows_queue_admitted')} "
-            "WHERE queue = ? AND status = 'running'"
-        )
-        self.count_started = s(
-            f"SELECT COUNT(*) FROM workflows{d.indexed('workflows_queue_started')} "
-            "WHERE queue = ? AND started_at >= ?"
-        )
         self.renew = s(
             "WITH locked AS (SELECT id FROM workflows WHERE owner = ? ORDER BY id{lock}) "
             "UPDATE workflows SET lease_expires_at = ? WHERE id IN (SELECT id FROM locked) "
@@ -134,12 +97,15 @@ class StoreStatements:
 
 
 @functools.cache
-def statements(dialect: Dialect) -> tuple[Ops, CommandStatements, StoreStatements]:
+def statements(
+    dialect: Dialect,
+) -> tuple[Ops, CommandStatements, ClaimStatements, StoreStatements]:
     """Every statement of the SQL stores rendered for ``dialect``, once per process."""
-    return Ops(dialect), CommandStatements(dialect), StoreStatements(dialect)
+    d = dialect
+    return Ops(d), CommandStatements(d), ClaimStatements(d), StoreStatements(d)
 
 
-class SqlStore(QueuePlanner, SqlCommands):
+class SqlStore(SqlClaims):
     """A :class:`~durably.storage.base.Store` over a SQL database (see the module docstring).
 
     A backend sets ``_dialect`` and provides ``_transaction``, ``_read`` and ``write``.
@@ -148,7 +114,7 @@ class SqlStore(QueuePlanner, SqlCommands):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "_dialect" in cls.__dict__:
-            cls._ops, cls._cmd, cls._sql = statements(cls._dialect)
+            cls._ops, cls._cmd, cls._claims, cls._sql = statements(cls._dialect)
 
     _ops: Ops
     _sql: StoreStatements
@@ -178,9 +144,8 @@ class SqlStore(QueuePlanner, SqlCommands):
 
     def schema_version(self) -> int:
         """The highest migration applied to this database (0 if none)."""
-        with self._read() as conn:
-            row = conn.execute(self._sql.schema_version).fetchone()
-        return int((row[0] if row else None) or 0)
+        rows = self._fetch(self._sql.schema_version)
+        return int((rows[0][0] if rows else None) or 0)
 
     # -- workflows ---------------------------------------------------------------------------
 
@@ -193,70 +158,6 @@ class SqlStore(QueuePlanner, SqlCommands):
             row = conn.execute(self._sql.get, (record.id,)).fetchone()
         assert row is not None  # the conflicting row is committed: ids are never deleted live
         return to_record(row), False
-
-    def claim(
-        self,
-        owner: str,
-        names: Iterable[str],
-        now: float,
-        lease_seconds: float,
-        limit: int,
-        queues: Sequence[QueueClaim] | None = None,
-    ) -> list[ClaimedWorkflow]:
-        wanted = sorted(set(names))
-        ids = self._dialect.ids
-        with self._transaction() as conn:
-            rows = self._claim_rows(conn, owner, wanted, now, lease_seconds, limit, queues)
-            claims = {row[0]: ClaimedWorkflow(to_record(row)) for row in rows}
-            replayed = [wid for wid, c in claims.items() if c.record.epoch > 1]
-            if replayed:
-                for row in conn.execute(self._sql.journals, (ids(replayed),)).fetchall():
-                    claims[row[0]].journal.append(to_entry(row))
-            if claims:
-                claimed = ids(list(claims))
-                for event in self._inbox(conn, claimed, 0):
-                    claims[event.workflow_id].events.append(event)
-                for parent, child in self._finished_children(conn, claimed):
-                    claims[parent].children.append(child)
-        return sorted(claims.values(), key=lambda c: (-c.record.priority, c.record.created_at))
-
-    def _take(
-        self,
-        conn: Any,
-        owner: str,
-        names: list[str],
-        now: float,
-        lease_seconds: float,
-        limit: int,
-        queues: list[str] | None,
-        status: str | None,
-    ) -> list[tuple[Any, ...]]:
-        sql = self._sql
-        params: list[Any]
-        if status is not None:  # one queue's admitted or pending workflows
-            assert queues is not None and len(queues) == 1
-            query, params = sql.take_status, [queues[0], status]
-        elif queues is not None:
-            query, params = sql.take_queues, [self._dialect.ids(queues)]
-        else:
-            query, params = sql.take_any, []
-        params += [self._dialect.ids(names), now, owner, now, limit]
-        params += [owner, now + lease_seconds, now, now]
-        rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
-        return rows
-
-    def _lock_queue(self, conn: Any, queue: str) -> None:
-        """Serialize admissions to ``queue`` with the dialect's queue lock; none is needed where
-        claims run one writer at a time."""
-        if self._dialect.queue_lock is not None:
-            conn.execute(self._dialect.queue_lock, (queue,))
-
-    def _count_admitted(self, conn: Any, queue: str, since: float | None) -> int:
-        if since is None:
-            row = conn.execute(self._sql.count_running, (queue,)).fetchone()
-        else:
-            row = conn.execute(self._sql.count_started, (queue, since)).fetchone()
-        return int(row[0])
 
     def renew_leases(self, owner: str, until: float) -> set[str]:
         with self._transaction() as conn:
@@ -281,35 +182,15 @@ class SqlStore(QueuePlanner, SqlCommands):
         with self._read() as conn:
             return self._get(conn, workflow_id)
 
-    def list_workflows(
-        self,
-        *,
-        statuses: Sequence[WorkflowStatus] | None = None,
-        name: str | None = None,
-        limit: int = 100,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        id_prefix: str | None = None,
-        before: tuple[float, str] | None = None,
-    ) -> list[WorkflowRecord]:
-        query, params = list_query(
-            self._sql.list, statuses=statuses, name=name, limit=limit,
-            created_after=created_after, created_before=created_before, id_prefix=id_prefix,
-            before=before,
-        )  # fmt: skip
-        with self._read() as conn:
-            rows = conn.execute(query, params).fetchall()
-        return [to_record(row) for row in rows]
+    def list_workflows(self, **filters: Unpack[ListFilters]) -> list[WorkflowRecord]:
+        query, params = list_query(self._sql.list, **filters)
+        return [to_record(row) for row in self._fetch(query, params)]
 
     def get_journal(self, workflow_id: str) -> list[JournalEntry]:
-        with self._read() as conn:
-            rows = conn.execute(self._sql.journal, (workflow_id,)).fetchall()
-        return [to_entry(row) for row in rows]
+        return [to_entry(row) for row in self._fetch(self._sql.journal, (workflow_id,))]
 
     def get_attempts(self, workflow_id: str) -> list[StepAttempt]:
-        with self._read() as conn:
-            rows = conn.execute(self._sql.attempts, (workflow_id,)).fetchall()
-        return [StepAttempt(*row) for row in rows]
+        return [StepAttempt(*row) for row in self._fetch(self._sql.attempts, (workflow_id,))]
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -332,9 +213,7 @@ class SqlStore(QueuePlanner, SqlCommands):
             conn.execute(self._sql.remove_worker, (worker_id,))
 
     def list_workers(self) -> list[WorkerInfo]:
-        with self._read() as conn:
-            rows = conn.execute(self._sql.workers).fetchall()
         return [
             WorkerInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]))
-            for r in rows
+            for r in self._fetch(self._sql.workers)
         ]

@@ -21,15 +21,8 @@ from itertools import chain
 from typing import Any
 
 from durably.storage.base import CreateWorkflow, FinishWorkflow, RecordEntry, WriteOp
-from durably.storage.batching import runs
-from durably.storage.rows import (
-    JOURNAL_COLUMNS,
-    TERMINAL_SQL,
-    WF_COLUMNS,
-    entry_row,
-    finish_row,
-    record_params,
-)
+from durably.storage.batching import group_rows, runs
+from durably.storage.rows import JOURNAL_COLUMNS, TERMINAL_SQL, WF_COLUMNS
 from durably.storage.sql_ops import UPSERT_ENTRY
 
 __all__ = ["MIN_GROUP", "can_group", "write_grouped"]
@@ -121,14 +114,11 @@ def _write(
 def _group(conn: sqlite3.Connection, kind: type, ops: list[WriteOp]) -> bool:
     """Write ``ops`` (all of ``kind``); whether every one of them was applied."""
     if kind is RecordEntry:
-        rows = [entry_row(op.entry) for op in ops if isinstance(op, RecordEntry)]
-        return _write(conn, _insert_entries, rows) == len(ops)
+        return _write(conn, _insert_entries, group_rows(ops)) == len(ops)
     if kind is CreateWorkflow:
-        rows = [record_params(op.record) for op in ops if isinstance(op, CreateWorkflow)]
-        return _write(conn, _insert_workflows, rows) == len(ops)
+        return _write(conn, _insert_workflows, group_rows(ops)) == len(ops)
     finishes = [op for op in ops if isinstance(op, FinishWorkflow)]
-    rows = [finish_row(op) for op in finishes]
-    if _write(conn, _finish, rows) != len(ops):
+    if _write(conn, _finish, group_rows(finishes)) != len(ops):
         return False
     at = max(op.finished_at for op in finishes)
     for chunk in _chunks([(op.workflow_id,) for op in finishes]):
