@@ -28,10 +28,17 @@ listeners and does nothing): the shared statements call it wherever they make wo
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
-__all__ = ["CHANNEL", "Dialect", "PostgresDialect", "SqliteDialect"]
+__all__ = [
+    "CHANNEL",
+    "POSTGRES",
+    "SQLITE",
+    "Dialect",
+    "PostgresDialect",
+    "SqliteDialect",
+]
 
 CHANNEL = "durably"
 """The LISTEN/NOTIFY channel. A payload is ``<schema>:<kind>``: stores in other schemas of the
@@ -135,15 +142,6 @@ class PostgresDialect(Dialect):
 
 
 SQLITE = SqliteDialect()
+"""The SQLite dialect."""
 POSTGRES = PostgresDialect()
-
-
-def values_list(rows: int, width: int, mark: str = "?") -> str:
-    """``(?, ..), (?, ..)``: ``rows`` rows of ``width`` placeholders."""
-    row = "(" + ", ".join([mark] * width) + ")"
-    return ", ".join([row] * rows)
-
-
-def placeholders(params: Sequence[Any]) -> str:
-    """``?, ?, ..`` for ``params``."""
-    return ", ".join("?" * len(params))
+"""The PostgreSQL dialect."""

@@ -18,7 +18,7 @@ import select
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -31,7 +31,7 @@ from durably.errors import ConfigurationError, DatabaseUnavailableError
 from durably.storage import urls
 from durably.storage.base import RecordAttempt, RecordEntry, WriteOp
 from durably.storage.dialect import CHANNEL, POSTGRES
-from durably.storage.postgres_ops import apply_batch
+from durably.storage.postgres_ops import write_batch
 from durably.storage.sql_store import SqlStore
 
 __all__ = ["PostgresListener", "PostgresStore", "check_conninfo"]
@@ -278,14 +278,15 @@ class PostgresStore(SqlStore):
         # connection lost, server shutting down, deadlock or serialization failure
         return isinstance(error, psycopg.OperationalError | PoolTimeout)
 
-    def write(self, ops: Sequence[WriteOp]) -> list[bool]:
+    def _writing(self, ops: Sequence[WriteOp]) -> AbstractContextManager[Conn]:
         if len(ops) == 1 and type(ops[0]) in _ALONE:
             # one statement that checks its own fence (locking the workflow's row) and wakes
             # nobody: its own transaction, one round trip instead of BEGIN, it and COMMIT
-            with self._read() as conn:
-                return apply_batch(conn, ops)
-        with self._transaction() as conn:
-            return apply_batch(conn, ops)
+            return self._read()
+        return self._transaction()
+
+    def _apply_batch(self, conn: Conn, ops: Sequence[WriteOp], wake: set[str]) -> list[bool]:
+        return write_batch(conn, ops, wake)
 
 
 class PostgresListener:

@@ -18,7 +18,7 @@ from durably.storage.base import (
     WriteOp,
 )
 from durably.storage.batching import SINGLE, fenced_id, runs
-from durably.storage.dialect import CHANNEL, POSTGRES
+from durably.storage.dialect import POSTGRES
 from durably.storage.postgres_groups import Group
 from durably.storage.rows import TERMINAL_SQL
 from durably.storage.sql_store import statements
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 
-__all__ = ["CHANNEL", "apply_batch"]
+__all__ = ["apply_batch", "write_batch"]
 
 OPS = statements(POSTGRES)[0]
 """The shared write ops rendered for PostgreSQL."""
@@ -85,6 +85,16 @@ def _outcome(op: WriteOp, cur: Any, wake: set[str]) -> bool:
 
 
 def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
+    """Apply ``ops`` in order inside the caller's transaction, as a store's ``write`` does
+    (:func:`write_batch`, then the notifications); per op, whether it was applied."""
+    wake: set[str] = set()
+    applied = write_batch(conn, ops, wake)
+    if wake:
+        POSTGRES.notify(conn, wake)
+    return applied
+
+
+def write_batch(conn: Conn, ops: Sequence[WriteOp], wake: set[str]) -> list[bool]:
     """Apply ``ops`` in order inside the caller's transaction; per op, whether it was applied.
 
     Each run of consecutive single-statement ops (journal entries, attempts, creations, cancel
@@ -94,10 +104,10 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
     whose ops are all for different workflows is first sorted by kind, so that each kind makes
     one group. An op whose outcome decides what to run next is applied on its own. Ops that
     make work runnable by any worker (a new unowned workflow or child, a finished child's
-    parent, an immediate wake, a new run) notify listening workers, once per kind, at commit.
+    parent, an immediate wake, a new run) note a wake-up kind in ``wake``, for the caller to
+    send.
     """
     applied: list[bool] = [False] * len(ops)
-    wake: set[str] = set()
     lock: tuple[str, tuple[Any, ...]] | None = None
     ids = sorted({wid for op in ops if (wid := fenced_id(op)) is not None})
     if len(ids) > 1 or (ids and not all(isinstance(op, _SELF_LOCKING) for op in ops)):
@@ -143,6 +153,4 @@ def apply_batch(conn: Conn, ops: Sequence[WriteOp]) -> list[bool]:
                     applied[k] = done
             elif sent is not None:
                 applied[sent] = _outcome(ops[sent], cur, wake)
-    if wake:
-        POSTGRES.notify(conn, wake)
     return applied

@@ -3,15 +3,15 @@ per op type (:class:`Ops`), rendered for a :class:`~durably.storage.dialect.Dial
 is built.
 
 A handler applies one op inside the caller's transaction and says whether it was applied; ops
-that make work runnable by any worker note a wake-up kind in ``wake``, which the caller hands to
-:meth:`Dialect.notify <durably.storage.dialect.Dialect.notify>` before it commits (see
-:meth:`Ops.apply_all`). The backends' group commits (many ops of one kind in one statement,
-PostgreSQL's pipelining) live in their own modules and fall back on these handlers.
+that make work runnable by any worker note a wake-up kind in ``wake``, which
+:meth:`SqlStore.write <durably.storage.sql_store.SqlStore.write>` hands to the dialect's
+``notify`` before it commits. The backends' group commits (many ops of one kind in one
+statement, PostgreSQL's pipelining) live in their own modules and fall back on these handlers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from durably.storage.base import (
@@ -150,15 +150,6 @@ class Ops:
     def apply(self, conn: Any, op: WriteOp, wake: set[str]) -> bool:
         """Apply one write op inside the caller's transaction; whether it was applied."""
         return self.handlers[type(op)](conn, op, wake)
-
-    def apply_all(self, conn: Any, ops: Sequence[WriteOp]) -> list[bool]:
-        """Apply ``ops`` one by one inside the caller's transaction and notify listening
-        workers of what they made runnable; per op, whether it was applied."""
-        wake: set[str] = set()
-        applied = [self.handlers[type(op)](conn, op, wake) for op in ops]
-        if wake:
-            self.dialect.notify(conn, wake)
-        return applied
 
     def single(self, op: WriteOp) -> tuple[str, tuple[Any, ...]] | None:
         """The one statement that applies ``op`` (applied iff it touches one row), for the ops

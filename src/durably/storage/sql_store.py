@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Unpack
 
 from durably.storage.base import (
@@ -19,6 +20,7 @@ from durably.storage.base import (
     StepAttempt,
     WorkerInfo,
     WorkflowRecord,
+    WriteOp,
 )
 from durably.storage.claiming import ClaimStatements, SqlClaims
 from durably.storage.dialect import Dialect
@@ -146,6 +148,26 @@ class SqlStore(SqlClaims):
         """The highest migration applied to this database (0 if none)."""
         rows = self._fetch(self._sql.schema_version)
         return int((rows[0][0] if rows else None) or 0)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write(self, ops: Sequence[WriteOp]) -> list[bool]:
+        with self._writing(ops) as conn:
+            wake: set[str] = set()
+            applied = self._apply_batch(conn, ops, wake)
+            if wake:  # what the ops made runnable, for workers listening (PostgreSQL)
+                self._dialect.notify(conn, wake)
+            return applied
+
+    def _writing(self, ops: Sequence[WriteOp]) -> AbstractContextManager[Any]:
+        """The transaction a batch of ops is written in."""
+        return self._transaction()
+
+    def _apply_batch(self, conn: Any, ops: Sequence[WriteOp], wake: set[str]) -> list[bool]:
+        """Apply ``ops`` in order inside ``conn``'s transaction, noting in ``wake`` what they
+        make runnable; per op, whether it was applied. One by one here; a backend overrides it
+        with its group commit."""
+        return [self._ops.apply(conn, op, wake) for op in ops]
 
     # -- workflows ---------------------------------------------------------------------------
 

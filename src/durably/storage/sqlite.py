@@ -110,19 +110,17 @@ class SqliteStore(SqlStore):
     def is_transient(self, error: Exception) -> bool:
         return isinstance(error, sqlite3.OperationalError)  # locked, busy, disk I/O
 
-    def write(self, ops: Sequence[WriteOp]) -> list[bool]:
+    def _apply_batch(
+        self, conn: sqlite3.Connection, ops: Sequence[WriteOp], wake: set[str]
+    ) -> list[bool]:
         apply = self._ops.apply
-        wake: set[str] = set()
-        with self._transaction() as conn:
-            applied = None
-            if self._grouping and len(ops) >= MIN_GROUP:
-                conn.execute("SAVEPOINT durably_group")
-                applied = write_grouped(conn, ops, lambda c, op: apply(c, op, wake))
-                if applied is None:  # some op was not applied: find out which, one by one
-                    conn.execute("ROLLBACK TO durably_group")
-                    wake.clear()
-                conn.execute("RELEASE durably_group")
-            if applied is None:
-                applied = [apply(conn, op, wake) for op in ops]
-            self._dialect.notify(conn, wake)  # nothing listens to SQLite: a no-op, kept uniform
-            return applied
+        if self._grouping and len(ops) >= MIN_GROUP:
+            conn.execute("SAVEPOINT durably_group")
+            applied = write_grouped(conn, ops, lambda c, op: apply(c, op, wake))
+            if applied is None:  # some op was not applied: find out which, one by one
+                conn.execute("ROLLBACK TO durably_group")
+                wake.clear()
+            conn.execute("RELEASE durably_group")
+            if applied is not None:
+                return applied
+        return [apply(conn, op, wake) for op in ops]
