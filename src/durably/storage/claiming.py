@@ -34,7 +34,8 @@ _TAKE = (
     "  ORDER BY priority DESC, created_at LIMIT ?{{skip_locked}}) "
     "UPDATE workflows SET owner = ?, epoch = epoch + 1, lease_expires_at = ?, "
     "status = 'running', updated_at = ?, started_at = COALESCE(started_at, ?) "
-    f"WHERE id IN (SELECT id FROM picked) RETURNING {WF_COLUMNS}"
+    "FROM picked WHERE workflows.id = picked.id RETURNING "
+    + ", ".join(f"workflows.{c.strip()}" for c in WF_COLUMNS.split(","))
 )
 _RUNNABLE = "status IN ('pending', 'running')"
 _NEXT_WAKE = (
