@@ -1,4 +1,18 @@
-"""Storage backends behind one :class:`Store` interface, opened from a database URL."""
+"""Storage backends behind one :class:`Store` interface, opened from a database URL.
+
+The modules, from the contract down:
+
+- ``base``: the :class:`Store` contract and its records and write ops; ``rows``: row mapping.
+- ``dialect``: how each SQL backend spells what differs (placeholders, id lists, row locks,
+  notifications, column types), as slots the shared statements are rendered with, once.
+- ``sql_store``, ``claiming``, ``sql_commands``, ``sql_ops``, ``schema``: every statement and
+  migration written once, for every dialect (``SqlStore`` implements the whole contract).
+- ``sqlite``, ``postgres`` (with ``postgres_ops``, ``*_groups``): only what really differs:
+  connections and pool, SQLite's single writer, PostgreSQL's LISTEN, each group commit.
+
+A new SQL backend is a :class:`~durably.storage.dialect.Dialect`, its connection code, and the
+store contract suite (``tests/test_store_contract*.py``) green.
+"""
 
 from __future__ import annotations
 

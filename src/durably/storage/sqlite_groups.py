@@ -79,7 +79,7 @@ def _finish(n: int) -> str:
 
 @functools.cache
 def _wake_parents(n: int) -> str:
-    # as each finish's own wake-up (see sqlite_ops), at the latest finish time of the group; a
+    # as each finish's own wake-up (see sql_ops), at the latest finish time of the group; a
     # parent finished in the same group needs none
     return (
         "UPDATE workflows SET wake_at = ? WHERE id IN (SELECT parent_id FROM workflows "
