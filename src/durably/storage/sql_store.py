@@ -2,8 +2,9 @@
 contract written once, rendered for the backend's :class:`~durably.storage.dialect.Dialect`.
 
 A backend subclasses :class:`SqlStore` with its dialect and supplies only what really differs:
-its connections (``_transaction``, ``_read``), its group commit (``write``), and its own ways of
-listening or locking files.
+its connections (``_transaction``, ``_read``), its group commit (``_apply_batch``), and its own
+ways of listening or locking files. Every write goes through :meth:`SqlStore.write`, which hands
+what the ops made runnable to the dialect's ``notify``.
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def statements(
 class SqlStore(SqlClaims):
     """A :class:`~durably.storage.base.Store` over a SQL database (see the module docstring).
 
-    A backend sets ``_dialect`` and provides ``_transaction``, ``_read`` and ``write``.
+    A backend sets ``_dialect`` (its statements are then rendered, once) and provides
+    ``_transaction`` and ``_read``; it may override ``_apply_batch`` with its group commit
+    (and ``_writing``, the transaction a batch is written in).
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
