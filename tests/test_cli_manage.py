@@ -383,3 +383,12 @@ def test_time_forms() -> None:
     for bad in ("soon", "nan", "5 parsecs", ""):
         with pytest.raises(durably.ConfigurationError, match="--since"):
             parse_time(bad, "--since")
+
+
+def test_start_conflict_exits_4_and_wait_timeout_exits_1(cli: Cli) -> None:
+    cli.run("start", "twice", "--input", "1", "--id", "c-1", "--wait")
+    taken = cli.run("start", "greet", "--input", '["x"]', "--id", "c-1", check=4)
+    assert "'twice'" in taken.stderr and "'greet'" in taken.stderr
+    assert cli.run("start", "twice", "--input", "2", "--id", "c-1").stdout.strip() == "c-1"
+    waited = cli.run("start", "waiter", "--input", "1", "--wait", "--timeout", "1", check=1)
+    assert "still running" in waited.stderr or "still pending" in waited.stderr

@@ -5,7 +5,7 @@ workflow survives crashes, restarts and deploys, resumes where it stopped, and n
 completed step. Embedded SQLite by default; no server needed.
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from durably.app import App
 from durably.definitions import Step, Workflow
@@ -14,6 +14,7 @@ from durably.errors import (
     ChildWorkflowFailed,
     ConfigurationError,
     DurablyError,
+    EventTimeoutError,
     InvalidIdError,
     LeaseLostError,
     NonDeterminismError,
@@ -24,6 +25,7 @@ from durably.errors import (
     StepTimeoutError,
     UnknownWorkflowError,
     WorkflowFailedError,
+    WorkflowIdConflictError,
     WorkflowNotFoundError,
     WorkflowStateError,
     WorkflowTimeoutError,
@@ -55,11 +57,11 @@ from durably.serialization import JsonSerializer, Serializer
 from durably.storage.base import WorkerInfo, WorkflowStatus
 from durably.worker import WorkerOptions
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from durably.client import Client
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     # the HTTP client (http.client, email...) is imported on first use: a worker never needs it
     if name == "Client":
         from durably.client import Client
@@ -78,6 +80,7 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "DurablyError",
+    "EventTimeoutError",
     "HistoryEntry",
     "InvalidIdError",
     "JsonSerializer",
@@ -102,6 +105,7 @@ __all__ = [
     "Workflow",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowIdConflictError",
     "WorkflowInfo",
     "WorkflowNotFoundError",
     "WorkflowStateError",

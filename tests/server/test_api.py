@@ -289,3 +289,20 @@ def test_workers(server: Server, worker: durably.App) -> None:
     stale = server.http.get("/v1/workers", params={"include_stale": "true"}).json()["workers"]
     assert len(stale) >= len(workers)
     assert server.http.get("/v1/workers", params={"include_stale": "maybe"}).status_code == 400
+
+
+def test_start_of_an_id_taken_by_another_name_is_a_409(server: Server, worker: durably.App) -> None:
+    wid = uid("taken")
+    first = server.http.post("/v1/workflows", json={"name": "greet", "args": ["a"], "id": wid})
+    assert first.status_code == 202
+    wait_status(worker, wid, "completed")
+    r = server.http.post("/v1/workflows", json={"name": "echo", "args": [1], "id": wid})
+    assert r.status_code == 409
+    error = r.json()["error"]
+    assert error["code"] == "id_conflict"
+    assert wid in error["message"] and "'greet'" in error["message"]
+    assert "'echo'" in error["message"]
+    # nothing was written: the workflow is still greet's, and the same name stays idempotent
+    assert server.http.get(f"/v1/workflows/{wid}").json()["name"] == "greet"
+    again = server.http.post("/v1/workflows", json={"name": "greet", "args": ["b"], "id": wid})
+    assert again.status_code == 200 and again.json()["output"] == "hello a"
