@@ -219,21 +219,44 @@ def test_events_are_kept_consumed_once_in_order_and_deduplicated(app: durably.Ap
     assert [e.result for e in events] == ["a", {"b": 2}, None, [3]]
 
 
-def test_wait_event_times_out_with_none(sqlite_app: durably.App) -> None:
+def test_wait_event_timeout_raises_or_returns_the_default(sqlite_app: durably.App) -> None:
     app = sqlite_app
 
     @app.workflow()
     async def approval() -> str:
-        answer = await durably.wait_event("approved", timeout=timedelta(days=7))
-        return "escalated" if answer is None else f"approved by {answer}"
+        try:
+            answer = await durably.wait_event("approved", timeout=timedelta(days=7))
+        except durably.EventTimeoutError as exc:
+            return f"escalated after {exc.timeout}s"
+        return f"approved by {answer}"
+
+    @app.workflow()
+    def approval_sync() -> Any:
+        return durably.wait_event_sync("approved", timeout=timedelta(days=1), default="none")
+
+    @app.workflow()
+    async def unhandled() -> Any:
+        return await durably.wait_event("approved", timeout=timedelta(days=1))
 
     with WorkflowEnvironment(app) as env:
         start = env.now()
-        assert app.start(approval).result(timeout=10) == "escalated"
+        assert app.start(approval).result(timeout=10) == "escalated after 604800.0s"
         assert env.now() - start >= timedelta(days=7)
         h = app.start(approval, id="approve-me")
         app.send_event("approve-me", "approved", "bob")
         assert h.result(timeout=10) == "approved by bob"
+        # an approval sent with no payload is an event, not a timeout
+        h = app.start(approval, id="approve-empty")
+        app.send_event("approve-empty", "approved")
+        assert h.result(timeout=10) == "approved by None"
+        assert app.start(approval_sync).result(timeout=10) == "none"
+        h = app.start(approval_sync, id="sync-empty")
+        app.send_event("sync-empty", "approved")
+        assert h.result(timeout=10) is None
+        with pytest.raises(durably.WorkflowFailedError) as info:
+            app.start(unhandled, id="unhandled").result(timeout=10)
+    assert info.value.error["type"] == "durably.errors.EventTimeoutError"
+    assert "no event 'approved' reached workflow 'unhandled'" in info.value.error["message"]
 
 
 def test_sending_events_to_unknown_or_finished_workflows_is_an_error(app: durably.App) -> None:

@@ -449,13 +449,13 @@ class WorkflowContext(WorkflowScope):
         if self.runtime.time() < wake_at or waits.cancel_pending or waits.cancel_key is not None:
             waits.run_blocking(waits.sleep_until(seq, wake_at))
 
-    def wait_event(self, name: str, timeout: float | None) -> Any:
+    def wait_event(self, name: str, timeout: float | None, default: Any) -> Any:
         seq, entry = self.waits.event_target(name, timeout)
-        return self.waits.wait_event(seq, entry)
+        return self.waits.wait_event(seq, entry, timeout, default)
 
-    def wait_event_blocking(self, name: str, timeout: float | None) -> Any:
+    def wait_event_blocking(self, name: str, timeout: float | None, default: Any) -> Any:
         seq, entry = self.waits.event_target(name, timeout)
-        return self.waits.run_blocking(self.waits.wait_event(seq, entry))
+        return self.waits.run_blocking(self.waits.wait_event(seq, entry, timeout, default))
 
     def set_state(self, key: str, value: Any) -> None:
         self.waits.set_state(key, value)
