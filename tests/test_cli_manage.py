@@ -209,6 +209,9 @@ def test_lifecycle_commands(cli: Cli) -> None:
     assert cli.json("show", "lc-4b", "--watch")["workflow"]["output"] == 20
     assert cli.run("fork", "lc-4", "--from-step", "1", "--new-id", "lc-4b", check=4).stderr
     assert cli.run("fork", "lc-4", check=2).stderr  # --from-step is required
+    past = cli.run("fork", "lc-4", "--from-step", "99", "--new-id", "lc-4c", check=2)
+    assert "from step 99" in past.stderr and "entries 0 to 1" in past.stderr
+    assert cli.run("show", "lc-4c", check=3).stderr
 
 
 def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, db_url: str) -> None:

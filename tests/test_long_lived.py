@@ -570,6 +570,35 @@ def test_fork_from_a_step_and_purge(app: durably.App) -> None:
         app.purge("orig")
 
 
+def test_fork_from_past_the_end_of_the_journal_is_refused(app: durably.App) -> None:
+    @app.step()
+    async def only(x: int) -> int:
+        return x
+
+    @app.workflow()
+    async def one_step() -> int:
+        return await only(1)
+
+    @app.workflow()
+    async def no_step() -> int:
+        return 0
+
+    with app:
+        app.start(one_step, id="one").result(timeout=10)
+        app.start(no_step, id="none").result(timeout=10)
+        for wid, step, entries in (("one", 99, "entries 0 to 0"), ("one", 2, "entries 0 to 0"),
+                                   ("none", 1, "journal is empty")):  # fmt: skip
+            with pytest.raises(durably.ConfigurationError) as info:
+                app.fork(wid, from_step=step, new_id=f"{wid}-fork")
+            assert f"from step {step}" in info.value.message and entries in info.value.message
+            assert "nothing was created" in info.value.message
+        assert [w.id for w in app.list_workflows()] == ["none", "one"]
+        # the end itself is a fork point: it re-runs only what came after the last entry
+        assert app.fork("one", from_step=1, new_id="one-end").result(timeout=10) == 1
+        with pytest.raises(durably.WorkflowNotFoundError):
+            app.fork("missing", from_step=5)
+
+
 def test_fork_of_a_waiting_workflow_waits_on_its_own(app: durably.App) -> None:
     @app.workflow()
     async def gate() -> str:

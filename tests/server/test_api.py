@@ -212,6 +212,9 @@ def test_retry_fork_and_purge(server: Server, worker: durably.App) -> None:
     assert taken.status_code == 409
     anonymous = server.http.post(f"/v1/workflows/{wid}/fork", json={"from_step": 0})
     assert anonymous.status_code == 201 and anonymous.json()["id"] != wid
+    past = server.http.post(f"/v1/workflows/{wid}/fork", json={"from_step": 99, "new_id": "p-1"})
+    assert past.status_code == 400 and "entries 0 to 1" in past.json()["error"]["message"]
+    assert server.http.get("/v1/workflows/p-1").status_code == 404
 
     running = uid("sleepy")
     server.http.post("/v1/workflows", json={"name": "sleepy", "id": running})
