@@ -44,6 +44,7 @@ from durably.storage.base import (
     WriteOp,
 )
 from durably.storage.committer import GroupCommitter
+from durably.worker_log import lease_loss, log_bad_end
 from durably.worker_options import WorkerOptions
 from durably.worker_runtime import WorkerRuntime, pid_alive
 
@@ -491,12 +492,15 @@ class Worker:
                     log.warning("worker %s could not release %s: %s", self.id, orphans, exc)
             for wid, ctx in snapshot.items():
                 if wid not in owned and wid not in self._finishing and self.active.get(wid) is ctx:
-                    log.warning("worker %s lost the lease of workflow %s", self.id, wid)
-                    ctx.halt(
-                        LeaseLostError(
-                            f"workflow {wid!r}: lease lost by {self.id}", workflow_id=wid
-                        )
-                    )
+                    await self._lost(wid, ctx)
+
+    async def _lost(self, wid: str, ctx: WorkflowContext) -> None:
+        """Stop running ``wid``, no longer this worker's, and say why: taken by a command
+        (INFO) or by another worker (WARNING)."""
+        level, message, reason = await self._why_lost(wid)
+        log.log(level, "%s", message)
+        if self.active.get(wid) is ctx:
+            ctx.halt(LeaseLostError(reason, workflow_id=wid))
 
     async def _signals_loop(self) -> None:
         """Deliver new events, finished children and cancel requests to live workflows."""
@@ -587,7 +591,12 @@ class Worker:
             reason = outcome.reason
             if isinstance(reason, Parked):
                 return
-            log.info("workflow %s: execution stopped: %s", wid, reason)
+            said: object = reason
+            if isinstance(reason, LeaseLostError):
+                level, _, why = await self._why_lost(wid)
+                if level == logging.INFO:  # a command took it: say so, not "lease lost"
+                    said = why
+            log.info("workflow %s: execution stopped: %s", wid, said)
             if not isinstance(reason, LeaseLostError):  # still ours: let it resume
                 await self._release(ctx)
             return
@@ -610,12 +619,23 @@ class Worker:
             await self._release(ctx)
             return
         if not applied:
-            log.warning("workflow %s: outcome rejected, lease lost to another worker", wid)
+            level, message, _ = await self._why_lost(wid)
+            log.log(level, "workflow %s: outcome not recorded: %s", wid, message)
             return
         if isinstance(op, ContinueAsNew):
             self.notify()
-        elif self._on_finished is not None:
+            return
+        log_bad_end(wid, ctx.workflow_name, op.status, op.error)
+        if self._on_finished is not None:
             self._on_finished(Ended(wid, ctx.workflow_name, op.status, op.output, op.error))
+
+    async def _why_lost(self, wid: str) -> tuple[int, str, str]:
+        """:func:`durably.worker_log.lease_loss` of ``wid``, from its record read now."""
+        try:
+            rec, known = await asyncio.to_thread(self.store.get_workflow, wid), True
+        except Exception:
+            rec, known = None, False
+        return lease_loss(self.id, wid, rec, known)
 
     async def _release(self, ctx: WorkflowContext) -> None:
         try:
