@@ -175,8 +175,8 @@ class Commands:
         if from_step <= end:
             return
         _found(self.store.get_workflow(workflow_id), workflow_id, self.database_url)
-        entries = "its journal is empty" if end == 0 else (
-            f"its journal has entries 0 to {end - 1}"
+        entries = (
+            "its journal is empty" if end == 0 else (f"its journal has entries 0 to {end - 1}")
         )
         raise ConfigurationError(
             f"cannot fork {workflow_id!r} from step {from_step}: {entries}; pick a step from 0 "
