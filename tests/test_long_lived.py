@@ -101,7 +101,7 @@ def test_sync_workflow_timers_and_events(sqlite_app: durably.App) -> None:
     def sync_wait(x: int) -> list[Any]:
         durably.sleep_sync(timedelta(hours=2))
         first = durably.wait_event_sync("go", timeout=timedelta(days=1))
-        second = durably.wait_event_sync("go", timeout=timedelta(days=1))
+        second = durably.wait_event_sync("go", timeout=timedelta(days=1), default=None)
         return [x, first, second]
 
     with WorkflowEnvironment(app) as env:
@@ -610,7 +610,7 @@ def test_fork_of_a_waiting_workflow_waits_on_its_own(app: durably.App) -> None:
         h = app.start(gate, id="gate")
         app.send_event("gate", "a", "x")
         wait_for(lambda: [e.status for e in h.history()] == ["completed", "waiting"])
-        fork = app.fork("gate", from_step=5, new_id="gate-fork")
+        fork = app.fork("gate", from_step=2, new_id="gate-fork")
         wait_for(lambda: len(fork.history()) == 2)
         assert [e.status for e in fork.history()] == ["completed", "waiting"]
         app.send_event("gate-fork", "b", "y")

@@ -22,6 +22,7 @@ from typing import Any
 
 from durably.definitions import Step, Workflow
 from durably.engine.branches import Branch, branch_var
+from durably.engine.calls import StepCall
 from durably.engine.failures import dump_error, error_info, step_failed
 from durably.engine.runtime import Runtime
 from durably.engine.waits import Waits
@@ -292,8 +293,13 @@ class WorkflowContext(WorkflowScope):
     def run_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         seq, entry = self.take("step", step.name)
         if entry is not None:
-            return self._replayed(step, seq, entry)
-        return self._execute_step(step, seq, args, kwargs)
+            inner = self._replayed(step, seq, entry)
+        else:
+            inner = self._execute_step(step, seq, args, kwargs)
+        return StepCall(
+            inner, step=step.name, seq=seq, workflow_id=self.workflow_id,
+            workflow_name=self.workflow_name, quiet=lambda: self.halted is not None,
+        )  # fmt: skip
 
     def submit_step(
         self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
