@@ -8,10 +8,13 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
+import pytest
 
 import durably
+import durably.errors
 
 from .conftest import Server, count, wait_state, wait_status
 
@@ -309,3 +312,15 @@ def test_start_of_an_id_taken_by_another_name_is_a_409(server: Server, worker: d
     assert server.http.get(f"/v1/workflows/{wid}").json()["name"] == "greet"
     again = server.http.post("/v1/workflows", json={"name": "greet", "args": ["b"], "id": wid})
     assert again.status_code == 200 and again.json()["output"] == "hello a"
+
+
+def test_create_app_refuses_a_missing_sqlite_file_as_the_cli_does(tmp_path: Path) -> None:
+    from durably.server import create_app
+
+    missing = tmp_path / "typo.db"
+    with pytest.raises(durably.errors.DatabaseUnavailableError) as info:
+        create_app(f"sqlite:///{missing}")
+    assert str(missing) in info.value.message and "durably migrate" in info.value.message
+    assert not missing.exists()  # nothing was created
+    durably.App(f"sqlite:///{tmp_path}/made.db").store.migrate()
+    assert create_app(f"sqlite:///{tmp_path}/made.db") is not None

@@ -359,6 +359,11 @@ def _prepare(args: argparse.Namespace) -> None:
         if getattr(args, key, None) is not None:
             validate_workflow_id(getattr(args, key))
     if args.command == "start":
+        if not args.name.strip():
+            raise ConfigurationError(
+                "NAME is empty: give the workflow's registered name (`durably workers` lists "
+                "the names live workers serve)"
+            )
         args.call = positional, named = parse_call(args.input)
         clash = [k for k in ("id", "priority") if k in named]
         if clash:

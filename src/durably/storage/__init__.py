@@ -80,8 +80,12 @@ def _sqlite_parts(url: str) -> tuple[str, dict[str, str]]:
         return path, options
     if "://" not in url:
         return url, {}
+    scheme = url.split("://", 1)[0]
     raise ConfigurationError(
-        f"unsupported database URL {url!r}: use 'sqlite:///path/to/file.db' (or set DURABLY_DB)"
+        f"unsupported database URL scheme {scheme + '://'!r}: durably supports SQLite "
+        "('sqlite:///path/to/file.db', or a bare file path such as 'data/app.db') and "
+        "PostgreSQL ('postgresql://user@host/dbname' or 'postgres://...'); pass one of those "
+        "(or set DURABLY_DB)"
     )
 
 
