@@ -84,6 +84,7 @@ class Worker:
         self.active: dict[str, WorkflowContext] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finishing: set[str] = set()
+        self._telling: set[asyncio.Task[None]] = set()  # logging why workflows were lost
         self._queue_of: dict[str, str] = {}
         """Queue of each workflow in ``active``."""
         self._in_queue: dict[str, int] = {}
@@ -490,17 +491,26 @@ class Worker:
                     await asyncio.to_thread(self.store.release, self.id, sorted(orphans))
                 except Exception as exc:
                     log.warning("worker %s could not release %s: %s", self.id, orphans, exc)
+            lost = []
             for wid, ctx in snapshot.items():
                 if wid not in owned and wid not in self._finishing and self.active.get(wid) is ctx:
-                    await self._lost(wid, ctx)
+                    ctx.halt(
+                        LeaseLostError(
+                            f"workflow {wid!r}: lease lost by {self.id}", workflow_id=wid
+                        )
+                    )
+                    lost.append(wid)
+            if lost:  # why, read and logged aside: the heartbeat must not wait for it
+                task = asyncio.create_task(self._say_why_lost(lost))
+                self._telling.add(task)
+                task.add_done_callback(self._telling.discard)
 
-    async def _lost(self, wid: str, ctx: WorkflowContext) -> None:
-        """Stop running ``wid``, no longer this worker's, and say why: taken by a command
+    async def _say_why_lost(self, workflow_ids: list[str]) -> None:
+        """Log why each of these workflows is no longer this worker's: taken by a command
         (INFO) or by another worker (WARNING)."""
-        level, message, reason = await self._why_lost(wid)
-        log.log(level, "%s", message)
-        if self.active.get(wid) is ctx:
-            ctx.halt(LeaseLostError(reason, workflow_id=wid))
+        for wid in workflow_ids:
+            level, message, _ = await self._why_lost(wid)
+            log.log(level, "%s", message)
 
     async def _signals_loop(self) -> None:
         """Deliver new events, finished children and cancel requests to live workflows."""
