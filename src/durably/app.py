@@ -11,9 +11,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from durably import limits
 from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, qualified_name
-from durably.errors import ConfigurationError, UnknownWorkflowError
+from durably.errors import UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
@@ -188,6 +189,7 @@ class App(Commands):
             )
         if workflow in self.registry.workflows:
             return workflow
+        limits.check_name(workflow, "workflow name")
         workers = self.store.list_workers()
         if any(workflow in w.workflows for w in workers):
             return workflow
@@ -403,8 +405,8 @@ class App(Commands):
         """
         position = None if before is None else page_position(before)
         statuses = status_filter(status)
-        if limit < 1:
-            raise ConfigurationError(f"limit must be >= 1, got {limit}")
+        limits.check_count(limit, "limit", 1)
+        limits.check_filters(name, id_prefix, created_after, created_before)
         records = self.store.list_workflows(
             statuses=statuses, name=name, limit=limit, created_after=created_after,
             created_before=created_before, id_prefix=id_prefix, before=position,

@@ -34,6 +34,7 @@ from enum import Enum
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
+from durably import limits
 from durably.errors import ConfigurationError, PayloadTooLargeError, SerializationError
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "JsonSerializer", "Serializer"]
@@ -121,7 +122,6 @@ def _default(o: Any) -> Any:
 
 _OPTIONS: dict[str, Any] = {"allow_nan": False, "separators": (",", ":"), "default": _default}
 _ENCODER = json.JSONEncoder(ensure_ascii=False, **_OPTIONS)
-_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, **_OPTIONS)  # for lone surrogates
 
 # Parsers of the tagged forms; a hint of one of these types also accepts the untagged JSON form.
 _PARSERS: dict[type, Callable[[Any], Any]] = {
@@ -423,7 +423,7 @@ class JsonSerializer:
             text = _ENCODER.encode(value)
         except Exception as exc:
             raise _encode_error(exc, what, workflow_id, step) from exc
-        return self._check_size(text, value, what, workflow_id, step)
+        return self._check_size(text, what, workflow_id, step)
 
     def decode(self, data: str, type_hint: Any = Any) -> Any:
         """Decode JSON text, restoring tagged values and converting the result to ``type_hint``."""
@@ -456,7 +456,9 @@ class JsonSerializer:
                 except Exception as arg_exc:
                     raise _encode_error(arg_exc, label + owner, workflow_id, step) from arg_exc
             raise _encode_error(exc, "arguments" + owner, workflow_id, step) from exc
-        return self._check_size(text, call, "arguments" + owner, workflow_id, step)
+        return self._check_size(
+            text, "arguments" + owner, workflow_id, step, extra=limits.WRAPPER_DEPTH
+        )
 
     def decode_call(
         self, data: str, func: Callable[..., Any]
@@ -491,16 +493,14 @@ class JsonSerializer:
         return _convert_as(_loads(data, what), _call_hints(func).result, what)
 
     def _check_size(
-        self, text: str, value: Any, what: str, workflow_id: str | None, step: str | None
+        self, text: str, what: str, workflow_id: str | None, step: str | None, extra: int = 0
     ) -> str:
-        if text.isascii():
-            size = len(text)
-        else:
-            try:
-                size = len(text.encode("utf-8"))
-            except UnicodeEncodeError:  # lone surrogates: \u-escape them so the text is valid UTF-8
-                text = _ASCII_ENCODER.encode(value)
-                size = len(text)
+        # refuses lone surrogates and nesting deeper than limits.MAX_DEPTH (the call wrapper's
+        # two levels aside): what is stored can always be read back and shown
+        context = _context(workflow_id, step)
+        size = limits.check_encoded(
+            text, what, context, extra=extra, workflow_id=workflow_id, step=step
+        )
         if size > self.max_payload_bytes:
             raise PayloadTooLargeError(
                 f"Encoded {what}{_context(workflow_id, step)} is {size} bytes, over the limit of "

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from durably import limits
 from durably.app import App
 from durably.argtypes import whole_number
 from durably.cli import render
@@ -359,6 +360,7 @@ def _prepare(args: argparse.Namespace) -> None:
         if getattr(args, key, None) is not None:
             validate_workflow_id(getattr(args, key))
     if args.command == "start":
+        limits.check_name(args.name, "workflow name")
         args.call = positional, named = parse_call(args.input)
         clash = [k for k in ("id", "priority") if k in named]
         if clash:
@@ -377,9 +379,14 @@ def _prepare(args: argparse.Namespace) -> None:
         what = f"payload of event {args.event!r}"
         JsonSerializer().encode(args.payload, what=what, workflow_id=args.id)
     elif args.command == "ls":
+        limits.check_filters(args.name, args.id_prefix, None, None)
         args.status = parse_statuses(args.status)
         args.since = None if args.since is None else parse_time(args.since, "--since")
         args.until = None if args.until is None else parse_time(args.until, "--until")
+    elif args.command == "terminate":
+        limits.check_text(
+            args.reason, "--reason", max_length=limits.MAX_REASON_LENGTH, allow_empty=True
+        )
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:

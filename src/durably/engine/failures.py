@@ -6,6 +6,7 @@ import json
 import traceback
 from typing import Any
 
+from durably import limits
 from durably.errors import DurablyError, StepFailed
 
 __all__ = ["dump_error", "error_info", "step_failed"]
@@ -33,7 +34,8 @@ def error_info(exc: BaseException, *, with_traceback: bool = True) -> dict[str, 
 
 def dump_error(info: dict[str, Any]) -> str:
     """Encode an error description as JSON text (for the journal and the workflows table)."""
-    return json.dumps(info, ensure_ascii=False, default=repr)
+    # a message or traceback may hold lone surrogates: shown as U+FFFD, so it can be stored
+    return limits.readable(json.dumps(info, ensure_ascii=False, default=repr))
 
 
 def step_failed(
