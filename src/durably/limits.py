@@ -27,6 +27,7 @@ from durably.errors import ConfigurationError, SerializationError
 from durably.ids import MAX_ID_LENGTH
 
 __all__ = [
+    "DEPTH_ADVICE",
     "MAX_COUNT",
     "MAX_DEDUP_KEY_LENGTH",
     "MAX_DEPTH",
@@ -213,11 +214,15 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     return bool(skeleton)
 
 
+DEPTH_ADVICE = (
+    f"is nested too deeply (more than {MAX_DEPTH} levels of arrays and objects); "
+    "flatten the data, or store it elsewhere and pass a reference"
+)
+"""What a too-deep value is told (after its name)."""
+
+
 def _depth_message(what: str) -> str:
-    return (
-        f"{what} nests more than {MAX_DEPTH} levels of arrays and objects; "
-        "flatten the data or store it elsewhere and pass a reference"
-    )
+    return f"{what} {DEPTH_ADVICE}"
 
 
 def check_depth(text: str, what: str, *, extra: int = 0) -> None:
@@ -271,7 +276,7 @@ def check_encoded(
             ) from None
     if too_deep(text, MAX_DEPTH + extra):
         raise SerializationError(
-            f"Cannot serialize {what}{context}: it {_depth_message('').lstrip()}",
+            f"Cannot serialize {what}{context}: it {DEPTH_ADVICE}",
             workflow_id=workflow_id,
             step=step,
         )

@@ -163,7 +163,7 @@ def _encode_error(
     if isinstance(exc, _Unsupported):
         msg = f"{head}: values of type {exc.type_name} are not supported. {_ADVICE}"
     elif isinstance(exc, RecursionError):
-        msg = f"{head}: it is nested too deeply. Flatten the data or store it elsewhere."
+        msg = f"{head}: it {limits.DEPTH_ADVICE}"
     elif isinstance(exc, TypeError) and text.startswith("keys must be"):
         key_type = text.rpartition(" not ")[2]
         msg = f"{head}: dict keys must be str, found a key of type {key_type}. Convert keys to str."

@@ -5,6 +5,7 @@ retry, fork, purge, workers. Each acts on a database or a server (see :mod:`dura
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import sys
 from collections.abc import Callable
@@ -391,6 +392,9 @@ def _prepare(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the management command in ``args``; the exit code (see :mod:`durably.cli.target`)."""
+    if out is None and isinstance(sys.stdout, io.TextIOWrapper):
+        # a lone surrogate stored before durably refused them prints escaped, not a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")
     out = sys.stdout if out is None else out
     where = "server or database"
     try:
