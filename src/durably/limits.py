@@ -176,13 +176,12 @@ def check_count(value: object, what: str, minimum: int, maximum: int = MAX_COUNT
 def parse_count(text: str, what: str, minimum: int, maximum: int = MAX_COUNT) -> int:
     """The count typed in ``text`` (a CLI flag, a query parameter): ASCII digits only, from
     ``minimum`` to ``maximum``; else a :class:`ConfigurationError`."""
-    stripped = text.strip()
-    if not (stripped.isascii() and stripped.isdigit()) or len(stripped.lstrip("0")) > _MAX_DIGITS:
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > _MAX_DIGITS:
         raise ConfigurationError(
             f"{what} must be a whole number from {minimum} to {maximum} in digits 0-9, "
             f"got {_show(text)}"
         )
-    return check_count(int(stripped), what, minimum, maximum)
+    return check_count(int(text), what, minimum, maximum)
 
 
 def check_epoch(value: object, what: str) -> float:
