@@ -93,8 +93,11 @@ def test_start_refuses_values_that_cannot_be_read_back(
 
 def test_the_deepest_accepted_value_round_trips(app: durably.App) -> None:
     with app:
-        handle = app.start("same", deep(100), k=deep(100), id="deep-ok")
-        assert handle.result(timeout=30) == deep(100)
+        handle = app.start("same", deep(98), k=deep(98), id="deep-ok")
+        assert handle.result(timeout=30) == deep(98)
+        app.send_event(app.start("waits", id="deep-event").id, "go", deep(100))
+        assert app.handle("deep-event").result(timeout=30) == deep(100)
+    every_read_works(app, "deep-event")
     every_read_works(app, "deep-ok")
 
 

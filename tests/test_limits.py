@@ -30,7 +30,7 @@ def nested(depth: int, leaf: object = 1) -> object:
 
 def test_depth_limit_is_far_under_the_recursion_limit() -> None:
     """Decoding with type hints takes about three frames a level: the limit leaves room."""
-    frames = 3 * (limits.MAX_DEPTH + limits.WRAPPER_DEPTH)
+    frames = 3 * limits.MAX_DEPTH
     assert frames < sys.getrecursionlimit() / 2
 
 
@@ -131,7 +131,7 @@ def test_loads_refuses_depth_and_constants() -> None:
         limits.loads("[" * 10_000 + "]" * 10_000, "the body")
     with pytest.raises(SerializationError, match="nested too deeply \\(more than 100 levels"):
         limits.loads(json.dumps(nested(103)), "the body")
-    assert limits.loads(json.dumps(nested(102)), "the body")  # the wrapper's two levels
+    assert limits.loads(json.dumps(nested(102)), "the body")  # a body's two levels
     with pytest.raises(ValueError, match="NaN"):
         limits.loads("[NaN]", "x")
     assert limits.loads("[Infinity]", "x", constants=True) == [float("inf")]
@@ -156,8 +156,12 @@ def test_serializer_refuses_what_cannot_be_read_back() -> None:
     assert s.decode(s.encode(nested(100))) == nested(100)
     with pytest.raises(SerializationError, match=r"arguments of workflow 'wf'.*100 levels"):
         s.encode_call((nested(101),), {}, name="wf")
-    call = s.encode_call((nested(100),), {"k": nested(100)}, name="wf")
+    with pytest.raises(SerializationError, match="2-level call object"):  # 99 + 2 levels
+        s.encode_call((), {"k": nested(99)}, name="wf")
+    call = s.encode_call((nested(98),), {"k": nested(98)}, name="wf")
 
     def wf(a: object, k: object) -> None: ...
 
-    assert s.decode_call(call, wf) == ((nested(100),), {"k": nested(100)})
+    assert s.decode_call(call, wf) == ((nested(98),), {"k": nested(98)})
+    # what was stored can be shown again: the decoded call re-encodes within the limit
+    assert s.encode(json.loads(call)) == call

@@ -406,10 +406,10 @@ class App(Commands):
         position = None if before is None else page_position(before)
         statuses = status_filter(status)
         limits.check_count(limit, "limit", 1)
-        limits.check_filters(name, id_prefix, created_after, created_before)
+        after, until = limits.check_filters(name, id_prefix, created_after, created_before)
         records = self.store.list_workflows(
-            statuses=statuses, name=name, limit=limit, created_after=created_after,
-            created_before=created_before, id_prefix=id_prefix, before=position,
+            statuses=statuses, name=name, limit=limit, created_after=after,
+            created_before=until, id_prefix=id_prefix, before=position,
         )  # fmt: skip
         unserved = self.unserved_filter()
         decode = self.serializer.decode

@@ -50,14 +50,17 @@ __all__ = [
 ]
 
 MAX_DEPTH = 100
-"""How deeply a value's JSON may nest (arrays and objects, durably's one-key tagged objects such
-as ``{"$datetime": ...}`` included). Decoding with a type hint takes about three Python frames
-per level, so 100 levels stay under a third of Python's default recursion limit (1000), with
-room for the caller's own stack; real data rarely nests past 20 levels."""
+"""How deeply a stored JSON document may nest arrays and objects (durably's one-key tagged
+objects such as ``{"$datetime": ...}`` count as a level; a workflow's arguments are stored in a
+``{"args": [...], "kwargs": {...}}`` call, two levels, so an argument may nest 98). Decoding
+with a type hint takes about three Python frames per level, so 100 levels stay under a third of
+Python's default recursion limit (1000), with room for the caller's own stack; real data rarely
+nests past 20 levels. One limit for every document means whatever was stored can be decoded and
+encoded again (to show it) within the same limit."""
 
 WRAPPER_DEPTH = 2
-"""Levels a call's ``{"args": [...], "kwargs": {...}}`` wrapper (or a request body around a
-value) adds on top of :data:`MAX_DEPTH`."""
+"""Levels a request body (or ``--input``) may add around the values it carries, on top of
+:data:`MAX_DEPTH`, when it is checked before the values are encoded."""
 
 MAX_NAME_LENGTH = 200
 """Longest workflow name, event name, published-state key or ``name=`` filter, in characters."""
@@ -141,17 +144,17 @@ def check_event_name(name: object) -> str:
 
 def check_filters(
     name: object, id_prefix: object, created_after: object, created_before: object
-) -> None:
-    """The filters of ``list_workflows`` (each may be None): a name, an id prefix of at most
-    ``MAX_ID_LENGTH`` characters, finite epoch seconds."""
+) -> tuple[float | None, float | None]:
+    """Check the filters of ``list_workflows`` (each may be None): a name, an id prefix of at
+    most ``MAX_ID_LENGTH`` characters, finite epoch seconds; returns the two times as floats."""
     if name is not None:
         check_name(name, "name filter")
     if id_prefix is not None:
         check_text(id_prefix, "id_prefix", max_length=MAX_ID_LENGTH, allow_empty=True)
-    if created_after is not None:
-        check_epoch(created_after, "created_after")
-    if created_before is not None:
-        check_epoch(created_before, "created_before")
+    return (
+        None if created_after is None else check_epoch(created_after, "created_after"),
+        None if created_before is None else check_epoch(created_before, "created_before"),
+    )
 
 
 def check_dedup_key(key: object) -> str | None:
@@ -252,13 +255,12 @@ def check_encoded(
     what: str,
     context: str,
     *,
-    extra: int = 0,
     workflow_id: str | None = None,
     step: str | None = None,
 ) -> int:
     """Check the JSON ``text`` the serializer made of ``what`` (``context`` names the workflow
-    and step in messages): no lone surrogate, no deeper than :data:`MAX_DEPTH` (+ ``extra``).
-    Returns its UTF-8 size; raises :class:`SerializationError` naming the workflow and step."""
+    and step in messages): no lone surrogate, no deeper than :data:`MAX_DEPTH`. Returns its
+    UTF-8 size; raises :class:`SerializationError` naming the workflow and step."""
     if text.isascii():
         size = len(text)
     else:
@@ -273,9 +275,12 @@ def check_encoded(
                 workflow_id=workflow_id,
                 step=step,
             ) from None
-    if too_deep(text, MAX_DEPTH + extra):
+    if too_deep(text):
+        wrapped = (
+            " (as stored: arguments sit in a 2-level call object)" if "argument" in what else ""
+        )
         raise SerializationError(
-            f"Cannot serialize {what}{context}: it {DEPTH_ADVICE}",
+            f"Cannot serialize {what}{context}: it {DEPTH_ADVICE}{wrapped}",
             workflow_id=workflow_id,
             step=step,
         )

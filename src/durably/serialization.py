@@ -456,9 +456,7 @@ class JsonSerializer:
                 except Exception as arg_exc:
                     raise _encode_error(arg_exc, label + owner, workflow_id, step) from arg_exc
             raise _encode_error(exc, "arguments" + owner, workflow_id, step) from exc
-        return self._check_size(
-            text, "arguments" + owner, workflow_id, step, extra=limits.WRAPPER_DEPTH
-        )
+        return self._check_size(text, "arguments" + owner, workflow_id, step)
 
     def decode_call(
         self, data: str, func: Callable[..., Any]
@@ -492,15 +490,11 @@ class JsonSerializer:
         what = f"result of {getattr(func, '__qualname__', None) or 'function'}"
         return _convert_as(_loads(data, what), _call_hints(func).result, what)
 
-    def _check_size(
-        self, text: str, what: str, workflow_id: str | None, step: str | None, extra: int = 0
-    ) -> str:
-        # refuses lone surrogates and nesting deeper than limits.MAX_DEPTH (the call wrapper's
-        # two levels aside): what is stored can always be read back and shown
+    def _check_size(self, text: str, what: str, workflow_id: str | None, step: str | None) -> str:
+        # refuses lone surrogates and nesting deeper than limits.MAX_DEPTH: what is stored can
+        # always be read back, shown, and encoded again
         context = _context(workflow_id, step)
-        size = limits.check_encoded(
-            text, what, context, extra=extra, workflow_id=workflow_id, step=step
-        )
+        size = limits.check_encoded(text, what, context, workflow_id=workflow_id, step=step)
         if size > self.max_payload_bytes:
             raise PayloadTooLargeError(
                 f"Encoded {what}{_context(workflow_id, step)} is {size} bytes, over the limit of "
