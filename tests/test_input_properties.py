@@ -132,14 +132,18 @@ def test_app_start_accepts_only_what_runs_and_reads_back(app: durably.App) -> No
             handle = app.start("echo", *args, id=wid, **kwargs)
         except DurablyError:
             assert len(app.store.list_workflows(limit=100_000)) == before  # nothing written
+            seen.add("refused")
             return
+        seen.add("accepted")
         try:
             handle.result(timeout=30)
         except durably.WorkflowFailedError as exc:  # only a value its own output cannot hold
             assert "result of workflow 'echo'" in str(exc), exc
         reads_work(app, handle.id)
 
+    seen: set[str] = set()
     start()
+    assert seen == {"accepted", "refused"}
 
 
 def test_app_events_filters_and_forks_never_fail_unclearly(app: durably.App) -> None:
@@ -177,9 +181,12 @@ def test_no_route_answers_500_and_reads_keep_working(app: durably.App) -> None:
     client = httpx.AsyncClient(transport=transport, base_url="http://durably.test")
     loop = asyncio.new_event_loop()
 
+    statuses: set[int] = set()
+
     def ok(method: str, url: str, **kw: Any) -> Any:
         r = loop.run_until_complete(client.request(method, url, **kw))
         assert r.status_code < 500, (method, url, r.status_code, r.text)
+        statuses.add(r.status_code)
         return r
 
     def all_reads(wid: str) -> None:
@@ -227,6 +234,7 @@ def test_no_route_answers_500_and_reads_keep_working(app: durably.App) -> None:
 
     try:
         hit()
+        assert {200, 202, 400, 404} <= statuses
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
@@ -265,6 +273,7 @@ def test_cli_never_prints_a_traceback(app: durably.App) -> None:
         ]
         for argv in commands:
             code, err = run_cli(*argv, *db)
+            codes.add(code)
             assert code in (0, 2, 3, 4), (argv, code, err)
             assert "Traceback" not in err, (argv, err)
             if code:
@@ -272,4 +281,6 @@ def test_cli_never_prints_a_traceback(app: durably.App) -> None:
         for argv in (("show", "w-1", "--json"), ("ls", "--json"), ("history", "w-1")):
             assert run_cli(*argv, *db) == (0, "")
 
+    codes: set[int] = set()
     run()
+    assert {0, 2, 3} <= codes
