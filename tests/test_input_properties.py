@@ -109,14 +109,17 @@ def reads_work(app: durably.App, wid: str) -> None:
     """Every read of ``wid`` and every list works, and their values can be sent as UTF-8."""
     handle = app.handle(wid)
     info = handle.info()
-    json.dumps([info.input, info.output, info.error], default=str).encode("utf-8")
-    for entry in handle.history():
-        json.dumps(entry.result, default=str).encode("utf-8")
-    handle.states()
+    utf8([info.input, info.output, info.error])
+    utf8([entry.result for entry in handle.history()])
+    utf8(handle.states())
     handle.runs()
     handle.children()
-    listed = app.list_workflows(limit=1000)
-    json.dumps([(w.input, w.output, w.error) for w in listed], default=str).encode("utf-8")
+    utf8([(w.input, w.output, w.error) for w in app.list_workflows(limit=1000)])
+
+
+def utf8(value: Any) -> None:
+    """``value`` can be sent as UTF-8 JSON (a lone surrogate cannot)."""
+    json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
 
 
 # -- the Python API ------------------------------------------------------------------------------
