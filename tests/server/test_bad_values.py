@@ -4,12 +4,14 @@ and every read of what was accepted keeps working."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
 import httpx
 
 import durably
+from durably.server import create_app
 
 from .conftest import Server, count, wait_state, wait_status
 from .test_guard import assert_error
@@ -151,3 +153,41 @@ def test_fork_refuses_steps_out_of_range(server: Server, worker: durably.App) ->
     for body in ({"from_step": 2**63}, {"from_step": 10**23}, {"from_step": -1}):
         assert_error(http.post("/v1/workflows/fork-src/fork", json=body), 400, "from_step")
     assert count(worker) == before
+
+
+def test_odd_content_lengths_and_wait_digits_are_400_in_process(tmp_path: Any) -> None:
+    """Through the ASGI app itself (uvicorn refuses a non-ASCII Content-Length before the app,
+    other ASGI servers may not): ``"²".isdigit()`` is true but ``int("²")`` fails."""
+    web = create_app(durably.App(f"sqlite:///{tmp_path}/cl.db"))
+
+    async def post(length: str) -> int:
+        sent: list[dict[str, Any]] = []
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/v1/workflows", "raw_path": b"/v1/workflows",
+            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "headers": [(b"content-length", length.encode("latin-1")),
+                        (b"content-type", b"application/json")],
+        }  # fmt: skip
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await web(scope, receive, send)
+        return int(sent[0]["status"])
+
+    assert asyncio.run(post("\u00b2")) == 400
+    assert asyncio.run(post("9" * 5000)) == 413
+    transport = httpx.ASGITransport(app=web)
+
+    async def wait(value: str) -> int:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.get(f"/v1/workflows/nope/result?wait={value}")
+            return r.status_code
+
+    assert asyncio.run(wait("%D9%A1")) == 400  # Arabic-Indic 1
+    web.state.durably.close()

@@ -144,7 +144,7 @@ def get_workflow(call: Call) -> Response:
 def _wait_param(request: Request) -> float:
     text = request.query_params.get("wait", "0")
     try:
-        wait = float(text)
+        wait = float(text) if text.isascii() else -1.0  # float() takes other scripts' digits
     except ValueError:
         wait = -1.0
     if not 0 <= wait <= MAX_WAIT_SECONDS:  # also false for NaN
