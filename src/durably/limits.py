@@ -171,7 +171,7 @@ def check_count(value: object, what: str, minimum: int, maximum: int = MAX_COUNT
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "huge"
         raise ConfigurationError(
-            f"{what} must be a whole number from {minimum} to {maximum}, got {shown}"
+            f"{what} must be a whole number >= {minimum} and <= {maximum}, got {shown}"
         )
     return value
 
@@ -181,7 +181,7 @@ def parse_count(text: str, what: str, minimum: int, maximum: int = MAX_COUNT) ->
     ``minimum`` to ``maximum``; else a :class:`ConfigurationError`."""
     if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > _MAX_DIGITS:
         raise ConfigurationError(
-            f"{what} must be a whole number from {minimum} to {maximum} in digits 0-9, "
+            f"{what} must be a whole number >= {minimum} and <= {maximum} in digits 0-9, "
             f"got {_show(text)}"
         )
     return check_count(int(text), what, minimum, maximum)
