@@ -132,14 +132,13 @@ def check_name(value: object, what: str) -> str:
 def check_event_name(name: object) -> str:
     """An event name: 1 to :data:`MAX_NAME_LENGTH` characters, no control character, no ``/``
     and not ``.`` or ``..`` (it is one segment of an HTTP route), no lone surrogate."""
-    check_name(name, "event name")
-    assert isinstance(name, str)
-    if "/" in name or name in (".", "..") or _CONTROL.search(name):
+    text = check_name(name, "event name")
+    if "/" in text or text in (".", "..") or _CONTROL.search(text):
         raise ConfigurationError(
-            f"invalid event name {_show(name)}: it may not contain '/' or control characters, "
+            f"invalid event name {_show(text)}: it may not contain '/' or control characters, "
             "nor be '.' or '..'; use e.g. letters, digits, '_', '-', '.' and ':'"
         )
-    return name
+    return text
 
 
 def check_filters(
@@ -169,7 +168,8 @@ def check_count(value: object, what: str, minimum: int, maximum: int = MAX_COUNT
     """``value`` if it is an ``int`` (not a bool) from ``minimum`` to ``maximum``; else a
     :class:`ConfigurationError` saying the range."""
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "huge"
+        small = not isinstance(value, int) or value.bit_length() < 64
+        shown = repr(value)[:60] if small else "a huge number"
         raise ConfigurationError(
             f"{what} must be a whole number >= {minimum} and <= {maximum}, got {shown}"
         )
@@ -197,7 +197,8 @@ def check_epoch(value: object, what: str) -> float:
             number = math.inf
         if math.isfinite(number):
             return number
-    shown = repr(value)[:60] if not isinstance(value, int) or value.bit_length() < 64 else "huge"
+    small = not isinstance(value, int) or value.bit_length() < 64
+    shown = repr(value)[:60] if small else "a huge number"
     raise ConfigurationError(f"{what} must be finite epoch seconds, got {shown}")
 
 
