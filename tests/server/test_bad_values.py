@@ -9,8 +9,10 @@ import base64
 from typing import Any
 
 import httpx
+import pytest
 
 import durably
+from durably.errors import ConfigurationError, SerializationError
 from durably.server import create_app
 
 from .conftest import Server, count, wait_state, wait_status
@@ -18,6 +20,13 @@ from .test_guard import assert_error
 
 JSON = {"Content-Type": "application/json"}
 TEXT = {"Content-Type": "text/plain"}
+
+
+def deep(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def deep_text(depth: int, leaf: str = "1") -> str:
@@ -191,3 +200,33 @@ def test_odd_content_lengths_and_wait_digits_are_400_in_process(tmp_path: Any) -
 
     assert asyncio.run(wait("%D9%A1")) == 400  # Arabic-Indic 1
     web.state.durably.close()
+
+
+def test_the_client_refuses_what_the_server_would(server: Server, worker: durably.App) -> None:
+    """durably.Client checks input as the App does: a clear durably error before any request
+    (an event name with '/' once reached the server as a wrong route: 'no such workflow')."""
+    server.http.post("/v1/workflows", json={"name": "waiter", "id": "client-w"})
+    before = count(worker)
+    with durably.Client(server.url) as client:
+        cases: list[tuple[Any, type[Exception], str]] = [
+            (lambda: client.send_event("client-w", "a/b"), ConfigurationError, "event name"),
+            (lambda: client.send_event("client-w", "go", dedup_key="k" * 600), ConfigurationError,
+             "512"),
+            (lambda: client.send_event("client-w", "go", "\ud800"), SerializationError,
+             "surrogate"),
+            (lambda: client.start("echo", ["\ud800"]), SerializationError, "surrogate"),
+            (lambda: client.start("echo", deep(120)), SerializationError, "nested too deeply"),
+            (lambda: client.start("a\x00b"), ConfigurationError, "NUL"),
+            (lambda: client.list_workflows(limit=10**30), ConfigurationError, "limit"),
+            (lambda: client.list_workflows(before=(10**400, "a")), ConfigurationError, "finite"),
+            (lambda: client.list_workflows(id_prefix="\udc00"), ConfigurationError, "surrogate"),
+            (lambda: client.list_workflows(created_after=float("nan")), ConfigurationError,
+             "finite"),
+            (lambda: client.fork("client-w", from_step=2**63), ConfigurationError, "from_step"),
+            (lambda: client.terminate("client-w", "\ud800"), ConfigurationError, "reason"),
+        ]  # fmt: skip
+        for call, error, words in cases:
+            with pytest.raises(error, match=words):
+                call()
+        assert client.handle("client-w").status().value in ("pending", "running")
+    assert count(worker) == before
