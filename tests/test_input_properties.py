@@ -260,7 +260,7 @@ def run_cli(*argv: str) -> tuple[int, str]:
 def test_cli_never_prints_a_traceback(app: durably.App) -> None:
     db = ("--db", app.database_url)
 
-    @SETTINGS
+    @settings(SETTINGS, max_examples=30)  # eleven commands an example
     @given(JSON_VALUE, TEXT, TEXT, st.one_of(NUMBER, TEXT), IDS)
     def run(value: Any, name: str, text: str, number: Any, wid: str) -> None:
         data = as_json(value).decode()
