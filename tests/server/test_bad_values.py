@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import subprocess
+import sys
+import time
+import uuid
 from typing import Any
 
 import httpx
@@ -14,8 +18,9 @@ import pytest
 import durably
 from durably.errors import ConfigurationError, SerializationError
 from durably.server import create_app
+from durably.storage.base import WorkflowRecord, WorkflowStatus
 
-from .conftest import Server, count, wait_state, wait_status
+from .conftest import Server, count, server_env, wait_state, wait_status
 from .test_guard import assert_error
 
 JSON = {"Content-Type": "application/json"}
@@ -230,3 +235,45 @@ def test_the_client_refuses_what_the_server_would(server: Server, worker: durabl
                 call()
         assert client.handle("client-w").status().value in ("pending", "running")
     assert count(worker) == before
+
+
+def test_surrogates_stored_before_they_were_refused_still_read(
+    database: str, worker: durably.App, tmp_path: Any
+) -> None:
+    """A database written by an older durably may hold \\u-escaped lone surrogates: no route
+    answers 500 (the raw ones send the text \\u-escaped) and the CLI prints no traceback."""
+    now = time.time()
+    wid = f"legacy-{uuid.uuid4().hex[:6]}"
+    record = WorkflowRecord(
+        id=wid, name="echo", status=WorkflowStatus.TERMINATED,
+        input='{"args":["\\ud800"],"kwargs":{"k":{"\\udc00":1}}}', created_at=now, updated_at=now,
+        error='{"type":"T","message":"bad \\udfff"}', finished_at=now,
+    )  # fmt: skip
+    worker.store.create_workflow(record)
+    web = create_app(durably.App(database))
+    transport = httpx.ASGITransport(app=web)
+
+    async def reads() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            paths = ["", "/result", "/history", "/state", "/runs", "/children"]
+            got = [await client.get(f"/v1/workflows/{wid}{p}") for p in paths]
+            got.append(await client.get(f"/v1/workflows?id_prefix={wid}"))
+            got.append(await client.get(f"/v1.0/workflows/dapr/{wid}"))
+            return got
+
+    answers = asyncio.run(reads())
+    for r in answers[1:6] + answers[7:]:
+        assert r.status_code == 200, (r.request.url, r.text)
+    assert answers[1].json()["error"]["message"] == "bad \udfff"
+    # the workflow and its list re-encode decoded values (server/views.py): a clear 400, no 500
+    for r in (answers[0], answers[6]):
+        assert r.status_code in (200, 400), (r.request.url, r.text)
+    web.state.durably.close()
+    env = {**server_env(), "PYTHONIOENCODING": "utf-8"}
+    for argv in (("ls", "--json"), ("show", wid), ("show", wid, "--json")):
+        done = subprocess.run(
+            [sys.executable, "-m", "durably.cli", *argv, "--db", database],
+            capture_output=True, text=True, env=env, timeout=60, errors="replace",
+        )  # fmt: skip
+        assert done.returncode in (0, 2) and "Traceback" not in done.stderr, (argv, done.stderr)
+        assert wid in done.stdout or "lone surrogate" in done.stderr
