@@ -269,6 +269,23 @@ BAD_INPUT = (
     (("fork", "x-1", "--from-step", "-1"), "argument --from-step: expected a number >= 0"),
     (("fork", "x-1", "--from-step", "one"), "argument --from-step"),
     (("fork", "x-1"), "the following arguments are required: --from-step"),
+    # issue 12: depth, huge numbers, digits of other scripts, names (never a traceback)
+    (("start", "twice", "--input", "[" * 5000 + "]" * 5000), "--input is nested too deeply"),
+    (("start", "twice", "--input", "[" * 102 + "]" * 102),
+     "arguments of workflow 'twice': it is nested too deeply"),
+    (("start", "twice", "--input", "9" * 5000), "--input holds a value durably cannot take"),
+    (("start", "twice", "--input", '["\\ud800"]'), "lone surrogate"),
+    (("start", "a\x01" * 200), "workflow name is 400 characters long"),
+    (("ls", "--limit", str(10**23)), "argument --limit: expected a number <= 2147483647"),
+    (("ls", "--limit", "\u00b2"), "argument --limit: expected a whole number"),
+    (("ls", "--limit", "\u0661\u0662"), "argument --limit: expected a whole number"),
+    (("ls", "--since", "\u0661\u0662"), "--since takes an ISO-8601 time"),
+    (("ls", "--id-prefix", "x" * 201), "id_prefix is 201 characters long"),
+    (("fork", "x-1", "--from-step", str(10**23)), "argument --from-step: expected a number <="),
+    (("send", "x-1", "a/b"), "invalid event name 'a/b'"),
+    (("send", "x-1", "go", "--dedup-key", "k" * 513), "dedup_key is 513 characters long"),
+    (("send", "x-1", "go", "--data", "[" * 975 + "]" * 975), "--data is nested too deeply"),
+    (("terminate", "x-1", "--reason", "r" * 10_001), "reason is 10001 characters long"),
 )  # fmt: skip
 
 

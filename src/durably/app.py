@@ -11,10 +11,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from durably import limits
 from durably.codec import codec_for
 from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, not_a_workflow, qualified_name
-from durably.errors import ConfigurationError, UnknownWorkflowError, WorkflowIdConflictError
+from durably.errors import UnknownWorkflowError, WorkflowIdConflictError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
@@ -215,6 +216,7 @@ class App(Commands):
             raise UnknownWorkflowError(not_a_workflow("app", workflow))
         if workflow in self.registry.workflows:
             return workflow
+        limits.check_name(workflow, "workflow name")
         workers = self.store.list_workers()
         if any(workflow in w.workflows for w in workers):
             return workflow
@@ -450,11 +452,11 @@ class App(Commands):
         """
         position = None if before is None else page_position(before)
         statuses = status_filter(status)
-        if limit < 1:
-            raise ConfigurationError(f"limit must be >= 1, got {limit}")
+        limits.check_count(limit, "limit", 1)
+        after, until = limits.check_filters(name, id_prefix, created_after, created_before)
         records = self.store.list_workflows(
-            statuses=statuses, name=name, limit=limit, created_after=created_after,
-            created_before=created_before, id_prefix=id_prefix, before=position,
+            statuses=statuses, name=name, limit=limit, created_after=after,
+            created_before=until, id_prefix=id_prefix, before=position,
         )  # fmt: skip
         unserved = self.unserved_filter()
         return [WorkflowInfo.summary_of(r, unserved=unserved(r)) for r in records]

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, ParamSpec, TypeVar, overload
 
+from durably import limits
 from durably.definitions import Step, Workflow
 from durably.errors import ConfigurationError, NotInWorkflowError
 from durably.scope import (
@@ -212,6 +213,7 @@ def wait_event(
     tell the two apart). Events sent before the wait are kept; each is consumed exactly once, in
     the order sent. The journal records which happened, so a replay takes the same branch.
     """
+    limits.check_event_name(name)
     seconds = _seconds(timeout, "wait_event timeout")
     return _async_scope("wait_event", "wait_event_sync").wait_event(name, seconds, default)
 
@@ -220,6 +222,7 @@ def wait_event_sync(
     name: str, timeout: float | timedelta | None = None, *, default: Any = NO_DEFAULT
 ) -> Any:
     """:func:`wait_event` for sync workflows (blocks; raises or returns ``default`` alike)."""
+    limits.check_event_name(name)
     seconds = _seconds(timeout, "wait_event timeout")
     scope = _sync_scope("wait_event_sync", "wait_event")
     return scope.wait_event_blocking(name, seconds, default)
@@ -228,8 +231,7 @@ def wait_event_sync(
 def set_state(key: str, value: Any) -> None:
     """Publish ``key = value`` from a workflow (journaled); read it from outside with
     ``handle.state(key)`` or ``handle.states()``, while the workflow runs and after it ends."""
-    if not isinstance(key, str) or not key:
-        raise ConfigurationError(f"set_state() needs a non-empty string key, got {key!r}")
+    limits.check_name(key, "set_state() key")
     _scope("set_state").set_state(key, value)
 
 
