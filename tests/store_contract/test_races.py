@@ -1,0 +1,305 @@
+"""The Store contract under races: an event, a finished child or a cancel arriving while a
+workflow parks; a fenced write racing a claim; a lifecycle command during a group commit.
+
+Each race is run in both orders from one thread (deterministic), then many times from two
+threads released together by a barrier: whatever the interleaving, the invariant must hold
+(no timing is asserted, nothing waits on a clock).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from durably.storage.base import (
+    FAR_FUTURE,
+    FinishWorkflow,
+    Park,
+    RecordEntry,
+    SetState,
+    Store,
+    WorkflowStatus,
+    WriteOp,
+)
+
+from .helpers import T0, entry, waiting, wf
+
+ROUNDS = 40
+
+
+def race(rounds: int, first: Callable[[int], Any], second: Callable[[int], Any]) -> list[Any]:
+    """Run ``first(i)`` and ``second(i)`` at once, from two threads released together by a
+    barrier, for each round i; per round, the pair of their results."""
+    barrier = threading.Barrier(2)
+    results: list[list[Any]] = [[None, None] for _ in range(rounds)]
+    errors: list[BaseException] = []
+
+    def loop(side: int, fn: Callable[[int], Any]) -> None:
+        for i in range(rounds):
+            try:
+                barrier.wait()
+                results[i][side] = fn(i)
+            except threading.BrokenBarrierError:
+                return
+            except BaseException as exc:
+                errors.append(exc)
+                barrier.abort()
+                return
+
+    threads = [threading.Thread(target=loop, args=(k, fn)) for k, fn in ((0, first), (1, second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return [tuple(r) for r in results]
+
+
+def own(store: Store, ids: list[str], owner: str = "o1", **kw: object) -> dict[str, int]:
+    """Create workflows ``ids`` and claim them for ``owner``: id -> epoch."""
+    for wid in ids:
+        store.create_workflow(wf(wid, **kw))
+    epochs: dict[str, int] = {}
+    while len(epochs) < len(ids):
+        claims = store.claim(owner, ["w"], T0, 60.0, 500)
+        assert claims
+        epochs.update({c.record.id: c.record.epoch for c in claims})
+    return epochs
+
+
+def park_waiting_for_event(wid: str, epoch: int) -> list[WriteOp]:
+    """The group commit of a workflow that starts waiting for event "go" and unwinds."""
+    return [
+        RecordEntry(waiting(wid, 0, "o1", epoch)),
+        Park(wid, "o1", epoch, FAR_FUTURE, T0 + 1, ["go"]),
+    ]
+
+
+def runnable_now(store: Store, ids: list[str]) -> set[str]:
+    """Which of ``ids`` another worker can claim at T0 + 1 (when they parked)."""
+    got: set[str] = set()
+    while claims := store.claim("o9", ["w"], T0 + 1, 60.0, 500):
+        got |= {c.record.id for c in claims}
+    return got & set(ids)
+
+
+# -- an event, a finished child, a cancellation while a workflow parks ---------------------------
+
+
+@pytest.mark.parametrize("event_first", [True, False])
+def test_an_event_sent_around_a_park_always_wakes_it(store: Store, event_first: bool) -> None:
+    epochs = own(store, ["a"])
+    if event_first:
+        store.send_event("a", "go", None, None, T0 + 1)
+    assert store.write(park_waiting_for_event("a", epochs["a"])) == [True, True]
+    if not event_first:
+        store.send_event("a", "go", None, None, T0 + 1)
+    assert runnable_now(store, ["a"]) == {"a"}
+
+
+def test_an_event_racing_a_park_is_never_lost(store: Store) -> None:
+    ids = [f"e{i:02}" for i in range(ROUNDS)]
+    epochs = own(store, ids)
+    results = race(
+        ROUNDS,
+        lambda i: store.write(park_waiting_for_event(ids[i], epochs[ids[i]])),
+        lambda i: store.send_event(ids[i], "go", '"x"', None, T0 + 1)[1],
+    )
+    assert all(parked == [True, True] and sent for parked, sent in results)
+    assert runnable_now(store, ids) == set(ids)
+
+
+@pytest.mark.parametrize("child_first", [True, False])
+def test_a_child_finishing_around_a_park_always_wakes_it(store: Store, child_first: bool) -> None:
+    parent = own(store, ["p"])["p"]
+    kid = own(store, ["k"], owner="o2", parent_id="p")["k"]
+    finish = FinishWorkflow("k", "o2", kid, WorkflowStatus.COMPLETED, "1", None, T0 + 1)
+    if child_first:
+        assert store.write([finish]) == [True]
+    assert store.write([Park("p", "o1", parent, FAR_FUTURE, T0 + 1, child_ids=["k"])]) == [True]
+    if not child_first:
+        assert store.write([finish]) == [True]
+    assert runnable_now(store, ["p"]) == {"p"}
+
+
+def test_a_child_finishing_while_its_parent_parks_is_never_lost(store: Store) -> None:
+    parents = [f"p{i:02}" for i in range(ROUNDS)]
+    kids = [f"k{i:02}" for i in range(ROUNDS)]
+    pe = own(store, parents)
+    ke: dict[str, int] = {}
+    for p, k in zip(parents, kids, strict=True):
+        ke |= own(store, [k], owner="o2", parent_id=p)
+
+    def park(i: int) -> list[bool]:
+        p, epoch = parents[i], pe[parents[i]]
+        return store.write([
+            RecordEntry(waiting(p, 0, "o1", epoch, "child", kids[i])),
+            Park(p, "o1", epoch, FAR_FUTURE, T0 + 1, child_ids=[kids[i]]),
+        ])  # fmt: skip
+
+    def finish(i: int) -> list[bool]:
+        k = kids[i]
+        return store.write([FinishWorkflow(k, "o2", ke[k], WorkflowStatus.COMPLETED, "1", None,
+                                           T0 + 1)])  # fmt: skip
+
+    results = race(ROUNDS, park, finish)
+    assert all(parked == [True, True] and done == [True] for parked, done in results)
+    assert runnable_now(store, parents) == set(parents)
+
+
+@pytest.mark.parametrize("cancel_first", [True, False])
+def test_a_cancel_around_a_park_always_wakes_it(store: Store, cancel_first: bool) -> None:
+    epoch = own(store, ["a"])["a"]
+    if cancel_first:
+        store.request_cancel("a", T0 + 1)
+    assert store.write([Park("a", "o1", epoch, FAR_FUTURE, T0 + 1)]) == [True]
+    if not cancel_first:
+        store.request_cancel("a", T0 + 1)
+    (c,) = store.claim("o9", ["w"], T0 + 1, 60.0, 10)
+    assert c.record.id == "a" and c.record.cancel_requested
+
+
+def test_a_cancel_racing_a_park_is_never_lost(store: Store) -> None:
+    ids = [f"c{i:02}" for i in range(ROUNDS)]
+    epochs = own(store, ids)
+    results = race(
+        ROUNDS,
+        lambda i: store.write(park_waiting_for_event(ids[i], epochs[ids[i]])),
+        lambda i: store.request_cancel(ids[i], T0 + 1),
+    )
+    assert all(parked == [True, True] for parked, _ in results)
+    assert all(rec is not None and rec.cancel_requested for _, rec in results)
+    assert runnable_now(store, ids) == set(ids)
+    assert store.poll_signals(ids, 0).cancel_requested == set(ids)
+
+
+# -- a fenced write racing a claim ---------------------------------------------------------------
+
+
+def test_a_fenced_write_racing_a_takeover_lands_before_it_or_not_at_all(store: Store) -> None:
+    """The old owner's lease has expired; it writes while another worker claims. Whatever the
+    order: a write that was applied is in the journal the new owner loads (it committed
+    before the claim), and one that was refused is nowhere."""
+    ids = [f"f{i:02}" for i in range(ROUNDS)]
+    for wid in ids:
+        store.create_workflow(wf(wid, name=wid))
+    epochs = {c.record.id: c.record.epoch for c in store.claim("o1", ids, T0, 10.0, ROUNDS)}
+    assert set(epochs) == set(ids)
+
+    def write(i: int) -> list[bool]:
+        wid = ids[i]
+        ops: list[WriteOp] = [RecordEntry(entry(wid, 0, "o1", epochs[wid]))]
+        if i % 2:  # a group commit (several ops, locking first) as well as a lone entry
+            ops += [
+                RecordEntry(entry(wid, 1, "o1", epochs[wid])),
+                SetState(wid, "o1", epochs[wid], "k", '"v"', 1, T0 + 11),
+            ]
+        return store.write(ops)
+
+    def claim(i: int) -> list[str]:
+        got = store.claim("o2", [ids[i]], T0 + 11, 60.0, 1)
+        return [e.workflow_id + f"/{e.seq}" for c in got for e in c.journal] + [
+            f"claimed:{c.record.id}" for c in got
+        ]
+
+    results = race(ROUNDS, write, claim)
+    for i, (applied, seen) in enumerate(results):
+        wid = ids[i]
+        assert len(set(applied)) == 1, applied  # a batch lands whole or not at all
+        journal = [e.seq for e in store.get_journal(wid)]
+        if applied[0]:
+            assert journal == [0, 1][: 1 + i % 2]
+        else:
+            assert journal == []
+            assert store.get_state(wid) == {}
+        if f"claimed:{wid}" in seen:  # the new owner loaded exactly what had landed
+            assert [s for s in seen if not s.startswith("claimed:")] == [
+                f"{wid}/{seq}" for seq in journal
+            ]
+            rec = store.get_workflow(wid)
+            assert rec is not None and rec.owner == "o2" and rec.epoch == epochs[wid] + 1
+    # whoever did not get it in its round (a claim may skip a row being written) gets it now
+    rest = store.claim("o3", ids, T0 + 11, 60.0, ROUNDS)
+    for c in rest:
+        assert [e.seq for e in c.journal] == [e.seq for e in store.get_journal(c.record.id)]
+
+
+# -- a lifecycle command during a group commit ---------------------------------------------------
+
+COMMANDS = ["terminate", "suspend", "request_cancel"]
+
+
+def group_commit(x: str, y: str, epochs: dict[str, int]) -> list[WriteOp]:
+    """One group commit of two workflows: entries, state and both finishing."""
+    return [
+        RecordEntry(entry(x, 0, "o1", epochs[x])),
+        RecordEntry(entry(y, 0, "o1", epochs[y])),
+        SetState(x, "o1", epochs[x], "k", '"v"', 0, T0),
+        RecordEntry(entry(x, 1, "o1", epochs[x])),
+        FinishWorkflow(x, "o1", epochs[x], WorkflowStatus.COMPLETED, '"x"', None, T0 + 1),
+        FinishWorkflow(y, "o1", epochs[y], WorkflowStatus.COMPLETED, '"y"', None, T0 + 1),
+    ]
+
+
+X_OPS = [0, 2, 3, 4]
+Y_OPS = [1, 5]
+
+
+def command(store: Store, name: str, wid: str) -> Any:
+    if name == "terminate":
+        return store.terminate(wid, '{"type": "Stop"}', T0 + 2)
+    if name == "suspend":
+        return store.suspend(wid, T0 + 2)
+    return store.request_cancel(wid, T0 + 2)
+
+
+def check_outcome(store: Store, name: str, x: str, applied: list[bool], after: Any) -> None:
+    """The group commit and the command on ``x`` took effect in one order or the other."""
+    x_applied = {applied[k] for k in X_OPS}
+    assert len(x_applied) == 1, applied  # all of x's ops or none
+    assert all(applied[k] for k in Y_OPS)  # the other workflow's ops are not affected
+    rec = store.get_workflow(x)
+    assert rec is not None
+    if True in x_applied:  # the commit went first: the command found x finished
+        assert rec.status is WorkflowStatus.COMPLETED and rec.output == '"x"'
+        assert [e.seq for e in store.get_journal(x)] == [0, 1]
+        assert store.get_state(x) == {"k": '"v"'}
+        if name != "request_cancel":
+            assert after is not None and after.status is WorkflowStatus.COMPLETED
+        return
+    # the command went first: it revoked the lease, so nothing of the commit landed for x
+    assert name != "request_cancel", "a cancel request does not revoke the lease"
+    want = WorkflowStatus.TERMINATED if name == "terminate" else WorkflowStatus.SUSPENDED
+    assert rec.status is want and after is not None and after.status is want
+    assert store.get_journal(x) == [] and store.get_state(x) == {}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+@pytest.mark.parametrize("command_first", [True, False])
+def test_a_lifecycle_command_before_or_after_a_group_commit(
+    store: Store, name: str, command_first: bool
+) -> None:
+    epochs = own(store, ["x", "y"])
+    after = command(store, name, "x") if command_first else None
+    applied = store.write(group_commit("x", "y", epochs))
+    if not command_first:
+        after = command(store, name, "x")
+    check_outcome(store, name, "x", applied, after)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_lifecycle_command_racing_a_group_commit(store: Store, name: str) -> None:
+    xs = [f"x{i:02}" for i in range(ROUNDS)]
+    ys = [f"y{i:02}" for i in range(ROUNDS)]
+    epochs = own(store, xs + ys)
+    results = race(
+        ROUNDS,
+        lambda i: store.write(group_commit(xs[i], ys[i], epochs)),
+        lambda i: command(store, name, xs[i]),
+    )
+    for i, (applied, after) in enumerate(results):
+        check_outcome(store, name, xs[i], applied, after)
