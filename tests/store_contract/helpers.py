@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from durably.storage.base import JournalEntry, Store, WorkflowRecord, WorkflowStatus
 
 T0 = 1_000_000.0
 
 
 def wf(
-    wid: str, name: str = "w", *, created: float = T0, priority: int = 0, **kw: object
+    wid: str, name: str = "w", *, created: float = T0, priority: int = 0, **kw: Any
 ) -> WorkflowRecord:
     """A pending workflow record."""
     return WorkflowRecord(
         id=wid, name=name, status=WorkflowStatus.PENDING, input='{"args":[],"kwargs":{}}',
-        created_at=created, updated_at=created, priority=priority, **kw,  # type: ignore[arg-type]
+        created_at=created, updated_at=created, priority=priority, **kw,
     )  # fmt: skip
 
 
@@ -38,7 +40,7 @@ def resolved(
     return JournalEntry(wid, seq, kind, name, "completed", result, None, 0, owner, epoch, T0, T0)
 
 
-def started(store: Store, *ids: str, owner: str = "o1", now: float = T0, **kw: object) -> int:
+def started(store: Store, *ids: str, owner: str = "o1", now: float = T0, **kw: Any) -> int:
     """Create workflows ``ids`` and claim them all for ``owner``; their (common) epoch."""
     for wid in ids:
         store.create_workflow(wf(wid, **kw))

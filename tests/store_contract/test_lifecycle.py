@@ -15,6 +15,7 @@ from durably.storage.base import (
     StepAttempt,
     Store,
     WorkflowStatus,
+    WriteOp,
 )
 
 from .helpers import T0, entry, started, waiting, wf
@@ -94,7 +95,7 @@ def test_terminate_stops_the_tree_and_fences_out_its_worker(store: Store) -> Non
     p = store.get_workflow("p")
     assert p is not None and p.status is WorkflowStatus.RUNNING and p.wake_at == T0 + 3
     # the old owner's writes land nowhere, whatever epoch it held
-    stale = [
+    stale: list[WriteOp] = [
         RecordEntry(entry(c.record.id, 0, "o2", c.record.epoch)),
         FinishWorkflow(c.record.id, "o2", c.record.epoch, WorkflowStatus.COMPLETED, "1", None, T0),
     ]

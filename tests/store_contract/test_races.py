@@ -59,7 +59,7 @@ def race(rounds: int, first: Callable[[int], Any], second: Callable[[int], Any])
     return [tuple(r) for r in results]
 
 
-def own(store: Store, ids: list[str], owner: str = "o1", **kw: object) -> dict[str, int]:
+def own(store: Store, ids: list[str], owner: str = "o1", **kw: Any) -> dict[str, int]:
     """Create workflows ``ids`` and claim them for ``owner``: id -> epoch."""
     for wid in ids:
         store.create_workflow(wf(wid, **kw))

@@ -80,7 +80,7 @@ def test_a_consumed_event_does_not_wake_a_parked_workflow(store: Store) -> None:
     epoch = started(store, "a")
     store.send_event("a", "go", '"1"', None, T0)
     (ev,) = store.poll_signals(["a"], 0).events
-    ops = [
+    ops: list[WriteOp] = [
         RecordEntry(waiting("a", 0, "o1", epoch)),
         ConsumeEvent(resolved("a", 0, "o1", epoch, '"1"'), ev.id),
         RecordEntry(waiting("a", 1, "o1", epoch)),
