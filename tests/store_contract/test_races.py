@@ -18,6 +18,7 @@ from durably.storage.base import (
     FAR_FUTURE,
     FinishWorkflow,
     Park,
+    QueueClaim,
     RecordEntry,
     SetState,
     Store,
@@ -302,3 +303,34 @@ def test_a_lifecycle_command_racing_a_group_commit(store: Store, name: str) -> N
     )
     for i, (applied, after) in enumerate(results):
         check_outcome(store, name, xs[i], applied, after)
+
+
+# -- concurrent claims under a queue's global limits ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"concurrency": 3}, {"rate_limit": (4, 100.0)}, {"concurrency": 5, "rate_limit": (2, 9.0)}],
+)
+def test_concurrent_claims_never_admit_past_a_queue_limit(
+    store: Store, limits: dict[str, Any]
+) -> None:
+    """Claims of two owners at once, each round on a queue of its own: the queue's global
+    limits hold across both (admission is atomic), and each admitted workflow is claimed once."""
+    rounds = ROUNDS // 4
+    for r in range(rounds):
+        for i in range(8):
+            store.create_workflow(wf(f"q{r:02}-{i}", created=T0 + i, queue=f"lim{r}"))
+    cap = min(limits.get("concurrency", 99), limits.get("rate_limit", (99, 0))[0])
+
+    def claim(owner: str) -> Callable[[int], list[str]]:
+        def go(r: int) -> list[str]:
+            queue = [QueueClaim(f"lim{r}", **limits)]
+            return [c.record.id for c in store.claim(owner, ["w"], T0 + 50, 600.0, 10, queue)]
+
+        return go
+
+    for r, (a, b) in enumerate(race(rounds, claim("a"), claim("b"))):
+        assert len(a + b) == len(set(a + b)) == cap, (r, a, b)
+        assert all(wid.startswith(f"q{r:02}-") for wid in a + b)
+    assert len(store.list_workflows(statuses=[WorkflowStatus.RUNNING], limit=500)) == cap * rounds
