@@ -8,7 +8,6 @@ threads released together by a barrier: whatever the interleaving, the invariant
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,50 +25,7 @@ from durably.storage.base import (
     WriteOp,
 )
 
-from .helpers import T0, entry, waiting, wf
-
-ROUNDS = 40
-
-
-def race(rounds: int, first: Callable[[int], Any], second: Callable[[int], Any]) -> list[Any]:
-    """Run ``first(i)`` and ``second(i)`` at once, from two threads released together by a
-    barrier, for each round i; per round, the pair of their results."""
-    barrier = threading.Barrier(2)
-    results: list[list[Any]] = [[None, None] for _ in range(rounds)]
-    errors: list[BaseException] = []
-
-    def loop(side: int, fn: Callable[[int], Any]) -> None:
-        for i in range(rounds):
-            try:
-                barrier.wait()
-                results[i][side] = fn(i)
-            except threading.BrokenBarrierError:
-                return
-            except BaseException as exc:
-                errors.append(exc)
-                barrier.abort()
-                return
-
-    threads = [threading.Thread(target=loop, args=(k, fn)) for k, fn in ((0, first), (1, second))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return [tuple(r) for r in results]
-
-
-def own(store: Store, ids: list[str], owner: str = "o1", **kw: Any) -> dict[str, int]:
-    """Create workflows ``ids`` and claim them for ``owner``: id -> epoch."""
-    for wid in ids:
-        store.create_workflow(wf(wid, **kw))
-    epochs: dict[str, int] = {}
-    while len(epochs) < len(ids):
-        claims = store.claim(owner, ["w"], T0, 60.0, 500)
-        assert claims
-        epochs.update({c.record.id: c.record.epoch for c in claims})
-    return epochs
+from .helpers import ROUNDS, T0, entry, own, race, waiting, wf
 
 
 def park_waiting_for_event(wid: str, epoch: int, alone: bool = False) -> list[WriteOp]:
