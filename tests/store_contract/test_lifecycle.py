@@ -242,3 +242,15 @@ def test_purge_deletes_a_finished_workflow_and_everything_it_holds(store: Store)
     assert [e.payload for e in store.poll_signals(["a"], 0).events] == ['"y"']
     b = store.get_workflow("b")
     assert b is not None and b.status is WorkflowStatus.RUNNING
+
+
+def test_a_cancel_requested_while_suspended_is_seen_once_resumed(store: Store) -> None:
+    epoch = started(store, "a")
+    store.write([Park("a", "o1", epoch, FAR_FUTURE, T0)])
+    store.suspend("a", T0 + 1)
+    rec = store.request_cancel("a", T0 + 2)
+    assert rec is not None and rec.status is WorkflowStatus.SUSPENDED and rec.cancel_requested
+    assert store.claim("o2", ["w"], T0 + 3, 60.0, 10) == []  # still suspended
+    store.resume("a", T0 + 3)
+    (c,) = store.claim("o2", ["w"], T0 + 3, 60.0, 10)
+    assert c.record.id == "a" and c.record.cancel_requested

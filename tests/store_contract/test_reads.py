@@ -3,7 +3,7 @@ that must not depend on the database's collation."""
 
 from __future__ import annotations
 
-from durably.storage.base import PREVIEW_CHARS, FinishWorkflow, Store, WorkflowStatus
+from durably.storage.base import PREVIEW_CHARS, FinishWorkflow, Store, WorkerInfo, WorkflowStatus
 
 from .helpers import T0, started, wf
 
@@ -37,3 +37,19 @@ def test_children_of_one_instant_are_ordered_by_id_bytewise(store: Store) -> Non
     for kid in ("b", "B", "a", "A1"):
         store.create_workflow(wf(kid, parent_id="p"))
     assert [c.id for c in store.list_children("p")] == ["A1", "B", "a", "b"]
+
+
+def test_register_worker_replaces_a_registration(store: Store) -> None:
+    store.register_worker(WorkerInfo("h:1:a", "h", 1, T0, T0, ["w"], ["default"]))
+    store.register_worker(WorkerInfo("h:1:a", "h2", 7, T0 + 1, T0 + 2, ["v", "x"], ["gpu"]))
+    (info,) = store.list_workers()
+    assert (info.hostname, info.pid, info.started_at, info.heartbeat_at) == (
+        "h2",
+        7,
+        T0 + 1,
+        T0 + 2,
+    )
+    assert info.workflows == ["v", "x"] and info.queues == ["gpu"]
+    store.heartbeat_worker("gone", T0)  # an unknown worker: nothing registered
+    store.remove_worker("gone")
+    assert [w.id for w in store.list_workers()] == ["h:1:a"]
