@@ -211,3 +211,25 @@ def test_a_batch_of_every_kind_with_a_refused_op_applies_the_others(
     assert i is not None and (i.status is WorkflowStatus.COMPLETED) is ok["finish"]
     k = store.get_workflow("k")
     assert len(store.get_journal("j")) == 1 and k is not None and k.output == '"k"'
+
+
+def test_a_workflow_created_owned_is_run_by_its_creator(store: Store) -> None:
+    """Start-here: a worker creates a workflow already claimed (running, its owner, epoch 1,
+    a lease): its fenced writes land, other workers cannot claim it until the lease expires."""
+    owned = wf("here", owner="o1", epoch=1, lease_expires_at=T0 + 30, started_at=T0)
+    owned.status = WorkflowStatus.RUNNING
+    assert store.write([CreateWorkflow(owned), RecordEntry(entry("here", 0, "o1", 1))]) == [
+        True,
+        True,
+    ]
+    rec = store.get_workflow("here")
+    assert rec is not None and (rec.status, rec.owner, rec.epoch) == (
+        WorkflowStatus.RUNNING,
+        "o1",
+        1,
+    )
+    assert rec.lease_expires_at == T0 + 30 and rec.started_at == T0
+    assert store.claim("o2", ["w"], T0 + 29, 60.0, 10) == []
+    assert store.next_wake_at(["w"]) is None  # owned: not waiting for anyone
+    (c,) = store.claim("o2", ["w"], T0 + 31, 60.0, 10)
+    assert c.record.epoch == 2 and [e.seq for e in c.journal] == [0]
