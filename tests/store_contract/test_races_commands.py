@@ -5,6 +5,8 @@ released together by a barrier; whatever the interleaving, the outcome is one of
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from durably.storage.base import FinishWorkflow, RecordEntry, Store, WorkflowStatus, WriteOp
 
 from .helpers import ROUNDS, T0, entry, own, race, wf
@@ -104,3 +106,33 @@ def test_terminating_a_parent_while_its_child_finishes(store: Store) -> None:
         else:  # terminated with its parent: its worker's writes were refused
             assert applied == [False, False]
             assert kid.status is WorkflowStatus.TERMINATED and store.get_journal(kids[i]) == []
+
+
+def test_concurrent_sends_of_one_dedup_key_add_one_event(store: Store) -> None:
+    ids = [f"d{i:02}" for i in range(ROUNDS)]
+    for wid in ids:
+        store.create_workflow(wf(wid))
+
+    def send(payload: str) -> Callable[[int], bool]:
+        return lambda i: store.send_event(ids[i], "go", payload, "once", T0)[1]
+
+    for i, (first, second) in enumerate(race(ROUNDS, send('"a"'), send('"b"'))):
+        assert first != second, i  # exactly one added
+        (ev,) = store.poll_signals([ids[i]], 0).events
+        assert ev.payload == ('"a"' if first else '"b"')
+
+
+def test_concurrent_creations_of_one_id_create_it_once(store: Store) -> None:
+    def create(name: str) -> Callable[[int], tuple[str, bool]]:
+        def go(i: int) -> tuple[str, bool]:
+            rec, created = store.create_workflow(wf(f"c{i:02}", name=name))
+            return rec.name, created
+
+        return go
+
+    for i, (a, b) in enumerate(race(ROUNDS, create("a"), create("b"))):
+        assert a[1] != b[1], i  # exactly one created
+        winner = "a" if a[1] else "b"
+        assert a[0] == b[0] == winner  # both see the stored record
+        rec = store.get_workflow(f"c{i:02}")
+        assert rec is not None and rec.name == winner
