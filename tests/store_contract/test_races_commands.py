@@ -1,6 +1,7 @@
 """The Store contract under races between lifecycle commands and workers: a cancel or a suspend
 racing a claim, a fork racing a group commit of its source, a parent terminated while its
-child's finish (which wakes the parent) commits. Each race runs many rounds from two threads
+child's finish (which wakes the parent) commits; two sends of one dedup key, two creations of
+one id. Each race runs many rounds from two threads
 released together by a barrier; whatever the interleaving, the outcome is one of the orders."""
 
 from __future__ import annotations
