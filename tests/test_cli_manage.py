@@ -211,6 +211,9 @@ def test_lifecycle_commands(cli: Cli) -> None:
     assert cli.json("show", "lc-4b", "--watch")["workflow"]["output"] == 20
     assert cli.run("fork", "lc-4", "--from-step", "1", "--new-id", "lc-4b", check=4).stderr
     assert cli.run("fork", "lc-4", check=2).stderr  # --from-step is required
+    past = cli.run("fork", "lc-4", "--from-step", "99", "--new-id", "lc-4c", check=2)
+    assert "from step 99" in past.stderr and "entries 0 to 1" in past.stderr
+    assert cli.run("show", "lc-4c", check=3).stderr
 
 
 def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, db_url: str) -> None:
@@ -385,3 +388,12 @@ def test_time_forms() -> None:
     for bad in ("soon", "nan", "5 parsecs", ""):
         with pytest.raises(durably.ConfigurationError, match="--since"):
             parse_time(bad, "--since")
+
+
+def test_start_conflict_exits_4_and_wait_timeout_exits_1(cli: Cli) -> None:
+    cli.run("start", "twice", "--input", "1", "--id", "c-1", "--wait")
+    taken = cli.run("start", "greet", "--input", '["x"]', "--id", "c-1", check=4)
+    assert "'twice'" in taken.stderr and "'greet'" in taken.stderr
+    assert cli.run("start", "twice", "--input", "2", "--id", "c-1").stdout.strip() == "c-1"
+    waited = cli.run("start", "waiter", "--input", "1", "--wait", "--timeout", "1", check=1)
+    assert "still running" in waited.stderr or "still pending" in waited.stderr

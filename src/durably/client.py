@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from durably.commands import check_event, check_from_step
-from durably.definitions import Workflow
+from durably.definitions import Workflow, not_a_workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.ids import new_workflow_id, validate_workflow_id
@@ -144,9 +144,7 @@ class Client:
         elif isinstance(workflow, str) and workflow:
             name = workflow
         else:
-            raise UnknownWorkflowError(
-                f"client.start() takes a workflow function or its name, got {workflow!r}"
-            )
+            raise UnknownWorkflowError(not_a_workflow("client", workflow))
         workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
         call = json.loads(
             self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)

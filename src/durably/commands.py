@@ -160,6 +160,7 @@ class Commands:
         validate_workflow_id(workflow_id)
         check_from_step(from_step)
         target = new_workflow_id() if new_id is None else validate_workflow_id(new_id)
+        self._check_fork_point(workflow_id, from_step)
         rec, created = self.store.fork(workflow_id, target, from_step, self._clock())
         _found(rec, workflow_id, self.database_url)
         if not created:
@@ -169,6 +170,24 @@ class Commands:
             )
         self._notify_worker()
         return self.handle(target)
+
+    def _check_fork_point(self, workflow_id: str, from_step: int) -> None:
+        """Refuse a ``from_step`` past the end of the journal (a journal only grows, so the
+        check holds when the fork runs): from 0 to the number of entries."""
+        journal = self.store.get_journal(workflow_id)
+        end = max((e.seq for e in journal), default=-1) + 1
+        if from_step <= end:
+            return
+        _found(self.store.get_workflow(workflow_id), workflow_id, self.database_url)
+        entries = (
+            "its journal is empty" if end == 0 else (f"its journal has entries 0 to {end - 1}")
+        )
+        raise ConfigurationError(
+            f"cannot fork {workflow_id!r} from step {from_step}: {entries}; pick a step from 0 "
+            f"to {end} (its history lists them: `durably history {workflow_id}`); nothing was "
+            "created",
+            workflow_id=workflow_id,
+        )
 
     def purge(self, workflow_id: str) -> None:
         """Delete a finished workflow with its journal, events, state and runs."""

@@ -257,7 +257,10 @@ def add_commands(sub: Any) -> None:
         "{...}}; any other JSON value is the one positional argument. @FILE reads a file, "
         "- standard input",
     )  # fmt: skip
-    p.add_argument("--id", help="workflow id (default: a random one); an existing id is a no-op")
+    p.add_argument(
+        "--id", help="workflow id (default: a random one); an existing id of this workflow is a "
+        "no-op, one of another workflow is refused (exit 4)",
+    )  # fmt: skip
     p.add_argument("--queue", metavar="Q", help="start it on this queue")
     p.add_argument("--priority", type=int, default=0, help="priority on a priority queue")
     p.add_argument("--wait", action="store_true", help="wait for it to end; print its result")
@@ -359,6 +362,11 @@ def _prepare(args: argparse.Namespace) -> None:
         if getattr(args, key, None) is not None:
             validate_workflow_id(getattr(args, key))
     if args.command == "start":
+        if not args.name.strip():
+            raise ConfigurationError(
+                "NAME is empty: give the workflow's registered name (`durably workers` lists "
+                "the names live workers serve)"
+            )
         args.call = positional, named = parse_call(args.input)
         clash = [k for k in ("id", "priority") if k in named]
         if clash:

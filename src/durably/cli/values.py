@@ -21,6 +21,11 @@ __all__ = ["parse_call", "parse_json", "parse_statuses", "parse_time"]
 _CALL_KEYS = frozenset({"args", "kwargs"})
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_EXAMPLES = {
+    "--input": """--input '[1, "two"]' or --input '{"kwargs": {"n": 1}}'""",
+    "--data": """--data '{"by": "ana"}' or --data '"a string"' (any one JSON value)""",
+}
+"""A well-quoted example of each JSON flag (the event payload of --data is one value)."""
 
 
 def _read(text: str, flag: str) -> str:
@@ -44,8 +49,7 @@ def parse_json(text: str, flag: str) -> Any:
     except json.JSONDecodeError as exc:
         raise ConfigurationError(
             f"{flag} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            f"""quote it for the shell, e.g. {flag} '[1, "two"]' or """
-            f"""{flag} '{{"kwargs": {{"n": 1}}}}'"""
+            f"quote it for the shell, e.g. {_EXAMPLES.get(flag, _EXAMPLES['--data'])}"
         ) from None
 
 

@@ -87,7 +87,8 @@ def start_workflow(call: Call) -> Response:
         )  # fmt: skip
     except UnknownWorkflowError:
         raise unknown_name(name) from None
-    # an id that exists (even one a concurrent start just created): 200, nothing runs again
+    # an id that exists (even one a concurrent start just created): 200, nothing runs again;
+    # one of another workflow name raised WorkflowIdConflictError (409 id_conflict)
     return json_response(_info(app, handle.id), 202 if created else 200, _location(handle.id))
 
 
