@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from durably.errors import ConfigurationError, DatabaseUnavailableError
 from durably.storage import urls
@@ -346,7 +346,10 @@ class PostgresStore(QueuePlanner, PostgresCommands):
         return to_record(row), False
 
     def is_transient(self, error: Exception) -> bool:
-        # connection lost, server shutting down, deadlock or serialization failure
+        # connection lost, server shutting down, deadlock or serialization failure; not this
+        # store closed (PoolClosed is an OperationalError too, but no retry can succeed)
+        if isinstance(error, PoolClosed):
+            return False
         return isinstance(error, psycopg.OperationalError | PoolTimeout)
 
     def write(self, ops: Sequence[WriteOp]) -> list[bool]:
