@@ -410,3 +410,66 @@ def test_list_workflows_pages_exactly_from_workflow_infos(app: durably.App) -> N
         app.list_workflows(before=everything[0].created_at)  # type: ignore[arg-type]
     with pytest.raises(durably.ConfigurationError, match="no exact creation time"):
         app.list_workflows(before=replace(everything[0], created_at_epoch=None))
+
+
+def test_an_id_taken_by_another_workflow_name_is_a_conflict(app: durably.App) -> None:
+    @app.workflow()
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    @app.workflow()
+    async def shout(text: str) -> str:
+        return text.upper()
+
+    def check(exc: durably.WorkflowIdConflictError) -> None:
+        assert exc.code == "id_conflict" and exc.workflow_id == "job-1"
+        assert (exc.name, exc.existing_name) == (shout.name, add.name)
+        assert "'job-1'" in exc.message and add.name in exc.message and shout.name in exc.message
+        assert "another id" in exc.message
+
+    def attempts() -> None:
+        with pytest.raises(durably.WorkflowIdConflictError) as info:
+            app.start(shout, "hey", id="job-1")
+        check(info.value)
+        with pytest.raises(durably.WorkflowIdConflictError) as info:
+            app.start(shout.name, "hey", id="job-1")
+        check(info.value)
+        with pytest.raises(durably.WorkflowIdConflictError) as info:
+            asyncio.run(app.start_async(shout, "hey", id="job-1"))
+        check(info.value)
+        with pytest.raises(durably.WorkflowIdConflictError):
+            app.enqueue("default", shout, "hey", id="job-1")
+        with pytest.raises(durably.WorkflowIdConflictError):
+            app.start_named(shout.name, ["hey"], id="job-1")
+
+    assert app.start(add, 1, 2, id="job-1").id == "job-1"
+    attempts()  # no worker: the App's own group commit
+    with app:  # the embedded worker's start path
+        assert app.handle("job-1").result(timeout=30) == 3
+        attempts()
+        # the same id with the same name stays idempotent
+        assert app.start(add, 5, 5, id="job-1").result(timeout=30) == 3
+        assert asyncio.run(app.start_async(add, 5, 5, id="job-1")).id == "job-1"
+        assert app.start_named(add.name, [5, 5], id="job-1")[1] is False
+    assert [(w.id, w.name) for w in app.list_workflows()] == [("job-1", add.name)]
+
+
+def test_starting_a_plain_function_says_to_decorate_it(app: durably.App) -> None:
+    async def not_registered(x: int) -> int:
+        return x
+
+    @app.step()
+    async def a_step() -> None:
+        return None
+
+    with pytest.raises(durably.UnknownWorkflowError) as info:
+        app.start(not_registered, 1)  # type: ignore[call-overload]
+    assert "'test_starting_a_plain_function_says_to_decorate_it.<locals>.not_registered'" in (
+        info.value.message
+    )
+    assert "decorate it with @app.workflow" in info.value.message
+    with pytest.raises(durably.UnknownWorkflowError, match=r"is a step \(@app.step\)"):
+        app.start(a_step)  # type: ignore[call-overload]
+    with pytest.raises(durably.UnknownWorkflowError, match="got int 42"):
+        app.start(42)  # type: ignore[call-overload]
+    assert app.list_workflows() == []

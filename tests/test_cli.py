@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,8 +20,34 @@ def test_migrate_creates_the_schema(db_url: str) -> None:
     db = db_url
     proc = subprocess.run([*DURABLY, "migrate", "--db", db], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "up to date" in proc.stdout
+    created = re.search(r"created durably's schema at version (\d+)$", proc.stdout.strip())
+    assert created is not None, proc.stdout  # a new database: not "up to date"
     assert durably.App(db).list_workflows() == []
+    again = subprocess.run([*DURABLY, "migrate", "--db", db], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith(
+        f"is up to date (durably's schema at version {created.group(1)})"
+    )
+
+
+def test_small_usage_messages(tmp_path: Path) -> None:
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*DURABLY, *argv], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        )
+
+    subprocess.run([*DURABLY, "migrate", "--db", "sqlite:///t.db"], cwd=tmp_path, check=True)
+    empty = run("start", "", "--db", "sqlite:///t.db")
+    assert empty.returncode == 2 and "NAME is empty" in empty.stderr
+    data = run("send", "w-1", "go", "--data", "{bad", "--db", "sqlite:///t.db")
+    assert data.returncode == 2 and '--data \'{"by": "ana"}\'' in data.stderr
+    assert "kwargs" not in data.stderr and "[1, " not in data.stderr  # not --input's shape
+    given = run("start", "x", "--input", "[1,", "--db", "sqlite:///t.db")
+    assert given.returncode == 2 and """--input '{"kwargs": {"n": 1}}'""" in given.stderr
+    mysql = run("ls", "--db", "mysql://localhost/x")
+    assert mysql.returncode == 2, mysql.stderr
+    for form in ("'mysql://'", "sqlite:///", "bare file path", "postgresql://", "postgres://"):
+        assert form in mysql.stderr, mysql.stderr
 
 
 def test_bad_app_spec_is_a_clear_error(tmp_path: Path) -> None:

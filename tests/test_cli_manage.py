@@ -211,6 +211,9 @@ def test_lifecycle_commands(cli: Cli) -> None:
     assert cli.json("show", "lc-4b", "--watch")["workflow"]["output"] == 20
     assert cli.run("fork", "lc-4", "--from-step", "1", "--new-id", "lc-4b", check=4).stderr
     assert cli.run("fork", "lc-4", check=2).stderr  # --from-step is required
+    past = cli.run("fork", "lc-4", "--from-step", "99", "--new-id", "lc-4c", check=2)
+    assert "from step 99" in past.stderr and "entries 0 to 1" in past.stderr
+    assert cli.run("show", "lc-4c", check=3).stderr
 
 
 def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, db_url: str) -> None:
@@ -266,6 +269,23 @@ BAD_INPUT = (
     (("fork", "x-1", "--from-step", "-1"), "argument --from-step: expected a number >= 0"),
     (("fork", "x-1", "--from-step", "one"), "argument --from-step"),
     (("fork", "x-1"), "the following arguments are required: --from-step"),
+    # issue 12: depth, huge numbers, digits of other scripts, names (never a traceback)
+    (("start", "twice", "--input", "[" * 5000 + "]" * 5000), "--input is nested too deeply"),
+    (("start", "twice", "--input", "[" * 102 + "]" * 102),
+     "arguments of workflow 'twice': it is nested too deeply"),
+    (("start", "twice", "--input", "9" * 5000), "--input holds a value durably cannot take"),
+    (("start", "twice", "--input", '["\\ud800"]'), "lone surrogate"),
+    (("start", "a\x01" * 200), "workflow name is 400 characters long"),
+    (("ls", "--limit", str(10**23)), "argument --limit: expected a number <= 2147483647"),
+    (("ls", "--limit", "\u00b2"), "argument --limit: expected a whole number"),
+    (("ls", "--limit", "\u0661\u0662"), "argument --limit: expected a whole number"),
+    (("ls", "--since", "\u0661\u0662"), "--since takes an ISO-8601 time"),
+    (("ls", "--id-prefix", "x" * 201), "id_prefix is 201 characters long"),
+    (("fork", "x-1", "--from-step", str(10**23)), "argument --from-step: expected a number <="),
+    (("send", "x-1", "a/b"), "invalid event name 'a/b'"),
+    (("send", "x-1", "go", "--dedup-key", "k" * 513), "dedup_key is 513 characters long"),
+    (("send", "x-1", "go", "--data", "[" * 975 + "]" * 975), "--data is nested too deeply"),
+    (("terminate", "x-1", "--reason", "r" * 10_001), "reason is 10001 characters long"),
 )  # fmt: skip
 
 
@@ -385,3 +405,12 @@ def test_time_forms() -> None:
     for bad in ("soon", "nan", "5 parsecs", ""):
         with pytest.raises(durably.ConfigurationError, match="--since"):
             parse_time(bad, "--since")
+
+
+def test_start_conflict_exits_4_and_wait_timeout_exits_1(cli: Cli) -> None:
+    cli.run("start", "twice", "--input", "1", "--id", "c-1", "--wait")
+    taken = cli.run("start", "greet", "--input", '["x"]', "--id", "c-1", check=4)
+    assert "'twice'" in taken.stderr and "'greet'" in taken.stderr
+    assert cli.run("start", "twice", "--input", "2", "--id", "c-1").stdout.strip() == "c-1"
+    waited = cli.run("start", "waiter", "--input", "1", "--wait", "--timeout", "1", check=1)
+    assert "still running" in waited.stderr or "still pending" in waited.stderr

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -22,6 +24,7 @@ from typing import Any
 import pytest
 
 import durably
+import durably.waiting
 from durably.remote import AuthenticationError, ServerUnreachableError
 from durably.storage.base import WorkflowRecord, WorkflowStatus
 
@@ -396,3 +399,72 @@ def test_cli_against_the_server(served: Served, tmp_path: Path) -> None:
     assert "token" in cli("ls", "--token", "wrong", code=6).stderr
     env["DURABLY_TOKEN"] = ""
     assert "token" in cli("ls", code=6).stderr
+
+
+def test_start_of_an_id_taken_by_another_name_raises_the_conflict(
+    served: Served, client: durably.Client
+) -> None:
+    wid = _id("taken")
+    assert client.start("twice", 2, id=wid).result(timeout=30) == 8
+    with pytest.raises(durably.WorkflowIdConflictError) as info:
+        client.start("boom", id=wid)
+    assert info.value.workflow_id == wid and "'twice'" in info.value.message
+    assert "'boom'" in info.value.message
+    assert client.start("twice", 3, id=wid).result(timeout=30) == 8  # same name: idempotent
+
+
+def test_cli_start_conflict_and_wait_timeout_exit_codes_through_the_server(
+    served: Served, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLY_")}
+    env |= {"DURABLY_SERVER": served.url, "DURABLY_TOKEN": served.token}
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*DURABLY, *argv], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+
+    wid = _id("cli-taken")
+    assert cli("start", "twice", "--input", "[1]", "--id", wid, "--wait").returncode == 0
+    taken = cli("start", "boom", "--id", wid)
+    assert taken.returncode == 4, taken.stderr
+    assert "'twice'" in taken.stderr and "'boom'" in taken.stderr
+    # --timeout passing is "did not complete" (1), not "server unreachable" (5)
+    waited = cli("start", "waiter", "--wait", "--timeout", "1")
+    assert waited.returncode == 1, waited.stderr
+    assert "still" in waited.stderr and "Traceback" not in waited.stderr
+
+
+def test_waiting_through_the_server_on_an_unserved_workflow_warns_once(
+    served: Served,
+    client: durably.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(durably.waiting, "UNSERVED_WARNING_AFTER", 0.3)
+    caplog.set_level(logging.INFO, logger="durably")
+    handle = client.enqueue("nobody-serves-this", "twice", 1, id=_id("unserved"))
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            handle.result()
+        except durably.WorkflowFailedError as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=wait, daemon=True)
+    waiting.start()
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                and handle.id in r.getMessage()]  # fmt: skip
+
+    deadline = time.monotonic() + 30
+    while not warned():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    client.terminate(handle.id, "nobody serves it")  # ends the wait
+    waiting.join(30)
+    (warning,) = warned()
+    assert "no live worker serves workflow 'twice' on queue 'nobody-serves-this'" in warning
+    assert [type(e) for e in outcome] == [durably.WorkflowFailedError]

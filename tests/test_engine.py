@@ -412,3 +412,40 @@ def test_each_step_is_committed_before_the_workflow_moves_past_it() -> None:
     outcome, _, _ = run_once(traced_chain, setup=slow_commits)
     assert output(outcome) == 3
     assert events == ["run 0", "durable 0", "run 1", "durable 1", "run 2", "durable 2"]
+
+
+@app.workflow()
+async def forgets_an_await(x: int) -> int:
+    add(x, 1)  # type: ignore[unused-coroutine]  # the bug under test: no await
+    return await add(x, 2)
+
+
+@app.workflow()
+async def schedules_step_calls(x: int) -> list[int]:
+    gathered = await asyncio.gather(add(x, 1), add(x, 2))
+    task = asyncio.create_task(add(x, 3))
+    async with asyncio.TaskGroup() as tg:
+        grouped = tg.create_task(add(x, 4))
+    return [*gathered, await task, grouped.result()]
+
+
+def test_a_forgotten_await_on_a_step_names_the_step_and_the_workflow() -> None:
+    with pytest.warns(RuntimeWarning) as record:
+        outcome, _, _ = run_once(forgets_an_await, 1, workflow_id="wf-forgot")
+    assert output(outcome) == 3 and calls == {"add": 1}  # the forgotten call never ran
+    messages = [str(w.message) for w in record]
+    assert messages == [
+        f"step {add.name!r} (seq 0) of workflow 'wf-forgot' ({forgets_an_await.name}) was called "
+        f"but never awaited, so it did not run: write `await {add.name}(...)` (or pass the call "
+        "to asyncio.gather / create_task)"
+    ]  # and not Python's own "coroutine ... was never awaited"
+
+
+def test_step_calls_are_coroutines_for_gather_tasks_and_task_groups() -> None:
+    outcome, rt, _ = run_once(schedules_step_calls, 10)
+    assert output(outcome) == [11, 12, 13, 14] and calls == {"add": 4}
+    assert len(rt.entries()) == 4
+    # replayed from its journal: the same results, nothing runs again
+    calls.clear()
+    replayed, _, _ = run_once(schedules_step_calls, 10, journal=rt.entries(), epoch=2)
+    assert output(replayed) == [11, 12, 13, 14] and calls == {}

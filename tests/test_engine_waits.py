@@ -42,6 +42,22 @@ async def waiter() -> Any:
     return await durably.wait_event("go", timeout=30)
 
 
+TIMED_OUT = "<timed out>"
+
+
+@app.workflow()
+async def waiter_or_default() -> Any:
+    return await durably.wait_event("go", timeout=30, default=TIMED_OUT)
+
+
+@app.workflow()
+def sync_waiter() -> Any:
+    try:
+        return durably.wait_event_sync("go", timeout=30)
+    except durably.EventTimeoutError as exc:
+        return f"timeout of {exc.event} after {exc.timeout}s"
+
+
 @app.workflow()
 async def kid(n: int) -> int:
     return n
@@ -113,12 +129,35 @@ def test_an_event_wait_parks_until_an_event_or_its_deadline() -> None:
     assert park.event_names == ["go"] and park.wake_at == rt.clock + 30
     waiting = [e for e in rt.entries() if e.kind == "event"]
     assert waiting[0].status == "waiting"
-    # replayed after the deadline: it times out with None, recorded as such
+    # replayed after the deadline: it times out, recorded as such (no result), and raises
     deadline_passed = [entry(0, "event", "go", json.dumps({"deadline": 999.0}), "waiting")]
     outcome, rt, _ = run_once(waiter, journal=deadline_passed, epoch=2)
-    assert output(outcome) is None
+    assert outcome.status is WorkflowStatus.FAILED
+    error = json.loads(outcome.error or "{}")
+    assert error["type"] == "durably.errors.EventTimeoutError"
+    assert "'go'" in error["message"] and "default=" in error["message"]
     (done,) = rt.entries()
     assert done.status == "completed" and done.result is None
+
+
+def test_a_timeout_and_an_event_without_payload_are_told_apart_on_every_replay() -> None:
+    waiting = [entry(0, "event", "go", json.dumps({"deadline": 999.0}), "waiting")]
+    for wf in (waiter_or_default, sync_waiter):
+        outcome, rt, _ = run_once(wf, journal=waiting, epoch=2)
+        timed_out = output(outcome)
+        assert timed_out in (TIMED_OUT, "timeout of go after 30.0s")
+        (done,) = rt.entries()
+        assert done.result is None
+        # the journal says which happened: a recorded timeout (as written before the
+        # distinction existed too) replays as a timeout, an event with no payload as None
+        assert output(run_once(wf, journal=[done], epoch=3)[0]) == timed_out
+        no_payload = [entry(0, "event", "go", "null")]
+        assert output(run_once(wf, journal=no_payload, epoch=3)[0]) is None
+        inbox = [InboxEvent(3, "wf-1", "go", None, 1.0)]  # sent with no payload
+        outcome, rt, _ = run_once(wf, inbox=inbox)
+        assert output(outcome) is None
+        (consume,) = ops(rt, ConsumeEvent)
+        assert consume.entry.result == "null"
 
 
 def test_a_child_is_started_once_and_its_outcome_resolves_the_wait() -> None:

@@ -101,7 +101,7 @@ def test_sync_workflow_timers_and_events(sqlite_app: durably.App) -> None:
     def sync_wait(x: int) -> list[Any]:
         durably.sleep_sync(timedelta(hours=2))
         first = durably.wait_event_sync("go", timeout=timedelta(days=1))
-        second = durably.wait_event_sync("go", timeout=timedelta(days=1))
+        second = durably.wait_event_sync("go", timeout=timedelta(days=1), default=None)
         return [x, first, second]
 
     with WorkflowEnvironment(app) as env:
@@ -219,21 +219,44 @@ def test_events_are_kept_consumed_once_in_order_and_deduplicated(app: durably.Ap
     assert [e.result for e in events] == ["a", {"b": 2}, None, [3]]
 
 
-def test_wait_event_times_out_with_none(sqlite_app: durably.App) -> None:
+def test_wait_event_timeout_raises_or_returns_the_default(sqlite_app: durably.App) -> None:
     app = sqlite_app
 
     @app.workflow()
     async def approval() -> str:
-        answer = await durably.wait_event("approved", timeout=timedelta(days=7))
-        return "escalated" if answer is None else f"approved by {answer}"
+        try:
+            answer = await durably.wait_event("approved", timeout=timedelta(days=7))
+        except durably.EventTimeoutError as exc:
+            return f"escalated after {exc.timeout}s"
+        return f"approved by {answer}"
+
+    @app.workflow()
+    def approval_sync() -> Any:
+        return durably.wait_event_sync("approved", timeout=timedelta(days=1), default="none")
+
+    @app.workflow()
+    async def unhandled() -> Any:
+        return await durably.wait_event("approved", timeout=timedelta(days=1))
 
     with WorkflowEnvironment(app) as env:
         start = env.now()
-        assert app.start(approval).result(timeout=10) == "escalated"
+        assert app.start(approval).result(timeout=10) == "escalated after 604800.0s"
         assert env.now() - start >= timedelta(days=7)
         h = app.start(approval, id="approve-me")
         app.send_event("approve-me", "approved", "bob")
         assert h.result(timeout=10) == "approved by bob"
+        # an approval sent with no payload is an event, not a timeout
+        h = app.start(approval, id="approve-empty")
+        app.send_event("approve-empty", "approved")
+        assert h.result(timeout=10) == "approved by None"
+        assert app.start(approval_sync).result(timeout=10) == "none"
+        h = app.start(approval_sync, id="sync-empty")
+        app.send_event("sync-empty", "approved")
+        assert h.result(timeout=10) is None
+        with pytest.raises(durably.WorkflowFailedError) as info:
+            app.start(unhandled, id="unhandled").result(timeout=10)
+    assert info.value.error["type"] == "durably.errors.EventTimeoutError"
+    assert "no event 'approved' reached workflow 'unhandled'" in info.value.error["message"]
 
 
 def test_sending_events_to_unknown_or_finished_workflows_is_an_error(app: durably.App) -> None:
@@ -547,6 +570,35 @@ def test_fork_from_a_step_and_purge(app: durably.App) -> None:
         app.purge("orig")
 
 
+def test_fork_from_past_the_end_of_the_journal_is_refused(app: durably.App) -> None:
+    @app.step()
+    async def only(x: int) -> int:
+        return x
+
+    @app.workflow()
+    async def one_step() -> int:
+        return await only(1)
+
+    @app.workflow()
+    async def no_step() -> int:
+        return 0
+
+    with app:
+        app.start(one_step, id="one").result(timeout=10)
+        app.start(no_step, id="none").result(timeout=10)
+        for wid, step, entries in (("one", 99, "entries 0 to 0"), ("one", 2, "entries 0 to 0"),
+                                   ("none", 1, "journal is empty")):  # fmt: skip
+            with pytest.raises(durably.ConfigurationError) as info:
+                app.fork(wid, from_step=step, new_id=f"{wid}-fork")
+            assert f"from step {step}" in info.value.message and entries in info.value.message
+            assert "nothing was created" in info.value.message
+        assert [w.id for w in app.list_workflows()] == ["none", "one"]
+        # the end itself is a fork point: it re-runs only what came after the last entry
+        assert app.fork("one", from_step=1, new_id="one-end").result(timeout=10) == 1
+        with pytest.raises(durably.WorkflowNotFoundError):
+            app.fork("missing", from_step=5)
+
+
 def test_fork_of_a_waiting_workflow_waits_on_its_own(app: durably.App) -> None:
     @app.workflow()
     async def gate() -> str:
@@ -558,7 +610,7 @@ def test_fork_of_a_waiting_workflow_waits_on_its_own(app: durably.App) -> None:
         h = app.start(gate, id="gate")
         app.send_event("gate", "a", "x")
         wait_for(lambda: [e.status for e in h.history()] == ["completed", "waiting"])
-        fork = app.fork("gate", from_step=5, new_id="gate-fork")
+        fork = app.fork("gate", from_step=2, new_id="gate-fork")
         wait_for(lambda: len(fork.history()) == 2)
         assert [e.status for e in fork.history()] == ["completed", "waiting"]
         app.send_event("gate-fork", "b", "y")

@@ -10,7 +10,7 @@ import pytest
 
 from durably.storage.sqlite import SqliteStore
 from durably.storage.sqlite_schema import MIGRATIONS
-from tests.test_store_contract import PG_URL, postgres_schema
+from tests.backends import PG_URL, postgres_schema
 
 
 def test_a_version_2_database_upgrades_with_its_journal_keys_backfilled(tmp_path: Path) -> None:

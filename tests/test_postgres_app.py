@@ -150,8 +150,9 @@ def test_synchronous_commit_off_is_an_opt_in_per_url(pg_url: str) -> None:
             assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
         with relaxed._read() as conn:  # type: ignore[attr-defined]
             assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
-            assert conn.execute("SHOW search_path").fetchone()[0].strip('"') == (
-                pg_url.rsplit("schema=", 1)[1]
+            assert (
+                conn.execute("SHOW search_path").fetchone()[0].strip('"')
+                == (pg_url.rsplit("schema=", 1)[1])
             )
         relaxed.migrate()
         app = durably.App(pg_url + "&synchronous_commit=off", worker_options=FAST)

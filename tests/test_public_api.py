@@ -5,22 +5,23 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import durably
 
 EXPECTED = {
     "App", "Cancelled", "ChildHandle", "ChildWorkflowFailed", "Client", "ConfigurationError",
-    "DurablyError", "HistoryEntry", "InvalidIdError", "JsonSerializer", "LeaseLostError",
-    "NonDeterminismError", "NotInWorkflowError", "PayloadTooLargeError", "Queue", "Retry",
-    "RunInfo", "Saga", "SerializationError", "Serializer", "Step", "StepContext", "StepFailed",
-    "StepFuture", "StepTimeoutError", "Undecodable", "UnknownWorkflowError", "WorkerInfo",
-    "WorkerOptions", "Workflow", "WorkflowFailedError", "WorkflowHandle", "WorkflowInfo",
-    "WorkflowNotFoundError", "WorkflowStateError", "WorkflowStatus", "WorkflowTimeoutError",
-    "__version__",
-    "continue_as_new", "now", "random", "run", "set_state", "sleep", "sleep_sync", "sleep_until",
-    "sleep_until_sync", "start_child", "step_context", "submit", "uuid4", "wait_event",
-    "wait_event_sync", "workflow_id",
+    "DurablyError", "EventTimeoutError", "HistoryEntry", "InvalidIdError", "JsonSerializer",
+    "LeaseLostError", "NonDeterminismError", "NotInWorkflowError", "PayloadTooLargeError",
+    "Queue", "Retry", "RunInfo", "Saga", "SerializationError", "Serializer", "Step",
+    "StepContext", "StepFailed", "StepFuture", "StepTimeoutError", "Undecodable",
+    "UnknownWorkflowError",
+    "WorkerInfo", "WorkerOptions", "Workflow", "WorkflowFailedError", "WorkflowHandle",
+    "WorkflowIdConflictError", "WorkflowInfo", "WorkflowNotFoundError", "WorkflowStateError",
+    "WorkflowStatus", "WorkflowTimeoutError", "__version__", "continue_as_new", "now", "random",
+    "run", "set_state", "sleep", "sleep_sync", "sleep_until", "sleep_until_sync", "start_child",
+    "step_context", "submit", "uuid4", "wait_event", "wait_event_sync", "workflow_id",
 }  # fmt: skip
 
 
@@ -28,6 +29,19 @@ def test_all_lists_exactly_the_stable_public_names() -> None:
     assert set(durably.__all__) == EXPECTED
     for name in durably.__all__:
         assert hasattr(durably, name), name
+
+
+def test_the_namespace_holds_no_stray_public_names() -> None:
+    """Everything ``dir(durably)`` shows without a leading underscore is in ``__all__`` or is a
+    submodule (no ``TYPE_CHECKING``, ``Any`` or other names leaked by its imports)."""
+    stray = [
+        name
+        for name in dir(durably)
+        if not name.startswith("_")
+        and name not in durably.__all__
+        and not isinstance(getattr(durably, name), types.ModuleType)
+    ]
+    assert stray == []
 
 
 def test_every_public_name_and_method_is_documented() -> None:

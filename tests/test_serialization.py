@@ -192,10 +192,11 @@ def test_lookalike_tag_dicts() -> None:
     assert S.decode('{"$uuid":"x","other":1}') == {"$uuid": "x", "other": 1}
 
 
-def test_lone_surrogates_are_escaped_so_text_is_valid_utf8() -> None:
-    text = S.encode({"s": "a\ud800b"})
-    text.encode("utf-8")  # does not raise
-    assert S.decode(text) == {"s": "a\ud800b"}
+def test_lone_surrogates_are_refused_as_they_cannot_be_read_back() -> None:
+    # issue 12: escaping them stored text whose decoded value no UTF-8 answer can carry
+    with pytest.raises(SerializationError, match="lone surrogate"):
+        S.encode({"s": "a\ud800b"})
+    assert S.decode(S.encode({"s": "a\U0001f600b"})) == {"s": "a\U0001f600b"}
 
 
 # --- round trips with hints ----------------------------------------------------------------------

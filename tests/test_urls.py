@@ -122,7 +122,10 @@ def test_store_errors_name_the_url_without_its_secrets(url: str) -> None:
         open_store(url)
     assert SECRET not in str(caught.value)
     assert SECRET not in repr(caught.value)
-    assert "***" in str(caught.value)
+    if url.startswith("mysql"):  # an unsupported scheme is named alone, not the whole URL
+        assert "unsupported database URL scheme 'mysql://'" in str(caught.value)
+    else:
+        assert "***" in str(caught.value)
 
 
 def test_app_and_client_reprs_hide_secrets() -> None:

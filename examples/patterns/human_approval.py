@@ -1,8 +1,10 @@
 """Human in the loop: wait for an `approved` event for 7 days; if none comes, escalate.
 
-durably.wait_event(name, timeout=...) returns the event's payload, or None when the timeout
-passes first. The demo drives a virtual clock by hand (WorkflowEnvironment with auto_skip=False
-and env.advance) to show the three outcomes without waiting a week.
+durably.wait_event(name, timeout=...) returns the event's payload, or raises
+durably.EventTimeoutError when the timeout passes first (an approval sent with no payload is
+still an approval: it returns None). The demo drives a virtual clock by hand
+(WorkflowEnvironment with auto_skip=False and env.advance) to show the three outcomes without
+waiting a week.
 """
 
 import tempfile
@@ -23,14 +25,17 @@ def make_app(db_url: str) -> durably.App:
     async def approve_expense(request: str, approver: str, manager: str) -> str:
         asked = durably.now()
         await notify(approver, request)
-        approved_by = await durably.wait_event("approved", timeout=timedelta(days=7))
-        if approved_by is None:  # no answer in a week: escalate to the manager
+        try:
+            approved_by = await durably.wait_event("approved", timeout=timedelta(days=7))
+        except durably.EventTimeoutError:  # no answer in a week: escalate to the manager
             durably.set_state("escalated_to", manager)
             await notify(manager, request)
-            approved_by = await durably.wait_event("approved", timeout=timedelta(days=3))
+            try:
+                approved_by = await durably.wait_event("approved", timeout=timedelta(days=3))
+            except durably.EventTimeoutError:
+                days = (durably.now() - asked).days
+                return f"{request}: rejected, nobody approved it in {days} days"
         days = (durably.now() - asked).days
-        if approved_by is None:
-            return f"{request}: rejected, nobody approved it in {days} days"
         return f"{request}: approved by {approved_by} after {days} days"
 
     return app

@@ -32,8 +32,9 @@ def make_app(db_url: str) -> durably.App:
         durably.set_state("status", "active")
         bill_at = durably.now() + MONTH
         while (left := bill_at - durably.now()) > timedelta(0):
-            command = await durably.wait_event("command", timeout=left)
-            if command is None:  # no command before the bill is due
+            try:
+                command = await durably.wait_event("command", timeout=left)
+            except durably.EventTimeoutError:  # no command before the bill is due
                 break
             if command["action"] == "cancel_subscription":
                 durably.set_state("status", "cancelled")

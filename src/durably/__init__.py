@@ -5,7 +5,7 @@ workflow survives crashes, restarts and deploys, resumes where it stopped, and n
 completed step. Embedded SQLite by default; no server needed.
 """
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from durably.app import App
 from durably.codec import Undecodable
@@ -15,6 +15,7 @@ from durably.errors import (
     ChildWorkflowFailed,
     ConfigurationError,
     DurablyError,
+    EventTimeoutError,
     InvalidIdError,
     LeaseLostError,
     NonDeterminismError,
@@ -25,6 +26,7 @@ from durably.errors import (
     StepTimeoutError,
     UnknownWorkflowError,
     WorkflowFailedError,
+    WorkflowIdConflictError,
     WorkflowNotFoundError,
     WorkflowStateError,
     WorkflowTimeoutError,
@@ -56,11 +58,11 @@ from durably.serialization import JsonSerializer, Serializer
 from durably.storage.base import WorkerInfo, WorkflowStatus
 from durably.worker import WorkerOptions
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from durably.client import Client
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     # the HTTP client (http.client, email...) is imported on first use: a worker never needs it
     if name == "Client":
         from durably.client import Client
@@ -79,6 +81,7 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "DurablyError",
+    "EventTimeoutError",
     "HistoryEntry",
     "InvalidIdError",
     "JsonSerializer",
@@ -104,6 +107,7 @@ __all__ = [
     "Workflow",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowIdConflictError",
     "WorkflowInfo",
     "WorkflowNotFoundError",
     "WorkflowStateError",

@@ -11,10 +11,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from durably import limits
 from durably.codec import codec_for
 from durably.commands import Commands
-from durably.definitions import Registry, Step, Workflow, qualified_name
-from durably.errors import ConfigurationError, UnknownWorkflowError
+from durably.definitions import Registry, Step, Workflow, not_a_workflow, qualified_name
+from durably.errors import UnknownWorkflowError, WorkflowIdConflictError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
@@ -212,11 +213,10 @@ class App(Commands):
                 )
             return workflow.name
         if not isinstance(workflow, str):
-            raise UnknownWorkflowError(
-                f"app.start() takes a workflow function or its name, got {type(workflow).__name__}"
-            )
+            raise UnknownWorkflowError(not_a_workflow("app", workflow))
         if workflow in self.registry.workflows:
             return workflow
+        limits.check_name(workflow, "workflow name")
         workers = self.store.list_workers()
         if any(workflow in w.workflows for w in workers):
             return workflow
@@ -257,8 +257,10 @@ class App(Commands):
 
         ``app.start(wf, *args, id="order-1", **kwargs)``: ``id`` is optional (a random one is
         made); starting with an id that exists returns a handle to that workflow and runs
-        nothing again. Arguments must be serializable (JSON, dataclasses, pydantic, datetime...).
-        A workflow parameter cannot itself be named ``id``: pass it positionally.
+        nothing again, if it is a workflow of the same name (else
+        :class:`WorkflowIdConflictError`, and nothing is written). Arguments must be
+        serializable (JSON, dataclasses, pydantic, datetime...). A workflow parameter cannot
+        itself be named ``id``: pass it positionally.
         """
         name = self._resolve(workflow, id)
         return self._create(name, args, kwargs, id, DEFAULT_QUEUE, 0)[0]
@@ -300,7 +302,16 @@ class App(Commands):
             created = self._creations().write(CreateWorkflow(record), inline=True)
             if created:
                 self._notify_worker()
+        if not created:
+            self._check_same_name(record)
         return WorkflowHandle(self._handles, record.id), created
+
+    def _check_same_name(self, record: WorkflowRecord) -> None:
+        """After a start that found its id taken (the only case that reads): raise
+        :class:`WorkflowIdConflictError` if the workflow there has another name."""
+        existing = self.store.get_workflow(record.id)
+        if existing is not None and existing.name != record.name:
+            raise WorkflowIdConflictError.taken(record.id, record.name, existing.name)
 
     def start_named(
         self,
@@ -333,8 +344,12 @@ class App(Commands):
         worker = self._worker
         # with a worker here, concurrent starts share its group commits, with no thread hop
         created = None if worker is None else await worker.start_here_async(record)
-        if created is None and await self._creations().write_async(CreateWorkflow(record)):
-            self._notify_worker()
+        if created is None:
+            created = await self._creations().write_async(CreateWorkflow(record))
+            if created:
+                self._notify_worker()
+        if not created:
+            await asyncio.to_thread(self._check_same_name, record)
         return WorkflowHandle(self._handles, record.id)
 
     def _creations(self) -> GroupCommitter:
@@ -437,11 +452,11 @@ class App(Commands):
         """
         position = None if before is None else page_position(before)
         statuses = status_filter(status)
-        if limit < 1:
-            raise ConfigurationError(f"limit must be >= 1, got {limit}")
+        limits.check_count(limit, "limit", 1)
+        after, until = limits.check_filters(name, id_prefix, created_after, created_before)
         records = self.store.list_workflows(
-            statuses=statuses, name=name, limit=limit, created_after=created_after,
-            created_before=created_before, id_prefix=id_prefix, before=position,
+            statuses=statuses, name=name, limit=limit, created_after=after,
+            created_before=until, id_prefix=id_prefix, before=position,
         )  # fmt: skip
         unserved = self.unserved_filter()
         return [WorkflowInfo.summary_of(r, unserved=unserved(r)) for r in records]

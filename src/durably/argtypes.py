@@ -6,19 +6,27 @@ import argparse
 import math
 from collections.abc import Callable
 
+from durably.limits import MAX_COUNT
+
 __all__ = ["seconds", "whole_number"]
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: a whole number of at least ``minimum``, else a clear error."""
+def whole_number(minimum: int, maximum: int = MAX_COUNT) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``minimum`` to ``maximum`` (default
+    :data:`durably.limits.MAX_COUNT`) in ASCII digits, else a clear error."""
 
     def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        text = value.strip()
+        digits = text.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value[:60]!r}")
+        if len(digits.lstrip("0")) > len(str(maximum)):
+            raise argparse.ArgumentTypeError(f"expected a number <= {maximum}, got {text[:60]}...")
+        number = int(text)
         if number < minimum:
             raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {number}")
+        if number > maximum:
+            raise argparse.ArgumentTypeError(f"expected a number <= {maximum}, got {number}")
         return number
 
     return parse

@@ -19,8 +19,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
+from durably import limits
 from durably.commands import check_event, check_from_step
-from durably.definitions import Workflow
+from durably.definitions import Workflow, not_a_workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.ids import new_workflow_id, validate_workflow_id
@@ -62,7 +63,7 @@ def _epoch(value: float | datetime | None, what: str) -> str | None:
             raise ConfigurationError(f"{what} must be timezone-aware, got {value!r}")
         return value.isoformat()
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(float(value))
+        return repr(limits.check_epoch(value, what))
     raise ConfigurationError(f"{what} must be epoch seconds or a datetime, got {value!r}")
 
 
@@ -144,10 +145,9 @@ class Client:
         elif isinstance(workflow, str) and workflow:
             name = workflow
         else:
-            raise UnknownWorkflowError(
-                f"client.start() takes a workflow function or its name, got {workflow!r}"
-            )
+            raise UnknownWorkflowError(not_a_workflow("client", workflow))
         workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
+        limits.check_name(name, "workflow name")
         call = json.loads(
             self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
         )
@@ -229,8 +229,8 @@ class Client:
         created_before: float | datetime | None,
         id_prefix: str | None,
     ) -> list[tuple[str, str]]:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError(f"limit must be >= 1, got {limit!r}")
+        limits.check_count(limit, "limit", 1)
+        limits.check_filters(name, id_prefix, None, None)
         query = [("status", s.value) for s in status_filter(status) or ()]
         query.append(("limit", str(limit)))
         for key, value in (
@@ -328,8 +328,7 @@ class Client:
 
     def terminate(self, workflow_id: str, reason: str = "terminated") -> None:
         """Stop a workflow now, with ``reason`` (see :meth:`durably.App.terminate`)."""
-        if not isinstance(reason, str):
-            raise ConfigurationError(f"reason must be a string, got {reason!r}")
+        limits.check_text(reason, "reason", max_length=limits.MAX_REASON_LENGTH, allow_empty=True)
         self._command(workflow_id, "/terminate", {"reason": reason})
 
     def suspend(self, workflow_id: str) -> None:

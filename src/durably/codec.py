@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from durably import limits
 from durably.errors import ConfigurationError, PayloadTooLargeError, SerializationError
 from durably.serialization import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -43,7 +44,18 @@ __all__ = ["Codec", "Undecodable", "codec_for", "to_json"]
 _PROTOCOL_METHODS = ("encode", "decode")
 _FAST_METHODS = ("encode", "decode", "encode_call", "decode_call")
 _CONTEXT = ("what", "workflow_id", "step")
-_WIRE = JsonSerializer(max_payload_bytes=2**62)
+
+
+class _WireSerializer(JsonSerializer):
+    """durably's JSON form of values for the HTTP API and ``--json`` output: never stored, so
+    none of the storage checks (size, depth, lone surrogates) apply; a value already stored (say
+    by an older durably that let lone surrogates through) is always shown."""
+
+    def _check_size(self, text: str, what: str, workflow_id: str | None, step: str | None) -> str:
+        return text
+
+
+_WIRE = _WireSerializer(max_payload_bytes=2**62)
 """durably's JSON form of values, for the HTTP API and ``--json`` output (not for storage)."""
 
 
@@ -274,7 +286,9 @@ class Codec:
     def encode_error(self, info: dict[str, Any]) -> str:
         """An error description (type, message, traceback...) as the text to store. Not held
         to the size limit; if the serializer refuses it, it is stored without its traceback
-        and with its message cut to 2,000 characters."""
+        and with its message cut to 2,000 characters. Lone surrogates in its texts are shown
+        as U+FFFD (a description need not round-trip exactly, but must be storable)."""
+        info = {k: limits.readable(v) if isinstance(v, str) else v for k, v in info.items()}
         try:
             return self._encode(info, "error", None, None)
         except SerializationError:
@@ -368,7 +382,8 @@ class _JsonCodec(Codec):
         return self.serializer.decode(text)  # the call's JSON object, as stored
 
     def encode_error(self, info: dict[str, Any]) -> str:
-        return json.dumps(info, ensure_ascii=False, default=repr)
+        # a message or traceback may hold lone surrogates: shown as U+FFFD, so it can be stored
+        return limits.readable(json.dumps(info, ensure_ascii=False, default=repr))
 
     def from_json(self, value: Any) -> Any:
         return value  # its JSON form is what JsonSerializer stores: no need to decode the tags

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from durably import limits
 from durably.errors import ConfigurationError, WorkflowNotFoundError, WorkflowStateError
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
@@ -43,17 +44,16 @@ def _refuse(rec: WorkflowRecord, command: str, hint: str = "") -> WorkflowStateE
 
 
 def check_event(name: object, dedup_key: object) -> None:
-    """Refuse an event name or dedup key that is not a non-empty string (App and Client)."""
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"event name must be a non-empty string, got {name!r}")
-    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
-        raise ConfigurationError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
+    """Refuse an event name or dedup key that :mod:`durably.limits` does not accept (App,
+    Client and CLI)."""
+    limits.check_event_name(name)
+    limits.check_dedup_key(dedup_key)
 
 
 def check_from_step(from_step: object) -> None:
-    """Refuse a fork point that is not an integer >= 0 (App and Client)."""
-    if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
-        raise ConfigurationError(f"from_step must be an integer >= 0, got {from_step!r}")
+    """Refuse a fork point that is not a whole number from 0 to ``limits.MAX_COUNT`` (App and
+    Client)."""
+    limits.check_count(from_step, "from_step", 0)
 
 
 class Commands:
@@ -112,6 +112,9 @@ class Commands:
     def terminate(self, workflow_id: str, reason: str = "terminated") -> None:
         """Stop a workflow now: no more of its code runs (no ``finally``, no compensation); its
         unfinished children are terminated too. Status ``terminated`` with ``reason``."""
+        reason = limits.check_text(
+            reason, "reason", max_length=limits.MAX_REASON_LENGTH, allow_empty=True
+        )
         error = self.codec.encode_error(
             {"type": "Terminated", "code": "terminated", "message": reason}
         )
@@ -160,6 +163,7 @@ class Commands:
         validate_workflow_id(workflow_id)
         check_from_step(from_step)
         target = new_workflow_id() if new_id is None else validate_workflow_id(new_id)
+        self._check_fork_point(workflow_id, from_step)
         rec, created = self.store.fork(workflow_id, target, from_step, self._clock())
         _found(rec, workflow_id, self.database_url)
         if not created:
@@ -169,6 +173,24 @@ class Commands:
             )
         self._notify_worker()
         return self.handle(target)
+
+    def _check_fork_point(self, workflow_id: str, from_step: int) -> None:
+        """Refuse a ``from_step`` past the end of the journal (a journal only grows, so the
+        check holds when the fork runs): from 0 to the number of entries."""
+        journal = self.store.get_journal(workflow_id)
+        end = max((e.seq for e in journal), default=-1) + 1
+        if from_step <= end:
+            return
+        _found(self.store.get_workflow(workflow_id), workflow_id, self.database_url)
+        entries = (
+            "its journal is empty" if end == 0 else (f"its journal has entries 0 to {end - 1}")
+        )
+        raise ConfigurationError(
+            f"cannot fork {workflow_id!r} from step {from_step}: {entries}; pick a step from 0 "
+            f"to {end} (its history lists them: `durably history {workflow_id}`); nothing was "
+            "created",
+            workflow_id=workflow_id,
+        )
 
     def purge(self, workflow_id: str) -> None:
         """Delete a finished workflow with its journal, events, state and runs."""

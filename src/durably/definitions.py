@@ -12,7 +12,7 @@ from durably.errors import ConfigurationError, DurablyError, UnknownWorkflowErro
 from durably.retry import Retry
 from durably.scope import current_scope
 
-__all__ = ["Registry", "Step", "Workflow"]
+__all__ = ["Registry", "Step", "Workflow", "not_a_workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -147,3 +147,17 @@ class Registry:
 def qualified_name(fn: Callable[..., Any]) -> str:
     """The default registered name of a function: its ``__name__``."""
     return getattr(fn, "__name__", repr(fn))
+
+
+def not_a_workflow(who: str, value: object) -> str:
+    """The message of ``<who>.start(value)`` when ``value`` is neither a workflow nor its name."""
+    takes = f"{who}.start() takes a workflow registered with @app.workflow, or its name"
+    if isinstance(value, Step):
+        return f"{takes}; {value.name!r} is a step (@app.step): start a workflow that calls it"
+    if callable(value):
+        name = getattr(value, "__qualname__", None) or type(value).__name__
+        return (
+            f"{takes}; {name!r} is a plain {type(value).__name__}: decorate it with "
+            "@app.workflow (or @app.workflow(name=...)) and start what the decorator returns"
+        )
+    return f"{takes}, got {type(value).__name__} {repr(value)[:100]}"

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigurationError",
     "DatabaseUnavailableError",
     "DurablyError",
+    "EventTimeoutError",
     "InvalidIdError",
     "LeaseLostError",
     "NonDeterminismError",
@@ -23,6 +24,7 @@ __all__ = [
     "StepTimeoutError",
     "UnknownWorkflowError",
     "WorkflowFailedError",
+    "WorkflowIdConflictError",
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
 ]
@@ -82,6 +84,43 @@ class WorkflowNotFoundError(DurablyError):
     """No workflow with this id exists in the store."""
 
     code = "workflow_not_found"
+
+
+class WorkflowIdConflictError(DurablyError):
+    """A start with an id that an existing workflow of *another* name holds.
+
+    Starting an existing id is idempotent only with the same workflow name (then it returns the
+    existing workflow and runs nothing again); with another name nothing is written and this is
+    raised. ``name`` is the name this start asked for, ``existing_name`` the workflow's. The HTTP
+    API answers it with 409 (code ``id_conflict``) and the CLI exits 4.
+    """
+
+    code = "id_conflict"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        name: str = "",
+        existing_name: str = "",
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.name = name
+        self.existing_name = existing_name
+
+    @classmethod
+    def taken(cls, workflow_id: str, name: str, existing_name: str) -> WorkflowIdConflictError:
+        """The error of a start of ``name`` on ``workflow_id``, held by ``existing_name``."""
+        return cls(
+            f"workflow id {workflow_id!r} is already taken by a workflow named "
+            f"{existing_name!r}, so this start of {name!r} created nothing; an id is reused "
+            f"idempotently only by the same workflow: start {name!r} with another id (or with "
+            "none, for a random one)",
+            workflow_id=workflow_id,
+            name=name,
+            existing_name=existing_name,
+        )
 
 
 class SerializationError(DurablyError):
@@ -161,6 +200,29 @@ class WorkflowTimeoutError(DurablyError, TimeoutError):
     """``handle.result(timeout=...)`` waited that long and the workflow has not finished."""
 
     code = "result_timeout"
+
+
+class EventTimeoutError(DurablyError):
+    """Raised inside a workflow by ``durably.wait_event(name, timeout=...)`` when the timeout
+    passes before an event ``name`` arrives (pass ``default=`` to get a value back instead).
+
+    Not a ``TimeoutError``: an uncaught one fails the workflow like any other error. ``event``
+    is the event name and ``timeout`` the seconds waited.
+    """
+
+    code = "event_timeout"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        event: str = "",
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.event = event
+        self.timeout = timeout
 
 
 class NotInWorkflowError(DurablyError):

@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, ParamSpec, TypeVar, overload
 
+from durably import limits
 from durably.definitions import Step, Workflow
 from durably.errors import ConfigurationError, NotInWorkflowError
 from durably.scope import (
+    NO_DEFAULT,
     ChildHandle,
     StepContext,
     StepFuture,
@@ -200,25 +202,36 @@ def sleep_until_sync(when: datetime) -> None:
     _sync_scope("sleep_until_sync", "sleep_until").sleep_blocking(None, _timestamp(when))
 
 
-def wait_event(name: str, timeout: float | timedelta | None = None) -> Awaitable[Any]:
-    """Wait durably for the next event ``name`` sent with ``app.send_event``; return its payload,
-    or None if ``timeout`` passes first. Events sent before the wait are kept; each is consumed
-    exactly once, in the order sent."""
+def wait_event(
+    name: str, timeout: float | timedelta | None = None, *, default: Any = NO_DEFAULT
+) -> Awaitable[Any]:
+    """Wait durably for the next event ``name`` sent with ``app.send_event`` and return its
+    payload (None for an event sent without one).
+
+    If ``timeout`` passes first, raise :class:`durably.EventTimeoutError`, or return ``default``
+    when one is given (``default=None`` gives None for a timeout; pick a value no sender uses to
+    tell the two apart). Events sent before the wait are kept; each is consumed exactly once, in
+    the order sent. The journal records which happened, so a replay takes the same branch.
+    """
+    limits.check_event_name(name)
     seconds = _seconds(timeout, "wait_event timeout")
-    return _async_scope("wait_event", "wait_event_sync").wait_event(name, seconds)
+    return _async_scope("wait_event", "wait_event_sync").wait_event(name, seconds, default)
 
 
-def wait_event_sync(name: str, timeout: float | timedelta | None = None) -> Any:
-    """:func:`wait_event` for sync workflows."""
+def wait_event_sync(
+    name: str, timeout: float | timedelta | None = None, *, default: Any = NO_DEFAULT
+) -> Any:
+    """:func:`wait_event` for sync workflows (blocks; raises or returns ``default`` alike)."""
+    limits.check_event_name(name)
     seconds = _seconds(timeout, "wait_event timeout")
-    return _sync_scope("wait_event_sync", "wait_event").wait_event_blocking(name, seconds)
+    scope = _sync_scope("wait_event_sync", "wait_event")
+    return scope.wait_event_blocking(name, seconds, default)
 
 
 def set_state(key: str, value: Any) -> None:
     """Publish ``key = value`` from a workflow (journaled); read it from outside with
     ``handle.state(key)`` or ``handle.states()``, while the workflow runs and after it ends."""
-    if not isinstance(key, str) or not key:
-        raise ConfigurationError(f"set_state() needs a non-empty string key, got {key!r}")
+    limits.check_name(key, "set_state() key")
     _scope("set_state").set_state(key, value)
 
 

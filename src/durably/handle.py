@@ -9,7 +9,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from durably import limits
 from durably.errors import ConfigurationError
+from durably.ids import validate_workflow_id
 from durably.storage.base import PREVIEW_CHARS, WorkflowRecord, WorkflowStatus
 
 if TYPE_CHECKING:
@@ -183,7 +185,7 @@ def page_position(before: WorkflowInfo | tuple[float, str]) -> tuple[float, str]
         and not isinstance(before[0], bool)
         and isinstance(before[1], str)
     ):
-        return float(before[0]), before[1]
+        return limits.check_epoch(before[0], "before's created_at"), validate_workflow_id(before[1])
     raise ConfigurationError(
         "before must be a WorkflowInfo (the last one of the previous page) or a "
         f"(created_at epoch seconds, id) pair, got {before!r}"

@@ -12,11 +12,14 @@ from durably.errors import WorkflowFailedError, WorkflowNotFoundError, WorkflowT
 from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
 from durably.results import Ended
 from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
+from durably.waiting import UnservedWatch, unserved_hint
 
 if TYPE_CHECKING:
     from durably.app import App
 
 __all__ = ["StoreHandleSource"]
+
+_START = "`durably worker MODULE:APP`, app.run_worker() or `with app:`"
 
 
 def _dt(t: float | None) -> datetime | None:
@@ -126,6 +129,7 @@ class StoreHandleSource:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.001
         app = self._app
+        watch = UnservedWatch()
         while True:
             generation = app._finished_generation
             rec = self._record(workflow_id)
@@ -134,16 +138,20 @@ class StoreHandleSource:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise self._timed_out(rec, timeout)
+            if watch.due():
+                self._check_served(watch, rec)
             yield generation, delay if remaining is None else min(delay, remaining)
             delay = min(delay * 2, 0.1)
+
+    def _check_served(self, watch: UnservedWatch, rec: WorkflowRecord) -> None:
+        """A long wait's check: warn once if no live worker serves the workflow."""
+        unserved = self._app.unserved_filter()(rec)
+        watch.check(rec.id, rec.status.value, rec.name, rec.queue, unserved, _START)
 
     def _timed_out(self, rec: WorkflowRecord, timeout: float | None) -> WorkflowTimeoutError:
         hint = "wait longer, or check that a worker serving it runs"
         if self._app.unserved_filter()(rec):
-            hint = (
-                f"no live worker serves workflow {rec.name!r} on queue {rec.queue!r}: "
-                "start one (`durably worker MODULE:APP`, app.run_worker() or `with app:`)"
-            )
+            hint = unserved_hint(rec.name, rec.queue, _START)
         return WorkflowTimeoutError(
             f"workflow {rec.id!r} is still {rec.status.value} after {timeout}s; {hint}",
             workflow_id=rec.id,
@@ -177,7 +185,20 @@ class StoreHandleSource:
     async def result_async(self, workflow_id: str, timeout: float | None) -> Any:
         """Async twin of :meth:`result`: joins the loop's poller, which reads every workflow
         awaited on this loop in one query per poll (and is woken by the worker here)."""
-        rec = await self._app._result_poller().wait(workflow_id, timeout)
-        if rec is None:
-            raise self._timed_out(await asyncio.to_thread(self._record, workflow_id), timeout)
-        return self._outcome(rec)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watch = UnservedWatch()
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            check = watch.until_check()
+            wait = (
+                remaining
+                if check is None or (remaining is not None and remaining <= check)
+                else check
+            )
+            rec = await self._app._result_poller().wait(workflow_id, wait)
+            if rec is not None:
+                return self._outcome(rec)
+            current = await asyncio.to_thread(self._record, workflow_id)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._timed_out(current, timeout)
+            await asyncio.to_thread(self._check_served, watch, current)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from durably.definitions import Step, Workflow
 
 __all__ = [
+    "NO_DEFAULT",
     "ChildHandle",
     "ContinueAsNewSignal",
     "StepContext",
@@ -33,6 +34,17 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class _NoDefault:
+    """The type of :data:`NO_DEFAULT`."""
+
+    def __repr__(self) -> str:
+        return "<no default: raise EventTimeoutError>"
+
+
+NO_DEFAULT: Any = _NoDefault()
+"""``wait_event``'s ``default`` when none is given: a timeout raises ``EventTimeoutError``."""
 
 
 class WorkflowAborted(BaseException):
@@ -142,11 +154,12 @@ class WorkflowScope(abc.ABC):
         """Sync workflows: a durable timer, blocking."""
 
     @abc.abstractmethod
-    def wait_event(self, name: str, timeout: float | None) -> Awaitable[Any]:
-        """Async workflows: the next event ``name``'s payload, or None after ``timeout``."""
+    def wait_event(self, name: str, timeout: float | None, default: Any) -> Awaitable[Any]:
+        """Async workflows: the next event ``name``'s payload; after ``timeout``, ``default``,
+        or ``EventTimeoutError`` raised if it is :data:`NO_DEFAULT`."""
 
     @abc.abstractmethod
-    def wait_event_blocking(self, name: str, timeout: float | None) -> Any:
+    def wait_event_blocking(self, name: str, timeout: float | None, default: Any) -> Any:
         """Sync workflows: like :meth:`wait_event`, blocking."""
 
     @abc.abstractmethod

@@ -34,6 +34,7 @@ from enum import Enum
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
+from durably import limits
 from durably.errors import ConfigurationError, PayloadTooLargeError, SerializationError
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "JsonSerializer", "Serializer"]
@@ -131,7 +132,6 @@ def _default(o: Any) -> Any:
 
 _OPTIONS: dict[str, Any] = {"allow_nan": False, "separators": (",", ":"), "default": _default}
 _ENCODER = json.JSONEncoder(ensure_ascii=False, **_OPTIONS)
-_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, **_OPTIONS)  # for lone surrogates
 
 # Parsers of the tagged forms; a hint of one of these types also accepts the untagged JSON form.
 _PARSERS: dict[type, Callable[[Any], Any]] = {
@@ -173,7 +173,7 @@ def _encode_error(
     if isinstance(exc, _Unsupported):
         msg = f"{head}: values of type {exc.type_name} are not supported. {_ADVICE}"
     elif isinstance(exc, RecursionError):
-        msg = f"{head}: it is nested too deeply. Flatten the data or store it elsewhere."
+        msg = f"{head}: it {limits.DEPTH_ADVICE}"
     elif isinstance(exc, TypeError) and text.startswith("keys must be"):
         key_type = text.rpartition(" not ")[2]
         msg = f"{head}: dict keys must be str, found a key of type {key_type}. Convert keys to str."
@@ -433,7 +433,7 @@ class JsonSerializer:
             text = _ENCODER.encode(value)
         except Exception as exc:
             raise _encode_error(exc, what, workflow_id, step) from exc
-        return self._check_size(text, value, what, workflow_id, step)
+        return self._check_size(text, what, workflow_id, step)
 
     def decode(self, data: str, type_hint: Any = Any) -> Any:
         """Decode JSON text, restoring tagged values and converting the result to ``type_hint``."""
@@ -466,7 +466,7 @@ class JsonSerializer:
                 except Exception as arg_exc:
                     raise _encode_error(arg_exc, label + owner, workflow_id, step) from arg_exc
             raise _encode_error(exc, "arguments" + owner, workflow_id, step) from exc
-        return self._check_size(text, call, "arguments" + owner, workflow_id, step)
+        return self._check_size(text, "arguments" + owner, workflow_id, step)
 
     def decode_call(
         self, data: str, func: Callable[..., Any]
@@ -500,17 +500,11 @@ class JsonSerializer:
         what = f"result of {getattr(func, '__qualname__', None) or 'function'}"
         return _convert_as(_loads(data, what), _call_hints(func).result, what)
 
-    def _check_size(
-        self, text: str, value: Any, what: str, workflow_id: str | None, step: str | None
-    ) -> str:
-        if text.isascii():
-            size = len(text)
-        else:
-            try:
-                size = len(text.encode("utf-8"))
-            except UnicodeEncodeError:  # lone surrogates: \u-escape them so the text is valid UTF-8
-                text = _ASCII_ENCODER.encode(value)
-                size = len(text)
+    def _check_size(self, text: str, what: str, workflow_id: str | None, step: str | None) -> str:
+        # refuses lone surrogates and nesting deeper than limits.MAX_DEPTH: what is stored can
+        # always be read back, shown, and encoded again
+        context = _context(workflow_id, step)
+        size = limits.check_encoded(text, what, context, workflow_id=workflow_id, step=step)
         if size > self.max_payload_bytes:
             raise PayloadTooLargeError(
                 f"Encoded {what}{_context(workflow_id, step)} is {size} bytes, over the limit of "

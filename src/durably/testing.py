@@ -4,24 +4,32 @@
 
     from durably.testing import WorkflowEnvironment
 
-    def test_reminder(tmp_path):
-        app = make_app(f"sqlite:///{tmp_path}/t.db")
-        with WorkflowEnvironment(app) as env:
-            h = app.start(remind_in_30_days, "ada")
-            assert h.result(timeout=10) == "reminded"      # took milliseconds
+    from myapp import app, remind_in_30_days          # the module-level App, as deployed
+
+    def test_reminder():
+        with WorkflowEnvironment(app) as env:          # on a fresh temporary database
+            start = env.now()
+            h = app.start(remind_in_30_days, "ada", id="reminder-ada")
+            assert h.result(timeout=10) == "reminded"  # took milliseconds
             assert env.now() - start >= timedelta(days=30)
 
 Inside the environment the worker's clock is virtual: whenever no workflow is running or
 runnable and some are waiting on timers, it jumps to the earliest timer. Everything else is the
 real engine: the journal, replay, parking (every wait is unwound at once here), events and
-children. Production code always uses the real clock; only this module changes it.
+children. By default it runs on a fresh, empty SQLite database of its own, with the App's
+registrations, so that the same test runs the same way every time (fixed ids do not find the
+workflows of an earlier run). Production code always uses the real clock; only this module
+changes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -31,6 +39,10 @@ from durably.errors import ConfigurationError, WorkflowTimeoutError
 from durably.handle import WorkflowHandle
 
 __all__ = ["VirtualClock", "WorkflowEnvironment"]
+
+_FOLDERS: weakref.WeakKeyDictionary[App, weakref.finalize[Any, Any]] = weakref.WeakKeyDictionary()
+"""The deletion of each App's current fresh environment folder (run when the next environment
+replaces it, when the App is collected, or at interpreter exit)."""
 
 
 class VirtualClock:
@@ -54,13 +66,27 @@ class VirtualClock:
 class WorkflowEnvironment:
     """Runs an :class:`App`'s embedded worker with a time-skipping :class:`VirtualClock`.
 
+    ``fresh=True`` (the default): entering moves the App to a new, empty SQLite database in a
+    temporary folder (its workflows and steps stay registered), so a test runs the same way
+    every time; the App stays on it after the block, so its handles can still be read, until
+    the next environment moves it again (that folder is then deleted, as the last one is when
+    the App is garbage-collected or the interpreter exits). Its own database is never touched.
+    ``fresh=False`` runs on the database the App uses now (a SQLite file) instead.
     ``auto_skip=False`` keeps the clock still unless :meth:`advance` is called.
     """
 
-    def __init__(self, app: App, *, start: datetime | None = None, auto_skip: bool = True) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        start: datetime | None = None,
+        auto_skip: bool = True,
+        fresh: bool = True,
+    ) -> None:
         if start is not None and start.tzinfo is None:
             raise ConfigurationError("WorkflowEnvironment(start=...) needs an aware datetime")
         self.app = app
+        self.fresh = fresh
         self.clock = VirtualClock((start or datetime.now(UTC)).timestamp())
         self.auto_skip = auto_skip
         self.skips = 0
@@ -98,6 +124,8 @@ class WorkflowEnvironment:
         app = self.app
         if app._worker is not None:
             raise ConfigurationError("stop the App's worker before entering WorkflowEnvironment")
+        if self.fresh:
+            self._use_fresh_database()
         app._clock = self.clock.time
         app.worker_options = dataclasses.replace(
             app.worker_options, eviction_threshold=0.0, poll_interval=0.01
@@ -119,6 +147,26 @@ class WorkflowEnvironment:
             self._thread.join()
         self.app.stop_worker()
         self.app._clock, self.app.worker_options = self._saved
+
+    def _use_fresh_database(self) -> None:
+        """Move the App to a new SQLite file in a temporary folder (closing what it had open;
+        the folder of its previous environment, if any, is deleted)."""
+        app = self.app
+        folder = tempfile.mkdtemp(prefix="durably-env-")
+        with app._committer_lock:
+            committer, app._committer = app._committer, None
+        if committer is not None:
+            committer.stop()
+        with app._store_lock:
+            if app._store is not None:
+                app._store.close()
+            app._store = None
+            app.database_url = f"sqlite:///{folder}/env.db"
+        app._pollers.clear()  # they read the store they were made with
+        previous = _FOLDERS.get(app)
+        _FOLDERS[app] = weakref.finalize(app, shutil.rmtree, folder, ignore_errors=True)
+        if previous is not None:
+            previous()  # deletes the previous environment's folder now
 
     def _idle_until(self) -> float | None:
         """The next timer if the worker is idle and nothing is runnable now, else None."""

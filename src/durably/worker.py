@@ -45,6 +45,7 @@ from durably.storage.base import (
     WriteOp,
 )
 from durably.storage.committer import GroupCommitter
+from durably.worker_log import lease_loss, log_bad_end
 from durably.worker_options import WorkerOptions
 from durably.worker_runtime import WorkerRuntime, pid_alive
 
@@ -84,6 +85,7 @@ class Worker:
         self.active: dict[str, WorkflowContext] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finishing: set[str] = set()
+        self._telling: set[asyncio.Task[None]] = set()  # logging why workflows were lost
         self._queue_of: dict[str, str] = {}
         """Queue of each workflow in ``active``."""
         self._in_queue: dict[str, int] = {}
@@ -490,14 +492,26 @@ class Worker:
                     await asyncio.to_thread(self.store.release, self.id, sorted(orphans))
                 except Exception as exc:
                     log.warning("worker %s could not release %s: %s", self.id, orphans, exc)
+            lost = []
             for wid, ctx in snapshot.items():
                 if wid not in owned and wid not in self._finishing and self.active.get(wid) is ctx:
-                    log.warning("worker %s lost the lease of workflow %s", self.id, wid)
                     ctx.halt(
                         LeaseLostError(
                             f"workflow {wid!r}: lease lost by {self.id}", workflow_id=wid
                         )
                     )
+                    lost.append(wid)
+            if lost:  # why, read and logged aside: the heartbeat must not wait for it
+                task = asyncio.create_task(self._say_why_lost(lost))
+                self._telling.add(task)
+                task.add_done_callback(self._telling.discard)
+
+    async def _say_why_lost(self, workflow_ids: list[str]) -> None:
+        """Log why each of these workflows is no longer this worker's: taken by a command
+        (INFO) or by another worker (WARNING)."""
+        for wid in workflow_ids:
+            level, message, _ = await self._why_lost(wid)
+            log.log(level, "%s", message)
 
     async def _signals_loop(self) -> None:
         """Deliver new events, finished children and cancel requests to live workflows."""
@@ -588,7 +602,12 @@ class Worker:
             reason = outcome.reason
             if isinstance(reason, Parked):
                 return
-            log.info("workflow %s: execution stopped: %s", wid, reason)
+            said: object = reason
+            if isinstance(reason, LeaseLostError):
+                level, _, why = await self._why_lost(wid)
+                if level == logging.INFO:  # a command took it: say so, not "lease lost"
+                    said = why
+            log.info("workflow %s: execution stopped: %s", wid, said)
             if not isinstance(reason, LeaseLostError):  # still ours: let it resume
                 await self._release(ctx)
             return
@@ -611,12 +630,23 @@ class Worker:
             await self._release(ctx)
             return
         if not applied:
-            log.warning("workflow %s: outcome rejected, lease lost to another worker", wid)
+            level, message, _ = await self._why_lost(wid)
+            log.log(level, "workflow %s: outcome not recorded: %s", wid, message)
             return
         if isinstance(op, ContinueAsNew):
             self.notify()
-        elif self._on_finished is not None:
+            return
+        log_bad_end(wid, ctx.workflow_name, op.status, op.error, ctx.runtime.codec.view_error)
+        if self._on_finished is not None:
             self._on_finished(Ended(wid, ctx.workflow_name, op.status, op.output, op.error))
+
+    async def _why_lost(self, wid: str) -> tuple[int, str, str]:
+        """:func:`durably.worker_log.lease_loss` of ``wid``, from its record read now."""
+        try:
+            rec, known = await asyncio.to_thread(self.store.get_workflow, wid), True
+        except Exception:
+            rec, known = None, False
+        return lease_loss(self.id, wid, rec, known)
 
     async def _release(self, ctx: WorkflowContext) -> None:
         try:

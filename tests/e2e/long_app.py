@@ -108,7 +108,7 @@ def make_app(
     async def inbox(count: int, delay: float) -> dict[str, Any]:
         """Wait for a "ping" that never comes (times out), then consume ``count`` "item"
         events, a step after each (and a short sleep before every third step)."""
-        ping = await durably.wait_event("ping", timeout=PING_TIMEOUT)
+        ping = await durably.wait_event("ping", timeout=PING_TIMEOUT, default=None)
         items = []
         for i in range(count):
             items.append(await durably.wait_event("item"))
@@ -120,7 +120,7 @@ def make_app(
     @app.workflow(name="inbox_sync")
     def inbox_sync(count: int, delay: float) -> dict[str, Any]:
         """:func:`inbox` as a sync workflow."""
-        ping = durably.wait_event_sync("ping", timeout=PING_TIMEOUT)
+        ping = durably.wait_event_sync("ping", timeout=PING_TIMEOUT, default=None)
         items = []
         for i in range(count):
             items.append(durably.wait_event_sync("item"))

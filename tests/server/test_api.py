@@ -8,10 +8,13 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
+import pytest
 
 import durably
+import durably.errors
 
 from .conftest import Server, count, wait_state, wait_status
 
@@ -212,6 +215,9 @@ def test_retry_fork_and_purge(server: Server, worker: durably.App) -> None:
     assert taken.status_code == 409
     anonymous = server.http.post(f"/v1/workflows/{wid}/fork", json={"from_step": 0})
     assert anonymous.status_code == 201 and anonymous.json()["id"] != wid
+    past = server.http.post(f"/v1/workflows/{wid}/fork", json={"from_step": 99, "new_id": "p-1"})
+    assert past.status_code == 400 and "entries 0 to 1" in past.json()["error"]["message"]
+    assert server.http.get("/v1/workflows/p-1").status_code == 404
 
     running = uid("sleepy")
     server.http.post("/v1/workflows", json={"name": "sleepy", "id": running})
@@ -289,3 +295,32 @@ def test_workers(server: Server, worker: durably.App) -> None:
     stale = server.http.get("/v1/workers", params={"include_stale": "true"}).json()["workers"]
     assert len(stale) >= len(workers)
     assert server.http.get("/v1/workers", params={"include_stale": "maybe"}).status_code == 400
+
+
+def test_start_of_an_id_taken_by_another_name_is_a_409(server: Server, worker: durably.App) -> None:
+    wid = uid("taken")
+    first = server.http.post("/v1/workflows", json={"name": "greet", "args": ["a"], "id": wid})
+    assert first.status_code == 202
+    wait_status(worker, wid, "completed")
+    r = server.http.post("/v1/workflows", json={"name": "echo", "args": [1], "id": wid})
+    assert r.status_code == 409
+    error = r.json()["error"]
+    assert error["code"] == "id_conflict"
+    assert wid in error["message"] and "'greet'" in error["message"]
+    assert "'echo'" in error["message"]
+    # nothing was written: the workflow is still greet's, and the same name stays idempotent
+    assert server.http.get(f"/v1/workflows/{wid}").json()["name"] == "greet"
+    again = server.http.post("/v1/workflows", json={"name": "greet", "args": ["b"], "id": wid})
+    assert again.status_code == 200 and again.json()["output"] == "hello a"
+
+
+def test_create_app_refuses_a_missing_sqlite_file_as_the_cli_does(tmp_path: Path) -> None:
+    from durably.server import create_app
+
+    missing = tmp_path / "typo.db"
+    with pytest.raises(durably.errors.DatabaseUnavailableError) as info:
+        create_app(f"sqlite:///{missing}")
+    assert str(missing) in info.value.message and "durably migrate" in info.value.message
+    assert not missing.exists()  # nothing was created
+    durably.App(f"sqlite:///{tmp_path}/made.db").store.migrate()
+    assert create_app(f"sqlite:///{tmp_path}/made.db") is not None

@@ -179,3 +179,17 @@ def test_dapr_routes_need_the_token(secured: Server, worker: durably.App) -> Non
         ok = bare.post(f"{base('v1.0')}/greet/start", json="x",
                        headers={"dapr-api-token": TOKEN})  # fmt: skip
         assert ok.status_code == 202
+
+
+def test_start_of_an_instance_id_taken_by_another_name_is_a_409(
+    server: Server, worker: durably.App
+) -> None:
+    instance = iid()
+    server.http.post(f"{base('v1.0')}/greet/start", params={"instanceID": instance}, json="ada")
+    wait_status(worker, instance, "completed")
+    r = server.http.post(f"{base('v1.0')}/echo/start", params={"instanceID": instance}, json=1)
+    assert r.status_code == 409
+    body = r.json()
+    assert body["errorCode"] == "ERR_INSTANCE_ID_CONFLICT"
+    assert "'greet'" in body["message"] and "'echo'" in body["message"]
+    assert server.http.get(f"{base('v1.0')}/{instance}").json()["workflowName"] == "greet"

@@ -5,11 +5,13 @@ retry, fork, purge, workers. Each acts on a database or a server (see :mod:`dura
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from durably import limits
 from durably.app import App
 from durably.argtypes import whole_number
 from durably.cli import render
@@ -257,7 +259,10 @@ def add_commands(sub: Any) -> None:
         "{...}}; any other JSON value is the one positional argument. @FILE reads a file, "
         "- standard input",
     )  # fmt: skip
-    p.add_argument("--id", help="workflow id (default: a random one); an existing id is a no-op")
+    p.add_argument(
+        "--id", help="workflow id (default: a random one); an existing id of this workflow is a "
+        "no-op, one of another workflow is refused (exit 4)",
+    )  # fmt: skip
     p.add_argument("--queue", metavar="Q", help="start it on this queue")
     p.add_argument("--priority", type=int, default=0, help="priority on a priority queue")
     p.add_argument("--wait", action="store_true", help="wait for it to end; print its result")
@@ -359,6 +364,12 @@ def _prepare(args: argparse.Namespace) -> None:
         if getattr(args, key, None) is not None:
             validate_workflow_id(getattr(args, key))
     if args.command == "start":
+        if not args.name.strip():
+            raise ConfigurationError(
+                "NAME is empty: give the workflow's registered name (`durably workers` lists "
+                "the names live workers serve)"
+            )
+        limits.check_name(args.name, "workflow name")
         args.call = positional, named = parse_call(args.input)
         clash = [k for k in ("id", "priority") if k in named]
         if clash:
@@ -377,13 +388,21 @@ def _prepare(args: argparse.Namespace) -> None:
         what = f"payload of event {args.event!r}"
         JsonSerializer().encode(args.payload, what=what, workflow_id=args.id)
     elif args.command == "ls":
+        limits.check_filters(args.name, args.id_prefix, None, None)
         args.status = parse_statuses(args.status)
         args.since = None if args.since is None else parse_time(args.since, "--since")
         args.until = None if args.until is None else parse_time(args.until, "--until")
+    elif args.command == "terminate":
+        limits.check_text(
+            args.reason, "--reason", max_length=limits.MAX_REASON_LENGTH, allow_empty=True
+        )
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the management command in ``args``; the exit code (see :mod:`durably.cli.target`)."""
+    if out is None and isinstance(sys.stdout, io.TextIOWrapper):
+        # a lone surrogate stored before durably refused them prints escaped, not a traceback
+        sys.stdout.reconfigure(errors="backslashreplace")
     out = sys.stdout if out is None else out
     where = "server or database"
     try:

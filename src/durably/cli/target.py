@@ -15,6 +15,7 @@ from durably.errors import (
     DurablyError,
     UnknownWorkflowError,
     WorkflowFailedError,
+    WorkflowIdConflictError,
     WorkflowNotFoundError,
     WorkflowStateError,
     WorkflowTimeoutError,
@@ -52,7 +53,8 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 """No workflow with that id, or no worker ever registered that workflow name."""
 EXIT_CONFLICT = 4
-"""The command does not apply in the workflow's status (e.g. resume of a running one)."""
+"""The command does not apply in the workflow's status (e.g. resume of a running one), or a
+start's id is taken by a workflow of another name."""
 EXIT_UNREACHABLE = 5
 """The database or server cannot be reached, or no SQLite database exists at the path."""
 EXIT_AUTH = 6
@@ -130,7 +132,12 @@ def missing_database(db: str | None) -> DatabaseUnavailableError | None:
 
 
 def is_database_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` came from the database driver (SQLite, psycopg) or the OS."""
+    """Whether ``exc`` came from the database driver (SQLite, psycopg) or the OS.
+
+    durably's own errors never are, even those that are also a ``TimeoutError`` (hence an
+    ``OSError``) such as :class:`WorkflowTimeoutError`: each has its own exit code."""
+    if isinstance(exc, DurablyError):
+        return False
     if isinstance(exc, sqlite3.Error | OSError):
         return True
     module = type(exc).__module__
@@ -141,7 +148,7 @@ def exit_code(exc: BaseException) -> int:
     """The exit code of a failed command."""
     if isinstance(exc, WorkflowNotFoundError | UnknownWorkflowError):
         return EXIT_NOT_FOUND
-    if isinstance(exc, WorkflowStateError):
+    if isinstance(exc, WorkflowStateError | WorkflowIdConflictError):
         return EXIT_CONFLICT
     if isinstance(exc, AuthenticationError):
         return EXIT_AUTH

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from durably import limits
 from durably.errors import ConfigurationError
 from durably.handle import status_filter
 
@@ -21,6 +22,11 @@ __all__ = ["parse_call", "parse_json", "parse_statuses", "parse_time"]
 _CALL_KEYS = frozenset({"args", "kwargs"})
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_EXAMPLES = {
+    "--input": """--input '[1, "two"]' or --input '{"kwargs": {"n": 1}}'""",
+    "--data": """--data '{"by": "ana"}' or --data '"a string"' (any one JSON value)""",
+}
+"""A well-quoted example of each JSON flag (the event payload of --data is one value)."""
 
 
 def _read(text: str, flag: str) -> str:
@@ -40,13 +46,15 @@ def parse_json(text: str, flag: str) -> Any:
     ConfigurationError naming ``flag`` and where the JSON is broken."""
     source = _read(text, flag)
     try:
-        return json.loads(source)
+        # NaN and infinity pass here: the serializer refuses them, naming the value
+        return limits.loads(source, flag, constants=True)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(
             f"{flag} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            f"""quote it for the shell, e.g. {flag} '[1, "two"]' or """
-            f"""{flag} '{{"kwargs": {{"n": 1}}}}'"""
+            f"quote it for the shell, e.g. {_EXAMPLES.get(flag, _EXAMPLES['--data'])}"
         ) from None
+    except ValueError as exc:  # an integer of over 4,300 digits
+        raise ConfigurationError(f"{flag} holds a value durably cannot take: {exc}") from None
 
 
 def parse_call(text: str | None, flag: str = "--input") -> tuple[list[Any], dict[str, Any]]:
@@ -62,9 +70,9 @@ def parse_call(text: str | None, flag: str = "--input") -> tuple[list[Any], dict
         args = value.get("args", [])
         kwargs = value.get("kwargs", {})
         if not isinstance(args, list):
-            raise ConfigurationError(f'{flag}: "args" must be a JSON array, got {args!r}')
+            raise ConfigurationError(f'{flag}: "args" must be a JSON array, got {args!r:.60}')
         if not isinstance(kwargs, dict):
-            raise ConfigurationError(f'{flag}: "kwargs" must be a JSON object, got {kwargs!r}')
+            raise ConfigurationError(f'{flag}: "kwargs" must be a JSON object, got {kwargs!r:.60}')
         return args, kwargs
     return [value], {}
 
@@ -73,6 +81,12 @@ def parse_time(text: str, flag: str, now: float | None = None) -> float:
     """Epoch seconds from an ISO-8601 time (UTC when it names no zone), epoch seconds, or a
     duration ago such as ``30s``, ``15m``, ``2h``, ``1d``, ``1w`` (or ``1h30m``)."""
     value = text.strip()
+    bad = ConfigurationError(
+        f"{flag} takes an ISO-8601 time (2025-01-31T12:00:00Z), epoch seconds or a duration "
+        f"ago (30s, 15m, 2h, 1d), got {text[:60]!r}"
+    )
+    if not value.isascii():  # float() and fromisoformat() would take other scripts' digits
+        raise bad
     pos, total = 0, 0.0
     for match in _RELATIVE.finditer(value):
         if match.start() != pos:
@@ -80,6 +94,8 @@ def parse_time(text: str, flag: str, now: float | None = None) -> float:
         total += float(match.group(1)) * _UNIT[match.group(2)]
         pos = match.end()
     if pos and pos == len(value):
+        if not math.isfinite(total):
+            raise bad
         return (time.time() if now is None else now) - total
     try:
         number = float(value)
@@ -91,10 +107,7 @@ def parse_time(text: str, flag: str, now: float | None = None) -> float:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigurationError(
-            f"{flag} takes an ISO-8601 time (2025-01-31T12:00:00Z), epoch seconds or a duration "
-            f"ago (30s, 15m, 2h, 1d), got {text!r}"
-        ) from None
+        raise bad from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -120,7 +120,25 @@ def run_migrate(args: argparse.Namespace) -> int:
     """``durably migrate``."""
     url = resolve_database_url(args.db)
     store = open_store(url)
-    store.migrate()
-    store.close()
-    print(f"database {redact_url(url)} is up to date")
+    try:
+        before = _schema_version(store)
+        store.migrate()
+        after = _schema_version(store)
+    finally:
+        store.close()
+    shown = redact_url(url)
+    if before == 0:
+        print(f"database {shown}: created durably's schema at version {after}")
+    elif before < after:
+        print(f"database {shown}: migrated durably's schema from version {before} to {after}")
+    else:
+        print(f"database {shown} is up to date (durably's schema at version {after})")
     return 0
+
+
+def _schema_version(store: Any) -> int:
+    """The store's schema version, 0 before the first migration (no table yet)."""
+    try:
+        return int(store.schema_version())
+    except Exception:
+        return 0

@@ -21,6 +21,7 @@ from typing import Any
 
 from durably.definitions import Step, Workflow
 from durably.engine.branches import Branch, branch_var
+from durably.engine.calls import StepCall
 from durably.engine.failures import error_info, step_failed
 from durably.engine.runtime import Runtime
 from durably.engine.waits import Waits
@@ -300,8 +301,13 @@ class WorkflowContext(WorkflowScope):
     def run_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         seq, entry = self.take("step", step.name)
         if entry is not None:
-            return self._replayed(step, seq, entry)
-        return self._execute_step(step, seq, args, kwargs)
+            inner = self._replayed(step, seq, entry)
+        else:
+            inner = self._execute_step(step, seq, args, kwargs)
+        return StepCall(
+            inner, step=step.name, seq=seq, workflow_id=self.workflow_id,
+            workflow_name=self.workflow_name, quiet=lambda: self.halted is not None,
+        )  # fmt: skip
 
     def submit_step(
         self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -457,13 +463,13 @@ class WorkflowContext(WorkflowScope):
         if self.runtime.time() < wake_at or waits.cancel_pending or waits.cancel_key is not None:
             waits.run_blocking(waits.sleep_until(seq, wake_at))
 
-    def wait_event(self, name: str, timeout: float | None) -> Any:
+    def wait_event(self, name: str, timeout: float | None, default: Any) -> Any:
         seq, entry = self.waits.event_target(name, timeout)
-        return self.waits.wait_event(seq, entry)
+        return self.waits.wait_event(seq, entry, timeout, default)
 
-    def wait_event_blocking(self, name: str, timeout: float | None) -> Any:
+    def wait_event_blocking(self, name: str, timeout: float | None, default: Any) -> Any:
         seq, entry = self.waits.event_target(name, timeout)
-        return self.waits.run_blocking(self.waits.wait_event(seq, entry))
+        return self.waits.run_blocking(self.waits.wait_event(seq, entry, timeout, default))
 
     def set_state(self, key: str, value: Any) -> None:
         self.waits.set_state(key, value)

@@ -14,11 +14,12 @@ import asyncio
 import concurrent.futures
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from durably.definitions import Workflow
-from durably.errors import Cancelled, ChildWorkflowFailed, DurablyError
-from durably.scope import WorkflowAborted
+from durably.errors import Cancelled, ChildWorkflowFailed, DurablyError, EventTimeoutError
+from durably.scope import NO_DEFAULT, WorkflowAborted
 from durably.storage.base import (
     FAR_FUTURE,
     ChildOutcome,
@@ -267,11 +268,20 @@ class Waits:
             ctx.runtime.record(RecordEntry(entry), ctx.on_written)
         return seq, entry
 
-    async def wait_event(self, seq: int, entry: JournalEntry) -> Any:
-        """The payload of the next ``entry.name`` event, or None once its deadline passed."""
+    async def wait_event(
+        self, seq: int, entry: JournalEntry, timeout: float | None, default: Any = NO_DEFAULT
+    ) -> Any:
+        """The payload of the next ``entry.name`` event; once its deadline passed, ``default``
+        (or :class:`EventTimeoutError` if it is ``NO_DEFAULT``).
+
+        The journal tells the two apart, on every replay: a received event's entry holds its
+        payload's JSON (``"null"`` for an event sent with no payload), a timeout's holds none.
+        """
         ctx = self.ctx
         if entry.status != "waiting":
-            return None if entry.result is None else ctx.runtime.codec.decode(entry.result)
+            if entry.result is None:
+                return self._timed_out(entry.name, timeout, default)
+            return ctx.runtime.codec.decode(entry.result)
         recorded = ctx.runtime.codec.decode(entry.result or "{}", what="event deadline")
         deadline = recorded.get("deadline") if isinstance(recorded, dict) else None
         while True:
@@ -292,8 +302,23 @@ class Waits:
                 done = ctx.new_entry(seq, "event", entry.name, "completed", None)
                 await ctx.commit_op(RecordEntry(done))
                 ctx.journal[seq] = done
-                return None
+                return self._timed_out(entry.name, timeout, default)
             await self.block(seq, "event", entry.name, deadline)
+
+    def _timed_out(self, name: str, timeout: float | None, default: Any) -> Any:
+        """``default`` for an event wait whose timeout passed, or its EventTimeoutError."""
+        if default is not NO_DEFAULT:
+            return default
+        wid = self.ctx.workflow_id
+        waited = "its timeout" if timeout is None else f"{timedelta(seconds=timeout)}"
+        raise EventTimeoutError(
+            f"no event {name!r} reached workflow {wid!r} within {waited}; catch "
+            "durably.EventTimeoutError to act on the timeout, or pass default=... to "
+            "wait_event to receive that value instead",
+            workflow_id=wid,
+            event=name,
+            timeout=timeout,
+        )
 
     # -- published state -----------------------------------------------------------------------
 

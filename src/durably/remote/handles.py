@@ -13,6 +13,7 @@ from durably.remote import wire
 from durably.remote.errors import ServerError
 from durably.remote.transport import Transport, segment
 from durably.storage.base import WorkflowStatus
+from durably.waiting import UnservedWatch, unserved_hint
 
 __all__ = ["MAX_WAIT", "RemoteHandleSource"]
 
@@ -122,10 +123,7 @@ class RemoteHandleSource:
         info = self.info(workflow_id)
         hint = "wait longer, or check that a worker serving it runs"
         if info.unserved:
-            hint = (
-                f"no live worker serves workflow {info.name!r} on queue {info.queue!r}: start "
-                "one (`durably worker MODULE:APP`)"
-            )
+            hint = unserved_hint(info.name, info.queue)
         return WorkflowTimeoutError(
             f"workflow {workflow_id!r} is still {info.status.value} after {timeout}s; {hint}",
             workflow_id=workflow_id,
@@ -134,24 +132,46 @@ class RemoteHandleSource:
     def result(self, workflow_id: str, timeout: float | None) -> Any:
         """Long-poll until the workflow ends (or ``timeout`` s pass)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        watch = UnservedWatch()
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            wait = MAX_WAIT if remaining is None else min(MAX_WAIT, remaining)
+            wait = _slice(deadline, MAX_WAIT, watch)
             done = self._poll(workflow_id, wait)
             if done is not None:
                 return _outcome(workflow_id, done)
             if deadline is not None and time.monotonic() >= deadline:
                 raise self._timed_out(workflow_id, timeout)
+            if watch.due():
+                self._check_served(workflow_id, watch)
 
     async def result_async(self, workflow_id: str, timeout: float | None) -> Any:
         """Async twin of :meth:`result`: polls in slices of at most ``ASYNC_MAX_WAIT`` s, each
         in a thread."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        watch = UnservedWatch()
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            wait = ASYNC_MAX_WAIT if remaining is None else min(ASYNC_MAX_WAIT, remaining)
+            wait = _slice(deadline, ASYNC_MAX_WAIT, watch)
             done = await asyncio.to_thread(self._poll, workflow_id, wait)
             if done is not None:
                 return _outcome(workflow_id, done)
             if deadline is not None and time.monotonic() >= deadline:
                 raise await asyncio.to_thread(self._timed_out, workflow_id, timeout)
+            if watch.due():
+                await asyncio.to_thread(self._check_served, workflow_id, watch)
+
+    def _check_served(self, workflow_id: str, watch: UnservedWatch) -> None:
+        """A long wait's check: warn once if no live worker serves the workflow."""
+        info = self.info(workflow_id)
+        start = "`durably worker MODULE:APP`"
+        watch.check(workflow_id, info.status.value, info.name, info.queue, info.unserved, start)
+
+
+def _slice(deadline: float | None, most: float, watch: UnservedWatch) -> float:
+    """How long the next poll may wait: at most ``most``, until the deadline and until the
+    watch's next check."""
+    waits = [most]
+    if deadline is not None:
+        waits.append(max(0.0, deadline - time.monotonic()))
+    check = watch.until_check()
+    if check is not None:
+        waits.append(check)
+    return min(waits)

@@ -17,6 +17,7 @@ from durably.errors import (
     ConfigurationError,
     DurablyError,
     PayloadTooLargeError,
+    WorkflowIdConflictError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
@@ -118,7 +119,8 @@ class Transport:
         workflow_id: str | None = None,
     ) -> Response:
         """Send ``method path`` (``body`` as JSON, or ``encoded`` JSON text) and return the
-        answer; an error answer raises (404 as ``not_found``, 409 WorkflowStateError, 400
+        answer; an error answer raises (404 as ``not_found``, 409 WorkflowStateError
+        (WorkflowIdConflictError for code ``id_conflict``), 400
         ConfigurationError, 401 AuthenticationError, 413 PayloadTooLargeError, 503 and network
         failures ServerUnreachableError). ``timeout`` (s) overrides the default for this call.
         A request on a connection the server closed while idle is sent again when
@@ -205,6 +207,8 @@ def _error(
         )
     if status == 404 and code in ("not_found", None):
         return not_found(message, workflow_id=workflow_id)
+    if status == 409 and code == "id_conflict":
+        return WorkflowIdConflictError(message, workflow_id=workflow_id)
     if status == 409:
         return WorkflowStateError(message, workflow_id=workflow_id)
     if status == 413:

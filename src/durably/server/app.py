@@ -35,13 +35,22 @@ def create_app(
     """The HTTP API as an ASGI app (serve it with uvicorn or any ASGI server).
 
     ``database``: a database URL (default ``$DURABLY_DB``) or a client :class:`durably.App`
-    (closed when the server stops). ``token``: when set, every route but ``/healthz`` needs
-    ``Authorization: Bearer <token>``. ``max_body_bytes``: larger request bodies get a 413.
+    (closed when the server stops). A URL naming a SQLite file that does not exist raises
+    :class:`durably.errors.DatabaseUnavailableError` (as ``durably server`` refuses it): create
+    the database first (``durably migrate``, or a worker), or pass an App. ``token``: when
+    set, every route but ``/healthz`` needs ``Authorization: Bearer <token>``.
+    ``max_body_bytes``: larger request bodies get a 413.
     """
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
     if token is not None:
         check_token(token, "token")  # visible ASCII: every client sends it as the same bytes
+    if not isinstance(database, App):
+        from durably.cli.target import missing_database
+
+        missing = missing_database(database)
+        if missing is not None:  # serving it would create an empty database: a typo, surely
+            raise missing
     client = database if isinstance(database, App) else App(database)
     document = openapi()
 

@@ -81,11 +81,11 @@ class Guard:
             return
         length = headers.get("content-length")
         if length is not None:
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()):  # "²".isdigit() is true
                 error = ApiError("bad_request", "invalid Content-Length")
                 await error.response(dapr=_is_dapr(scope))(scope, receive, send)
                 return
-            if int(length) > self.max_body:
+            if len(length) > 18 or int(length) > self.max_body:
                 await _too_large(self.max_body).response(dapr=_is_dapr(scope))(scope, receive, send)
                 return
         await self.app(scope, self._limited(receive), send)

@@ -14,8 +14,9 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from durably import limits
 from durably.app import App
-from durably.errors import UnknownWorkflowError
+from durably.errors import SerializationError, UnknownWorkflowError
 from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
 
 from .endpoint import Call, endpoint, json_response
@@ -65,13 +66,15 @@ def _payload(call: Call) -> tuple[bool, Any]:
     if content_type is None or is_json_type(content_type):
         return True, parse_json(call.body)
     try:
-        return True, json.loads(call.body.decode("utf-8"))
-    except ValueError:
-        pass
-    try:
-        return True, call.body.decode("utf-8")
+        text = call.body.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError("bad_request", "the body is neither JSON nor UTF-8 text") from None
+    try:
+        return True, limits.loads(text, "the body", extra=0)
+    except ValueError:  # not JSON: the text itself
+        return True, text
+    except SerializationError as exc:
+        raise ApiError("bad_request", exc.message) from None
 
 
 def _record(app: App, wid: str) -> WorkflowRecord:
@@ -166,9 +169,7 @@ def terminate(call: Call) -> Response:
 def raise_event(call: Call) -> Response:
     """POST .../{instanceID}/raiseEvent/{eventName}: the body is the event's payload."""
     app, rec = _target(call)
-    event = call.param("event")
-    if len(event) > 200:
-        raise ApiError("bad_request", "the event name is over 200 characters")
+    event = limits.check_event_name(call.param("event"))
     _, value = _payload(call)
     app.send_event(rec.id, event, app.codec.from_json(value))
     return _accepted()

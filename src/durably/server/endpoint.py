@@ -3,6 +3,7 @@ synchronous ``App``) in a worker thread, and turn every error into a JSON answer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,11 +43,22 @@ class Call:
 Handler = Callable[[Call], Response]
 
 
+class _JsonResponse(JSONResponse):
+    """A JSON answer that renders any string: one holding a lone surrogate (stored before
+    durably refused them) is sent \\u-escaped instead of failing the request."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """A JSON answer."""
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _JsonResponse(body, status_code=status, headers=headers)
 
 
 def endpoint(handler: Handler, *, dapr: bool = False) -> Callable[[Request], Awaitable[Response]]:

@@ -20,6 +20,7 @@ from durably.errors import (
     PayloadTooLargeError,
     SerializationError,
     UnknownWorkflowError,
+    WorkflowIdConflictError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
@@ -34,6 +35,7 @@ STATUS = {
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,
+    "id_conflict": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "internal": 500,
@@ -76,6 +78,7 @@ _DAPR_CODES = {
     "unauthorized": "ERR_UNAUTHORIZED",
     "not_found": "ERR_INSTANCE_ID_NOT_FOUND",
     "conflict": "ERR_INSTANCE_ID_CONFLICT",
+    "id_conflict": "ERR_INSTANCE_ID_CONFLICT",
     "payload_too_large": "ERR_BODY_TOO_LARGE",
     "unsupported_media_type": "ERR_MALFORMED_REQUEST",
     "method_not_allowed": "ERR_METHOD_NOT_ALLOWED",
@@ -111,6 +114,8 @@ def from_exception(exc: Exception) -> ApiError:
             return ApiError("not_found", exc.message)
         if isinstance(exc, WorkflowStateError):
             return ApiError("conflict", exc.message)
+        if isinstance(exc, WorkflowIdConflictError):
+            return ApiError("id_conflict", exc.message)
         if isinstance(exc, PayloadTooLargeError):
             return ApiError("payload_too_large", exc.message)
         if isinstance(exc, DatabaseUnavailableError):

@@ -11,7 +11,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from durably.errors import InvalidIdError
+from durably import limits
+from durably.errors import ConfigurationError, InvalidIdError, SerializationError
 from durably.ids import validate_workflow_id
 from durably.remote import wire
 
@@ -50,17 +51,13 @@ def is_json_type(content_type: str | None) -> bool:
 def parse_json(raw: bytes) -> Any:
     """The JSON value of a request body (400 if it is not UTF-8 JSON)."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        return limits.loads(raw.decode("utf-8"), "the request body")
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(
             "bad_request", f"the request body is not valid JSON ({exc}); send a JSON document"
         ) from None
-    except RecursionError:
-        raise ApiError("bad_request", "the request body nests too deeply") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    except SerializationError as exc:
+        raise ApiError("bad_request", exc.message) from None
 
 
 def json_body(raw: bytes, content_type: str | None, *, allow_empty: bool = True) -> dict[str, Any]:
@@ -139,22 +136,25 @@ def workflow_id(value: Any, what: str = "workflow id") -> str:
 def parse_time(value: str, name: str) -> float:
     """Epoch seconds from ``value``: epoch seconds, or an ISO-8601 time (UTC when it names no
     zone)."""
+    bad = ApiError(
+        "bad_request",
+        f"{name} must be epoch seconds or an ISO-8601 time such as 2025-01-31T12:00:00Z, "
+        f"got {value[:60]!r}",
+    )
+    if not value.isascii():  # float() and fromisoformat() would take other scripts' digits
+        raise bad
     try:
         number = float(value)
     except ValueError:
         pass
     else:
         if not math.isfinite(number):
-            raise ApiError("bad_request", f"{name} must be a finite time, got {value!r}")
+            raise ApiError("bad_request", f"{name} must be a finite time, got {value[:60]!r}")
         return number
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ApiError(
-            "bad_request",
-            f"{name} must be epoch seconds or an ISO-8601 time such as 2025-01-31T12:00:00Z, "
-            f"got {value[:60]!r}",
-        ) from None
+        raise bad from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
@@ -177,18 +177,11 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise bad from None
-    if not (
-        isinstance(value, list)
-        and len(value) == 2
-        and type(value[0]) in (int, float)
-        and math.isfinite(value[0])
-        and isinstance(value[1], str)
-    ):
+    if not (isinstance(value, list) and len(value) == 2 and type(value[0]) in (int, float)):
         raise bad
     try:
-        validate_workflow_id(value[1])
-    except InvalidIdError:
+        return limits.check_epoch(value[0], "cursor"), validate_workflow_id(value[1])
+    except (ConfigurationError, InvalidIdError):
         raise bad from None
-    return float(value[0]), value[1]

@@ -239,7 +239,8 @@ _ERRORS = {
     400: "Bad request: malformed JSON, a wrong type, a bad id or filter",
     401: "Missing or wrong bearer token",
     404: "No such workflow (or workflow name no worker registered)",
-    409: "The command does not apply in the workflow's status",
+    409: "The command does not apply in the workflow's status, or the id is taken (by a "
+    "workflow of another name, for a start)",
     413: "Request body or payload too large",
     415: "The body is not JSON",
     503: "The database is unavailable",
@@ -356,7 +357,7 @@ def _native() -> dict[str, Schema]:
                     "202": _json(_ref("Workflow"), "Started", _LOCATION),
                     "200": _json(_ref("Workflow"), "A workflow with this id exists", _LOCATION),
                 },
-                [*_COMMON, 404, 413, 415],
+                [*_COMMON, 404, 409, 413, 415],
                 body=_body(_ref("StartRequest")),
             ),
             "get": _op(

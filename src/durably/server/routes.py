@@ -11,7 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from durably import limits
 from durably.app import App
+from durably.commands import check_event, check_from_step
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowInfo, status_filter
 from durably.queues import DEFAULT_QUEUE
@@ -87,7 +89,8 @@ def start_workflow(call: Call) -> Response:
         )  # fmt: skip
     except UnknownWorkflowError:
         raise unknown_name(name) from None
-    # an id that exists (even one a concurrent start just created): 200, nothing runs again
+    # an id that exists (even one a concurrent start just created): 200, nothing runs again;
+    # one of another workflow name raised WorkflowIdConflictError (409 id_conflict)
     return json_response(_info(app, handle.id), 202 if created else 200, _location(handle.id))
 
 
@@ -108,10 +111,8 @@ def list_workflows(call: Call) -> Response:
         statuses = status_filter(query.getlist("status"))
     except ConfigurationError as exc:
         raise ApiError("bad_request", str(exc)) from None
-    limit_text = query.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST_LIMIT:
-        raise ApiError("bad_request", f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
-    limit = int(limit_text)
+    limit = limits.parse_count(query.get("limit", "100"), "limit", 1, MAX_LIST_LIMIT)
+    limits.check_filters(query.get("name"), query.get("id_prefix"), None, None)
     after = query.get("created_after")
     before_time = query.get("created_before")
     cursor = query.get("cursor")
@@ -145,7 +146,7 @@ def get_workflow(call: Call) -> Response:
 def _wait_param(request: Request) -> float:
     text = request.query_params.get("wait", "0")
     try:
-        wait = float(text)
+        wait = float(text) if text.isascii() else -1.0  # float() takes other scripts' digits
     except ValueError:
         wait = -1.0
     if not 0 <= wait <= MAX_WAIT_SECONDS:  # also false for NaN
@@ -171,13 +172,13 @@ async def get_result(request: Request) -> Response:
                 break
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.5)
+        body = result_json(rec, app.codec)
+        if body["done"]:
+            return json_response(body)
+        location = f"/v1/workflows/{wid}/result"
+        return json_response(body, 202, {"Retry-After": "1", "Location": location})
     except Exception as exc:
         return from_exception(exc).response()
-    body = result_json(rec, app.codec)
-    if body["done"]:
-        return json_response(body)
-    location = f"/v1/workflows/{wid}/result"
-    return json_response(body, 202, {"Retry-After": "1", "Location": location})
 
 
 def get_history(call: Call) -> Response:
@@ -215,14 +216,13 @@ def send_event(call: Call) -> Response:
     """POST /v1/workflows/{id}/events/{event}: deliver an event (``data``, ``dedup_key``)."""
     wid = workflow_id(call.param("id"))
     event = call.param("event")
-    if len(event) > 200:
-        raise ApiError("bad_request", "the event name is over 200 characters")
     body = call.json()
     only_fields(body, ("data", "dedup_key"))
     data = body.get("data")
     dedup_key = field(body, "dedup_key", str, None, nullable=True)
     if dedup_key == "":
         raise ApiError("bad_request", "dedup_key must be a non-empty string or null")
+    check_event(event, dedup_key)
     _record(call.app, wid)
     data = call.app.codec.from_json(data)
     delivered = call.app.send_event(wid, event, data, dedup_key=dedup_key)
@@ -275,8 +275,7 @@ def fork(call: Call) -> Response:
     body = call.json(allow_empty=False)
     only_fields(body, ("from_step", "new_id"))
     from_step = field(body, "from_step", int)
-    if from_step < 0:
-        raise ApiError("bad_request", f"from_step must be >= 0, got {from_step}")
+    check_from_step(from_step)
     new_id = field(body, "new_id", str, None, nullable=True)
     if new_id is not None:
         new_id = workflow_id(new_id, "new_id")

@@ -113,8 +113,11 @@ def _sqlite_parts(url: str) -> tuple[str, dict[str, str]]:
         return _path_options(path)
     if "://" not in url:
         return _path_options(url)
+    scheme = url.split("://", 1)[0]
     raise ConfigurationError(
-        f"unsupported database URL {redact_url(url)!r}: use 'sqlite:///path/to/file.db' "
+        f"unsupported database URL scheme {scheme + '://'!r}: durably supports SQLite "
+        "('sqlite:///path/to/file.db', or a bare file path such as 'data/app.db') and "
+        "PostgreSQL ('postgresql://user@host/dbname' or 'postgres://...'); pass one of those "
         "(or set DURABLY_DB)"
     )
 

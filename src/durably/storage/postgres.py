@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from durably.errors import ConfigurationError, DatabaseUnavailableError
 from durably.storage import urls
@@ -275,7 +275,10 @@ class PostgresStore(SqlStore):
     # -- writes ----------------------------------------------------------------------------
 
     def is_transient(self, error: Exception) -> bool:
-        # connection lost, server shutting down, deadlock or serialization failure
+        # connection lost, server shutting down, deadlock or serialization failure; not this
+        # store closed (PoolClosed is an OperationalError too, but no retry can succeed)
+        if isinstance(error, PoolClosed):
+            return False
         return isinstance(error, psycopg.OperationalError | PoolTimeout)
 
     def _writing(self, ops: Sequence[WriteOp]) -> AbstractContextManager[Conn]:

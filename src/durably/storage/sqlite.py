@@ -71,6 +71,8 @@ class SqliteStore(SqlStore):
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            if self._closed:  # a read after close must not open (and leak) a new connection
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
             conn = self._connect()
             self._local.conn = conn
             with self._readers_lock:

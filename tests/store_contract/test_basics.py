@@ -1,9 +1,8 @@
-"""The Store contract: every backend must pass this suite unchanged."""
+"""The Store contract: creation, claims, leases, fenced journal writes, lists, workers."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,49 +16,11 @@ from durably.storage.base import (
     StepAttempt,
     Store,
     WorkerInfo,
-    WorkflowRecord,
     WorkflowStatus,
 )
 from durably.storage.sqlite import SqliteStore
 
-from .backends import BACKENDS, PG_URL, postgres_schema  # DURABLY_TEST_BACKENDS
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s: Store
-    if request.param == "sqlite":
-        s = SqliteStore(tmp_path / "contract.db")
-        s.migrate()
-        yield s
-        s.close()
-        return
-    from durably.storage.postgres import PostgresStore
-
-    with postgres_schema() as schema:
-        s = PostgresStore(PG_URL, schema=schema)
-        try:
-            s.migrate()
-            yield s
-        finally:
-            s.close()
-
-
-T0 = 1_000_000.0
-
-
-def wf(
-    wid: str, name: str = "w", *, created: float = T0, priority: int = 0, **kw: object
-) -> WorkflowRecord:
-    return WorkflowRecord(
-        id=wid, name=name, status=WorkflowStatus.PENDING, input='{"args":[],"kwargs":{}}',
-        created_at=created, updated_at=created, priority=priority, **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-def entry(wid: str, seq: int, owner: str, epoch: int, result: str = "1") -> JournalEntry:
-    return JournalEntry(wid, seq, "step", f"s{seq}", "completed", result, None, 1, owner, epoch,
-                        T0, T0)  # fmt: skip
+from .helpers import T0, entry, wf
 
 
 def test_migrate_is_idempotent(store: Store) -> None:
