@@ -66,12 +66,12 @@ def endpoint(handler: Handler, *, dapr: bool = False) -> Callable[[Request], Awa
     Dapr's shape too when ``dapr``)."""
 
     async def run(request: Request) -> Response:
+        app: App = request.app.state.durably
         try:
             body = await request.body() if request.method in ("POST", "PUT", "DELETE") else b""
-            app: App = request.app.state.durably
             return await run_in_threadpool(handler, Call(app, request, body))
         except Exception as exc:
-            return from_exception(exc).response(dapr=dapr)
+            return from_exception(exc, app.database_url).response(dapr=dapr)
 
     run.__name__ = run.__qualname__ = handler.__name__
     run.__doc__ = handler.__doc__

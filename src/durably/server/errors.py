@@ -24,6 +24,7 @@ from durably.errors import (
     WorkflowNotFoundError,
     WorkflowStateError,
 )
+from durably.storage.urls import scrub
 
 __all__ = ["STATUS", "ApiError", "error_body", "from_exception"]
 
@@ -105,8 +106,9 @@ def _unavailable(exc: BaseException) -> bool:
     )
 
 
-def from_exception(exc: Exception) -> ApiError:
-    """The API error for an exception raised while serving a request."""
+def from_exception(exc: Exception, database_url: str = "") -> ApiError:
+    """The API error for an exception raised while serving a request; ``database_url`` (the
+    server's) is scrubbed from any driver text that reaches the answer or the log."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, DurablyError):
@@ -120,10 +122,11 @@ def from_exception(exc: Exception) -> ApiError:
             return ApiError("payload_too_large", exc.message)
         if isinstance(exc, DatabaseUnavailableError):
             # the server's database, not the request, is at fault
-            log.warning("database unavailable: %s", exc)
+            said = scrub(exc.message, database_url)
+            log.warning("database unavailable: %s", said)
             return ApiError(
                 "unavailable",
-                f"the database is unavailable: {exc.message}; retry later",
+                f"the database is unavailable: {said}; retry later",
                 headers={"Retry-After": "1"},
             )
         if isinstance(exc, InvalidIdError | ConfigurationError | SerializationError):
@@ -131,10 +134,11 @@ def from_exception(exc: Exception) -> ApiError:
         log.exception("unexpected durably error while serving a request")
         return ApiError("internal", f"{exc.code}: {exc.message}")
     if _unavailable(exc):
-        log.warning("database unavailable: %s", exc)
+        said = scrub(str(exc), database_url)
+        log.warning("database unavailable: %s", said)
         return ApiError(
             "unavailable",
-            f"the database is unavailable ({type(exc).__name__}: {exc}); retry later, and check "
+            f"the database is unavailable ({type(exc).__name__}: {said}); retry later, and check "
             "that the database server runs and the URL given to `durably server --db` is right",
             headers={"Retry-After": "1"},
         )

@@ -178,7 +178,7 @@ async def get_result(request: Request) -> Response:
         location = f"/v1/workflows/{wid}/result"
         return json_response(body, 202, {"Retry-After": "1", "Location": location})
     except Exception as exc:
-        return from_exception(exc).response()
+        return from_exception(exc, request.app.state.durably.database_url).response()
 
 
 def get_history(call: Call) -> Response:
