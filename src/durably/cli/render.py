@@ -10,6 +10,7 @@ from typing import Any
 
 from durably.codec import Undecodable, to_json
 from durably.handle import HistoryEntry, WorkflowInfo
+from durably.jsonforms import history_json, worker_json, workflow_json
 from durably.storage.base import WorkerInfo
 
 __all__ = [
@@ -37,57 +38,9 @@ def to_plain(value: Any) -> Any:
     return to_json(value)
 
 
-def _iso(value: datetime | float | None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        value = datetime.fromtimestamp(value, UTC)
-    return value.isoformat()
-
-
 def dumps(value: Any) -> str:
     """``value`` as indented JSON."""
     return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def workflow_json(info: WorkflowInfo) -> dict[str, Any]:
-    """A workflow as the HTTP API shows it (a summary, as ``ls`` lists: previews only)."""
-    payloads = {} if info.summary else {
-        "input": to_plain(info.input), "output": to_plain(info.output), "error": info.error,
-    }  # fmt: skip
-    return {
-        "id": info.id, "name": info.name, "status": info.status.value, **payloads,
-        "summary": info.summary, "input_preview": info.input_preview,
-        "output_preview": info.output_preview, "error_preview": info.error_preview,
-        "created_at": _iso(info.created_at), "updated_at": _iso(info.updated_at),
-        "started_at": _iso(info.started_at), "finished_at": _iso(info.finished_at),
-        "owner": info.owner, "epoch": info.epoch, "queue": info.queue, "priority": info.priority,
-        "parent_id": info.parent_id, "run": info.run, "wake_at": _iso(info.wake_at),
-        "unserved": info.unserved,
-    }  # fmt: skip
-
-
-def history_json(entry: HistoryEntry) -> dict[str, Any]:
-    """A journal entry as the HTTP API shows it."""
-    return {
-        "seq": entry.seq, "kind": entry.kind, "name": entry.name, "status": entry.status,
-        "result": to_plain(entry.result), "error": entry.error, "attempts": entry.attempts,
-        "started_at": _iso(entry.started_at), "finished_at": _iso(entry.finished_at),
-        "owner": entry.owner, "epoch": entry.epoch,
-        "failed_attempts": [
-            {k: _iso(v) if isinstance(v, datetime) else v for k, v in a.items()}
-            for a in entry.failed_attempts
-        ],
-    }  # fmt: skip
-
-
-def worker_json(worker: WorkerInfo) -> dict[str, Any]:
-    """A worker registration as the HTTP API shows it."""
-    return {
-        "id": worker.id, "hostname": worker.hostname, "pid": worker.pid,
-        "started_at": _iso(worker.started_at), "heartbeat_at": _iso(worker.heartbeat_at),
-        "workflows": list(worker.workflows), "queues": list(worker.queues),
-    }  # fmt: skip
 
 
 # -- for people --------------------------------------------------------------------------------

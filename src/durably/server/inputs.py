@@ -11,10 +11,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from durably import limits
+from durably import jsonforms, limits
 from durably.errors import ConfigurationError, InvalidIdError, SerializationError
 from durably.ids import validate_workflow_id
-from durably.remote import wire
 
 from .errors import ApiError
 
@@ -163,8 +162,8 @@ def parse_time(value: str, name: str) -> float:
 def encode_cursor(created_at: float, last_id: str) -> str:
     """An opaque cursor for the page after the workflow ``(created_at, last_id)`` (the exact
     stored epoch); the remote client makes the same one from a workflow's ``created_at_epoch``
-    (:func:`durably.remote.wire.encode_cursor`)."""
-    return wire.encode_cursor(created_at, last_id)
+    (:func:`durably.jsonforms.encode_cursor`)."""
+    return jsonforms.encode_cursor(created_at, last_id)
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
