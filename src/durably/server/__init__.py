@@ -1,8 +1,8 @@
 """``durably server``: the HTTP API (JSON + OpenAPI, bearer-token auth, Dapr workflow routes).
 
-Needs the ``server`` extra (``pip install 'durably[server]'``: Starlette and uvicorn). Only this
-package imports the web framework, and only when the app is built: :func:`create_app` gives the
-ASGI app; ``durably server`` serves it (see :mod:`durably.server.cli`).
+Needs the ``server`` extra (``pip install 'durably[server]'``: Starlette, uvicorn, pydantic).
+Only this package imports the web framework, and only when the app is built: :func:`create_app`
+gives the ASGI app; ``durably server`` serves it (see :mod:`durably.server.cli`).
 """
 
 from __future__ import annotations

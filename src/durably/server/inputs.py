@@ -9,7 +9,9 @@ import json
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from durably import jsonforms, limits
 from durably.errors import ConfigurationError, InvalidIdError, SerializationError
@@ -18,17 +20,13 @@ from durably.ids import validate_workflow_id
 from .errors import ApiError
 
 __all__ = [
-    "MISSING",
     "decode_cursor",
     "encode_cursor",
-    "field",
     "json_body",
+    "model_body",
     "parse_time",
     "workflow_id",
 ]
-
-MISSING: Any = object()
-"""Marks a field absent from the body."""
 
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
 _TYPE_NAMES = {
@@ -88,32 +86,6 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def field(
-    body: dict[str, Any],
-    name: str,
-    kind: type | tuple[type, ...],
-    default: Any = MISSING,
-    *,
-    nullable: bool = False,
-) -> Any:
-    """``body[name]`` checked to be of ``kind`` (booleans are not integers); ``default`` when
-    absent (400 when absent without a default)."""
-    if name not in body:
-        if default is MISSING:
-            raise ApiError("bad_request", f"the body needs the field {name!r}")
-        return default
-    value = body[name]
-    if value is None and nullable:
-        return None
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-        want = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-        if nullable:
-            want += " or null"
-        raise ApiError("bad_request", f"field {name!r} must be {want}, got {_kind(value)}")
-    return value
-
-
 def only_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
     """400 naming any field of ``body`` not in ``allowed`` (a typo would else be ignored)."""
     unknown = sorted(set(body) - set(allowed))
@@ -122,6 +94,53 @@ def only_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
             "bad_request",
             f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}",
         )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+_WANTS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "an array",
+    "dict_type": "an object",
+}
+
+
+def model_body(body: dict[str, Any], model: type[M]) -> M:
+    """``body`` validated by its request model (:mod:`durably.server.models`): a 400 names
+    unknown fields, a missing one, a wrong type, or what durably's own check says of a value."""
+    try:
+        return model.model_validate(body, strict=True)
+    except ValidationError as exc:
+        raise _bad_field(exc, body, model) from None
+
+
+def _bad_field(exc: ValidationError, body: dict[str, Any], model: type[BaseModel]) -> ApiError:
+    errors = exc.errors(include_url=False)
+    unknown = [str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden"]
+    if unknown:
+        allowed = ", ".join(model.model_fields)
+        return ApiError(
+            "bad_request",
+            f"unknown field(s) {', '.join(map(repr, sorted(unknown)))}; allowed: {allowed}",
+        )
+    error = errors[0]
+    name = str(error["loc"][0]) if error["loc"] else ""
+    if error["type"] == "missing":
+        return ApiError("bad_request", f"the body needs the field {name!r}")
+    if error["type"] == "value_error":  # durably's own check, its message as it is
+        return ApiError("bad_request", str(error["ctx"]["error"]))
+    want = _WANTS.get(error["type"])
+    if want is not None:
+        spec = model.model_fields.get(name)
+        if spec is not None and not spec.is_required() and spec.default is None:
+            want += " or null"
+        return ApiError(
+            "bad_request", f"field {name!r} must be {want}, got {_kind(body.get(name))}"
+        )
+    return ApiError("bad_request", f"field {name!r}: {error['msg']}")
 
 
 def workflow_id(value: Any, what: str = "workflow id") -> str:

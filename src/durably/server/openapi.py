@@ -1,239 +1,75 @@
-"""The OpenAPI 3.0 document of the HTTP API, served at ``/openapi.json``."""
+"""The OpenAPI 3.0 document of the HTTP API, served at ``/openapi.json``: its schemas are
+generated from the pydantic models of :mod:`durably.server.models`, its paths from the route
+table below (path, method, summary, request model, response models)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["openapi"]
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from durably.storage.base import WorkflowStatus
+
+from . import models as m
+from .models import ID_PATTERN
+
+__all__ = ["EXAMPLE_ID", "openapi"]
 
 Schema = dict[str, Any]
 
-ID_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_.:@=+-]*$"
 DAPR_ID_PATTERN = "^[A-Za-z0-9_-]+$"
-STATUSES = [
-    "pending",
-    "running",
-    "completed",
-    "failed",
-    "cancelled",
-    "terminated",
-    "needs_attention",
-    "suspended",
-    "continued_as_new",
-]
-DAPR_STATUSES = [
-    "RUNNING",
-    "COMPLETED",
-    "CONTINUED_AS_NEW",
-    "FAILED",
-    "CANCELED",
-    "TERMINATED",
-    "PENDING",
-    "SUSPENDED",
-]
-
 ANY: Schema = {"nullable": True, "description": "any JSON value"}
-TIME: Schema = {"type": "string", "format": "date-time"}
-NULL_TIME: Schema = {**TIME, "nullable": True}
+_REF = "#/components/schemas/{model}"
+_SHAPED = ("type", "$ref", "anyOf", "allOf", "oneOf", "enum", "properties", "items")
 
 
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _object(props: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": list(props) if required is None else required,
-        **extra,
+def _openapi30(schema: Any) -> Any:
+    """A JSON Schema from pydantic in OpenAPI 3.0's dialect: ``nullable`` for ``X | None``,
+    ``example`` for ``examples``, ``enum`` for ``const``, no titles, an unshaped (any) value
+    nullable."""
+    if isinstance(schema, list):
+        return [_openapi30(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: Schema = {
+        k: _named(v) if k == "properties" else _openapi30(v)
+        for k, v in schema.items()
+        if not (k == "title" and isinstance(v, str))
     }
+    options = out.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        del out["anyOf"]
+        inner: Schema = rest[0] if len(rest) == 1 else {"anyOf": rest}
+        if "$ref" in inner:  # OpenAPI 3.0 ignores a $ref's siblings
+            inner = {"allOf": [inner]}
+        out = {**inner, **out, "nullable": True}
+    if "examples" in out:
+        out["example"] = out.pop("examples")[0]
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if not any(key in out for key in _SHAPED):
+        out["nullable"] = True
+    return out
 
 
-_PREVIEW: Schema = {
-    "type": "string",
-    "nullable": True,
-    "maxLength": 200,
-    "description": "the start of the stored JSON text, ending in '…' when cut",
-}
-_SUMMARY: dict[str, Schema] = {
-    "summary": {
-        "type": "boolean",
-        "description": "true on a listed workflow: input, output and error left out",
-    },
-    "input_preview": _PREVIEW,
-    "output_preview": _PREVIEW,
-    "error_preview": _PREVIEW,
-    "created_at": TIME,
-    "created_at_epoch": {
-        "type": "number",
-        "description": "the exact stored creation time in epoch seconds "
-        "(created_at is it rounded to the microsecond)",
-    },
-    "updated_at": TIME,
-    "started_at": NULL_TIME,
-    "finished_at": NULL_TIME,
-    "owner": {"type": "string", "nullable": True},
-    "epoch": {"type": "integer"},
-    "queue": {"type": "string"},
-    "priority": {"type": "integer"},
-    "parent_id": {"type": "string", "nullable": True},
-    "run": {"type": "integer"},
-    "wake_at": NULL_TIME,
-    "unserved": {"type": "boolean"},
-}
-"""The fields of a workflow object but its payloads (a summary has these only)."""
+def _named(schemas: dict[str, Any]) -> dict[str, Any]:
+    return {name: _openapi30(schema) for name, schema in schemas.items()}
 
 
-SCHEMAS: dict[str, Schema] = {
-    "ErrorDetail": _object({"code": {"type": "string"}, "message": {"type": "string"}}),
-    "Error": _object({"error": _ref("ErrorDetail")}),
-    "DaprError": _object(
-        {
-            "errorCode": {"type": "string"},
-            "message": {"type": "string"},
-            "error": _ref("ErrorDetail"),
-        },
-        ["errorCode", "message"],
-    ),
-    "Workflow": _object(
-        {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "status": {"type": "string", "enum": STATUSES},
-            "input": ANY,
-            "output": ANY,
-            "error": {"type": "object", "nullable": True},
-            **_SUMMARY,
-        }
-    ),
-    "WorkflowSummary": _object(
-        {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "status": {"type": "string", "enum": STATUSES},
-            **_SUMMARY,
-        },
-        description="A listed workflow: previews of its payloads, not the payloads (GET "
-        "/v1/workflows/{id} has them)",
-    ),
-    "WorkflowList": _object(
-        {
-            "workflows": {"type": "array", "items": _ref("WorkflowSummary")},
-            "next_cursor": {"type": "string", "nullable": True},
-        }
-    ),
-    "Children": _object({"workflows": {"type": "array", "items": _ref("Workflow")}}),
-    "Result": _object(
-        {
-            "id": {"type": "string"},
-            "status": {"type": "string", "enum": STATUSES},
-            "done": {"type": "boolean"},
-            "output": ANY,
-            "error": {"type": "object", "nullable": True},
-        },
-        ["id", "status", "done"],
-    ),
-    "HistoryEntry": _object(
-        {
-            "seq": {"type": "integer"},
-            "kind": {"type": "string"},
-            "name": {"type": "string"},
-            "status": {"type": "string"},
-            "result": ANY,
-            "error": {"type": "object", "nullable": True},
-            "attempts": {"type": "integer"},
-            "started_at": TIME,
-            "finished_at": TIME,
-            "owner": {"type": "string"},
-            "epoch": {"type": "integer"},
-            "failed_attempts": {"type": "array", "items": {"type": "object"}},
-        }
-    ),
-    "History": _object({"entries": {"type": "array", "items": _ref("HistoryEntry")}}),
-    "Run": _object(
-        {
-            "run": {"type": "integer"},
-            "status": {"type": "string", "enum": STATUSES},
-            "input": ANY,
-            "output": ANY,
-            "started_at": {**TIME, "nullable": True},
-            "finished_at": TIME,
-        },
-        ["run", "status", "finished_at"],
-    ),
-    "Runs": _object({"runs": {"type": "array", "items": _ref("Run")}}),
-    "State": _object({"state": {"type": "object", "additionalProperties": ANY}}),
-    "CommandResult": _object(
-        {"id": {"type": "string"}, "status": {"type": "string", "enum": STATUSES}}
-    ),
-    "Delivered": _object({"delivered": {"type": "boolean"}}),
-    "Worker": _object(
-        {
-            "id": {"type": "string"},
-            "hostname": {"type": "string"},
-            "pid": {"type": "integer"},
-            "started_at": TIME,
-            "heartbeat_at": TIME,
-            "workflows": {"type": "array", "items": {"type": "string"}},
-            "queues": {"type": "array", "items": {"type": "string"}},
-        }
-    ),
-    "Workers": _object({"workers": {"type": "array", "items": _ref("Worker")}}),
-    "Status": _object({"status": {"type": "string"}}),
-    "StartRequest": _object(
-        {
-            "name": {
-                "type": "string",
-                "minLength": 1,
-                "description": "registered workflow name",
-                "example": "greet",
-            },
-            "args": {"type": "array", "items": ANY, "default": []},
-            "kwargs": {"type": "object", "additionalProperties": ANY, "default": {}},
-            "id": {"type": "string", "nullable": True, "pattern": ID_PATTERN, "maxLength": 200},
-            "queue": {"type": "string", "nullable": True, "description": "queue name"},
-            "priority": {
-                "type": "integer",
-                "minimum": -(2**31),
-                "maximum": 2**31 - 1,
-                "default": 0,
-            },
-        },
-        ["name"],
-        additionalProperties=False,
-    ),
-    "EventRequest": _object(
-        {"data": ANY, "dedup_key": {"type": "string", "nullable": True, "minLength": 1}},
-        [],
-        additionalProperties=False,
-    ),
-    "TerminateRequest": _object({"reason": {"type": "string"}}, [], additionalProperties=False),
-    "ForkRequest": _object(
-        {
-            "from_step": {"type": "integer", "minimum": 0},
-            "new_id": {
-                "type": "string",
-                "nullable": True,
-                "pattern": ID_PATTERN,
-                "maxLength": 200,
-            },
-        },
-        ["from_step"],
-        additionalProperties=False,
-    ),
-    "DaprStarted": _object({"instanceID": {"type": "string"}}),
-    "DaprWorkflow": _object(
-        {
-            "instanceID": {"type": "string"},
-            "workflowName": {"type": "string"},
-            "createdAt": TIME,
-            "lastUpdatedAt": TIME,
-            "runtimeStatus": {"type": "string", "enum": DAPR_STATUSES},
-            "properties": {"type": "object", "additionalProperties": {"type": "string"}},
-        }
-    ),
-}
+def _schemas() -> dict[str, Schema]:
+    """The components' schemas: every request and response model and their parts."""
+    requests = (m.StartRequest, m.EventRequest, m.TerminateRequest, m.ForkRequest)
+    pairs = [(model, "validation") for model in (*requests, *m.RESPONSE_MODELS)]
+    _, top = models_json_schema(pairs, ref_template=_REF)  # type: ignore[arg-type]
+    return dict(sorted(_named(top["$defs"]).items()))
+
+
+def _ref(model: type[BaseModel] | str) -> Schema:
+    name = model if isinstance(model, str) else model.__name__
+    return {"$ref": _REF.format(model=name)}
+
 
 _ERRORS = {
     400: "Bad request: malformed JSON, a wrong type, a bad id or filter",
@@ -247,7 +83,11 @@ _ERRORS = {
 }
 
 
-def _json(schema: Schema, description: str, headers: dict[str, Any] | None = None) -> Schema:
+def _json(
+    schema: Schema | type[BaseModel], description: str, headers: dict[str, Any] | None = None
+) -> Schema:
+    if not isinstance(schema, dict):
+        schema = _ref(schema)
     out: Schema = {"description": description, "content": {"application/json": {"schema": schema}}}
     if headers:
         out["headers"] = headers
@@ -255,11 +95,12 @@ def _json(schema: Schema, description: str, headers: dict[str, Any] | None = Non
 
 
 def _errors(codes: list[int], dapr: bool = False) -> dict[str, Schema]:
-    schema = _ref("DaprError") if dapr else _ref("Error")
+    schema = _ref(m.DaprError) if dapr else _ref(m.Error)
     return {str(c): _json(schema, _ERRORS[c]) for c in codes}
 
 
-def _body(schema: Schema, required: bool = True) -> Schema:
+def _body(model: type[BaseModel], required: bool = True) -> Schema:
+    schema = _ref(model)
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
@@ -322,12 +163,15 @@ def _query(name: str, schema: Schema, description: str, **extra: Any) -> Schema:
 
 def _native() -> dict[str, Schema]:
     wf = "/v1/workflows/{id}"
-    command = _json(_ref("CommandResult"), "The command was applied; the status after it")
+    command = _json(m.CommandResult, "The command was applied; the status after it")
     cmd_errors = [*_COMMON, 404, 409]
     list_params = [
         _query(
             "status",
-            {"type": "array", "items": {"type": "string", "enum": STATUSES}},
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": [s.value for s in WorkflowStatus]},
+            },
             "keep these statuses (repeat the parameter)",
             style="form",
             explode=True,
@@ -342,27 +186,23 @@ def _native() -> dict[str, Schema]:
         _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
     ]
     return {
-        "/healthz": {
-            "get": _op("Liveness", {"200": _json(_ref("Status"), "Alive")}, [], auth=False)
-        },
+        "/healthz": {"get": _op("Liveness", {"200": _json(m.Status, "Alive")}, [], auth=False)},
         "/readyz": {
-            "get": _op(
-                "Readiness", {"200": _json(_ref("Status"), "The database answers")}, [401, 503]
-            )
+            "get": _op("Readiness", {"200": _json(m.Status, "The database answers")}, [401, 503])
         },
         "/v1/workflows": {
             "post": _op(
                 "Start a workflow",
                 {
-                    "202": _json(_ref("Workflow"), "Started", _LOCATION),
-                    "200": _json(_ref("Workflow"), "A workflow with this id exists", _LOCATION),
+                    "202": _json(m.Workflow, "Started", _LOCATION),
+                    "200": _json(m.Workflow, "A workflow with this id exists", _LOCATION),
                 },
                 [*_COMMON, 404, 409, 413, 415],
-                body=_body(_ref("StartRequest")),
+                body=_body(m.StartRequest),
             ),
             "get": _op(
                 "List workflows",
-                {"200": _json(_ref("WorkflowList"), "One page")},
+                {"200": _json(m.WorkflowList, "One page")},
                 _COMMON,
                 params=list_params,
             ),
@@ -370,7 +210,7 @@ def _native() -> dict[str, Schema]:
         wf: {
             "get": _op(
                 "Get a workflow",
-                {"200": _json(_ref("Workflow"), "The workflow")},
+                {"200": _json(m.Workflow, "The workflow")},
                 [*_COMMON, 404],
                 params=[_ID],
             ),
@@ -385,9 +225,9 @@ def _native() -> dict[str, Schema]:
             "get": _op(
                 "Get a workflow's result",
                 {
-                    "200": _json(_ref("Result"), "Finished: output and error"),
+                    "200": _json(m.Result, "Finished: output and error"),
                     "202": _json(
-                        _ref("Result"),
+                        _ref(m.Result),
                         "Not finished yet: poll again",
                         {**_LOCATION, "Retry-After": {"schema": {"type": "string"}}},
                     ),
@@ -406,7 +246,7 @@ def _native() -> dict[str, Schema]:
         f"{wf}/history": {
             "get": _op(
                 "Get a workflow's history",
-                {"200": _json(_ref("History"), "The journal")},
+                {"200": _json(m.History, "The journal")},
                 [*_COMMON, 404],
                 params=[_ID],
             )
@@ -414,7 +254,7 @@ def _native() -> dict[str, Schema]:
         f"{wf}/state": {
             "get": _op(
                 "Get a workflow's published state",
-                {"200": _json(_ref("State"), "Published state")},
+                {"200": _json(m.State, "Published state")},
                 [*_COMMON, 404],
                 params=[_ID],
             )
@@ -422,7 +262,7 @@ def _native() -> dict[str, Schema]:
         f"{wf}/runs": {
             "get": _op(
                 "List a workflow's earlier runs (each ended with continue_as_new)",
-                {"200": _json(_ref("Runs"), "Earlier runs, oldest first")},
+                {"200": _json(m.Runs, "Earlier runs, oldest first")},
                 [*_COMMON, 404],
                 params=[_ID],
             )
@@ -430,7 +270,7 @@ def _native() -> dict[str, Schema]:
         f"{wf}/children": {
             "get": _op(
                 "List a workflow's children",
-                {"200": _json(_ref("Children"), "Child workflows")},
+                {"200": _json(m.Children, "Child workflows")},
                 [*_COMMON, 404],
                 params=[_ID],
             )
@@ -438,7 +278,7 @@ def _native() -> dict[str, Schema]:
         f"{wf}/events/{{event}}": {
             "post": _op(
                 "Send an event",
-                {"202": _json(_ref("Delivered"), "Sent (delivered false: a duplicate)")},
+                {"202": _json(m.Delivered, "Sent (delivered false: a duplicate)")},
                 [*cmd_errors, 413, 415],
                 params=[
                     _ID,
@@ -449,7 +289,7 @@ def _native() -> dict[str, Schema]:
                         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                     },
                 ],
-                body=_body(_ref("EventRequest"), required=False),
+                body=_body(m.EventRequest, required=False),
             )
         },
         f"{wf}/cancel": {"post": _op("Cancel", {"202": command}, cmd_errors, params=[_ID])},
@@ -459,7 +299,7 @@ def _native() -> dict[str, Schema]:
                 {"202": command},
                 [*cmd_errors, 413, 415],
                 params=[_ID],
-                body=_body(_ref("TerminateRequest"), required=False),
+                body=_body(m.TerminateRequest, required=False),
             )
         },
         f"{wf}/suspend": {"post": _op("Suspend", {"202": command}, cmd_errors, params=[_ID])},
@@ -468,16 +308,16 @@ def _native() -> dict[str, Schema]:
         f"{wf}/fork": {
             "post": _op(
                 "Fork",
-                {"201": _json(_ref("Workflow"), "The new workflow", _LOCATION)},
+                {"201": _json(m.Workflow, "The new workflow", _LOCATION)},
                 [*cmd_errors, 413, 415],
                 params=[_ID],
-                body=_body(_ref("ForkRequest")),
+                body=_body(m.ForkRequest),
             )
         },
         "/v1/workers": {
             "get": _op(
                 "List workers",
-                {"200": _json(_ref("Workers"), "Worker processes")},
+                {"200": _json(m.Workers, "Worker processes")},
                 _COMMON,
                 params=[
                     _query(
@@ -511,7 +351,7 @@ def _dapr(prefix: str) -> dict[str, Schema]:
         f"{base}/{{name}}/start": {
             "post": op(
                 "start workflow",
-                {"202": _json(_ref("DaprStarted"), "Started")},
+                {"202": _json(m.DaprStarted, "Started")},
                 [*errors, 413],
                 params=[
                     component,
@@ -530,7 +370,7 @@ def _dapr(prefix: str) -> dict[str, Schema]:
         f"{base}/{{id}}": {
             "get": op(
                 "get workflow",
-                {"200": _json(_ref("DaprWorkflow"), "The instance")},
+                {"200": _json(m.DaprWorkflow, "The instance")},
                 errors,
                 params=[component, instance],
             )
@@ -578,7 +418,7 @@ def openapi() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": _schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

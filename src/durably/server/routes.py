@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from durably import limits
 from durably.app import App
-from durably.commands import check_event, check_from_step
+from durably.commands import check_event
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowInfo, status_filter
 from durably.queues import DEFAULT_QUEUE
@@ -21,14 +21,8 @@ from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord
 
 from .endpoint import Call, by_method, endpoint, json_response
 from .errors import ApiError, from_exception
-from .inputs import (
-    decode_cursor,
-    encode_cursor,
-    field,
-    only_fields,
-    parse_time,
-    workflow_id,
-)
+from .inputs import decode_cursor, encode_cursor, model_body, only_fields, parse_time, workflow_id
+from .models import EventRequest, ForkRequest, StartRequest, TerminateRequest
 from .views import history_json, result_json, run_json, stored, worker_json, workflow_json
 
 __all__ = ["MAX_LIST_LIMIT", "MAX_WAIT_SECONDS", "routes"]
@@ -69,19 +63,10 @@ def unknown_name(name: str) -> ApiError:
 
 def start_workflow(call: Call) -> Response:
     """POST /v1/workflows: start a workflow by name (202), or find the one with that id (200)."""
-    body = call.json(allow_empty=False)
-    only_fields(body, ("name", "args", "kwargs", "id", "queue", "priority"))
-    name = field(body, "name", str)
-    if not name:
-        raise ApiError("bad_request", "field 'name' must be a non-empty workflow name")
-    args = field(body, "args", list, [])
-    kwargs = field(body, "kwargs", dict, {})
-    wid = field(body, "id", str, None, nullable=True)
-    queue = field(body, "queue", str, None, nullable=True)
-    priority = field(body, "priority", int, 0)
+    req = model_body(call.json(allow_empty=False), StartRequest)
+    name, args, kwargs, wid = req.name, req.args, req.kwargs, req.id
+    queue, priority = req.queue, req.priority
     app = call.app
-    if wid is not None:
-        wid = workflow_id(wid)
     try:
         handle, created = app.start_named(
             name, app.codec.from_json(args), app.codec.from_json(kwargs), id=wid,
@@ -216,12 +201,8 @@ def send_event(call: Call) -> Response:
     """POST /v1/workflows/{id}/events/{event}: deliver an event (``data``, ``dedup_key``)."""
     wid = workflow_id(call.param("id"))
     event = call.param("event")
-    body = call.json()
-    only_fields(body, ("data", "dedup_key"))
-    data = body.get("data")
-    dedup_key = field(body, "dedup_key", str, None, nullable=True)
-    if dedup_key == "":
-        raise ApiError("bad_request", "dedup_key must be a non-empty string or null")
+    req = model_body(call.json(), EventRequest)
+    data, dedup_key = req.data, req.dedup_key
     check_event(event, dedup_key)
     _record(call.app, wid)
     data = call.app.codec.from_json(data)
@@ -233,9 +214,7 @@ def _command(call: Call, command: str) -> Response:
     wid = workflow_id(call.param("id"))
     app = call.app
     if command == "terminate":
-        body = call.json()
-        only_fields(body, ("reason",))
-        reason = field(body, "reason", str, "terminated")
+        reason = model_body(call.json(), TerminateRequest).reason
         app.terminate(wid, reason or "terminated")
     else:
         if call.body.strip():
@@ -272,13 +251,8 @@ def retry(call: Call) -> Response:
 def fork(call: Call) -> Response:
     """POST /v1/workflows/{id}/fork: a new workflow re-executing from ``from_step``."""
     wid = workflow_id(call.param("id"))
-    body = call.json(allow_empty=False)
-    only_fields(body, ("from_step", "new_id"))
-    from_step = field(body, "from_step", int)
-    check_from_step(from_step)
-    new_id = field(body, "new_id", str, None, nullable=True)
-    if new_id is not None:
-        new_id = workflow_id(new_id, "new_id")
+    req = model_body(call.json(allow_empty=False), ForkRequest)
+    from_step, new_id = req.from_step, req.new_id
     handle = call.app.fork(wid, from_step=from_step, new_id=new_id)
     return json_response(_info(call.app, handle.id), 201, _location(handle.id))
 
