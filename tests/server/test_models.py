@@ -81,3 +81,23 @@ def test_request_bodies_are_validated_by_their_models(
 def test_a_valid_body_gets_its_defaults() -> None:
     req = model_body({"name": "greet", "id": "a-1"}, models.StartRequest)
     assert (req.args, req.kwargs, req.id, req.queue, req.priority) == ([], {}, "a-1", None, 0)
+
+
+def test_every_served_route_is_in_the_document_and_only_those(tmp_path: Path) -> None:
+    from starlette.routing import Route
+
+    from durably.server import create_app
+
+    app = durably.App(f"sqlite:///{tmp_path / 'routes.db'}")
+    try:
+        served = {
+            (route.path, method.lower())
+            for route in create_app(app).routes
+            if isinstance(route, Route)
+            for method in route.methods or ()
+            if method != "HEAD"
+        }
+    finally:
+        app.close()
+    documented = {(path, method) for path, ops in openapi()["paths"].items() for method in ops}
+    assert served == documented
