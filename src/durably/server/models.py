@@ -22,6 +22,7 @@ from durably.storage.base import WorkflowStatus
 
 __all__ = [
     "ID_PATTERN",
+    "REQUEST_MODELS",
     "RESPONSE_MODELS",
     "DaprError",
     "Error",
@@ -330,6 +331,14 @@ class DaprWorkflow(BaseModel):
     runtimeStatus: DaprStatus
     properties: dict[str, str]
 
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    StartRequest,
+    EventRequest,
+    TerminateRequest,
+    ForkRequest,
+)
+"""The request bodies' models."""
 
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from durably.storage.base import WorkflowStatus
 
@@ -60,9 +60,9 @@ def _named(schemas: dict[str, Any]) -> dict[str, Any]:
 
 def _schemas() -> dict[str, Schema]:
     """The components' schemas: every request and response model and their parts."""
-    requests = (m.StartRequest, m.EventRequest, m.TerminateRequest, m.ForkRequest)
-    pairs = [(model, "validation") for model in (*requests, *m.RESPONSE_MODELS)]
-    _, top = models_json_schema(pairs, ref_template=_REF)  # type: ignore[arg-type]
+    mode: JsonSchemaMode = "validation"
+    pairs = [(model, mode) for model in (*m.REQUEST_MODELS, *m.RESPONSE_MODELS)]
+    _, top = models_json_schema(pairs, ref_template=_REF)
     return dict(sorted(_named(top["$defs"]).items()))
 
 
