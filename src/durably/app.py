@@ -89,11 +89,23 @@ class App(Commands):
         self._pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ResultPoller] = (
             weakref.WeakKeyDictionary()
         )
-        self._clock: Callable[[], float] = time.time
+        self.clock: Callable[[], float] = time.time
+        """The Unix time of this App's workflows: their starts and commands, and its worker's
+        (claims, leases, timers, ``now()``). :class:`durably.testing.WorkflowEnvironment` sets
+        a virtual one; production keeps :func:`time.time`. A worker reads it when made."""
         self._handles = StoreHandleSource(self)  # what this App's handles read
 
     def __repr__(self) -> str:
         return f"<durably.App {self.safe_database_url}>"
+
+    @property
+    def _clock(self) -> Callable[[], float]:
+        """Deprecated: :attr:`clock`."""
+        return self.clock
+
+    @_clock.setter
+    def _clock(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
 
     @property
     def worker_options(self) -> WorkerOptions:
@@ -291,7 +303,7 @@ class App(Commands):
     ) -> WorkflowRecord:
         workflow_id = new_workflow_id() if id is None else id  # checked by _resolve
         encoded = self.codec.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
-        now = self._clock()
+        now = self.clock()
         return WorkflowRecord(
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
             created_at=now, updated_at=now, queue=queue, priority=priority,
@@ -567,7 +579,7 @@ class App(Commands):
 
         return Worker(
             self.store, self.registry, self.codec, self.worker_options,
-            on_finished=self._on_finished, clock=self._clock,
+            on_finished=self._on_finished, clock=self.clock,
         )  # fmt: skip
 
     def start_worker(self) -> None:

@@ -18,12 +18,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from durably.storage.committer import GroupCommitter
 from durably.worker.claims import Claims
-from durably.worker.leases import Leases
+from durably.worker.leases import Leases, wall_time
 from durably.worker.runtime import WorkerRuntime
 from durably.worker.signals import Signals
 from durably.worker.state import Stopping, log
@@ -95,7 +94,7 @@ class Worker(Claims, Leases, Signals):
             eviction_threshold=opts.eviction_threshold, clock=self.clock, notify=self.notify,
             parked=self._wake_claims, alone=self._alone,
         )  # fmt: skip
-        self._started_at = time.time()
+        self._started_at = wall_time()
         await asyncio.to_thread(self._register)
         try:
             await asyncio.to_thread(self._expire_dead_local_workers)

@@ -1,6 +1,11 @@
 """Leases and liveness: the worker's registration, its heartbeat (renews its leases in bulk,
 lets go of orphans, halts executions whose lease was lost), and the detection of dead workers
-(on this host at once by pid, elsewhere after long silence), whose leases it expires."""
+(on this host at once by pid, elsewhere after long silence), whose leases it expires.
+
+Two times, on purpose: leases are in the App's clock (:attr:`durably.App.clock`, virtual under
+:class:`durably.testing.WorkflowEnvironment`), as are claims and timers; a worker's liveness
+(registration, heartbeat, the silence that makes it stale) is in real time, :func:`wall_time`,
+because other processes and ``App.list_workers`` compare it with their own real time."""
 
 from __future__ import annotations
 
@@ -12,10 +17,13 @@ from durably.errors import LeaseLostError
 from durably.storage.base import WorkerInfo
 from durably.worker.state import WorkerState, log
 
-__all__ = ["STALE_WORKER_SECONDS", "Leases", "pid_alive"]
+__all__ = ["STALE_WORKER_SECONDS", "Leases", "pid_alive", "wall_time"]
 
 STALE_WORKER_SECONDS = 3600.0
 """Registrations of workers silent for this long (died on another host) are deleted."""
+
+wall_time = time.time
+"""Real Unix time: the time of workers' liveness (never virtual)."""
 
 
 class Leases(WorkerState):
@@ -24,7 +32,7 @@ class Leases(WorkerState):
     def _register(self) -> None:
         """Insert or refresh this worker's registration (names and queues it serves)."""
         queues = self.queue_names()
-        now = time.time()
+        now = wall_time()
         info = WorkerInfo(
             self.id, self.hostname, os.getpid(), self._started_at, now,
             sorted(self.registry.workflows), queues,
@@ -34,7 +42,7 @@ class Leases(WorkerState):
 
     def _expire_dead_local_workers(self) -> int:
         workers = self.store.list_workers()
-        stale = time.time() - STALE_WORKER_SECONDS
+        stale = wall_time() - STALE_WORKER_SECONDS
         dead = [
             w.id
             for w in workers
@@ -61,7 +69,7 @@ class Leases(WorkerState):
                 if self.queue_names() != self._registered_queues:
                     await asyncio.to_thread(self._register)  # a Queue was defined since
                 else:
-                    await asyncio.to_thread(self.store.heartbeat_worker, self.id, time.time())
+                    await asyncio.to_thread(self.store.heartbeat_worker, self.id, wall_time())
                 if await asyncio.to_thread(self._expire_dead_local_workers) and self._wake:
                     self._wake.set()  # their workflows are claimable now: take them at once
             except Exception as exc:
