@@ -26,6 +26,10 @@ def test_import_durably_does_not_import_the_worker(tmp_path: Path) -> None:
         "assert not loaded, loaded\n"
         "assert durably.WorkerOptions().lease_seconds > 0\n"  # still offered, loaded on use
         "assert 'durably.worker' in sys.modules\n"
+        "import durably.cli\n"  # the CLI (and its supervisor) loads the worker host on use
+        "assert 'durably.worker.core' not in sys.modules\n"
+        "from durably.worker import Worker\n"
+        "assert 'durably.worker.core' in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
