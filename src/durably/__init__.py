@@ -56,10 +56,10 @@ from durably.saga import Saga
 from durably.scope import ChildHandle, StepContext, StepFuture
 from durably.serialization import JsonSerializer, Serializer
 from durably.storage.base import WorkerInfo, WorkflowStatus
-from durably.worker import WorkerOptions
 
 if _typing.TYPE_CHECKING:
     from durably.client import Client
+    from durably.worker.options import WorkerOptions
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -68,6 +68,11 @@ def __getattr__(name: str) -> _typing.Any:
         from durably.client import Client
 
         return Client
+    # the worker (and with it the replay engine's host) is imported when a worker is made
+    if name == "WorkerOptions":
+        from durably.worker.options import WorkerOptions
+
+        return WorkerOptions
     raise AttributeError(f"module 'durably' has no attribute {name!r}")
 
 

@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from durably import limits
 from durably.codec import codec_for
@@ -32,7 +32,9 @@ from durably.storage import (
 )
 from durably.storage.base import CreateWorkflow, WorkerInfo, WorkflowRecord, WorkflowStatus
 from durably.storage.committer import GroupCommitter
-from durably.worker import Worker, WorkerOptions
+
+if TYPE_CHECKING:  # the worker is imported when one is made: ``import durably`` skips it
+    from durably.worker import Worker, WorkerOptions
 
 __all__ = ["LIVE_WORKER_SECONDS", "App"]
 
@@ -75,7 +77,7 @@ class App(Commands):
         self.serializer: Serializer = serializer or JsonSerializer(max_payload_bytes)
         self.codec = codec_for(self.serializer, max_payload_bytes)
         """How this App stores values: every payload goes through ``serializer``."""
-        self.worker_options = worker_options or WorkerOptions()
+        self._worker_options = worker_options
         self.registry = Registry()
         self._store: Store | None = None
         self._store_lock = threading.Lock()
@@ -87,11 +89,36 @@ class App(Commands):
         self._pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ResultPoller] = (
             weakref.WeakKeyDictionary()
         )
-        self._clock: Callable[[], float] = time.time
+        self.clock: Callable[[], float] = time.time
+        """The Unix time of this App's workflows: their starts and commands, and its worker's
+        (claims, leases, timers, ``now()``). :class:`durably.testing.WorkflowEnvironment` sets
+        a virtual one; production keeps :func:`time.time`. A worker reads it when made."""
         self._handles = StoreHandleSource(self)  # what this App's handles read
 
     def __repr__(self) -> str:
         return f"<durably.App {self.safe_database_url}>"
+
+    @property
+    def _clock(self) -> Callable[[], float]:
+        """Deprecated: :attr:`clock`."""
+        return self.clock
+
+    @_clock.setter
+    def _clock(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+
+    @property
+    def worker_options(self) -> WorkerOptions:
+        """The tuning of the workers this App makes (the defaults unless given)."""
+        if self._worker_options is None:
+            from durably.worker.options import WorkerOptions
+
+            self._worker_options = WorkerOptions()
+        return self._worker_options
+
+    @worker_options.setter
+    def worker_options(self, options: WorkerOptions) -> None:
+        self._worker_options = options
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -276,7 +303,7 @@ class App(Commands):
     ) -> WorkflowRecord:
         workflow_id = new_workflow_id() if id is None else id  # checked by _resolve
         encoded = self.codec.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
-        now = self._clock()
+        now = self.clock()
         return WorkflowRecord(
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
             created_at=now, updated_at=now, queue=queue, priority=priority,
@@ -548,9 +575,11 @@ class App(Commands):
             self._worker.notify()
 
     def _new_worker(self) -> Worker:
+        from durably.worker import Worker
+
         return Worker(
             self.store, self.registry, self.codec, self.worker_options,
-            on_finished=self._on_finished, clock=self._clock,
+            on_finished=self._on_finished, clock=self.clock,
         )  # fmt: skip
 
     def start_worker(self) -> None:

@@ -61,7 +61,7 @@ class Commands:
 
     database_url: str
     codec: Codec
-    _clock: Callable[[], float]
+    clock: Callable[[], float]
 
     @property
     def store(self) -> Store:  # provided by App
@@ -88,7 +88,7 @@ class Commands:
         encoded = self.codec.encode(
             payload, what=f"payload of event {name!r}", workflow_id=workflow_id
         )
-        rec, added = self.store.send_event(workflow_id, name, encoded, dedup_key, self._clock())
+        rec, added = self.store.send_event(workflow_id, name, encoded, dedup_key, self.clock())
         rec = _found(rec, workflow_id, self.database_url)
         if not added and rec.status in TERMINAL_STATUSES:
             raise _refuse(rec, f"send event {name!r} to", ": events go to unfinished workflows")
@@ -101,7 +101,7 @@ class Commands:
         point (so ``finally`` and compensation code run), then it ends ``cancelled``. Its running
         children are cancelled too. A workflow no worker has started yet is cancelled at once."""
         rec = _found(
-            self.store.request_cancel(validate_workflow_id(workflow_id), self._clock()),
+            self.store.request_cancel(validate_workflow_id(workflow_id), self.clock()),
             workflow_id,
             self.database_url,
         )
@@ -122,12 +122,12 @@ class Commands:
         before = _found(before, workflow_id, self.database_url)
         if before.status in TERMINAL_STATUSES:
             raise _refuse(before, "terminate")
-        self.store.terminate(workflow_id, error, self._clock())
+        self.store.terminate(workflow_id, error, self.clock())
 
     def suspend(self, workflow_id: str) -> None:
         """Pause a workflow: it makes no progress (its timers and events wait) until resumed."""
         rec = _found(
-            self.store.suspend(validate_workflow_id(workflow_id), self._clock()),
+            self.store.suspend(validate_workflow_id(workflow_id), self.clock()),
             workflow_id,
             self.database_url,
         )
@@ -140,14 +140,14 @@ class Commands:
         before = _found(before, workflow_id, self.database_url)
         if before.status is not WorkflowStatus.SUSPENDED:
             raise _refuse(before, "resume", ": only suspended workflows resume")
-        self.store.resume(workflow_id, self._clock())
+        self.store.resume(workflow_id, self.clock())
         self._notify_worker()
 
     def retry(self, workflow_id: str) -> None:
         """Run a failed (or needs_attention) workflow again from its failed step: earlier step
         results are kept and not run again. Deploy the fix first."""
         rec = _found(
-            self.store.retry(validate_workflow_id(workflow_id), self._clock()),
+            self.store.retry(validate_workflow_id(workflow_id), self.clock()),
             workflow_id,
             self.database_url,
         )
@@ -164,7 +164,7 @@ class Commands:
         check_from_step(from_step)
         target = new_workflow_id() if new_id is None else validate_workflow_id(new_id)
         self._check_fork_point(workflow_id, from_step)
-        rec, created = self.store.fork(workflow_id, target, from_step, self._clock())
+        rec, created = self.store.fork(workflow_id, target, from_step, self.clock())
         _found(rec, workflow_id, self.database_url)
         if not created:
             raise WorkflowStateError(

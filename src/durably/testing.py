@@ -19,7 +19,7 @@ real engine: the journal, replay, parking (every wait is unwound at once here), 
 children. By default it runs on a fresh, empty SQLite database of its own, with the App's
 registrations, so that the same test runs the same way every time (fixed ids do not find the
 workflows of an earlier run). Production code always uses the real clock; only this module
-changes it.
+changes it, through :attr:`durably.App.clock`.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class WorkflowEnvironment:
         self.skips = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._saved = (app._clock, app.worker_options)
+        self._saved = (app.clock, app.worker_options)
 
     def now(self) -> datetime:
         """The virtual time."""
@@ -126,7 +126,7 @@ class WorkflowEnvironment:
             raise ConfigurationError("stop the App's worker before entering WorkflowEnvironment")
         if self.fresh:
             self._use_fresh_database()
-        app._clock = self.clock.time
+        app.clock = self.clock.time
         app.worker_options = dataclasses.replace(
             app.worker_options, eviction_threshold=0.0, poll_interval=0.01
         )
@@ -146,7 +146,7 @@ class WorkflowEnvironment:
         if self._thread is not None:
             self._thread.join()
         self.app.stop_worker()
-        self.app._clock, self.app.worker_options = self._saved
+        self.app.clock, self.app.worker_options = self._saved
 
     def _use_fresh_database(self) -> None:
         """Move the App to a new SQLite file in a temporary folder (closing what it had open;

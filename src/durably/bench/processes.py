@@ -22,7 +22,7 @@ from durably.bench.workload import (
     SLOW_STEPS,
     build,
 )
-from durably.supervisor import STARTUP_GRACE
+from durably.worker.supervisor import STARTUP_GRACE
 
 Figures = dict[str, float]
 POLL = 0.002

@@ -15,7 +15,7 @@ from types import TracebackType
 
 import durably
 from durably.storage.base import WorkerInfo
-from durably.supervisor import CHILD_ENV
+from durably.worker.supervisor import CHILD_ENV
 
 APP_SPEC = "durably.bench.workload:app"
 POLL = 0.005

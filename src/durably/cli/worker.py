@@ -12,7 +12,7 @@ from typing import Any
 from durably.app import App
 from durably.errors import ConfigurationError
 from durably.storage import open_store, redact_url, resolve_database_url
-from durably.supervisor import CHILD_ENV, GO, STANDBY_ENV, Supervisor, resolve_processes
+from durably.worker.supervisor import CHILD_ENV, GO, STANDBY_ENV, Supervisor, resolve_processes
 
 __all__ = ["add_migrate", "add_worker", "load_app", "run_migrate", "run_worker"]
 

@@ -115,6 +115,24 @@ class WorkflowContext(WorkflowScope):
             seen_events={e.id for e in inbox or []},
         )
 
+    # -- signals from the host (on the loop) ----------------------------------------------------
+
+    def deliver(
+        self,
+        *,
+        events: list[InboxEvent] | None = None,
+        children: list[ChildOutcome] | None = None,
+        cancel: bool = False,
+    ) -> None:
+        """Hand this execution what arrived for it (on its loop): new events, finished
+        children, a cancel request. Each wakes the waits it satisfies; repeats are ignored."""
+        if events:
+            self.waits.add_events(events)
+        if children:
+            self.waits.add_children(children)
+        if cancel:
+            self.waits.request_cancel()
+
     # -- halting -------------------------------------------------------------------------------
 
     def halt(self, reason: BaseException) -> None:

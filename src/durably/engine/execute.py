@@ -11,7 +11,8 @@ from durably.definitions import Workflow
 from durably.engine.branches import branch_var, install_task_factory
 from durably.engine.context import WorkflowContext
 from durably.engine.failures import error_info
-from durably.errors import Cancelled, NonDeterminismError, SerializationError
+from durably.engine.waits import Parked
+from durably.errors import Cancelled, LeaseLostError, NonDeterminismError, SerializationError
 from durably.scope import ContinueAsNewSignal, WorkflowAborted, scope_var
 from durably.storage.base import WorkflowStatus
 
@@ -28,6 +29,24 @@ class Outcome:
     reason: BaseException | None = None
     next_input: str | None = None
     """With status CONTINUED_AS_NEW: the encoded input of the next run."""
+
+    @property
+    def parked(self) -> bool:
+        """Halted because it waits out of memory (a timer, event or child): the store holds it
+        parked; its host has nothing to write and nothing to release."""
+        return self.status is None and isinstance(self.reason, Parked)
+
+    @property
+    def lease_lost(self) -> bool:
+        """Halted because its lease is no longer its host's (a command or another worker took
+        it): its host must neither write nor release it."""
+        return self.status is None and isinstance(self.reason, LeaseLostError)
+
+    @property
+    def release(self) -> bool:
+        """Halted while still its host's (a store write failed, the host is stopping...): the
+        host releases it, so that it resumes (here or elsewhere)."""
+        return self.status is None and not self.parked and not self.lease_lost
 
 
 def _failed(ctx: WorkflowContext, exc: BaseException) -> Outcome:
