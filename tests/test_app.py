@@ -473,3 +473,21 @@ def test_starting_a_plain_function_says_to_decorate_it(app: durably.App) -> None
     with pytest.raises(durably.UnknownWorkflowError, match="got int 42"):
         app.start(42)  # type: ignore[call-overload]
     assert app.list_workflows() == []
+
+
+def test_use_database_moves_the_app_and_keeps_its_registrations(tmp_path: Path) -> None:
+    app = durably.App(f"sqlite:///{tmp_path}/first.db")
+
+    @app.workflow
+    async def hello(name: str) -> str:
+        return f"hi {name}"
+
+    with app:
+        assert app.start(hello, "a", id="one").result(timeout=10) == "hi a"
+        with pytest.raises(durably.ConfigurationError, match="stop the App's worker"):
+            app.use_database(f"sqlite:///{tmp_path}/second.db")
+    app.use_database(f"sqlite:///{tmp_path}/second.db")
+    with app:
+        assert app.start(hello, "b", id="two").result(timeout=10) == "hi b"
+        assert [w.id for w in app.list_workflows()] == ["two"]  # "one" stayed in first.db
+    app.close()

@@ -15,7 +15,7 @@ from durably import limits
 from durably.codec import codec_for
 from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, not_a_workflow, qualified_name
-from durably.errors import UnknownWorkflowError, WorkflowIdConflictError
+from durably.errors import ConfigurationError, UnknownWorkflowError, WorkflowIdConflictError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
@@ -156,6 +156,19 @@ class App(Commands):
             if self._store is not None:
                 self._store.close()
                 self._store = None
+
+    def use_database(self, database: str) -> None:
+        """Close this App's database and use ``database`` from now on, keeping its
+        registrations (``durably.testing.WorkflowEnvironment`` moves an App to a fresh file so).
+        Refused while the App's embedded worker runs: stop it first."""
+        if self._worker is not None:
+            raise ConfigurationError("stop the App's worker before it changes its database")
+        url = resolve_database_url(database)
+        check_database_url(url)
+        self.close()
+        with self._store_lock:
+            self.database_url = url
+        self._pollers.clear()  # they read the store they were made with
 
     # -- registration --------------------------------------------------------------------------
 

@@ -153,16 +153,7 @@ class WorkflowEnvironment:
         the folder of its previous environment, if any, is deleted)."""
         app = self.app
         folder = tempfile.mkdtemp(prefix="durably-env-")
-        with app._committer_lock:
-            committer, app._committer = app._committer, None
-        if committer is not None:
-            committer.stop()
-        with app._store_lock:
-            if app._store is not None:
-                app._store.close()
-            app._store = None
-            app.database_url = f"sqlite:///{folder}/env.db"
-        app._pollers.clear()  # they read the store they were made with
+        app.use_database(f"sqlite:///{folder}/env.db")
         previous = _FOLDERS.get(app)
         _FOLDERS[app] = weakref.finalize(app, shutil.rmtree, folder, ignore_errors=True)
         if previous is not None:
