@@ -36,13 +36,16 @@ def seconds(maximum: float) -> Callable[[str], float]:
     """An argparse ``type``: a number of seconds above 0 and at most ``maximum``."""
 
     def parse(value: str) -> float:
+        shown = value[:60] + ("..." if len(value) > 60 else "")
         try:
+            if not value.isascii():  # float() takes other scripts' digits: the CLI does not
+                raise ValueError(value)
             number = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+            raise argparse.ArgumentTypeError(f"expected seconds, got {shown!r}") from None
         if not (math.isfinite(number) and 0 < number <= maximum):
             raise argparse.ArgumentTypeError(
-                f"expected seconds above 0 and at most {maximum:g}, got {value!r}"
+                f"expected seconds above 0 and at most {maximum:g}, got {shown!r}"
             )
         return number
 
