@@ -10,7 +10,7 @@ from typing import Any
 
 from durably.codec import codec_for
 from durably.definitions import Workflow
-from durably.engine import Outcome, WorkflowContext, execute
+from durably.engine import Execution, Outcome, execute
 from durably.storage.base import JournalEntry, RecordAttempt, RecordEntry, WriteOp
 
 
@@ -70,14 +70,14 @@ def run_once(
     workflow_id: str = "wf-1",
     epoch: int = 1,
     **context: Any,
-) -> tuple[Outcome, FakeRuntime, WorkflowContext]:
+) -> tuple[Outcome, FakeRuntime, Execution]:
     """Execute ``wf`` once against ``journal`` on a fresh loop with a fake runtime."""
 
-    async def main() -> tuple[Outcome, FakeRuntime, WorkflowContext]:
+    async def main() -> tuple[Outcome, FakeRuntime, Execution]:
         rt = FakeRuntime(asyncio.get_running_loop())
         if setup is not None:
             setup(rt)
-        ctx = WorkflowContext(
+        ctx = Execution(
             workflow_id=workflow_id,
             workflow_name=wf.name,
             owner="owner-1",

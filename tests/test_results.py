@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import pytest
 
 import durably
-from durably.results import Ended, ResultPoller
-from durably.storage.base import WorkflowRecord, WorkflowStatus
+from durably.app.results import ResultPoller
+from durably.storage.base import Ended, WorkflowRecord, WorkflowStatus
 
 
 def _rec(wid: str, status: WorkflowStatus = WorkflowStatus.COMPLETED) -> WorkflowRecord:

@@ -31,7 +31,14 @@ from durably.errors import (
     WorkflowStateError,
     WorkflowTimeoutError,
 )
-from durably.functions import (
+from durably.handle import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo
+from durably.queues import Queue
+from durably.retry import Retry
+from durably.saga import Saga
+from durably.scope import ChildHandle, StepContext, StepFuture
+from durably.serialization import JsonSerializer, Serializer
+from durably.storage.base import WorkerInfo, WorkflowStatus
+from durably.workflow_api import (
     continue_as_new,
     now,
     random,
@@ -49,13 +56,6 @@ from durably.functions import (
     wait_event_sync,
     workflow_id,
 )
-from durably.handle import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo
-from durably.queues import Queue
-from durably.retry import Retry
-from durably.saga import Saga
-from durably.scope import ChildHandle, StepContext, StepFuture
-from durably.serialization import JsonSerializer, Serializer
-from durably.storage.base import WorkerInfo, WorkflowStatus
 
 if _typing.TYPE_CHECKING:
     from durably.client import Client

@@ -20,11 +20,11 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from durably import limits
-from durably.commands import check_event, check_from_step
 from durably.definitions import Workflow, not_a_workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.ids import new_workflow_id, validate_workflow_id
+from durably.limits import check_event, check_from_step
 from durably.queues import Queue, enqueue_target
 from durably.remote import wire
 from durably.remote.handles import RemoteHandleSource

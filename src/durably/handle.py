@@ -224,7 +224,7 @@ class RunInfo:
 
 class HandleSource(Protocol):
     """Where a :class:`WorkflowHandle` reads from (internal): the store of an :class:`App`
-    (:class:`durably.handle_store.StoreHandleSource`) or a server (:class:`durably.Client`).
+    (:class:`durably.app.handles.LocalHandleSource`) or a server (:class:`durably.Client`).
 
     Every method takes the workflow id and raises :class:`WorkflowNotFoundError` if there is no
     such workflow (``children`` may return an empty list instead).

@@ -39,8 +39,10 @@ __all__ = [
     "check_depth",
     "check_encoded",
     "check_epoch",
+    "check_event",
     "check_event_name",
     "check_filters",
+    "check_from_step",
     "check_name",
     "check_text",
     "loads",
@@ -286,3 +288,16 @@ def check_encoded(
             step=step,
         )
     return size
+
+
+def check_event(name: object, dedup_key: object) -> None:
+    """Refuse an event name or dedup key that :mod:`durably.limits` does not accept (App,
+    Client and CLI)."""
+    check_event_name(name)
+    check_dedup_key(dedup_key)
+
+
+def check_from_step(from_step: object) -> None:
+    """Refuse a fork point that is not a whole number from 0 to ``MAX_COUNT`` (App and
+    Client)."""
+    check_count(from_step, "from_step", 0)

@@ -8,8 +8,8 @@ from typing import Any, ParamSpec
 
 from durably.definitions import Step
 from durably.errors import StepFailed
-from durably.functions import run, submit
 from durably.scope import WorkflowAborted
+from durably.workflow_api import run, submit
 
 __all__ = ["Saga"]
 

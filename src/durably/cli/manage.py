@@ -27,7 +27,6 @@ from durably.cli.target import (
 )
 from durably.cli.values import parse_call, parse_json, parse_statuses, parse_time
 from durably.cli.watch import watch
-from durably.commands import check_event
 from durably.errors import (
     ConfigurationError,
     DurablyError,
@@ -35,6 +34,7 @@ from durably.errors import (
     WorkflowFailedError,
 )
 from durably.ids import validate_workflow_id
+from durably.limits import check_event
 from durably.queues import DEFAULT_QUEUE, validate_priority, validate_queue_name
 from durably.serialization import JsonSerializer
 from durably.storage.base import WorkflowStatus

@@ -1,7 +1,7 @@
 """The awaitable a step call returns in an async workflow, which notices a forgotten ``await``.
 
 ``my_step(x)`` without ``await`` takes the step's place in the journal but never runs it;
-Python would only say ``coroutine 'WorkflowContext._execute_step' was never awaited``. A
+Python would only say ``coroutine 'Execution._execute_step' was never awaited``. A
 :class:`StepCall` is a coroutine (``asyncio.gather``, ``create_task`` and ``TaskGroup`` take it
 as one) that, dropped without ever being awaited or scheduled, closes its inner coroutine and
 warns with a ``RuntimeWarning`` naming the step and the workflow.

@@ -9,7 +9,7 @@ from typing import Any
 
 from durably.definitions import Workflow
 from durably.engine.branches import branch_var, install_task_factory
-from durably.engine.context import WorkflowContext
+from durably.engine.execution import Execution
 from durably.engine.failures import error_info
 from durably.engine.waits import Parked
 from durably.errors import Cancelled, LeaseLostError, NonDeterminismError, SerializationError
@@ -49,13 +49,13 @@ class Outcome:
         return self.status is None and not self.parked and not self.lease_lost
 
 
-def _failed(ctx: WorkflowContext, exc: BaseException) -> Outcome:
+def _failed(ctx: Execution, exc: BaseException) -> Outcome:
     return Outcome(
         WorkflowStatus.FAILED, error=ctx.runtime.codec.encode_error(error_info(exc)), reason=exc
     )
 
 
-def _halted(ctx: WorkflowContext) -> Outcome:
+def _halted(ctx: Execution) -> Outcome:
     reason = ctx.halted
     if isinstance(reason, NonDeterminismError):
         return Outcome(
@@ -66,20 +66,20 @@ def _halted(ctx: WorkflowContext) -> Outcome:
     return Outcome(None, reason=reason)
 
 
-async def _body(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
+async def _body(ctx: Execution, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
     scope_var.set(ctx)
     branch_var.set(ctx.root)
     return await wf.fn(*args, **kwargs)
 
 
-async def _run_async(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
+async def _run_async(ctx: Execution, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
     loop = ctx.runtime.loop
     install_task_factory(loop)
     ctx.task = loop.create_task(_body(ctx, wf, args, kwargs), context=contextvars.Context())
     return await ctx.task
 
 
-async def _run_sync(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
+async def _run_sync(ctx: Execution, wf: Workflow[Any, Any], args: Any, kwargs: Any) -> Any:
     def body() -> Any:
         scope_var.set(ctx)
         branch_var.set(ctx.root)
@@ -89,7 +89,7 @@ async def _run_sync(ctx: WorkflowContext, wf: Workflow[Any, Any], args: Any, kwa
     return await rt.loop.run_in_executor(rt.workflow_executor, contextvars.Context().run, body)
 
 
-async def execute(ctx: WorkflowContext, wf: Workflow[Any, Any], encoded_input: str) -> Outcome:
+async def execute(ctx: Execution, wf: Workflow[Any, Any], encoded_input: str) -> Outcome:
     """Run ``wf`` from the top against ``ctx.journal`` until it returns, raises or is halted.
 
     Cancelling the calling task (a worker shutting down) propagates ``CancelledError``.

@@ -36,7 +36,7 @@ from durably.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from durably.engine.context import WorkflowContext
+    from durably.engine.execution import Execution
 
 __all__ = ["Parked", "Waits"]
 
@@ -60,9 +60,9 @@ class _Wait:
 
 @dataclass(slots=True)
 class Waits:
-    """The wait bookkeeping of one :class:`WorkflowContext` (everything runs on its loop)."""
+    """The wait bookkeeping of one :class:`Execution` (everything runs on its loop)."""
 
-    ctx: WorkflowContext
+    ctx: Execution
     inbox: list[InboxEvent] = field(default_factory=list)
     children: dict[str, ChildOutcome] = field(default_factory=dict)
     cancel_pending: bool = False

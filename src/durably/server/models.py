@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from durably.commands import check_from_step
 from durably.errors import DurablyError
 from durably.ids import validate_workflow_id
+from durably.limits import check_from_step
 from durably.storage.base import WorkflowStatus
 
 __all__ = [

@@ -13,9 +13,9 @@ from starlette.routing import BaseRoute, Route
 
 from durably import limits
 from durably.app import App
-from durably.commands import check_event
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowInfo, status_filter
+from durably.limits import check_event
 from durably.queues import DEFAULT_QUEUE
 from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord
 

@@ -17,6 +17,7 @@ import abc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
     "FAR_FUTURE",
@@ -28,6 +29,7 @@ __all__ = [
     "ContinueAsNew",
     "CreateWorkflow",
     "DeliverCancel",
+    "Ended",
     "FinishWorkflow",
     "InboxEvent",
     "JournalEntry",
@@ -281,6 +283,16 @@ WriteOp = (
     | DeliverCancel
     | ContinueAsNew
 )
+
+
+class Ended(NamedTuple):
+    """How a workflow ended, as its worker committed it: what a waiter needs of its record."""
+
+    id: str
+    name: str
+    status: WorkflowStatus
+    output: str | None
+    error: str | None
 
 
 @dataclass(slots=True)

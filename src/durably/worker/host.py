@@ -8,12 +8,12 @@ import logging
 from typing import Any
 
 from durably.definitions import Workflow
-from durably.engine import Outcome, WorkflowContext, execute
+from durably.engine import Execution, Outcome, execute
 from durably.errors import LeaseLostError
-from durably.results import Ended
 from durably.storage.base import (
     ClaimedWorkflow,
     ContinueAsNew,
+    Ended,
     FinishWorkflow,
     WorkflowStatus,
     WriteOp,
@@ -34,7 +34,7 @@ class Host(WorkerState):
         if old is not None:  # we claimed it again after losing it: the old run must stop
             old.halt(LeaseLostError(f"workflow {rec.id!r} reclaimed", workflow_id=rec.id))
         assert self.runtime is not None and self._loop is not None
-        ctx = WorkflowContext(
+        ctx = Execution(
             workflow_id=rec.id,
             workflow_name=rec.name,
             owner=self.id,
@@ -54,7 +54,7 @@ class Host(WorkerState):
             self._in_queue[rec.queue] = self._in_queue.get(rec.queue, 0) + 1
         self._tasks[rec.id] = self._loop.create_task(self._run(ctx, wf, rec.input))
 
-    async def _run(self, ctx: WorkflowContext, wf: Workflow[Any, Any], encoded_input: str) -> None:
+    async def _run(self, ctx: Execution, wf: Workflow[Any, Any], encoded_input: str) -> None:
         wid = ctx.workflow_id
         try:
             outcome = await execute(ctx, wf, encoded_input)
@@ -81,7 +81,7 @@ class Host(WorkerState):
             if self._wake is not None and (self._backlog or self._limited_queue(queue)):
                 self._wake.set()
 
-    async def _finish(self, ctx: WorkflowContext, outcome: Outcome) -> None:
+    async def _finish(self, ctx: Execution, outcome: Outcome) -> None:
         wid = ctx.workflow_id
         if outcome.status is None:
             if outcome.parked:

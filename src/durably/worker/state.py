@@ -14,12 +14,11 @@ from collections.abc import Callable
 
 from durably.codec import Codec, codec_for
 from durably.definitions import Registry
-from durably.engine import WorkflowContext
+from durably.engine import Execution
 from durably.errors import DurablyError
 from durably.queues import DEFAULT_QUEUE, defined_queue, defined_queues
-from durably.results import Ended
 from durably.serialization import Serializer
-from durably.storage.base import Store, WorkflowRecord
+from durably.storage.base import Ended, Store, WorkflowRecord
 from durably.storage.committer import GroupCommitter
 from durably.worker.log import lease_loss
 from durably.worker.options import WorkerOptions
@@ -57,7 +56,7 @@ class WorkerState:
         self.hostname = socket.gethostname()
         self.id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._on_finished = on_finished
-        self.active: dict[str, WorkflowContext] = {}
+        self.active: dict[str, Execution] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finishing: set[str] = set()
         self._telling: set[asyncio.Task[None]] = set()  # logging why workflows were lost
@@ -169,7 +168,7 @@ class WorkerState:
             rec, known = None, False
         return lease_loss(self.id, wid, rec, known)
 
-    async def _release(self, ctx: WorkflowContext) -> None:
+    async def _release(self, ctx: Execution) -> None:
         try:
             await asyncio.to_thread(self.store.release, ctx.owner, [ctx.workflow_id])
         except Exception as exc:

@@ -12,15 +12,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from durably import limits
+from durably.app.handles import LocalHandleSource
+from durably.app.lifecycle import Lifecycle
+from durably.app.results import ResultPoller
 from durably.codec import codec_for
-from durably.commands import Commands
 from durably.definitions import Registry, Step, Workflow, not_a_workflow, qualified_name
 from durably.errors import ConfigurationError, UnknownWorkflowError, WorkflowIdConflictError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
-from durably.handle_store import StoreHandleSource
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
-from durably.results import Ended, ResultPoller
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer, Serializer
 from durably.storage import (
@@ -30,7 +30,13 @@ from durably.storage import (
     redact_url,
     resolve_database_url,
 )
-from durably.storage.base import CreateWorkflow, WorkerInfo, WorkflowRecord, WorkflowStatus
+from durably.storage.base import (
+    CreateWorkflow,
+    Ended,
+    WorkerInfo,
+    WorkflowRecord,
+    WorkflowStatus,
+)
 from durably.storage.committer import GroupCommitter
 
 if TYPE_CHECKING:  # the worker is imported when one is made: ``import durably`` skips it
@@ -46,7 +52,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class App(Commands):
+class App(Lifecycle):
     """A durably application: a database, the workflows and steps registered on it, and
     (optionally) an embedded worker that runs them.
 
@@ -93,7 +99,7 @@ class App(Commands):
         """The Unix time of this App's workflows: their starts and commands, and its worker's
         (claims, leases, timers, ``now()``). :class:`durably.testing.WorkflowEnvironment` sets
         a virtual one; production keeps :func:`time.time`. A worker reads it when made."""
-        self._handles = StoreHandleSource(self)  # what this App's handles read
+        self._handles = LocalHandleSource(self)  # what this App's handles read
 
     def __repr__(self) -> str:
         return f"<durably.App {self.safe_database_url}>"

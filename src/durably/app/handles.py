@@ -1,0 +1,203 @@
+"""What a :class:`WorkflowHandle` of an :class:`App` reads: the App's store, decoded in process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from durably.errors import WorkflowFailedError, WorkflowNotFoundError, WorkflowTimeoutError
+from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
+from durably.storage.base import TERMINAL_STATUSES, Ended, WorkflowRecord, WorkflowStatus
+from durably.waiting import UnservedWatch, unserved_hint
+
+if TYPE_CHECKING:
+    from durably.app import App
+
+__all__ = ["LocalHandleSource"]
+
+_START = "`durably worker MODULE:APP`, app.run_worker() or `with app:`"
+
+
+def _dt(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+class LocalHandleSource:
+    """The :class:`durably.handle.HandleSource` of an App: reads its store and decodes with its
+    serializer; ``result`` waits on the App's worker (when one runs here) or polls the store."""
+
+    __slots__ = ("_app",)
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def _record(self, workflow_id: str) -> WorkflowRecord:
+        rec = self._app.store.get_workflow(workflow_id)
+        if rec is None:
+            raise WorkflowNotFoundError(
+                f"no workflow with id {workflow_id!r} in {self._app.safe_database_url}; check the "
+                "id (app.list_workflows() lists them)",
+                workflow_id=workflow_id,
+            )
+        return rec
+
+    def info(self, workflow_id: str) -> WorkflowInfo:
+        """A snapshot of the workflow, with whether a live worker serves it."""
+        rec = self._record(workflow_id)
+        unserved = self._app.unserved_filter()(rec)
+        return WorkflowInfo.from_codec(rec, self._app.codec, unserved=unserved)
+
+    def status(self, workflow_id: str) -> WorkflowStatus:
+        """The workflow's current status."""
+        return self._record(workflow_id).status
+
+    def history(self, workflow_id: str) -> list[HistoryEntry]:
+        """The journal in sequence order, each entry with its failed attempts."""
+        store, codec = self._app.store, self._app.codec
+        self._record(workflow_id)
+        attempts: dict[int, list[dict[str, Any]]] = {}
+        for a in store.get_attempts(workflow_id):
+            attempts.setdefault(a.seq, []).append(
+                {"attempt": a.attempt, "error": codec.view_error(a.error), "epoch": a.epoch,
+                 "started_at": _dt(a.started_at), "finished_at": _dt(a.finished_at)}
+            )  # fmt: skip
+        return [
+            HistoryEntry(
+                seq=e.seq,
+                kind=e.kind,
+                name=e.name,
+                status=e.status,
+                result=None if e.result is None else codec.view(e.result),
+                error=None if e.error is None else codec.view_error(e.error),
+                attempts=e.attempts,
+                started_at=datetime.fromtimestamp(e.started_at, UTC),
+                finished_at=datetime.fromtimestamp(e.finished_at, UTC),
+                owner=e.owner,
+                epoch=e.epoch,
+                failed_attempts=attempts.get(e.seq, []),
+            )
+            for e in store.get_journal(workflow_id)
+        ]
+
+    def state(self, workflow_id: str, key: str, default: Any) -> Any:
+        """The value published under ``key`` (decoded), else ``default``."""
+        self._record(workflow_id)
+        encoded = self._app.store.get_state(workflow_id).get(key)
+        return (
+            default if encoded is None else self._app.codec.decode(encoded, what=f"state {key!r}")
+        )
+
+    def states(self, workflow_id: str) -> dict[str, Any]:
+        """Every published value, decoded."""
+        self._record(workflow_id)
+        view = self._app.codec.view
+        return {k: view(v) for k, v in self._app.store.get_state(workflow_id).items()}
+
+    def runs(self, workflow_id: str) -> list[RunInfo]:
+        """Earlier runs that ended with ``continue_as_new``."""
+        self._record(workflow_id)
+        codec = self._app.codec
+        return [
+            RunInfo(
+                run=r.run,
+                status=r.status,
+                input=codec.view_input(r.input),
+                output=None if r.output is None else codec.view(r.output),
+                started_at=_dt(r.started_at),
+                finished_at=datetime.fromtimestamp(r.finished_at, UTC),
+            )
+            for r in self._app.store.list_runs(workflow_id)
+        ]
+
+    def children(self, workflow_id: str) -> list[WorkflowInfo]:
+        """Child workflows, oldest first (empty for an unknown id)."""
+        codec = self._app.codec
+        return [
+            WorkflowInfo.from_codec(r, codec) for r in self._app.store.list_children(workflow_id)
+        ]
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def _wait(
+        self, workflow_id: str, timeout: float | None
+    ) -> Generator[tuple[int, float], None, Any]:
+        """The one implementation of result(): yields (generation, seconds) to wait, returns."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        app = self._app
+        watch = UnservedWatch()
+        while True:
+            generation = app._finished_generation
+            rec = self._record(workflow_id)
+            if rec.status in TERMINAL_STATUSES:
+                return self._outcome(rec)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise self._timed_out(rec, timeout)
+            if watch.due():
+                self._check_served(watch, rec)
+            yield generation, delay if remaining is None else min(delay, remaining)
+            delay = min(delay * 2, 0.1)
+
+    def _check_served(self, watch: UnservedWatch, rec: WorkflowRecord) -> None:
+        """A long wait's check: warn once if no live worker serves the workflow."""
+        unserved = self._app.unserved_filter()(rec)
+        watch.check(rec.id, rec.status.value, rec.name, rec.queue, unserved, _START)
+
+    def _timed_out(self, rec: WorkflowRecord, timeout: float | None) -> WorkflowTimeoutError:
+        hint = "wait longer, or check that a worker serving it runs"
+        if self._app.unserved_filter()(rec):
+            hint = unserved_hint(rec.name, rec.queue, _START)
+        return WorkflowTimeoutError(
+            f"workflow {rec.id!r} is still {rec.status.value} after {timeout}s; {hint}",
+            workflow_id=rec.id,
+        )
+
+    def _outcome(self, rec: WorkflowRecord | Ended) -> Any:
+        if rec.status == WorkflowStatus.COMPLETED:
+            wf = self._app.registry.workflows.get(rec.name)
+            hint = Any if wf is None else wf.return_hint
+            what = f"result of workflow {rec.id!r}"
+            return self._app.codec.decode(rec.output or "null", hint, what=what)
+        error = self._app.codec.view_error(rec.error) if rec.error else {}
+        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
+        raise WorkflowFailedError(
+            f"workflow {rec.id!r} ({rec.name}) ended {rec.status.value}{detail}",
+            workflow_id=rec.id,
+            status=rec.status.value,
+            error=error,
+        )
+
+    def result(self, workflow_id: str, timeout: float | None) -> Any:
+        """Wait (woken by the worker here, else polling the store) and return the outcome."""
+        plan = self._wait(workflow_id, timeout)
+        try:
+            while True:
+                generation, seconds = next(plan)
+                self._app._wait_finished(generation, seconds)
+        except StopIteration as done:
+            return done.value
+
+    async def result_async(self, workflow_id: str, timeout: float | None) -> Any:
+        """Async twin of :meth:`result`: joins the loop's poller, which reads every workflow
+        awaited on this loop in one query per poll (and is woken by the worker here)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watch = UnservedWatch()
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            check = watch.until_check()
+            wait = (
+                remaining
+                if check is None or (remaining is not None and remaining <= check)
+                else check
+            )
+            rec = await self._app._result_poller().wait(workflow_id, wait)
+            if rec is not None:
+                return self._outcome(rec)
+            current = await asyncio.to_thread(self._record, workflow_id)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._timed_out(current, timeout)
+            await asyncio.to_thread(self._check_served, watch, current)

@@ -1,0 +1,268 @@
+"""Functions workflow and step code calls: deterministic values, step calls, step context."""
+
+from __future__ import annotations
+
+import uuid as _uuid
+from collections.abc import Awaitable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, ParamSpec, TypeVar, overload
+
+from durably import limits
+from durably.definitions import Step, Workflow
+from durably.errors import ConfigurationError, NotInWorkflowError
+from durably.scope import (
+    NO_DEFAULT,
+    ChildHandle,
+    StepContext,
+    StepFuture,
+    WorkflowScope,
+    current_scope,
+    current_step,
+)
+
+__all__ = [
+    "continue_as_new",
+    "now",
+    "random",
+    "run",
+    "set_state",
+    "sleep",
+    "sleep_sync",
+    "sleep_until",
+    "sleep_until_sync",
+    "start_child",
+    "step_context",
+    "submit",
+    "uuid4",
+    "wait_event",
+    "wait_event_sync",
+    "workflow_id",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _seconds(value: float | timedelta | None, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{what} must be seconds (a number) or a timedelta, got {value!r}")
+    return float(value)
+
+
+def _timestamp(when: datetime) -> float:
+    if not isinstance(when, datetime):
+        raise ConfigurationError(f"sleep_until() takes a datetime, got {when!r}")
+    if when.tzinfo is None:
+        raise ConfigurationError(
+            f"sleep_until({when!r}): pass a timezone-aware datetime (e.g. tzinfo=timezone.utc)"
+        )
+    return when.timestamp()
+
+
+def _async_scope(what: str, sync_name: str) -> WorkflowScope:
+    scope = _scope(what)
+    if not scope.is_async:
+        raise NotInWorkflowError(
+            f"durably.{what}() returns an awaitable, for async workflows; in sync workflow "
+            f"{scope.workflow_name!r} call durably.{sync_name}()",
+            workflow_id=scope.workflow_id,
+        )
+    return scope
+
+
+def _sync_scope(what: str, async_name: str) -> WorkflowScope:
+    scope = _scope(what)
+    if scope.is_async:
+        raise NotInWorkflowError(
+            f"durably.{what}() blocks, for sync workflows; in async workflow "
+            f"{scope.workflow_name!r} write `await durably.{async_name}(...)`",
+            workflow_id=scope.workflow_id,
+        )
+    return scope
+
+
+def _scope(what: str) -> WorkflowScope:
+    scope = current_scope()
+    if scope is None:
+        raise NotInWorkflowError(
+            f"durably.{what}() works only inside workflow code (a function decorated with "
+            "@app.workflow, run by a worker); steps and plain code cannot call it"
+        )
+    return scope
+
+
+def now() -> datetime:
+    """The current UTC time, recorded in the journal: the same value on every replay."""
+    return _scope("now").now()
+
+
+def random() -> float:
+    """A random float in [0, 1), the same on every replay."""
+    return _scope("random").random()
+
+
+def uuid4() -> _uuid.UUID:
+    """A random UUID (version 4), the same on every replay."""
+    return _scope("uuid4").uuid4()
+
+
+def workflow_id() -> str:
+    """The id of the workflow this code runs in (workflow code or a step it called)."""
+    scope = current_scope()
+    if scope is not None:
+        return scope.workflow_id
+    step = current_step()
+    if step is not None:
+        return step.workflow_id
+    raise NotInWorkflowError("durably.workflow_id() works only inside workflow or step code")
+
+
+@overload
+def run(
+    step: Step[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
+) -> Awaitable[T]: ...
+@overload
+def run(step: Step[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]: ...
+def run(step: Step[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[Any]:
+    """Call a step (sync or async) durably from an async workflow: ``await durably.run(s, ...)``.
+
+    The step's sequence number is taken when ``run`` is called, so
+    ``await asyncio.gather(durably.run(a, 1), durably.run(b, 2))`` is deterministic.
+    """
+    scope = _scope("run")
+    if not scope.is_async:
+        raise NotInWorkflowError(
+            f"durably.run() is for async workflows; in sync workflow {scope.workflow_name!r} call "
+            f"the step directly or use durably.submit({step.name}, ...).result()",
+            workflow_id=scope.workflow_id,
+            step=step.name,
+        )
+    return scope.run_step(step, args, kwargs)
+
+
+@overload
+def submit(
+    step: Step[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.kwargs
+) -> StepFuture[T]: ...
+@overload
+def submit(step: Step[P, T], /, *args: P.args, **kwargs: P.kwargs) -> StepFuture[T]: ...
+def submit(step: Step[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> StepFuture[Any]:
+    """Start a step (sync or async) from a sync workflow and return a future for its result.
+
+    Futures-style fan-out: ``fs = [durably.submit(s, x) for x in xs]; [f.result() for f in fs]``.
+    """
+    scope = _scope("submit")
+    if scope.is_async:
+        raise NotInWorkflowError(
+            f"durably.submit() is for sync workflows; in async workflow {scope.workflow_name!r} "
+            f"use `await durably.run({step.name}, ...)` (and asyncio.gather for parallel steps)",
+            workflow_id=scope.workflow_id,
+            step=step.name,
+        )
+    return scope.submit_step(step, args, kwargs)
+
+
+def step_context() -> StepContext:
+    """The running step's context: workflow id, step name, seq, attempt, idempotency key."""
+    ctx = current_step()
+    if ctx is None:
+        raise NotInWorkflowError(
+            "durably.step_context() works only inside a step run by a workflow"
+        )
+    return ctx
+
+
+def sleep(duration: float | timedelta) -> Awaitable[None]:
+    """A durable timer in an async workflow: ``await durably.sleep(timedelta(days=30))``.
+
+    It survives crashes and restarts and fires once. A long sleep holds no coroutine or thread:
+    the workflow is unwound and replayed from its journal when the timer is due.
+    """
+    seconds = _seconds(duration, "sleep duration")
+    return _async_scope("sleep", "sleep_sync").sleep(seconds)
+
+
+def sleep_until(when: datetime) -> Awaitable[None]:
+    """A durable timer until a timezone-aware ``datetime`` (async workflows)."""
+    return _async_scope("sleep_until", "sleep_until_sync").sleep(None, _timestamp(when))
+
+
+def sleep_sync(duration: float | timedelta) -> None:
+    """:func:`sleep` for sync workflows (blocks the workflow's thread, or unwinds it)."""
+    seconds = _seconds(duration, "sleep duration")
+    _sync_scope("sleep_sync", "sleep").sleep_blocking(seconds)
+
+
+def sleep_until_sync(when: datetime) -> None:
+    """:func:`sleep_until` for sync workflows."""
+    _sync_scope("sleep_until_sync", "sleep_until").sleep_blocking(None, _timestamp(when))
+
+
+def wait_event(
+    name: str, timeout: float | timedelta | None = None, *, default: Any = NO_DEFAULT
+) -> Awaitable[Any]:
+    """Wait durably for the next event ``name`` sent with ``app.send_event`` and return its
+    payload (None for an event sent without one).
+
+    If ``timeout`` passes first, raise :class:`durably.EventTimeoutError`, or return ``default``
+    when one is given (``default=None`` gives None for a timeout; pick a value no sender uses to
+    tell the two apart). Events sent before the wait are kept; each is consumed exactly once, in
+    the order sent. The journal records which happened, so a replay takes the same branch.
+    """
+    limits.check_event_name(name)
+    seconds = _seconds(timeout, "wait_event timeout")
+    return _async_scope("wait_event", "wait_event_sync").wait_event(name, seconds, default)
+
+
+def wait_event_sync(
+    name: str, timeout: float | timedelta | None = None, *, default: Any = NO_DEFAULT
+) -> Any:
+    """:func:`wait_event` for sync workflows (blocks; raises or returns ``default`` alike)."""
+    limits.check_event_name(name)
+    seconds = _seconds(timeout, "wait_event timeout")
+    scope = _sync_scope("wait_event_sync", "wait_event")
+    return scope.wait_event_blocking(name, seconds, default)
+
+
+def set_state(key: str, value: Any) -> None:
+    """Publish ``key = value`` from a workflow (journaled); read it from outside with
+    ``handle.state(key)`` or ``handle.states()``, while the workflow runs and after it ends."""
+    limits.check_name(key, "set_state() key")
+    _scope("set_state").set_state(key, value)
+
+
+@overload
+def start_child(
+    workflow: Workflow[P, Coroutine[Any, Any, T]],
+    /,
+    *args: Any,
+    id: str | None = None,
+    **kwargs: Any,
+) -> ChildHandle[T]: ...
+@overload
+def start_child(
+    workflow: Workflow[P, T], /, *args: Any, id: str | None = None, **kwargs: Any
+) -> ChildHandle[T]: ...
+def start_child(
+    workflow: Workflow[P, Any], /, *args: Any, id: str | None = None, **kwargs: Any
+) -> ChildHandle[Any]:
+    """Start a child workflow now and return a handle to await later (``await handle`` in async
+    workflows, ``handle.result()`` in sync ones). Its id defaults to ``"<parent id>:<key>"``.
+    Cancelling or terminating the parent does the same to the child."""
+    scope = _scope("start_child")
+    if id is not None:
+        from durably.ids import validate_workflow_id
+
+        validate_workflow_id(id)
+    return scope.start_child(workflow, args, kwargs, id)
+
+
+def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
+    """End this run and start the same workflow id afresh with these arguments and an empty
+    journal (earlier runs stay visible in ``handle.runs()``). Never returns."""
+    _scope("continue_as_new").continue_as_new(args, kwargs)
+    raise AssertionError("unreachable")  # pragma: no cover
