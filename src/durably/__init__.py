@@ -32,6 +32,7 @@ from durably.errors import (
     WorkflowTimeoutError,
 )
 from durably.handle import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo
+from durably.operations import WorkflowOperations
 from durably.queues import Queue
 from durably.retry import Retry
 from durably.saga import Saga
@@ -115,6 +116,7 @@ __all__ = [
     "WorkflowIdConflictError",
     "WorkflowInfo",
     "WorkflowNotFoundError",
+    "WorkflowOperations",
     "WorkflowStateError",
     "WorkflowStatus",
     "WorkflowTimeoutError",

@@ -25,7 +25,7 @@ from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.limits import check_event, check_from_step
-from durably.queues import Queue, enqueue_target
+from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
 from durably.remote import wire
 from durably.remote.handles import RemoteHandleSource
 from durably.remote.transport import Transport, segment
@@ -139,7 +139,9 @@ class Client:
         id: str | None,
         queue: str | None,
         priority: int,
-    ) -> WorkflowHandle[Any]:
+    ) -> tuple[WorkflowHandle[Any], bool]:
+        """Start (POST /v1/workflows): the handle, and whether this call created the workflow
+        (the server answers 202; 200 when the id existed and nothing was written)."""
         if isinstance(workflow, Workflow):
             name = workflow.name
         elif isinstance(workflow, str) and workflow:
@@ -152,11 +154,11 @@ class Client:
             self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
         )
         body = {"name": name, **call, "id": workflow_id, "queue": queue, "priority": priority}
-        self._http.request(
+        answer = self._http.request(
             "POST", "/v1/workflows", body=body, not_found=UnknownWorkflowError,
             workflow_id=workflow_id,
         )  # fmt: skip
-        return WorkflowHandle(self._handles, workflow_id)
+        return WorkflowHandle(self._handles, workflow_id), answer.status == 202
 
     @overload
     def start(
@@ -188,7 +190,7 @@ class Client:
         As with :meth:`durably.App.start`, an existing ``id`` returns that workflow and runs
         nothing again; a name no worker ever registered raises :class:`UnknownWorkflowError`.
         """
-        return self._create(workflow, args, kwargs, id, None, 0)
+        return self._create(workflow, args, kwargs, id, None, 0)[0]
 
     def enqueue(
         self,
@@ -202,7 +204,23 @@ class Client:
     ) -> WorkflowHandle[Any]:
         """Start a workflow on a queue (a :class:`durably.Queue` or a queue's name)."""
         name, priority = enqueue_target(queue, priority)
-        return self._create(workflow, args, kwargs, id, name, priority)
+        return self._create(workflow, args, kwargs, id, name, priority)[0]
+
+    def start_named(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        id: str | None = None,
+        queue: Queue | str = DEFAULT_QUEUE,
+        priority: int = 0,
+    ) -> tuple[WorkflowHandle[Any], bool]:
+        """Start a workflow by name with explicit arguments: its handle, and whether this call
+        created it (False: the id existed; nothing was written or run), as
+        :meth:`durably.App.start_named`."""
+        queue_name, priority = enqueue_target(queue, priority)
+        return self._create(name, tuple(args), dict(kwargs or {}), id, queue_name, priority)
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow by id (checked when used)."""
@@ -362,6 +380,7 @@ class Client:
 
     start_async = _async_twin(start)
     enqueue_async = _async_twin(enqueue)
+    start_named_async = _async_twin(start_named)
     list_workflows_async = _async_twin(list_workflows)
     list_workers_async = _async_twin(list_workers)
     send_event_async = _async_twin(send_event)

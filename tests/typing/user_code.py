@@ -66,3 +66,15 @@ def enqueue() -> None:
     assert_type(app.enqueue("typing-emails", "transfer", "a", "b", 1), durably.WorkflowHandle[Any])
     workers = app.list_workers()
     assert_type(workers, list[durably.WorkerInfo])
+
+
+def operations() -> None:
+    """App and Client both satisfy WorkflowOperations: tools take either."""
+
+    def stuck(ops: durably.WorkflowOperations) -> list[str]:
+        return [i.id for i in ops.iter_workflows(status="needs_attention")]
+
+    stuck(app)
+    stuck(durably.Client("http://127.0.0.1:8233"))
+    _handle, created = app.start_named("transfer", ["a", "b", 1], id="t-3")
+    assert_type(created, bool)
