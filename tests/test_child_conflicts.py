@@ -3,7 +3,6 @@ parent (which catches it and goes on) instead of waiting forever, and replays th
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -11,8 +10,7 @@ import pytest
 import durably
 from durably import WorkflowStatus
 from durably.errors import WorkflowIdConflictError, WorkflowNotFoundError
-
-FAST = durably.WorkerOptions(lease_seconds=2.0, poll_interval=0.02, eviction_threshold=0.2)
+from tests.test_long_lived import FAST, wait_for
 
 
 def build(db: str) -> tuple[durably.App, Any, Any, Any]:
@@ -39,13 +37,6 @@ def build(db: str) -> tuple[durably.App, Any, Any, Any]:
         return outcome
 
     return app, kid, other, parent
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def test_a_child_id_held_by_another_workflow_fails_the_start_and_the_parent_goes_on(

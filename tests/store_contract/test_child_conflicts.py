@@ -4,11 +4,19 @@ started again is no conflict."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from durably.storage.base import FinishWorkflow, RecordEntry, Store, WorkflowStatus
+from durably.storage.base import (
+    FinishWorkflow,
+    JournalEntry,
+    RecordEntry,
+    Store,
+    WorkflowStatus,
+)
 
-from .helpers import T0, entry, held_by, start_child, started, waiting, wf
+from .helpers import ROUNDS, T0, entry, held_by, own, race, start_child, started, waiting, wf
 
 
 @pytest.mark.parametrize(
@@ -91,3 +99,24 @@ def test_a_conflicting_start_in_a_batch_fails_alone(store: Store) -> None:
     assert store.get_workflow("stale") is None and store.get_journal("b") == []
     a = store.get_workflow("a")
     assert a is not None and a.status is WorkflowStatus.COMPLETED
+
+
+def test_two_parents_racing_to_start_one_child_id_start_it_once(store: Store) -> None:
+    epochs = own(store, ["p", "q"])
+
+    def start(parent: str) -> Callable[[int], tuple[bool, JournalEntry | None]]:
+        def go(i: int) -> tuple[bool, JournalEntry | None]:
+            kid = wf(f"x{i:02}", parent_id=parent, parent_seq=i)
+            op = start_child(kid, waiting(parent, i, "o1", epochs[parent], "child", "w"))
+            (applied,) = store.write([op])
+            return applied, op.conflicted
+
+        return go
+
+    for i, (p, q) in enumerate(race(ROUNDS, start("p"), start("q"))):
+        assert p[0] and q[0], i
+        assert (p[1] is None) != (q[1] is None), i  # exactly one started it
+        winner, loser = ("p", q[1]) if p[1] is None else ("q", p[1])
+        assert loser is not None and loser.error == held_by("w", winner)
+        rec = store.get_workflow(f"x{i:02}")
+        assert rec is not None and rec.parent_id == winner

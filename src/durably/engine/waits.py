@@ -421,7 +421,10 @@ class Waits:
         the waits on that child."""
         if applied is not True:
             self.ctx.on_written(applied)
-        self.ctx.runtime.loop.call_soon_threadsafe(self._child_start_done, op)
+        try:
+            self.ctx.runtime.loop.call_soon_threadsafe(self._child_start_done, op)
+        except RuntimeError:  # the loop is closed: the execution is gone
+            pass
 
     def _child_start_done(self, op: StartChild) -> None:
         self.step_finished()
