@@ -16,7 +16,6 @@ from durably.codec import Codec, codec_for
 from durably.definitions import Registry
 from durably.engine import Execution
 from durably.errors import DurablyError
-from durably.queues import DEFAULT_QUEUE, defined_queue, defined_queues
 from durably.serialization import Serializer
 from durably.storage.base import Ended, Store, WorkflowRecord
 from durably.storage.committer import GroupCommitter
@@ -99,11 +98,12 @@ class WorkerState:
         return record.name in self.registry.workflows and record.queue in self.queue_names()
 
     def queue_names(self) -> list[str]:
-        """The queues served: :attr:`WorkerOptions.queues`, or ``default`` and every Queue
-        defined in this process (looked up each time: a queue defined later is served too)."""
+        """The queues served: :attr:`WorkerOptions.queues`, or ``default`` and every queue of
+        the App (:meth:`Registry.queue_names`; looked up each time: a queue defined or adopted
+        later is served too)."""
         if self.options.queues is not None:
             return list(self.options.queues)
-        return [DEFAULT_QUEUE, *(q for q in defined_queues() if q != DEFAULT_QUEUE)]
+        return self.registry.queue_names()
 
     def runs_unfinished(self, workflow_id: str) -> bool:
         """Whether ``workflow_id`` runs here and is not finishing (thread-safe snapshot)."""
@@ -176,7 +176,6 @@ class WorkerState:
         if self._wake is not None:  # runnable again: any worker, this one too, may take it
             self._wake.set()
 
-    @staticmethod
-    def _limited_queue(name: str | None) -> bool:
-        queue = None if name is None else defined_queue(name)
+    def _limited_queue(self, name: str | None) -> bool:
+        queue = None if name is None else self.registry.queue(name)
         return queue is not None and queue.limited
