@@ -53,6 +53,7 @@ class _Definition(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """A call: each kind says what it does inside and outside a workflow."""
         raise NotImplementedError
 
 
@@ -86,15 +87,14 @@ class Step(_Definition[P, R]):
 
     def _called_directly(self, scope: WorkflowScope) -> DurablyError:
         """The error of a direct call of this step from a workflow of the other kind."""
-        kind, how = (
-            ("sync", f"`await durably.run({self.name}, ...)`")
+        kind, other, how = (
+            ("sync", "async", f"await durably.run({self.name}, ...)")
             if scope.is_async
-            else ("async", f"`durably.submit({self.name}, ...).result()`")
+            else ("async", "sync", f"durably.submit({self.name}, ...).result()")
         )
-        other = "async" if scope.is_async else "sync"
         return DurablyError(
             f"{kind} step {self.name!r} called directly in {other} workflow "
-            f"{scope.workflow_name!r}: write {how}",
+            f"{scope.workflow_name!r}: write `{how}`",
             workflow_id=scope.workflow_id,
             step=self.name,
         )
