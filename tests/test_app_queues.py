@@ -12,9 +12,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +199,40 @@ def test_bad_app_queue_definitions_are_refused_and_define_nothing() -> None:
     with pytest.raises(durably.ConfigurationError, match="invalid queue name"):
         app.queue("not ok")
     assert app.registry.queues == {}
+
+
+def test_durably_worker_serves_the_queues_of_its_app_only(tmp_path: Path, db_url: str) -> None:
+    (tmp_path / "twoapps.py").write_text(
+        textwrap.dedent(
+            f"""
+            import durably
+            app = durably.App({db_url!r})
+            other = durably.App({db_url!r})
+            app.queue("gpu", worker_concurrency=1)
+            other.queue("cpu", concurrency=2)
+
+            @app.workflow()
+            def render(x: int) -> int:
+                return x + 1
+            """
+        )
+    )
+    package_root = Path(durably.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(package_root)])}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "durably.cli", "worker", "twoapps:app"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    client = durably.App(db_url)
+    try:
+        deadline = time.monotonic() + 30
+        while not client.list_workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (info,) = client.list_workers()
+        assert info.queues == ["default", "gpu"]
+        assert client.enqueue("gpu", "render", 1).result(timeout=30) == 2
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+        client.close()
+    assert worker.returncode == 0, err
