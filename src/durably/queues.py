@@ -69,7 +69,7 @@ DEFAULT_QUEUE = "default"
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 _standalone: weakref.WeakValueDictionary[str, Queue] = weakref.WeakValueDictionary()
 """Deprecated fallback: the live stand-alone Queues (``durably.Queue(...)`` registered on no
-App), by name, the latest definition of a name first. Held weakly: a Queue no one holds any more
+App), by name, the latest definition of each name. Held weakly: a Queue no one holds any more
 is forgotten (so a test's queue does not outlive it)."""
 _lock = threading.Lock()
 
