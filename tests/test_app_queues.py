@@ -53,7 +53,8 @@ def test_an_app_queue_is_seen_by_its_app_only(two_apps: tuple[durably.App, durab
     queue = a.queue(name, concurrency=3, priority=False)
     assert queue.app is a and a.registry.queue(name) is queue
     assert b.registry.queue(name) is None and name not in b.registry.queue_names()
-    assert name in a.registry.queue_names()
+    assert name in a.registry.queue_names() and a.registry.serves_queue(name)
+    assert not b.registry.serves_queue(name) and b.registry.serves_queue("default")
     # the App's definition is what its enqueues check; b has none of that name
     with pytest.raises(durably.ConfigurationError, match="priority=True"):
         a.enqueue(name, "echo", 1, priority=3)

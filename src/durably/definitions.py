@@ -205,6 +205,10 @@ class Registry:
         names.discard(DEFAULT_QUEUE)
         return [DEFAULT_QUEUE, *sorted(names)]
 
+    def serves_queue(self, name: str) -> bool:
+        """Whether ``name`` is in :meth:`queue_names` (without listing them)."""
+        return name == DEFAULT_QUEUE or name in self.queues or standalone_queue(name) is not None
+
     @staticmethod
     def _check_owner(queue: Queue, app: App) -> None:
         if queue.app is not None and queue.app is not app:

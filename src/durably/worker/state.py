@@ -95,7 +95,11 @@ class WorkerState:
 
     def serves(self, record: WorkflowRecord) -> bool:
         """Whether this worker runs workflows of ``record``'s name and queue."""
-        return record.name in self.registry.workflows and record.queue in self.queue_names()
+        if record.name not in self.registry.workflows:
+            return False
+        if self.options.queues is not None:
+            return record.queue in self.options.queues
+        return self.registry.serves_queue(record.queue)
 
     def queue_names(self) -> list[str]:
         """The queues served: :attr:`WorkerOptions.queues`, or ``default`` and every queue of
