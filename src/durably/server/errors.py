@@ -26,7 +26,7 @@ from durably.errors import (
 )
 from durably.storage.urls import scrub
 
-__all__ = ["STATUS", "ApiError", "error_body", "from_exception"]
+__all__ = ["STATUS", "ApiError", "error_body", "from_exception", "missing_workflow"]
 
 log = logging.getLogger("durably.server")
 
@@ -106,12 +106,27 @@ def _unavailable(exc: BaseException) -> bool:
     )
 
 
-def from_exception(exc: Exception, database_url: str = "") -> ApiError:
+def missing_workflow(workflow_id: str, *, dapr: bool = False) -> ApiError:
+    """The 404 for a workflow id that names no workflow (in the Dapr routes' words if
+    ``dapr``)."""
+    if dapr:
+        return ApiError("not_found", f"no workflow instance with ID {workflow_id!r}")
+    return ApiError(
+        "not_found",
+        f"no workflow with id {workflow_id!r}; check the id (GET /v1/workflows lists them)",
+    )
+
+
+def from_exception(exc: Exception, database_url: str = "", *, dapr: bool = False) -> ApiError:
     """The API error for an exception raised while serving a request; ``database_url`` (the
-    server's) is scrubbed from any driver text that reaches the answer or the log."""
+    server's) is scrubbed from any driver text that reaches the answer or the log. A missing
+    workflow is told in the API's words (``dapr``: the Dapr routes'), not the App's, which name
+    the database and ``app.list_workflows()``."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, DurablyError):
+        if isinstance(exc, WorkflowNotFoundError) and exc.workflow_id is not None:
+            return missing_workflow(exc.workflow_id, dapr=dapr)
         if isinstance(exc, WorkflowNotFoundError | UnknownWorkflowError):
             return ApiError("not_found", exc.message)
         if isinstance(exc, WorkflowStateError):
