@@ -19,7 +19,7 @@ from durably.storage.base import TERMINAL_STATUSES, WorkflowStatus
 
 from . import models as m
 from .endpoint import Call, Handler, ServedApp, json_response
-from .errors import ApiError
+from .errors import ApiError, known
 from .inputs import is_json_type, parse_json
 from .operation import Body, Operation, Reply
 from .routes import EXAMPLE_ID, unknown_name
@@ -118,7 +118,9 @@ def get(call: Call) -> Response:
     """GET .../{component}/{instanceID}: status, times and properties (input, output,
     failure details), each property a JSON string as in Dapr."""
     _component(call)
-    info = call.app.handle(_dapr_id(call.param("id"))).info()
+    wid = _dapr_id(call.param("id"))
+    with known(wid, dapr=True):
+        info = call.app.handle(wid).info()
     properties: dict[str, str] = {}
     call_input = _single_input(to_json(info.input))
     if call_input is not None:
@@ -149,7 +151,8 @@ def _target(call: Call) -> tuple[ServedApp, str, WorkflowStatus]:
     """The App, the instance's id and its status (404 if there is none)."""
     _component(call)
     wid = _dapr_id(call.param("id"))
-    return call.app, wid, call.app.handle(wid).status()
+    with known(wid, dapr=True):
+        return call.app, wid, call.app.handle(wid).status()
 
 
 def terminate(call: Call) -> Response:

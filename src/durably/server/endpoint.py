@@ -8,7 +8,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -85,19 +85,18 @@ def json_response(
 def endpoint(handler: Handler, *, dapr: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint running ``handler`` (a function in a thread, a coroutine function
     on the loop); errors become JSON answers (in Dapr's shape too when ``dapr``)."""
-    is_async = inspect.iscoroutinefunction(handler)
 
     async def run(request: Request) -> Response:
         app: ServedApp = request.app.state.durably
         try:
             body = await request.body() if request.method in ("POST", "PUT", "DELETE") else b""
             call = Call(app, request, body)
-            if is_async:
-                response: Response = await handler(call)  # type: ignore[misc]
+            if inspect.iscoroutinefunction(handler):
+                response: Response = await handler(call)
                 return response
-            return await run_in_threadpool(handler, call)  # type: ignore[arg-type]
+            return await run_in_threadpool(cast(Callable[[Call], Response], handler), call)
         except Exception as exc:
-            return from_exception(exc, app.database_url, dapr=dapr).response(dapr=dapr)
+            return from_exception(exc, app.database_url).response(dapr=dapr)
 
     run.__name__ = run.__qualname__ = handler.__name__
     run.__doc__ = handler.__doc__

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -26,7 +28,7 @@ from durably.errors import (
 )
 from durably.storage.urls import scrub
 
-__all__ = ["STATUS", "ApiError", "error_body", "from_exception", "missing_workflow"]
+__all__ = ["STATUS", "ApiError", "error_body", "from_exception", "known", "missing_workflow"]
 
 log = logging.getLogger("durably.server")
 
@@ -117,16 +119,24 @@ def missing_workflow(workflow_id: str, *, dapr: bool = False) -> ApiError:
     )
 
 
-def from_exception(exc: Exception, database_url: str = "", *, dapr: bool = False) -> ApiError:
+@contextmanager
+def known(workflow_id: str, *, dapr: bool = False) -> Iterator[None]:
+    """Reads of workflow ``workflow_id`` inside: if it does not exist, the 404 of
+    :func:`missing_workflow` instead of the App's :class:`WorkflowNotFoundError`."""
+    try:
+        yield
+    except WorkflowNotFoundError as exc:
+        if exc.workflow_id != workflow_id:
+            raise
+        raise missing_workflow(workflow_id, dapr=dapr) from None
+
+
+def from_exception(exc: Exception, database_url: str = "") -> ApiError:
     """The API error for an exception raised while serving a request; ``database_url`` (the
-    server's) is scrubbed from any driver text that reaches the answer or the log. A missing
-    workflow is told in the API's words (``dapr``: the Dapr routes'), not the App's, which name
-    the database and ``app.list_workflows()``."""
+    server's) is scrubbed from any driver text that reaches the answer or the log."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, DurablyError):
-        if isinstance(exc, WorkflowNotFoundError) and exc.workflow_id is not None:
-            return missing_workflow(exc.workflow_id, dapr=dapr)
         if isinstance(exc, WorkflowNotFoundError | UnknownWorkflowError):
             return ApiError("not_found", exc.message)
         if isinstance(exc, WorkflowStateError):

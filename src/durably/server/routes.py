@@ -23,7 +23,7 @@ from durably.storage.base import WorkflowStatus
 
 from . import models as m
 from .endpoint import Call, Handler, json_response
-from .errors import ApiError
+from .errors import ApiError, known
 from .inputs import decode_cursor, encode_cursor, model_body, only_fields, parse_time, workflow_id
 from .operation import Body, Operation, Reply, query
 from .views import history_json, result_json, run_json, state_json, worker_json, workflow_json
@@ -110,7 +110,9 @@ def list_workflows(call: Call) -> Response:
 
 def get_workflow(call: Call) -> Response:
     """GET /v1/workflows/{id}: one workflow."""
-    return json_response(workflow_json(call.app.handle(workflow_id(call.param("id"))).info()))
+    wid = workflow_id(call.param("id"))
+    with known(wid):
+        return json_response(workflow_json(call.app.handle(wid).info()))
 
 
 def _wait_param(request: Request) -> float:
@@ -133,14 +135,14 @@ async def get_result(call: Call) -> Response:
     wid = workflow_id(call.param("id"))
     wait = _wait_param(call.request)
     handle = call.app.handle(wid)
-    info = await handle.info_async()
-    if not result_json(info)["done"] and wait > 0:
-        # how it ended is read below, as the answer shows it (an output this App cannot
-        # decode as its workflow's return type is still shown)
-        with suppress(WorkflowTimeoutError, WorkflowFailedError, SerializationError):
-            await handle.result_async(timeout=wait)
-        info = await handle.info_async()
-    body = result_json(info)
+    with known(wid):
+        body = result_json(await handle.info_async())
+        if not body["done"] and wait > 0:
+            # how it ended is read below, as the answer shows it (an output this App cannot
+            # decode as its workflow's return type is still shown)
+            with suppress(WorkflowTimeoutError, WorkflowFailedError, SerializationError):
+                await handle.result_async(timeout=wait)
+            body = result_json(await handle.info_async())
     if body["done"]:
         return json_response(body)
     location = f"/v1/workflows/{wid}/result"
@@ -156,7 +158,9 @@ def get_history(call: Call) -> Response:
 
 def get_state(call: Call) -> Response:
     """GET /v1/workflows/{id}/state: what the workflow published with ``set_state``."""
-    return json_response(state_json(call.app.handle(workflow_id(call.param("id"))).states()))
+    wid = workflow_id(call.param("id"))
+    with known(wid):
+        return json_response(state_json(call.app.handle(wid).states()))
 
 
 def get_runs(call: Call) -> Response:
@@ -169,7 +173,8 @@ def get_runs(call: Call) -> Response:
 def get_children(call: Call) -> Response:
     """GET /v1/workflows/{id}/children: the child workflows, oldest first."""
     handle = call.app.handle(workflow_id(call.param("id")))
-    handle.status()  # a 404 for an unknown id (children() would be empty)
+    with known(handle.id):
+        handle.status()  # a 404 for an unknown id (children() would be empty)
     children = [workflow_json(i) for i in handle.children()]
     return json_response({"workflows": children})
 
@@ -181,7 +186,8 @@ def send_event(call: Call) -> Response:
     req = model_body(call.json(), m.EventRequest)
     data, dedup_key = req.data, req.dedup_key
     check_event(event, dedup_key)
-    call.app.handle(wid).status()  # a 404 before the data's errors
+    with known(wid):
+        call.app.handle(wid).status()  # a 404 before the data's errors
     data = call.app.codec.from_json(data)
     delivered = call.app.send_event(wid, event, data, dedup_key=dedup_key)
     return json_response({"delivered": delivered}, 202)
