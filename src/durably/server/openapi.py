@@ -5,6 +5,7 @@ routes', and this document's own)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -59,11 +60,20 @@ def _named(schemas: dict[str, Any]) -> dict[str, Any]:
     return {name: _openapi30(schema) for name, schema in schemas.items()}
 
 
-def _schemas() -> dict[str, Schema]:
+def _table_models(operations: Sequence[Operation]) -> list[type[BaseModel]]:
+    """The models the operations name (bodies and answers), so none is left undefined."""
+    named: list[type[BaseModel] | Schema | None] = [
+        op.body.schema for op in operations if op.body is not None
+    ]
+    named += [reply.body for op in operations for reply in op.replies.values()]
+    return [model for model in named if isinstance(model, type)]
+
+
+def _schemas(operations: Sequence[Operation]) -> dict[str, Schema]:
     """The components' schemas: every request and response model and their parts."""
     mode: JsonSchemaMode = "validation"
-    pairs = [(model, mode) for model in (*m.REQUEST_MODELS, *m.RESPONSE_MODELS)]
-    _, top = models_json_schema(pairs, ref_template=_REF)
+    models = dict.fromkeys((*m.REQUEST_MODELS, *m.RESPONSE_MODELS, *_table_models(operations)))
+    _, top = models_json_schema([(model, mode) for model in models], ref_template=_REF)
     return dict(sorted(_named(top["$defs"]).items()))
 
 
@@ -169,7 +179,7 @@ def openapi() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas(OPERATIONS),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
