@@ -106,7 +106,7 @@ class LocalHandleSource:
             WorkflowInfo.from_codec(r, codec) for r in self._app.store.list_children(workflow_id)
         ]
 
-    # -- waiting ----------------------------------------------------------------------------
+    # -- waiting -----------------------------------------------------------------------------------
 
     def _outcome(self, rec: WorkflowRecord | Ended) -> Any:
         if rec.status == WorkflowStatus.COMPLETED:
