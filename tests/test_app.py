@@ -491,3 +491,37 @@ def test_use_database_moves_the_app_and_keeps_its_registrations(tmp_path: Path) 
         assert app.start(hello, "b", id="two").result(timeout=10) == "hi b"
         assert [w.id for w in app.list_workflows()] == ["two"]  # "one" stayed in first.db
     app.close()
+
+
+def test_the_async_twins_steer_workflows_as_the_sync_methods_do(app: durably.App) -> None:
+    """App has the async twins Client has (WorkflowOperations lists them): each does what its
+    sync method does, errors included."""
+
+    @app.workflow()
+    async def waits() -> Any:
+        return await durably.wait_event("go")
+
+    async def main() -> None:
+        handle, created = await app.start_named_async(waits.name, id="tw-1")
+        assert created and not (await app.start_named_async(waits.name, id="tw-1"))[1]
+        assert await app.send_event_async("tw-1", "go", {"n": 1}, dedup_key="k")
+        assert not await app.send_event_async("tw-1", "go", {"n": 2}, dedup_key="k")
+        assert await handle.result_async(timeout=30) == {"n": 1}
+        assert [w.id for w in await app.list_workflows_async(name=waits.name)] == ["tw-1"]
+        assert any(waits.name in w.workflows for w in await app.list_workers_async())
+        with pytest.raises(durably.WorkflowStateError, match="only failed or needs_attention"):
+            await app.retry_async("tw-1")
+        forked = await app.fork_async("tw-1", from_step=0, new_id="tw-2")
+        assert forked.id == "tw-2"
+        await app.suspend_async("tw-2")
+        assert forked.status() is WorkflowStatus.SUSPENDED
+        await app.resume_async("tw-2")
+        await app.cancel_async("tw-2")
+        with pytest.raises(durably.WorkflowFailedError, match="ended cancelled"):
+            await forked.result_async(timeout=30)
+        await app.purge_async("tw-1")
+        with pytest.raises(durably.WorkflowNotFoundError):
+            await app.terminate_async("tw-1")
+
+    with app:
+        asyncio.run(main())

@@ -161,7 +161,7 @@ def test_a_handed_over_failure_raises_as_a_read_one_does(db_url: str) -> None:
         return n
 
     async def main() -> None:
-        poller = app._result_poller()
+        poller = app._results.poller()
         finished = poller._finished
 
         def counted(ids: Sequence[str]) -> dict[str, WorkflowRecord | None]:

@@ -10,14 +10,11 @@ server writes to the store and the workers that serve a workflow run it.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import os
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any
 
 from durably import limits
 from durably.definitions import Workflow, not_a_workflow
@@ -25,7 +22,8 @@ from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.ids import new_workflow_id, validate_workflow_id
 from durably.limits import check_event, check_from_step
-from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
+from durably.operations import OperationsBase, StartCall, WorkflowFilter, thread_twin
+from durably.queues import enqueue_target
 from durably.remote import wire
 from durably.remote.handles import RemoteHandleSource
 from durably.remote.transport import Transport, segment
@@ -36,23 +34,6 @@ __all__ = ["DEFAULT_TIMEOUT", "Client"]
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a Client waits for the server to answer one request (long polls add their wait)."""
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _async_twin(
-    method: Callable[P, R],
-) -> Callable[P, Coroutine[Any, Any, R]]:
-    """An ``async`` method running ``method`` in a thread (the Client's HTTP is blocking)."""
-
-    @functools.wraps(method)
-    async def twin(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(method, *args, **kwargs)
-
-    twin.__name__ = twin.__qualname__ = f"{method.__name__}_async"
-    twin.__doc__ = f"Async twin of :meth:`{method.__name__}` (runs it in a worker thread)."
-    return twin
 
 
 def _epoch(value: float | datetime | None, what: str) -> str | None:
@@ -67,7 +48,7 @@ def _epoch(value: float | datetime | None, what: str) -> str | None:
     raise ConfigurationError(f"{what} must be epoch seconds or a datetime, got {value!r}")
 
 
-class Client:
+class Client(OperationsBase):
     """A remote client of a ``durably server``: the management API of :class:`durably.App`
     over HTTP.
 
@@ -118,113 +99,36 @@ class Client:
         """Close the connections to the server (a later call opens new ones)."""
         self._http.close()
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc: BaseException | None) -> None:
         self.close()
 
     # -- starting ------------------------------------------------------------------------------
 
-    def _create(
-        self,
-        workflow: Workflow[..., Any] | str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        id: str | None,
-        queue: str | None,
-        priority: int,
-    ) -> tuple[WorkflowHandle[Any], bool]:
+    def _create(self, call: StartCall) -> tuple[WorkflowHandle[Any], bool]:
         """Start (POST /v1/workflows): the handle, and whether this call created the workflow
         (the server answers 202; 200 when the id existed and nothing was written)."""
+        workflow, id = call.workflow, call.id
+        workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
         if isinstance(workflow, Workflow):
             name = workflow.name
         elif isinstance(workflow, str) and workflow:
             name = workflow
         else:
             raise UnknownWorkflowError(not_a_workflow("client", workflow))
-        workflow_id = new_workflow_id() if id is None else validate_workflow_id(id)
         limits.check_name(name, "workflow name")
-        call = json.loads(
-            self.serializer.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
+        queue, priority = None, call.priority  # None: the server's default queue
+        if call.queue is not None:
+            queue, priority = enqueue_target(call.queue, priority)
+        encoded = self.serializer.encode_call(
+            call.args, call.kwargs, workflow_id=workflow_id, name=name
         )
-        body = {"name": name, **call, "id": workflow_id, "queue": queue, "priority": priority}
+        body = {"name": name, **json.loads(encoded), "id": workflow_id, "queue": queue,
+                "priority": priority}  # fmt: skip
         answer = self._http.request(
             "POST", "/v1/workflows", body=body, not_found=UnknownWorkflowError,
             workflow_id=workflow_id,
         )  # fmt: skip
         return WorkflowHandle(self._handles, workflow_id), answer.status == 202
-
-    @overload
-    def start(
-        self,
-        workflow: Workflow[..., Coroutine[Any, Any, R]],
-        /,
-        *args: Any,
-        id: str | None = None,
-        **kwargs: Any,
-    ) -> WorkflowHandle[R]: ...
-    @overload
-    def start(
-        self, workflow: Workflow[..., R], /, *args: Any, id: str | None = None, **kwargs: Any
-    ) -> WorkflowHandle[R]: ...
-    @overload
-    def start(
-        self, workflow: str, /, *args: Any, id: str | None = None, **kwargs: Any
-    ) -> WorkflowHandle[Any]: ...
-    def start(
-        self,
-        workflow: Workflow[..., Any] | str,
-        /,
-        *args: Any,
-        id: str | None = None,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any]:
-        """Start a workflow by name (or by its function, for its name) and return its handle.
-
-        As with :meth:`durably.App.start`, an existing ``id`` returns that workflow and runs
-        nothing again; a name no worker ever registered raises :class:`UnknownWorkflowError`.
-        """
-        return self._create(workflow, args, kwargs, id, None, 0)[0]
-
-    def enqueue(
-        self,
-        queue: Queue | str,
-        workflow: Workflow[..., Any] | str,
-        /,
-        *args: Any,
-        id: str | None = None,
-        priority: int = 0,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any]:
-        """Start a workflow on a queue (a :class:`durably.Queue` or a queue's name)."""
-        name, priority = enqueue_target(queue, priority)
-        return self._create(workflow, args, kwargs, id, name, priority)[0]
-
-    def start_named(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        id: str | None = None,
-        queue: Queue | str = DEFAULT_QUEUE,
-        priority: int = 0,
-    ) -> tuple[WorkflowHandle[Any], bool]:
-        """Start a workflow by name with explicit arguments: its handle, and whether this call
-        created it (False: the id existed; nothing was written or run), as
-        :meth:`durably.App.start_named`."""
-        queue_name, priority = enqueue_target(queue, priority)
-        return self._create(name, tuple(args), dict(kwargs or {}), id, queue_name, priority)
-
-    def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
-        """A handle to an existing workflow by id (checked when used)."""
-        return WorkflowHandle(self._handles, validate_workflow_id(workflow_id))
 
     # -- listing -------------------------------------------------------------------------------
 
@@ -239,29 +143,22 @@ class Client:
         return workflows, next_cursor if isinstance(next_cursor, str) and next_cursor else None
 
     @staticmethod
-    def _query(
-        status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None,
-        name: str | None,
-        limit: int,
-        created_after: float | datetime | None,
-        created_before: float | datetime | None,
-        id_prefix: str | None,
-    ) -> list[tuple[str, str]]:
+    def _query(filters: WorkflowFilter, limit: int) -> list[tuple[str, str]]:
         limits.check_count(limit, "limit", 1)
-        limits.check_filters(name, id_prefix, None, None)
-        query = [("status", s.value) for s in status_filter(status) or ()]
+        limits.check_filters(filters.name, filters.id_prefix, None, None)
+        query = [("status", s.value) for s in status_filter(filters.status) or ()]
         query.append(("limit", str(limit)))
         for key, value in (
-            ("name", name),
-            ("created_after", _epoch(created_after, "created_after")),
-            ("created_before", _epoch(created_before, "created_before")),
-            ("id_prefix", id_prefix),
+            ("name", filters.name),
+            ("created_after", _epoch(filters.created_after, "created_after")),
+            ("created_before", _epoch(filters.created_before, "created_before")),
+            ("id_prefix", filters.id_prefix),
         ):
             if value is not None:
                 query.append((key, value))
         return query
 
-    def list_workflows(
+    def list_workflows(  # its filters take aware datetimes too
         self,
         *,
         status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None = None,
@@ -282,25 +179,20 @@ class Client:
         :class:`WorkflowInfo` of the previous page (its exact ``created_at_epoch`` makes the
         server's own cursor, so every workflow is listed exactly once), or a ``(created_at,
         id)`` pair of exact stored epoch seconds and an id."""
-        query = self._query(status, name, limit, created_after, created_before, id_prefix)
+        filters = WorkflowFilter(status, name, created_after, created_before, id_prefix)
+        return self._list_workflows(filters, limit, before)
+
+    def _list_workflows(
+        self, filters: WorkflowFilter, limit: int, before: WorkflowInfo | tuple[float, str] | None
+    ) -> list[WorkflowInfo]:
+        query = self._query(filters, limit)
         if before is None:
             return self._page(query, None)[0]
         return self._page(query, wire.encode_cursor(*page_position(before)))[0]
 
-    def iter_workflows(
-        self,
-        *,
-        status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None = None,
-        name: str | None = None,
-        created_after: float | datetime | None = None,
-        created_before: float | datetime | None = None,
-        id_prefix: str | None = None,
-        page_size: int = 100,
-    ) -> Iterator[WorkflowInfo]:
-        """Every workflow matching the filters, newest first, fetched ``page_size`` at a time
-        (the server's cursor keeps pages stable while new workflows are started); summaries, as
-        :meth:`list_workflows` returns."""
-        query = self._query(status, name, page_size, created_after, created_before, id_prefix)
+    def _iter_workflows(self, filters: WorkflowFilter, page_size: int) -> Iterator[WorkflowInfo]:
+        # the server's cursor keeps pages stable while new workflows are started
+        query = self._query(filters, page_size)
         cursor: str | None = None
         while True:
             workflows, cursor = self._page(query, cursor)
@@ -376,18 +268,6 @@ class Client:
         """Delete a finished workflow with its journal, events, state and runs."""
         self._command(workflow_id, "", method="DELETE")
 
-    # -- async twins ---------------------------------------------------------------------------
-
-    start_async = _async_twin(start)
-    enqueue_async = _async_twin(enqueue)
-    start_named_async = _async_twin(start_named)
-    list_workflows_async = _async_twin(list_workflows)
-    list_workers_async = _async_twin(list_workers)
-    send_event_async = _async_twin(send_event)
-    cancel_async = _async_twin(cancel)
-    terminate_async = _async_twin(terminate)
-    suspend_async = _async_twin(suspend)
-    resume_async = _async_twin(resume)
-    retry_async = _async_twin(retry)
-    fork_async = _async_twin(fork)
-    purge_async = _async_twin(purge)
+    # a Client's listing filters take datetimes too
+    _list_workflows_async = thread_twin(list_workflows)
+    list_workflows_async = _list_workflows_async

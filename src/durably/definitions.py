@@ -164,7 +164,7 @@ class Registry:
         queue._unlist()
         return queue
 
-    def enqueue_target(self, queue: Queue | str, priority: int, app: App) -> tuple[str, int]:
+    def enqueue_target(self, queue: Queue | str, priority: int, app: object) -> tuple[str, int]:
         """The queue name and checked priority of an enqueue by ``app`` (the App of this
         registry) onto ``queue``, checked against the App's definition of that queue. The App
         adopts a stand-alone Queue (but its own definition of that name, if any, holds); a
@@ -210,7 +210,7 @@ class Registry:
         return name == DEFAULT_QUEUE or name in self.queues or standalone_queue(name) is not None
 
     @staticmethod
-    def _check_owner(queue: Queue, app: App) -> None:
+    def _check_owner(queue: Queue, app: object) -> None:
         if queue.app is not None and queue.app is not app:
             raise ConfigurationError(
                 f"queue {queue.name!r} is defined on another App ({queue.app!r}): enqueue onto "

@@ -9,6 +9,7 @@ from typing import Any, ParamSpec
 from durably.definitions import Step
 from durably.errors import StepFailed
 from durably.scope import WorkflowAborted
+from durably.with_block import WithBlock
 from durably.workflow_api import run, submit
 
 __all__ = ["Saga"]
@@ -16,7 +17,7 @@ __all__ = ["Saga"]
 P = ParamSpec("P")
 
 
-class Saga:
+class Saga(WithBlock):
     """Compensations for a workflow's completed steps, run in reverse order on failure.
 
     Async workflows::
@@ -82,15 +83,7 @@ class Saga:
         if exc is not None and _compensable(exc):
             await self.compensate()
 
-    def __enter__(self) -> Saga:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc: BaseException | None) -> None:
         if exc is not None and _compensable(exc):
             self.compensate_sync()
 

@@ -31,12 +31,12 @@ import threading
 import time
 import weakref
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 from durably.app import App
 from durably.errors import ConfigurationError, WorkflowTimeoutError
 from durably.handle import WorkflowHandle
+from durably.with_block import WithBlock
 
 __all__ = ["VirtualClock", "WorkflowEnvironment"]
 
@@ -63,7 +63,7 @@ class VirtualClock:
             self._now = max(self._now, t)
 
 
-class WorkflowEnvironment:
+class WorkflowEnvironment(WithBlock):
     """Runs an :class:`App`'s embedded worker with a time-skipping :class:`VirtualClock`.
 
     ``fresh=True`` (the default): entering moves the App to a new, empty SQLite database in a
@@ -120,7 +120,7 @@ class WorkflowEnvironment:
                 )
             time.sleep(0.005)
 
-    def __enter__(self) -> WorkflowEnvironment:
+    def _enter(self) -> None:
         app = self.app
         if app._worker is not None:
             raise ConfigurationError("stop the App's worker before entering WorkflowEnvironment")
@@ -134,14 +134,8 @@ class WorkflowEnvironment:
         if self.auto_skip:
             self._thread = threading.Thread(target=self._skip, name="durably-skip", daemon=True)
             self._thread.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc: BaseException | None) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

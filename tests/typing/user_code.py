@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, assert_type
 
 import durably
@@ -82,3 +83,34 @@ def operations() -> None:
     stuck(durably.Client("http://127.0.0.1:8233"))
     _handle, created = app.start_named("transfer", ["a", "b", 1], id="t-3")
     assert_type(created, bool)
+
+
+async def async_operations() -> None:
+    """App and Client have the same async twins, and so does WorkflowOperations."""
+
+    async def steer(ops: durably.WorkflowOperations) -> None:
+        assert_type(await ops.send_event_async("t-1", "go", {"ok": True}), bool)
+        await ops.cancel_async("t-1")
+        await ops.terminate_async("t-1", "reason")
+        await ops.suspend_async("t-1")
+        await ops.resume_async("t-1")
+        await ops.retry_async("t-1")
+        assert_type(await ops.fork_async("t-1", from_step=2), durably.WorkflowHandle[Any])
+        await ops.purge_async("t-1")
+        infos = await ops.list_workflows_async(status="failed", limit=5)
+        assert_type(infos, list[durably.WorkflowInfo])
+        assert_type(await ops.list_workers_async(), list[durably.WorkerInfo])
+        _handle, created = await ops.start_named_async("transfer", ["a", "b", 1], id="t-4")
+        assert_type(created, bool)
+
+    await steer(app)
+    client = durably.Client("http://127.0.0.1:8233")
+    await steer(client)
+    assert_type(await app.send_event_async("t-1", "go", dedup_key="k"), bool)
+    assert_type(await app.fork_async("t-1", from_step=0, new_id="t-5"), durably.WorkflowHandle[Any])
+    since = datetime.now(UTC)
+    assert_type(await client.list_workflows_async(created_after=since), list[durably.WorkflowInfo])
+    with client as same:
+        assert_type(same, durably.Client)
+    with app as running:
+        assert_type(running, durably.App)

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-import weakref
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from datetime import datetime
-from types import TracebackType
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from durably import limits
 from durably.app.handles import LocalHandleSource
 from durably.app.lifecycle import Lifecycle
-from durably.app.results import ResultPoller
+from durably.app.results import Results
+from durably.app.starts import Starts
 from durably.codec import codec_for
-from durably.definitions import Registry, Step, Workflow, not_a_workflow, qualified_name
-from durably.errors import ConfigurationError, UnknownWorkflowError, WorkflowIdConflictError
+from durably.definitions import Registry, Step, Workflow, qualified_name
+from durably.errors import ConfigurationError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
-from durably.ids import new_workflow_id, validate_workflow_id
-from durably.queues import DEFAULT_QUEUE, Queue, QueueLimits
+from durably.operations import OperationsBase, StartCall, WorkflowFilter, forward
+from durably.queues import Queue, QueueLimits
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer, Serializer
 from durably.storage import (
@@ -30,14 +27,7 @@ from durably.storage import (
     redact_url,
     resolve_database_url,
 )
-from durably.storage.base import (
-    CreateWorkflow,
-    Ended,
-    WorkerInfo,
-    WorkflowRecord,
-    WorkflowStatus,
-)
-from durably.storage.committer import GroupCommitter
+from durably.storage.base import WorkerInfo, WorkflowRecord, WorkflowStatus
 
 if TYPE_CHECKING:  # the worker is imported when one is made: ``import durably`` skips it
     from durably.worker import Worker, WorkerOptions
@@ -52,7 +42,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class App(Lifecycle):
+class App(OperationsBase):
     """A durably application: a database, the workflows and steps registered on it, and
     (optionally) an embedded worker that runs them.
 
@@ -87,19 +77,16 @@ class App(Lifecycle):
         self.registry = Registry()
         self._store: Store | None = None
         self._store_lock = threading.Lock()
-        self._committer: GroupCommitter | None = None
-        self._committer_lock = threading.Lock()
         self._worker: Worker | None = None
-        self._finished = threading.Condition()
-        self._finished_generation = 0
-        self._pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ResultPoller] = (
-            weakref.WeakKeyDictionary()
-        )
         self.clock: Callable[[], float] = time.time
         """The Unix time of this App's workflows: their starts and commands, and its worker's
         (claims, leases, timers, ``now()``). :class:`durably.testing.WorkflowEnvironment` sets
         a virtual one; production keeps :func:`time.time`. A worker reads it when made."""
-        self._handles = LocalHandleSource(self)  # what this App's handles read
+        # the parts it is composed of, each given what it needs of the App
+        self._results = Results(self, self.unserved_filter, self._runs_here)
+        self._handles = LocalHandleSource(self, self._results)  # what this App's handles read
+        self._starts = Starts(self, self.registry, self.codec, self._now, self._current_worker)
+        self._lifecycle = Lifecycle(self, self.codec, self._now, self._notify_worker, self.handle)
 
     def __repr__(self) -> str:
         return f"<durably.App {self.safe_database_url}>"
@@ -154,10 +141,7 @@ class App(Lifecycle):
     def close(self) -> None:
         """Stop the embedded worker (if running) and close the database."""
         self.stop_worker()
-        with self._committer_lock:
-            committer, self._committer = self._committer, None
-        if committer is not None:
-            committer.stop()
+        self._starts.close()
         with self._store_lock:
             if self._store is not None:
                 self._store.close()
@@ -174,7 +158,7 @@ class App(Lifecycle):
         self.close()
         with self._store_lock:
             self.database_url = url
-        self._pollers.clear()  # they read the store they were made with
+        self._results.reset()  # its pollers read the store they were made with
 
     # -- registration --------------------------------------------------------------------------
 
@@ -253,268 +237,24 @@ class App(Lifecycle):
 
     # -- starting and inspecting ---------------------------------------------------------------
 
-    async def _resolve_async(self, workflow: Workflow[..., Any] | str, id: str | None) -> str:
-        """:meth:`_resolve` on an event loop: a name not registered here reads the worker
-        registry, in a thread."""
-        if isinstance(workflow, str) and workflow not in self.registry.workflows:
-            return await asyncio.to_thread(self._resolve, workflow, id)
-        return self._resolve(workflow, id)
+    def _create(self, call: StartCall) -> tuple[WorkflowHandle[Any], bool]:
+        workflow_id, created = self._starts.start(call)
+        return WorkflowHandle(self._handles, workflow_id), created
 
-    def _resolve(self, workflow: Workflow[..., Any] | str, id: str | None = None) -> str:
-        """The registered name to start, after checking ``id`` (a bad id is the first thing to
-        hear about): a workflow of this App, or a name registered here or served by a worker on
-        this database."""
-        if id is not None:
-            validate_workflow_id(id)
-        if isinstance(workflow, Workflow):
-            if self.registry.workflows.get(workflow.name) is not workflow:
-                raise UnknownWorkflowError(
-                    f"workflow {workflow.name!r} is registered on another App; start it from the "
-                    "App whose @app.workflow decorated it"
-                )
-            return workflow.name
-        if not isinstance(workflow, str):
-            raise UnknownWorkflowError(not_a_workflow("app", workflow))
-        if workflow in self.registry.workflows:
-            return workflow
-        limits.check_name(workflow, "workflow name")
-        workers = self.store.list_workers()
-        if any(workflow in w.workflows for w in workers):
-            return workflow
-        known = sorted({*self.registry.workflows, *(n for w in workers for n in w.workflows)})
-        raise UnknownWorkflowError(
-            f"unknown workflow {workflow[:200]!r}: it is not registered on this App and no "
-            f"worker on {self.safe_database_url} serves it (known: {', '.join(known) or 'none'}); "
-            "check the name, or start a worker whose app defines it (durably worker MODULE:APP), "
-            "or decorate it with @app.workflow in the code this App imports"
-        )
+    async def _create_async(self, call: StartCall) -> tuple[WorkflowHandle[Any], bool]:
+        workflow_id, created = await self._starts.start_async(call)
+        return WorkflowHandle(self._handles, workflow_id), created
 
-    @overload
-    def start(
-        self,
-        workflow: Workflow[..., Coroutine[Any, Any, R]],
-        /,
-        *args: Any,
-        id: str | None = None,
-        **kwargs: Any,
-    ) -> WorkflowHandle[R]: ...
-    @overload
-    def start(
-        self, workflow: Workflow[..., R], /, *args: Any, id: str | None = None, **kwargs: Any
-    ) -> WorkflowHandle[R]: ...
-    @overload
-    def start(
-        self, workflow: str, /, *args: Any, id: str | None = None, **kwargs: Any
-    ) -> WorkflowHandle[Any]: ...
-    def start(
-        self,
-        workflow: Workflow[..., Any] | str,
-        /,
-        *args: Any,
-        id: str | None = None,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any]:
-        """Start a workflow (or return the existing one with the same id) and return its handle.
-
-        ``app.start(wf, *args, id="order-1", **kwargs)``: ``id`` is optional (a random one is
-        made); starting with an id that exists returns a handle to that workflow and runs
-        nothing again, if it is a workflow of the same name (else
-        :class:`WorkflowIdConflictError`, and nothing is written). Arguments must be
-        serializable (JSON, dataclasses, pydantic, datetime...). A workflow parameter cannot
-        itself be named ``id``: pass it positionally.
-        """
-        name = self._resolve(workflow, id)
-        return self._create(name, args, kwargs, id, DEFAULT_QUEUE, 0)[0]
-
-    def _record(
-        self,
-        name: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        id: str | None,
-        queue: str,
-        priority: int,
-    ) -> WorkflowRecord:
-        workflow_id = new_workflow_id() if id is None else id  # checked by _resolve
-        encoded = self.codec.encode_call(args, kwargs, workflow_id=workflow_id, name=name)
-        now = self.clock()
-        return WorkflowRecord(
-            id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
-            created_at=now, updated_at=now, queue=queue, priority=priority,
-        )  # fmt: skip
-
-    def _create(
-        self,
-        name: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        id: str | None,
-        queue: str,
-        priority: int,
-    ) -> tuple[WorkflowHandle[Any], bool]:
-        """Start (a resolved name): the handle, and whether this call created the workflow
-        (False: one with that id existed, and nothing was written)."""
-        record = self._record(name, args, kwargs, id, queue, priority)
-        worker = self._worker
-        # a worker here takes it at once: created already claimed, in its next group commit
-        created = None if worker is None else worker.start_here(record)
-        if created is None:
-            # else a shared commit (alone, it commits in this thread with no hop)
-            created = self._creations().write(CreateWorkflow(record), inline=True)
-            if created:
-                self._notify_worker()
-        if not created:
-            self._check_same_name(record)
-        return WorkflowHandle(self._handles, record.id), created
-
-    def _check_same_name(self, record: WorkflowRecord) -> None:
-        """After a start that found its id taken (the only case that reads): raise
-        :class:`WorkflowIdConflictError` if the workflow there has another name."""
-        existing = self.store.get_workflow(record.id)
-        if existing is not None and existing.name != record.name:
-            raise WorkflowIdConflictError.taken(record.id, record.name, existing.name)
-
-    def start_named(
-        self,
-        name: str,
-        args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        id: str | None = None,
-        queue: Queue | str = DEFAULT_QUEUE,
-        priority: int = 0,
-    ) -> tuple[WorkflowHandle[Any], bool]:
-        """Start a workflow by name with explicit arguments (for servers and tools that relay
-        starts): its handle, and whether this call created it (False: the id existed; nothing
-        was written or run). Checks the id, then the name (registered here or served by a
-        worker on this database), then the queue."""
-        resolved = self._resolve(name, id)
-        queue_name, priority = self.registry.enqueue_target(queue, priority, self)
-        return self._create(resolved, tuple(args), dict(kwargs or {}), id, queue_name, priority)
-
-    async def _start_async(
-        self,
-        name: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        id: str | None,
-        queue: str,
-        priority: int,
-    ) -> WorkflowHandle[Any]:
-        record = self._record(name, args, kwargs, id, queue, priority)
-        worker = self._worker
-        # with a worker here, concurrent starts share its group commits, with no thread hop
-        created = None if worker is None else await worker.start_here_async(record)
-        if created is None:
-            created = await self._creations().write_async(CreateWorkflow(record))
-            if created:
-                self._notify_worker()
-        if not created:
-            await asyncio.to_thread(self._check_same_name, record)
-        return WorkflowHandle(self._handles, record.id)
-
-    def _creations(self) -> GroupCommitter:
-        """Where this App's creations are written: the group commit of its worker, if one runs
-        here (shared with its steps), else its own (started on first use), so that concurrent
-        starts (threads, or ``start_async`` under ``gather``) share commits."""
-        worker = self._worker
-        committer = None if worker is None else worker.committer
-        if committer is not None:
-            return committer
-        with self._committer_lock:
-            if self._committer is None:
-                started = GroupCommitter(self.store)
-                started.start()
-                self._committer = started
-            return self._committer
-
-    def enqueue(
-        self,
-        queue: Queue | str,
-        workflow: Workflow[..., Any] | str,
-        /,
-        *args: Any,
-        id: str | None = None,
-        priority: int = 0,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any]:
-        """Start a workflow on a queue (see :class:`durably.Queue`) and return its handle.
-
-        ``queue`` is a Queue or a queue's name; ``workflow`` a registered workflow or its name
-        (known to a live worker). ``priority`` (queues with ``priority=True``): higher runs
-        first. As with :meth:`start`, an existing ``id`` returns that workflow, whatever queue
-        it is on.
-        """
-        name, priority = self.registry.enqueue_target(queue, priority, self)
-        return self._create(self._resolve(workflow, id), args, kwargs, id, name, priority)[0]
-
-    async def enqueue_async(
-        self,
-        queue: Queue | str,
-        workflow: Workflow[..., Any] | str,
-        /,
-        *args: Any,
-        id: str | None = None,
-        priority: int = 0,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any]:
-        """Async twin of :meth:`enqueue`."""
-        name, priority = self.registry.enqueue_target(queue, priority, self)
-        resolved = await self._resolve_async(workflow, id)
-        return await self._start_async(resolved, args, kwargs, id, name, priority)
-
-    async def start_async(
-        self,
-        workflow: Workflow[..., Any] | str,
-        /,
-        *args: Any,
-        id: str | None = None,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any]:
-        """Async twin of :meth:`start`. Many concurrent ``start_async`` calls (e.g. under
-        ``asyncio.gather``) share group commits when this App runs a worker."""
-        name = await self._resolve_async(workflow, id)
-        return await self._start_async(name, args, kwargs, id, DEFAULT_QUEUE, 0)
-
-    def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
-        """A handle to an existing workflow by id (checked when used)."""
-        return WorkflowHandle(self._handles, validate_workflow_id(workflow_id))
-
-    def list_workflows(
-        self,
-        *,
-        status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None = None,
-        name: str | None = None,
-        limit: int = 100,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        id_prefix: str | None = None,
-        before: WorkflowInfo | tuple[float, str] | None = None,
+    def _list_workflows(
+        self, filters: WorkflowFilter, limit: int, before: WorkflowInfo | tuple[float, str] | None
     ) -> list[WorkflowInfo]:
-        """Workflows, newest first, filtered by status (one or several), name, creation time
-        (``created_after <= created_at < created_before``, epoch seconds) and id prefix.
-
-        ``before`` pages on: only the workflows listed after that one. Pass the last
-        :class:`WorkflowInfo` of the previous page (its exact stored creation time,
-        ``created_at_epoch``, is used, so every workflow is listed exactly once, even many
-        created in the same microsecond), or a ``(created_at, id)`` pair of the exact epoch
-        seconds as stored (``WorkflowRecord.created_at``; not ``WorkflowInfo.created_at``,
-        which is rounded to the microsecond)::
-
-            page = app.list_workflows(limit=100)
-            while page:
-                ...
-                page = app.list_workflows(limit=100, before=page[-1])
-
-        Each is a summary (:attr:`WorkflowInfo.summary`): ``input``, ``output`` and ``error``
-        are None and only their first characters are read, as ``input_preview``,
-        ``output_preview`` and ``error_preview``, so a page costs the same whatever the
-        workflows carry; ``app.handle(info.id).info()`` reads one workflow whole.
-        """
         position = None if before is None else page_position(before)
-        statuses = status_filter(status)
+        statuses = status_filter(filters.status)
         limits.check_count(limit, "limit", 1)
-        after, until = limits.check_filters(name, id_prefix, created_after, created_before)
+        name, id_prefix = filters.name, filters.id_prefix
+        after, until = limits.check_filters(
+            name, id_prefix, filters.created_after, filters.created_before
+        )
         records = self.store.list_workflows(
             statuses=statuses, name=name, limit=limit, created_after=after,
             created_before=until, id_prefix=id_prefix, before=position,
@@ -522,29 +262,11 @@ class App(Lifecycle):
         unserved = self.unserved_filter()
         return [WorkflowInfo.summary_of(r, unserved=unserved(r)) for r in records]
 
-    def iter_workflows(
-        self,
-        *,
-        status: WorkflowStatus | str | Sequence[WorkflowStatus | str] | None = None,
-        name: str | None = None,
-        created_after: float | datetime | None = None,
-        created_before: float | datetime | None = None,
-        id_prefix: str | None = None,
-        page_size: int = 100,
-    ) -> Iterator[WorkflowInfo]:
-        """Every workflow matching the filters (as :meth:`list_workflows`, summaries too),
-        newest first, read ``page_size`` at a time; each exactly once, however many are started
-        meanwhile (those are newer than the first page: not listed)."""
-        after = created_after.timestamp() if isinstance(created_after, datetime) else created_after
-        until = (
-            created_before.timestamp() if isinstance(created_before, datetime) else created_before
-        )
+    def _iter_workflows(self, filters: WorkflowFilter, page_size: int) -> Iterator[WorkflowInfo]:
+        filters = filters.in_epoch_seconds()
         before: WorkflowInfo | None = None
         while True:
-            page = self.list_workflows(
-                status=status, name=name, limit=page_size, created_after=after,
-                created_before=until, id_prefix=id_prefix, before=before,
-            )  # fmt: skip
+            page = self._list_workflows(filters, page_size, before)
             yield from page
             if len(page) < page_size:
                 return
@@ -572,37 +294,17 @@ class App(Lifecycle):
 
     # -- the embedded worker -------------------------------------------------------------------
 
-    def _on_finished(self, ended: Ended) -> None:
-        with self._finished:
-            self._finished_generation += 1
-            self._finished.notify_all()
-            pollers = list(self._pollers.values())
-        for poller in pollers:
-            poller.wake_if_waiting(ended.id, ended)
+    def _now(self) -> float:
+        return self.clock()  # read on each use: a test environment sets another clock
 
-    def _result_poller(self) -> ResultPoller:
-        """The poller of the running loop's ``result_async`` waiters (made on first use)."""
-        loop = asyncio.get_running_loop()
-        with self._finished:
-            poller = self._pollers.get(loop)
-            if poller is None:
-                poller = ResultPoller(
-                    loop, self.store.finished_workflows, self._runs_here, self.safe_database_url
-                )
-                self._pollers[loop] = poller
-            return poller
+    def _current_worker(self) -> Worker | None:
+        return self._worker
 
     def _runs_here(self, workflow_id: str) -> bool:
-        """Whether the worker here runs ``workflow_id`` and will hand its end to the pollers
+        """Whether the worker here runs ``workflow_id`` and will hand its end to the waiters
         (not yet finishing: a waiter that comes after the hand-over must read it)."""
         worker = self._worker
         return worker is not None and worker.runs_unfinished(workflow_id)
-
-    def _wait_finished(self, generation: int, timeout: float) -> None:
-        """Wait up to ``timeout`` s for a workflow here to finish after ``generation``."""
-        with self._finished:
-            if self._finished_generation == generation:
-                self._finished.wait(timeout)
 
     def _notify_worker(self) -> None:
         if self._worker is not None:
@@ -613,7 +315,7 @@ class App(Lifecycle):
 
         return Worker(
             self.store, self.registry, self.codec, self.worker_options,
-            on_finished=self._on_finished, clock=self.clock,
+            on_finished=self._results.on_finished, clock=self.clock,
         )  # fmt: skip
 
     def start_worker(self) -> None:
@@ -638,14 +340,19 @@ class App(Lifecycle):
         finally:
             self._worker = None
 
-    def __enter__(self) -> App:
+    def _enter(self) -> None:
         self.start_worker()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc: BaseException | None) -> None:
         self.stop_worker()
+
+    # -- lifecycle commands (see durably.app.lifecycle) -----------------------------------------
+
+    send_event = forward(Lifecycle.send_event, "_lifecycle")
+    cancel = forward(Lifecycle.cancel, "_lifecycle")
+    terminate = forward(Lifecycle.terminate, "_lifecycle")
+    suspend = forward(Lifecycle.suspend, "_lifecycle")
+    resume = forward(Lifecycle.resume, "_lifecycle")
+    retry = forward(Lifecycle.retry, "_lifecycle")
+    fork = forward(Lifecycle.fork, "_lifecycle")
+    purge = forward(Lifecycle.purge, "_lifecycle")

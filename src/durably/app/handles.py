@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from durably.errors import WorkflowFailedError, WorkflowNotFoundError, WorkflowTimeoutError
+from durably.errors import WorkflowFailedError
 from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
-from durably.storage.base import TERMINAL_STATUSES, Ended, WorkflowRecord, WorkflowStatus
-from durably.waiting import UnservedWatch, unserved_hint
+from durably.storage.base import Ended, WorkflowRecord, WorkflowStatus
 
 if TYPE_CHECKING:
     from durably.app import App
+    from durably.app.results import Results
 
 __all__ = ["LocalHandleSource"]
-
-_START = "`durably worker MODULE:APP`, app.run_worker() or `with app:`"
 
 
 def _dt(t: float | None) -> datetime | None:
@@ -27,22 +22,14 @@ def _dt(t: float | None) -> datetime | None:
 
 class LocalHandleSource:
     """The :class:`durably.handle.HandleSource` of an App: reads its store and decodes with its
-    serializer; ``result`` waits on the App's worker (when one runs here) or polls the store."""
+    serializer; ``result`` waits through the App's :class:`durably.app.results.Results`."""
 
-    __slots__ = ("_app",)
+    __slots__ = ("_app", "_record", "_results")
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, results: Results) -> None:
         self._app = app
-
-    def _record(self, workflow_id: str) -> WorkflowRecord:
-        rec = self._app.store.get_workflow(workflow_id)
-        if rec is None:
-            raise WorkflowNotFoundError(
-                f"no workflow with id {workflow_id!r} in {self._app.safe_database_url}; check the "
-                "id (app.list_workflows() lists them)",
-                workflow_id=workflow_id,
-            )
-        return rec
+        self._results = results
+        self._record = results.record
 
     def info(self, workflow_id: str) -> WorkflowInfo:
         """A snapshot of the workflow, with whether a live worker serves it."""
@@ -119,42 +106,7 @@ class LocalHandleSource:
             WorkflowInfo.from_codec(r, codec) for r in self._app.store.list_children(workflow_id)
         ]
 
-    # -- waiting -------------------------------------------------------------------------------
-
-    def _wait(
-        self, workflow_id: str, timeout: float | None
-    ) -> Generator[tuple[int, float], None, Any]:
-        """The one implementation of result(): yields (generation, seconds) to wait, returns."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.001
-        app = self._app
-        watch = UnservedWatch()
-        while True:
-            generation = app._finished_generation
-            rec = self._record(workflow_id)
-            if rec.status in TERMINAL_STATUSES:
-                return self._outcome(rec)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise self._timed_out(rec, timeout)
-            if watch.due():
-                self._check_served(watch, rec)
-            yield generation, delay if remaining is None else min(delay, remaining)
-            delay = min(delay * 2, 0.1)
-
-    def _check_served(self, watch: UnservedWatch, rec: WorkflowRecord) -> None:
-        """A long wait's check: warn once if no live worker serves the workflow."""
-        unserved = self._app.unserved_filter()(rec)
-        watch.check(rec.id, rec.status.value, rec.name, rec.queue, unserved, _START)
-
-    def _timed_out(self, rec: WorkflowRecord, timeout: float | None) -> WorkflowTimeoutError:
-        hint = "wait longer, or check that a worker serving it runs"
-        if self._app.unserved_filter()(rec):
-            hint = unserved_hint(rec.name, rec.queue, _START)
-        return WorkflowTimeoutError(
-            f"workflow {rec.id!r} is still {rec.status.value} after {timeout}s; {hint}",
-            workflow_id=rec.id,
-        )
+    # -- waiting -----------------------------------------------------------------------------------
 
     def _outcome(self, rec: WorkflowRecord | Ended) -> Any:
         if rec.status == WorkflowStatus.COMPLETED:
@@ -173,31 +125,9 @@ class LocalHandleSource:
 
     def result(self, workflow_id: str, timeout: float | None) -> Any:
         """Wait (woken by the worker here, else polling the store) and return the outcome."""
-        plan = self._wait(workflow_id, timeout)
-        try:
-            while True:
-                generation, seconds = next(plan)
-                self._app._wait_finished(generation, seconds)
-        except StopIteration as done:
-            return done.value
+        return self._outcome(self._results.wait(workflow_id, timeout))
 
     async def result_async(self, workflow_id: str, timeout: float | None) -> Any:
         """Async twin of :meth:`result`: joins the loop's poller, which reads every workflow
         awaited on this loop in one query per poll (and is woken by the worker here)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        watch = UnservedWatch()
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            check = watch.until_check()
-            wait = (
-                remaining
-                if check is None or (remaining is not None and remaining <= check)
-                else check
-            )
-            rec = await self._app._result_poller().wait(workflow_id, wait)
-            if rec is not None:
-                return self._outcome(rec)
-            current = await asyncio.to_thread(self._record, workflow_id)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise self._timed_out(current, timeout)
-            await asyncio.to_thread(self._check_served, watch, current)
+        return self._outcome(await self._results.wait_async(workflow_id, timeout))

@@ -7,6 +7,11 @@ running), resolves their waiters and backs off while nothing ends. Waiters that 
 share the first read; a lone waiter's read runs on the loop, with no thread hop. A worker in the
 same process hands the poller the outcome of an awaited workflow as soon as its end is committed,
 so its waiters need no read at all.
+
+:class:`Results` is the one place an App waits for workflows to end: in a thread (woken by the
+worker here, else polling the store) or on an event loop (through that loop's
+:class:`ResultPoller`), warning when no live worker serves an awaited workflow and saying why a
+wait timed out.
 """
 
 from __future__ import annotations
@@ -14,15 +19,22 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from durably.errors import WorkflowNotFoundError
-from durably.storage.base import Ended, WorkflowRecord
+from durably.app.database import found, missing
+from durably.errors import WorkflowNotFoundError, WorkflowTimeoutError
+from durably.storage.base import TERMINAL_STATUSES, Ended, WorkflowRecord
+from durably.waiting import UnservedWatch, unserved_hint
 
-__all__ = ["ResultPoller"]
+if TYPE_CHECKING:
+    from durably.app.database import Database
+
+__all__ = ["ResultPoller", "Results"]
 
 FIRST_DELAY = 0.001
 """The wait after a poll that found an ended workflow (or a new waiter)."""
@@ -234,11 +246,7 @@ class ResultPoller:
                 self._sleeper = None
 
     def _missing(self, workflow_id: str) -> WorkflowNotFoundError:
-        return WorkflowNotFoundError(
-            f"no workflow with id {workflow_id!r} in {self._where}; check the id "
-            "(app.list_workflows() lists them)",
-            workflow_id=workflow_id,
-        )
+        return missing(workflow_id, self._where)
 
     def _resolve(self, workflow_id: str, outcome: Outcome | BaseException) -> None:
         for fut in self._waiting.pop(workflow_id, ()):
@@ -248,3 +256,124 @@ class ResultPoller:
                 fut.set_exception(outcome)
             else:
                 fut.set_result(outcome)
+
+
+_START = "`durably worker MODULE:APP`, app.run_worker() or `with app:`"
+"""How to start a worker, as the warnings and timeouts of an App's waits say."""
+
+Served = Callable[[], Callable[[WorkflowRecord], bool]]
+
+
+class Results:
+    """Waiting for the workflows of one App to end.
+
+    ``database``: where they are read; ``unserved``: makes a predicate telling whether no live
+    worker serves a workflow (:meth:`durably.App.unserved_filter`); ``runs_here``: whether the
+    App's worker runs a workflow and will hand its end to :meth:`on_finished` (so the pollers
+    need not read it). Thread-safe.
+    """
+
+    def __init__(
+        self, database: Database, unserved: Served, runs_here: Callable[[str], bool]
+    ) -> None:
+        self._database = database
+        self._unserved = unserved
+        self._runs_here = runs_here
+        self._finished = threading.Condition()
+        self._generation = 0  # how many workflows the worker here has finished
+        self._pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ResultPoller] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def record(self, workflow_id: str) -> WorkflowRecord:
+        """The workflow's record, read now; :class:`WorkflowNotFoundError` if there is none."""
+        database = self._database
+        return found(database.store.get_workflow(workflow_id), workflow_id, database)
+
+    def on_finished(self, ended: Ended) -> None:
+        """From the worker here, once a workflow's end is committed: wake the waiters."""
+        with self._finished:
+            self._generation += 1
+            self._finished.notify_all()
+            pollers = list(self._pollers.values())
+        for poller in pollers:
+            poller.wake_if_waiting(ended.id, ended)
+
+    def reset(self) -> None:
+        """Forget the pollers (they read the store they were made with): the App moved to
+        another database."""
+        with self._finished:
+            self._pollers.clear()
+
+    def poller(self) -> ResultPoller:
+        """The poller of the running loop's waiters (made on first use)."""
+        loop = asyncio.get_running_loop()
+        with self._finished:
+            poller = self._pollers.get(loop)
+            if poller is None:
+                database = self._database
+                poller = ResultPoller(
+                    loop,
+                    database.store.finished_workflows,
+                    self._runs_here,
+                    database.safe_database_url,
+                )
+                self._pollers[loop] = poller
+            return poller
+
+    def wait(self, workflow_id: str, timeout: float | None) -> WorkflowRecord:
+        """The workflow's record once it has ended (woken by the worker here, else polling the
+        store with back-off); :class:`WorkflowTimeoutError` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        watch = UnservedWatch()
+        while True:
+            generation = self._generation
+            rec = self.record(workflow_id)
+            if rec.status in TERMINAL_STATUSES:
+                return rec
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise self._timed_out(rec, timeout)
+            if watch.due():
+                self._check_served(watch, rec)
+            with self._finished:  # a workflow finished since the read: read again at once
+                if self._generation == generation:
+                    self._finished.wait(delay if remaining is None else min(delay, remaining))
+            delay = min(delay * 2, 0.1)
+
+    async def wait_async(self, workflow_id: str, timeout: float | None) -> WorkflowRecord | Ended:
+        """:meth:`wait` on an event loop: joins the loop's poller, which reads every workflow
+        awaited on this loop in one query per poll (and is woken by the worker here); the
+        record, or how the workflow ended as the worker here handed it over."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watch = UnservedWatch()
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            check = watch.until_check()
+            wait = (
+                remaining
+                if check is None or (remaining is not None and remaining <= check)
+                else check
+            )
+            rec = await self.poller().wait(workflow_id, wait)
+            if rec is not None:
+                return rec
+            current = await asyncio.to_thread(self.record, workflow_id)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._timed_out(current, timeout)
+            await asyncio.to_thread(self._check_served, watch, current)
+
+    def _check_served(self, watch: UnservedWatch, rec: WorkflowRecord) -> None:
+        """A long wait's check: warn once if no live worker serves the workflow."""
+        unserved = self._unserved()(rec)
+        watch.check(rec.id, rec.status.value, rec.name, rec.queue, unserved, _START)
+
+    def _timed_out(self, rec: WorkflowRecord, timeout: float | None) -> WorkflowTimeoutError:
+        hint = "wait longer, or check that a worker serving it runs"
+        if self._unserved()(rec):
+            hint = unserved_hint(rec.name, rec.queue, _START)
+        return WorkflowTimeoutError(
+            f"workflow {rec.id!r} is still {rec.status.value} after {timeout}s; {hint}",
+            workflow_id=rec.id,
+        )

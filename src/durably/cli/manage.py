@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from durably import limits
-from durably.app import App
 from durably.argtypes import whole_number
 from durably.cli import render
 from durably.cli.target import (
@@ -107,11 +106,9 @@ def _ls(target: Target, args: argparse.Namespace, out: TextIO) -> int:
         "status": args.status, "name": args.name, "id_prefix": args.id_prefix,
         "created_after": args.since, "created_before": args.until,
     }  # fmt: skip
-    if isinstance(target, App):
-        workflows = target.list_workflows(limit=args.limit, **filters)
-    else:  # a server answers pages of at most 1000: follow its cursor
-        pages = target.iter_workflows(page_size=min(args.limit, 500), **filters)
-        workflows = list(itertools.islice(pages, args.limit))
+    # page by page (a server answers pages of at most 1000), up to the limit
+    pages = target.iter_workflows(page_size=min(args.limit, 500), **filters)
+    workflows = list(itertools.islice(pages, args.limit))
     if args.json:
         _print_json(out, [render.workflow_json(w) for w in workflows])
     elif workflows:

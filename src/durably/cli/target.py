@@ -7,7 +7,6 @@ import argparse
 import os
 import shlex
 import sqlite3
-from typing import TYPE_CHECKING, Union
 
 from durably.errors import (
     ConfigurationError,
@@ -20,12 +19,9 @@ from durably.errors import (
     WorkflowStateError,
     WorkflowTimeoutError,
 )
+from durably.operations import WorkflowOperations
 from durably.remote.errors import AuthenticationError, ServerUnreachableError
 from durably.storage import redact_url, resolve_database_url, sqlite_path
-
-if TYPE_CHECKING:
-    from durably.app import App
-    from durably.client import Client
 
 __all__ = [
     "EXIT_AUTH",
@@ -61,8 +57,8 @@ EXIT_AUTH = 6
 """The server refused the token (missing or wrong)."""
 
 
-Target = Union["App", "Client"]
-"""What a management command acts on: both have the same management methods and handles."""
+Target = WorkflowOperations
+"""What a management command acts on: an App or a Client, through the operations they share."""
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
