@@ -23,6 +23,7 @@ from durably.scope import WorkflowScope, current_scope
 
 if TYPE_CHECKING:  # the App is a layer up: its type only
     from durably.app import App
+    from durably.queues import QueueLimits
 
 __all__ = ["Registry", "Step", "Workflow", "not_a_workflow"]
 
@@ -163,6 +164,11 @@ class Registry:
         queue.app = app
         queue._unlist()
         return queue
+
+    def define_queue(self, name: str, limits: QueueLimits, app: App) -> Queue:
+        """Define a new queue ``name`` with ``limits`` on ``app`` (never listed process-wide,
+        unlike a stand-alone ``durably.Queue``) and return it, as :meth:`add_queue`."""
+        return self.add_queue(Queue._unlisted(name, limits), app)
 
     def enqueue_target(self, queue: Queue | str, priority: int, app: object) -> tuple[str, int]:
         """The queue name and checked priority of an enqueue by ``app`` (the App of this

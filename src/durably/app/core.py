@@ -228,7 +228,7 @@ class App(OperationsBase):
         return it: ``emails = app.queue("emails", concurrency=10)``, then
         ``emails.enqueue(wf, ...)``. This App's workers serve it; other Apps do not see it. A
         later definition of the name replaces this one."""
-        return self.registry.add_queue(Queue._unlisted(name, limits), self)
+        return self.registry.define_queue(name, limits, self)
 
     def add_queue(self, queue: Queue) -> Queue:
         """Define a :class:`durably.Queue` made elsewhere on this App (as :meth:`queue`) and
