@@ -14,15 +14,15 @@ QUICK = {"workflows": 50, "steps": 50, "samples": 20, "journal": 200, "sleepers"
 
 _AT_LEAST_ONE = whole_number(1)
 
-#: The size options: (name, metavar, help), each a whole number >= 1.
-_SIZES = (
-    ("workflows", "N", "throughput workflows (2000)"),
-    ("processes", "K", "worker processes, K (2)"),
-    ("steps", "M", "steps of the sequential workflow (1000)"),
-    ("samples", "N", "start-to-result samples (200)"),
-    ("journal", "J", "journal entries to replay (10000)"),
-    ("sleepers", "S", "sleeping workflows (100000)"),
-)
+#: The size options, each a whole number >= 1: name -> (metavar, help).
+_SIZES = {
+    "workflows": ("N", "throughput workflows (2000)"),
+    "processes": ("K", "worker processes, K (2)"),
+    "steps": ("M", "steps of the sequential workflow (1000)"),
+    "samples": ("N", "start-to-result samples (200)"),
+    "journal": ("J", "journal entries to replay (10000)"),
+    "sleepers": ("S", "sleeping workflows (100000)"),
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--db-dir", type=Path, metavar="DIR", help="folder for the SQLite files (default: temp)"
     )
-    for name, metavar, what in _SIZES:
+    for name, (metavar, what) in _SIZES.items():
         parser.add_argument(f"--{name}", type=_AT_LEAST_ONE, metavar=metavar, help=what)
     parser.add_argument(
         "--only",
@@ -93,7 +93,7 @@ def params_from(args: argparse.Namespace) -> Params:
     sizes: dict[str, int] = {}
     if args.quick:
         sizes.update(QUICK, warmup=5, commits=100, batches=10, slow_steps=4)
-    for name, _, _ in _SIZES:
+    for name in _SIZES:
         value = getattr(args, name)
         if value is not None:
             sizes[name] = value
