@@ -146,6 +146,9 @@ class Codec:
     ) -> str:
         """``value`` as the text to store. Raises :class:`SerializationError` (naming ``what``,
         the workflow and the step) or :class:`PayloadTooLargeError`."""
+        return self._encoded(value, what, workflow_id, step)
+
+    def _encoded(self, value: Any, what: str, workflow_id: str | None, step: str | None) -> str:
         return self._check_size(
             self._encode(value, what, workflow_id, step), what, workflow_id, step
         )
@@ -212,6 +215,12 @@ class Codec:
     ) -> str:
         """A call's arguments as the text to store (a workflow's input, a step's arguments).
         Errors name the argument (1-based) and whose it is (the step, else workflow ``name``)."""
+        return self._encoded_call(args, kwargs, workflow_id, step, name)
+
+    def _encoded_call(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], workflow_id: str | None,
+        step: str | None, name: str,
+    ) -> str:  # fmt: skip
         owner = call_owner(step, name)
         call = {
             "args": [
@@ -328,28 +337,16 @@ class _JsonCodec(Codec):
 
     serializer: JsonSerializer
 
-    def encode(
-        self,
-        value: Any,
-        *,
-        what: str = "value",
-        workflow_id: str | None = None,
-        step: str | None = None,
-    ) -> str:
+    def _encoded(self, value: Any, what: str, workflow_id: str | None, step: str | None) -> str:
         return self.serializer.encode(value, what=what, workflow_id=workflow_id, step=step)
 
     def decode(self, text: str, type_hint: Any = Any, *, what: str = "value") -> Any:
         return self.serializer.decode(text, type_hint)
 
-    def encode_call(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        workflow_id: str | None = None,
-        step: str | None = None,
-        name: str = "",
-    ) -> str:
+    def _encoded_call(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], workflow_id: str | None,
+        step: str | None, name: str,
+    ) -> str:  # fmt: skip
         return self.serializer.encode_call(
             args, kwargs, workflow_id=workflow_id, step=step, name=name
         )
