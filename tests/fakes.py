@@ -11,7 +11,7 @@ from typing import Any
 from durably.codec import codec_for
 from durably.definitions import Workflow
 from durably.engine import Execution, Outcome, execute
-from durably.storage.base import JournalEntry, RecordAttempt, RecordEntry, WriteOp
+from durably.storage.base import JournalEntry, RecordAttempt, RecordEntry, StartChild, WriteOp
 
 
 class FakeRuntime:
@@ -28,6 +28,11 @@ class FakeRuntime:
         self.sleeps: list[float] = []
         self.eviction_threshold = 0.0
         self.new_work = 0
+        self.held: dict[str, tuple[str, str | None]] = {}
+        """Workflow ids held by others (id: its name and parent id): a child start conflicts."""
+        self.ack_later = False
+        """Tell ``record``'s callers the outcome from the loop's next turn, as a store's writer
+        thread would some time later, instead of at once."""
 
     def notify_new_work(self) -> None:
         self.new_work += 1
@@ -39,7 +44,13 @@ class FakeRuntime:
         self, op: WriteOp, on_done: Callable[[bool | BaseException], None] | None = None
     ) -> None:
         self.written.append(op)
-        if on_done is not None:
+        if isinstance(op, StartChild) and self.fence_ok and op.child.id in self.held:
+            name, parent = self.held[op.child.id]
+            if (name, parent) != (op.child.name, op.child.parent_id):
+                op.conflicted = op.conflict(name, parent)
+        if on_done is not None and self.ack_later:
+            self.loop.call_soon(on_done, self.fence_ok)
+        elif on_done is not None:
             on_done(self.fence_ok)
 
     def commit(self, op: WriteOp) -> asyncio.Future[bool]:

@@ -31,7 +31,7 @@ FAST = durably.WorkerOptions(lease_seconds=2.0, poll_interval=0.02)
 
 
 def _name(prefix: str) -> str:
-    """Queue names are process-global: every test defines its own."""
+    """A stand-alone Queue is a process-wide fallback while it lives: every test names its own."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 

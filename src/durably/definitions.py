@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import typing
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from durably.errors import ConfigurationError, DurablyError, UnknownWorkflowError
+from durably.queues import (
+    DEFAULT_QUEUE,
+    Queue,
+    standalone_queue,
+    standalone_queues,
+    validate_priority,
+    validate_queue_name,
+)
 from durably.retry import Retry
-from durably.scope import current_scope
+from durably.scope import WorkflowScope, current_scope
+
+if TYPE_CHECKING:  # the App is a layer up: its type only
+    from durably.app import App
 
 __all__ = ["Registry", "Step", "Workflow", "not_a_workflow"]
+
+log = logging.getLogger("durably.queues")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,7 +40,24 @@ def _return_hint(fn: Callable[..., Any]) -> Any:
     return hints.get("return", Any)
 
 
-class Step(Generic[P, R]):
+class _Definition(Generic[P, R]):
+    """What steps and workflows share: the function, its registered name and the App."""
+
+    def __init__(self, fn: Callable[P, R], *, name: str) -> None:
+        self.fn = fn
+        self.name = name
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.return_hint = _return_hint(fn)
+        self.app: App | None = None
+        """The App a workflow is registered on (set by ``@app.workflow``; steps keep None)."""
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """A call: each kind says what it does inside and outside a workflow."""
+        raise NotImplementedError
+
+
+class Step(_Definition[P, R]):
     """A function whose calls inside a workflow are checkpointed.
 
     Inside an async workflow, ``await my_step(...)`` (async steps) or
@@ -40,58 +71,45 @@ class Step(Generic[P, R]):
     ) -> None:
         if timeout is not None and timeout <= 0:
             raise ConfigurationError(f"step {name!r}: timeout must be > 0 seconds, got {timeout}")
-        self.fn = fn
-        self.name = name
+        super().__init__(fn, name=name)
         self.retry = retry
         self.timeout = timeout
-        self.is_async = inspect.iscoroutinefunction(fn)
-        self.return_hint = _return_hint(fn)
-        self.app: Any = None
-        """The App this workflow is registered on (set by ``@app.workflow``)."""
-        functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         scope = current_scope()
         if scope is None:
             return self.fn(*args, **kwargs)
+        if scope.is_async != self.is_async:
+            raise self._called_directly(scope)
         if scope.is_async:
-            if not self.is_async:
-                raise DurablyError(
-                    f"sync step {self.name!r} called directly in async workflow "
-                    f"{scope.workflow_name!r}: write `await durably.run({self.name}, ...)`",
-                    workflow_id=scope.workflow_id,
-                    step=self.name,
-                )
             return scope.run_step(self, args, kwargs)  # type: ignore[return-value]
-        if self.is_async:
-            raise DurablyError(
-                f"async step {self.name!r} called directly in sync workflow "
-                f"{scope.workflow_name!r}: write `durably.submit({self.name}, ...).result()`",
-                workflow_id=scope.workflow_id,
-                step=self.name,
-            )
         return typing.cast(R, scope.call_step(self, args, kwargs))
+
+    def _called_directly(self, scope: WorkflowScope) -> DurablyError:
+        """The error of a direct call of this step from a workflow of the other kind."""
+        kind, other, how = (
+            ("sync", "async", f"await durably.run({self.name}, ...)")
+            if scope.is_async
+            else ("async", "sync", f"durably.submit({self.name}, ...).result()")
+        )
+        return DurablyError(
+            f"{kind} step {self.name!r} called directly in {other} workflow "
+            f"{scope.workflow_name!r}: write `{how}`",
+            workflow_id=scope.workflow_id,
+            step=self.name,
+        )
 
     def __repr__(self) -> str:
         return f"<durably step {self.name!r}>"
 
 
-class Workflow(Generic[P, R]):
+class Workflow(_Definition[P, R]):
     """A durable function registered with ``@app.workflow``. Start it with ``app.start(...)``.
 
     Called inside another workflow it runs as a child workflow (``await child(...)`` in async
     workflows; a blocking call in sync ones). Called outside any workflow it runs as a plain
     function (its steps run undurably).
     """
-
-    def __init__(self, fn: Callable[P, R], *, name: str) -> None:
-        self.fn = fn
-        self.name = name
-        self.is_async = inspect.iscoroutinefunction(fn)
-        self.return_hint = _return_hint(fn)
-        self.app: Any = None
-        """The App this workflow is registered on (set by ``@app.workflow``)."""
-        functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         scope = current_scope()
@@ -107,11 +125,15 @@ class Workflow(Generic[P, R]):
 
 
 class Registry:
-    """The workflows and steps an :class:`~durably.App` knows, by name."""
+    """The workflows, steps and queues an :class:`~durably.App` knows, by name."""
 
     def __init__(self) -> None:
         self.workflows: dict[str, Workflow[Any, Any]] = {}
         self.steps: dict[str, Step[Any, Any]] = {}
+        self.queues: dict[str, Queue] = {}
+        """The App's queues: defined on it (``app.queue``, ``app.add_queue``), or stand-alone
+        Queues it adopted when enqueuing onto them."""
+        self._told: set[str] = set()
 
     def add_workflow(self, wf: Workflow[Any, Any]) -> None:
         """Register ``wf``; a second, different function under one name is an error."""
@@ -131,6 +153,81 @@ class Registry:
                 f"two steps are named {step.name!r}; pass @app.step(name=...) to tell them apart"
             )
         self.steps[step.name] = step
+
+    def add_queue(self, queue: Queue, app: App) -> Queue:
+        """Define ``queue`` on ``app`` (the App of this registry) and return it. A later
+        definition of a name replaces the earlier one (with a warning if their limits differ);
+        a queue defined on another App is refused."""
+        self._check_owner(queue, app)
+        self._put(queue)
+        queue.app = app
+        queue._unlist()
+        return queue
+
+    def enqueue_target(self, queue: Queue | str, priority: int, app: App) -> tuple[str, int]:
+        """The queue name and checked priority of an enqueue by ``app`` (the App of this
+        registry) onto ``queue``, checked against the App's definition of that queue. The App
+        adopts a stand-alone Queue (but its own definition of that name, if any, holds); a
+        queue defined on another App is refused."""
+        if not isinstance(queue, Queue):
+            name = validate_queue_name(queue)
+            defined = self.queue(name)
+            return name, (
+                validate_priority(priority) if defined is None else defined.check_priority(priority)
+            )
+        self._check_owner(queue, app)
+        current = self.queues.get(queue.name)
+        if current is None or current.app is None:  # none here, or adopted: adopt this one
+            priority = queue.check_priority(priority)
+            self._put(queue)
+            return queue.name, priority
+        if current is not queue and current.limits() != queue.limits():
+            self._tell(f"queue {queue.name!r}: this App defines {current}; {queue} is ignored")
+        return queue.name, current.check_priority(priority)
+
+    def queue(self, name: str) -> Queue | None:
+        """The App's queue named ``name``; else, as a deprecated fallback, the live stand-alone
+        ``durably.Queue`` of that name (see :mod:`durably.queues`), if any."""
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = standalone_queue(name)
+            if queue is not None:
+                self._tell(
+                    f"queue {name!r}: using {queue}, defined in this process but not on this "
+                    f"App (deprecated): define it with app.queue({name!r}, ...)"
+                )
+        return queue
+
+    def queue_names(self) -> list[str]:
+        """The queues a worker of this App serves unless told which: ``default``, the App's
+        queues and, as a deprecated fallback, the live stand-alone Queues of the process."""
+        names = {*self.queues, *standalone_queues()}
+        names.discard(DEFAULT_QUEUE)
+        return [DEFAULT_QUEUE, *sorted(names)]
+
+    def serves_queue(self, name: str) -> bool:
+        """Whether ``name`` is in :meth:`queue_names` (without listing them)."""
+        return name == DEFAULT_QUEUE or name in self.queues or standalone_queue(name) is not None
+
+    @staticmethod
+    def _check_owner(queue: Queue, app: App) -> None:
+        if queue.app is not None and queue.app is not app:
+            raise ConfigurationError(
+                f"queue {queue.name!r} is defined on another App ({queue.app!r}): enqueue onto "
+                f"it through that App, or define one here with app.queue({queue.name!r}, ...)"
+            )
+
+    def _put(self, queue: Queue) -> None:
+        old = self.queues.get(queue.name)
+        if old is not None and old is not queue and old.limits() != queue.limits():
+            log.warning("queue %r redefined: %s replaces %s", queue.name, queue, old)
+        self.queues[queue.name] = queue
+
+    def _tell(self, message: str) -> None:
+        """Log ``message`` once for this App."""
+        if message not in self._told:
+            self._told.add(message)
+            log.warning("%s", message)
 
     def workflow(self, name: str) -> Workflow[Any, Any]:
         """The workflow registered under ``name``; :class:`UnknownWorkflowError` if none."""

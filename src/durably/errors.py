@@ -249,6 +249,11 @@ class ChildWorkflowFailed(DurablyError):
 
     ``child_id``, ``status`` (failed, cancelled, terminated, needs_attention) and ``error`` (the
     child's error description) tell what happened. Catch it to handle the failure.
+
+    Status ``not_started``: the child's id was already held by another workflow (a top-level
+    one, another parent's child, one of another name), so no child was started; the
+    :class:`WorkflowIdConflictError` is its ``__cause__``. Like any child outcome it is
+    journaled: the parent's replays fail the same way.
     """
 
     code = "child_failed"

@@ -1,10 +1,10 @@
 """Named queues with flow control: global concurrency and rate limits, per-worker limits,
 priorities.
 
-Define a queue once, at import time of the module that holds your workflows, so that every
-process (the ones that enqueue and the workers) knows its limits::
+Define a queue on the App that runs its workflows, at import time of the module that holds them,
+so that every process (the ones that enqueue and the workers) knows its limits::
 
-    emails = durably.Queue("emails", concurrency=10, rate_limit=(100, 60.0))
+    emails = app.queue("emails", concurrency=10, rate_limit=(100, 60.0))
 
     emails.enqueue(send_welcome, user_id, id=f"welcome-{user_id}")
 
@@ -12,9 +12,20 @@ Limits hold across every worker on every host sharing the database: ``concurrenc
 workflows of the queue admitted and not finished (a workflow is admitted when a worker first
 picks it up and keeps its place until it finishes, through sleeps and waits); ``rate_limit``
 ``(n, seconds)`` caps admissions in any window of that many seconds; ``worker_concurrency``
-caps the queue's workflows in progress in one worker process. Workers serve the ``default``
-queue and every queue defined in their process, unless told which (``WorkerOptions(queues=...)``
-or ``durably worker app:app --queue gpu``).
+caps the queue's workflows in progress in one worker process. A worker serves the ``default``
+queue and every queue of its App, unless told which (``WorkerOptions(queues=...)`` or
+``durably worker app:app --queue gpu``).
+
+A queue belongs to the App that defines it (``app.queue(...)``, or ``app.add_queue(queue)`` for
+a :class:`Queue` made elsewhere): another App in the same process does not see it.
+
+A stand-alone ``durably.Queue(...)`` (the older way, still supported) belongs to no App until
+one uses it: enqueuing onto it (``queue.enqueue(wf, ...)``, ``app.enqueue(queue, ...)``) makes
+the App of that enqueue adopt it, and that App's worker serves it with its limits. Deprecated
+fallback: a stand-alone Queue that no App has adopted is still found by name (a worker serves
+it, ``app.enqueue("name", ...)`` checks against it) by an App that has no queue of that name, as
+long as the Queue object lives (the module that defines it holds it); define it with
+``app.queue(...)`` instead.
 """
 
 from __future__ import annotations
@@ -22,8 +33,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import warnings
+import weakref
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.storage.base import QueueClaim
@@ -36,9 +49,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_QUEUE",
     "Queue",
+    "QueueLimits",
     "defined_queue",
     "defined_queues",
     "enqueue_target",
+    "standalone_queue",
+    "standalone_queues",
     "validate_priority",
     "validate_queue_name",
 ]
@@ -51,7 +67,10 @@ DEFAULT_QUEUE = "default"
 """The queue of workflows started with ``app.start``: no limits unless a Queue redefines it."""
 
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
-_defined: dict[str, Queue] = {}
+_standalone: weakref.WeakValueDictionary[str, Queue] = weakref.WeakValueDictionary()
+"""Deprecated fallback: the live stand-alone Queues (``durably.Queue(...)`` registered on no
+App), by name, the latest definition of each name. Held weakly: a Queue no one holds any more
+is forgotten (so a test's queue does not outlive it)."""
 _lock = threading.Lock()
 
 
@@ -72,25 +91,63 @@ def validate_priority(priority: object) -> int:
 
 
 def enqueue_target(queue: Queue | str, priority: int) -> tuple[str, int]:
-    """The queue name and checked priority of an enqueue onto ``queue`` (a Queue, or a name:
-    checked against the Queue of that name defined here, if any)."""
+    """The queue name and checked priority of an enqueue onto ``queue`` by a process with no App
+    (a :class:`~durably.Client`): a Queue, or a name (checked against the stand-alone Queue of
+    that name, if any). An App checks against its own definitions (``Registry.enqueue_target``)."""
     if isinstance(queue, Queue):
         return queue.name, queue.check_priority(priority)
     name = validate_queue_name(queue)
-    defined = defined_queue(name)
-    return name, validate_priority(priority) if defined is None else defined.check_priority(
-        priority
+    standalone = standalone_queue(name)
+    return name, (
+        validate_priority(priority) if standalone is None else standalone.check_priority(priority)
     )
 
 
+def standalone_queue(name: str) -> Queue | None:
+    """The live stand-alone Queue named ``name`` (made with ``durably.Queue(...)`` and registered
+    on no App), if any: the deprecated fallback an App consults for a name it has no queue of."""
+    with _lock:
+        return _standalone.get(name)
+
+
+def standalone_queues() -> list[str]:
+    """The names of the live stand-alone Queues (see :func:`standalone_queue`)."""
+    with _lock:
+        return sorted(_standalone.keys())
+
+
 def defined_queue(name: str) -> Queue | None:
-    """The Queue defined in this process under ``name``, if any."""
-    return _defined.get(name)
+    """Deprecated: queues belong to their App (``app.registry.queue(name)``); this is
+    :func:`standalone_queue`, which knows no queue defined with ``app.queue(...)``."""
+    warnings.warn(
+        "durably.queues.defined_queue() is deprecated: queues belong to their App; use "
+        "app.registry.queue(name)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return standalone_queue(name)
 
 
 def defined_queues() -> list[str]:
-    """The names of every Queue defined in this process."""
-    return sorted(_defined)
+    """Deprecated: the names of the stand-alone Queues (see :func:`defined_queue`); an App's
+    are ``app.registry.queue_names()``."""
+    warnings.warn(
+        "durably.queues.defined_queues() is deprecated: queues belong to their App; use "
+        "app.registry.queue_names()",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return standalone_queues()
+
+
+class QueueLimits(TypedDict, total=False):
+    """The limits of a queue, as the keyword arguments of ``app.queue(name, ...)`` (their
+    meaning and defaults are :class:`Queue`'s)."""
+
+    concurrency: int | None
+    worker_concurrency: int | None
+    rate_limit: tuple[int, float] | None
+    priority: bool
 
 
 class Queue:
@@ -102,9 +159,15 @@ class Queue:
     across all workers. ``priority=True``: ``enqueue(..., priority=p)`` orders the queue,
     higher ``p`` first (then oldest first); without it the queue is first in, first out.
 
-    Defining a queue registers it in this process under its name (a later definition with the
-    same name replaces it); workers read the limits from the definitions in their process.
+    Define a queue with ``app.queue(name, ...)``: it belongs to that App, whose workers serve it
+    with these limits. ``durably.Queue(name, ...)`` makes a stand-alone queue, which the App of
+    its first enqueue adopts (``app.add_queue(queue)`` registers it explicitly); until then it
+    is a deprecated, process-wide fallback (see the module docstring).
     """
+
+    app: App | None
+    """The App this queue is defined on (``app.queue``/``app.add_queue``); None for a
+    stand-alone queue (which any App that enqueues onto it adopts)."""
 
     def __init__(
         self,
@@ -114,6 +177,37 @@ class Queue:
         worker_concurrency: int | None = None,
         rate_limit: tuple[int, float] | None = None,
         priority: bool = False,
+    ) -> None:
+        self._settle(name, concurrency, worker_concurrency, rate_limit, priority)
+        with _lock:
+            old = _standalone.get(self.name)
+            if old is not None and old.limits() != self.limits():
+                log.warning("queue %r redefined: %s replaces %s", name, self, old)
+            _standalone[self.name] = self
+
+    @classmethod
+    def _unlisted(cls, name: str, limits: QueueLimits) -> Queue:
+        """A queue for ``app.queue(name, **limits)``: never in the stand-alone fallback."""
+        unknown = sorted(limits.keys() - QueueLimits.__optional_keys__)
+        if unknown:
+            raise TypeError(f"app.queue() got unexpected keyword arguments: {unknown}")
+        queue = cls.__new__(cls)
+        queue._settle(
+            name,
+            limits.get("concurrency"),
+            limits.get("worker_concurrency"),
+            limits.get("rate_limit"),
+            limits.get("priority", False),
+        )
+        return queue
+
+    def _settle(
+        self,
+        name: str,
+        concurrency: int | None,
+        worker_concurrency: int | None,
+        rate_limit: tuple[int, float] | None,
+        priority: bool,
     ) -> None:
         self.name = validate_queue_name(name)
         for label, value in (("concurrency", concurrency),
@@ -143,11 +237,13 @@ class Queue:
         self.worker_concurrency = worker_concurrency
         self.rate_limit = rate_limit
         self.priority = priority
+        self.app = None
+
+    def _unlist(self) -> None:
+        """Leave the stand-alone fallback (this queue is now defined on an App)."""
         with _lock:
-            old = _defined.get(self.name)
-            if old is not None and old.limits() != self.limits():
-                log.warning("queue %r redefined: %s replaces %s", name, self, old)
-            _defined[self.name] = self
+            if _standalone.get(self.name) is self:
+                del _standalone[self.name]
 
     def limits(self) -> tuple[Any, ...]:
         """The queue's settings, comparable between definitions."""
@@ -173,7 +269,7 @@ class Queue:
         if priority and not self.priority:
             raise ConfigurationError(
                 f"queue {self.name!r} does not order by priority: define it with "
-                "durably.Queue(..., priority=True) to enqueue with a priority"
+                "app.queue(..., priority=True) to enqueue with a priority"
             )
         return priority
 
@@ -206,8 +302,9 @@ class Queue:
         priority: int = 0,
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
-        """Start ``workflow(*args, **kwargs)`` on this queue, through the App it is registered
-        on, and return its handle (starting an existing id returns that workflow).
+        """Start ``workflow(*args, **kwargs)`` on this queue, through the App ``workflow`` is
+        registered on (which adopts a stand-alone queue; a queue defined on another App is
+        refused), and return its handle (starting an existing id returns that workflow).
 
         ``priority`` (queues defined with ``priority=True``): higher runs first. ``id`` and
         ``priority`` are taken by enqueue: pass workflow parameters of those names by position.
@@ -240,17 +337,12 @@ class Queue:
 
 
 def _app_of(workflow: object) -> App:
-    from durably.definitions import Workflow
-
-    if not isinstance(workflow, Workflow):
-        raise UnknownWorkflowError(
-            f"queue.enqueue() takes a workflow function decorated with @app.workflow, got "
-            f"{type(workflow).__name__}; to enqueue by name use app.enqueue(queue, name, ...)"
-        )
-    app: App | None = workflow.app
+    """The App ``workflow`` is registered on (which checks that it is one of its workflows)."""
+    app: App | None = getattr(workflow, "app", None)  # (definitions import this module)
     if app is None:
         raise UnknownWorkflowError(
-            f"workflow {workflow.name!r} is not registered on an App: decorate it with "
-            "@app.workflow"
+            "queue.enqueue() takes a workflow function decorated with @app.workflow (on an App), "
+            f"got {type(workflow).__name__} {repr(workflow)[:100]}; to enqueue by name use "
+            "app.enqueue(queue, name, ...)"
         )
     return app

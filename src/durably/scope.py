@@ -194,7 +194,9 @@ class ChildHandle(Generic[T]):
     """A child workflow started with ``durably.start_child()``.
 
     ``await handle`` (async workflows) or ``handle.result()`` (sync workflows) waits durably for
-    its result; a child that did not complete raises :class:`~durably.ChildWorkflowFailed`.
+    its result; a child that did not complete raises :class:`~durably.ChildWorkflowFailed`, and
+    so does a child that could not start because another workflow holds its id (status
+    ``not_started``).
     """
 
     def __init__(

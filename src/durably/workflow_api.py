@@ -262,7 +262,9 @@ def start_child(
 ) -> ChildHandle[Any]:
     """Start a child workflow now and return a handle to await later (``await handle`` in async
     workflows, ``handle.result()`` in sync ones). Its id defaults to ``"<parent id>:<key>"``.
-    Cancelling or terminating the parent does the same to the child."""
+    An ``id`` already held by another workflow starts nothing: awaiting the handle raises
+    :class:`~durably.ChildWorkflowFailed` (status ``not_started``). Cancelling or terminating
+    the parent does the same to the child."""
     scope = _scope("start_child")
     if id is not None:
         from durably.ids import validate_workflow_id

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from durably.storage.base import JournalEntry, Store, WorkflowRecord, WorkflowStatus
+from durably.storage.base import (
+    JournalEntry,
+    StartChild,
+    Store,
+    WorkflowRecord,
+    WorkflowStatus,
+)
 
 T0 = 1_000_000.0
 
@@ -40,6 +47,24 @@ def resolved(
 ) -> JournalEntry:
     """A completed event (or child) entry: what a resolved wait records."""
     return JournalEntry(wid, seq, kind, name, "completed", result, None, 0, owner, epoch, T0, T0)
+
+
+def start_child(child: WorkflowRecord, waits: JournalEntry) -> StartChild:
+    """The op that starts ``child`` and records ``waits``; a conflict records the failed child
+    entry :func:`held_by` describes."""
+
+    def conflict(name: str, parent: str | None) -> JournalEntry:
+        w = waits
+        error = held_by(name, parent)
+        return JournalEntry(w.workflow_id, w.seq, w.kind, w.name, "failed", None, error, 0,
+                            w.owner, w.epoch, T0, T0)  # fmt: skip
+
+    return StartChild(child, waits, conflict)
+
+
+def held_by(name: str, parent: str | None) -> str:
+    """The error a conflicting child start records (see :func:`start_child`)."""
+    return json.dumps({"existing_name": name, "existing_parent": parent})
 
 
 def started(store: Store, *ids: str, owner: str = "o1", now: float = T0, **kw: Any) -> int:

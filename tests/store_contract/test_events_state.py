@@ -10,12 +10,11 @@ from durably.storage.base import (
     QueueClaim,
     RecordEntry,
     SetState,
-    StartChild,
     Store,
     WorkflowStatus,
 )
 
-from .helpers import T0, entry, resolved, started, waiting, wf
+from .helpers import T0, entry, resolved, start_child, started, waiting, wf
 
 
 def test_send_event_appends_wakes_and_dedups(store: Store) -> None:
@@ -63,7 +62,7 @@ def test_a_pending_workflow_takes_events_before_it_starts(store: Store) -> None:
 def test_poll_signals_reports_events_children_and_cancels(store: Store) -> None:
     epoch = started(store, "p", "q")
     ops = [
-        StartChild(
+        start_child(
             wf(k, parent_id="p", created=T0 + 1 + i), waiting("p", i, "o1", epoch, "child", k)
         )
         for i, k in enumerate(["c1", "c2"])
@@ -156,9 +155,9 @@ def test_start_child_creates_and_records_both_or_neither(store: Store) -> None:
     epoch = started(store, "p")
     kid = waiting("p", 0, "o1", epoch, "child", "k1")
     ops = [
-        StartChild(wf("k1", parent_id="p", parent_seq=0, created=T0 + 1), kid),
-        StartChild(wf("k2", parent_id="p", created=T0 + 2), waiting("p", 1, "o2", epoch, "child")),
-        StartChild(wf("k3", parent_id="p", created=T0 + 3), entry("p", 0, "o1", epoch)),
+        start_child(wf("k1", parent_id="p", parent_seq=0, created=T0 + 1), kid),
+        start_child(wf("k2", parent_id="p", created=T0 + 2), waiting("p", 1, "o2", epoch, "child")),
+        start_child(wf("k3", parent_id="p", created=T0 + 3), entry("p", 0, "o1", epoch)),
     ]
     assert store.write(ops) == [True, False, False]  # k2: not the owner; k3: seq 0 is taken
     assert store.get_workflow("k2") is None and store.get_workflow("k3") is None
@@ -169,7 +168,7 @@ def test_start_child_creates_and_records_both_or_neither(store: Store) -> None:
     assert (e.seq, e.kind, e.status) == (0, "child", "waiting")
     # a child id that exists: the entry is recorded, the existing workflow left as it was
     store.create_workflow(wf("k0", name="other", created=T0 - 5))
-    again = StartChild(
+    again = start_child(
         wf("k0", parent_id="p", created=T0 + 9), waiting("p", 1, "o1", epoch, "child")
     )
     assert store.write([again]) == [True]
@@ -188,7 +187,7 @@ def test_a_finished_child_wakes_its_parent_and_is_loaded_by_the_next_claim(store
     epoch = started(store, "p")
     child = wf("k", parent_id="p", parent_seq=0)
     assert store.write([
-        StartChild(child, waiting("p", 0, "o1", epoch, "child", "k")),
+        start_child(child, waiting("p", 0, "o1", epoch, "child", "k")),
         Park("p", "o1", epoch, FAR_FUTURE, T0, child_ids=["k"]),
     ]) == [True, True]  # fmt: skip
     assert store.claim("o1", ["w"], T0 + 1, 60.0, 10)[0].record.id == "k"

@@ -16,14 +16,13 @@ from durably.storage.base import (
     RecordAttempt,
     RecordEntry,
     SetState,
-    StartChild,
     StepAttempt,
     Store,
     WorkflowStatus,
     WriteOp,
 )
 
-from .helpers import T0, entry, resolved, started, waiting, wf
+from .helpers import T0, entry, resolved, start_child, started, waiting, wf
 
 
 def test_park_releases_the_lease_until_the_timer(store: Store) -> None:
@@ -161,7 +160,7 @@ def every_kind(epoch: int, *, refused: str | None) -> list[WriteOp]:
         RecordEntry(entry("a", 0, "o1", e("entry"))),
         RecordAttempt(StepAttempt("b", 0, 1, "{}", "o1", e("attempt"), T0, T0)),
         SetState("c", "o1", e("state"), "k", '"v"', 0, T0),
-        StartChild(wf("kid", parent_id="d"), waiting("d", 0, "o1", e("child"), "child", "kid")),
+        start_child(wf("kid", parent_id="d"), waiting("d", 0, "o1", e("child"), "child", "kid")),
         ConsumeEvent(resolved("e", 0, "o1", e("consume"), '"x"'), 0),  # event id set below
         DeliverCancel("f", "o1", e("cancel"), "0"),
         Park("g", "o1", e("park"), T0 + 50, T0),

@@ -57,12 +57,16 @@ async def async_client() -> None:
 
 
 emails = durably.Queue("typing-emails", concurrency=10, rate_limit=(100, 60.0), priority=True)
+gpu = app.queue("typing-gpu", worker_concurrency=1, rate_limit=(5, 1.0))
+assert_type(gpu, durably.Queue)
+assert_type(app.add_queue(durably.Queue("typing-more")), durably.Queue)
 
 
 def enqueue() -> None:
     handle = emails.enqueue(transfer, "alice", "bob", 1, id="t-2", priority=5)
     assert_type(handle, durably.WorkflowHandle[dict[str, object]])
     assert_type(emails.enqueue(sync_transfer, "a", 1).result(), int)
+    assert_type(gpu.enqueue(sync_transfer, "a", 1).result(), int)
     assert_type(app.enqueue("typing-emails", "transfer", "a", "b", 1), durably.WorkflowHandle[Any])
     workers = app.list_workers()
     assert_type(workers, list[durably.WorkerInfo])

@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from durably import limits
 from durably.app.handles import LocalHandleSource
@@ -20,7 +20,7 @@ from durably.definitions import Registry, Step, Workflow, not_a_workflow, qualif
 from durably.errors import ConfigurationError, UnknownWorkflowError, WorkflowIdConflictError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.ids import new_workflow_id, validate_workflow_id
-from durably.queues import DEFAULT_QUEUE, Queue, enqueue_target
+from durably.queues import DEFAULT_QUEUE, Queue, QueueLimits
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer, Serializer
 from durably.storage import (
@@ -236,6 +236,21 @@ class App(Lifecycle):
 
         return register if fn is None else register(fn)
 
+    # -- queues (they belong to this App: its workers serve them, its enqueues check them) ----
+
+    def queue(self, name: str, **limits: Unpack[QueueLimits]) -> Queue:
+        """Define the queue ``name`` on this App with its limits (``concurrency``,
+        ``worker_concurrency``, ``rate_limit``, ``priority``: see :class:`durably.Queue`) and
+        return it: ``emails = app.queue("emails", concurrency=10)``, then
+        ``emails.enqueue(wf, ...)``. This App's workers serve it; other Apps do not see it. A
+        later definition of the name replaces this one."""
+        return self.registry.add_queue(Queue._unlisted(name, limits), self)
+
+    def add_queue(self, queue: Queue) -> Queue:
+        """Define a :class:`durably.Queue` made elsewhere on this App (as :meth:`queue`) and
+        return it; a queue defined on another App is refused."""
+        return self.registry.add_queue(queue, self)
+
     # -- starting and inspecting ---------------------------------------------------------------
 
     async def _resolve_async(self, workflow: Workflow[..., Any] | str, id: str | None) -> str:
@@ -374,7 +389,7 @@ class App(Lifecycle):
         was written or run). Checks the id, then the name (registered here or served by a
         worker on this database), then the queue."""
         resolved = self._resolve(name, id)
-        queue_name, priority = enqueue_target(queue, priority)
+        queue_name, priority = self.registry.enqueue_target(queue, priority, self)
         return self._create(resolved, tuple(args), dict(kwargs or {}), id, queue_name, priority)
 
     async def _start_async(
@@ -430,7 +445,7 @@ class App(Lifecycle):
         first. As with :meth:`start`, an existing ``id`` returns that workflow, whatever queue
         it is on.
         """
-        name, priority = enqueue_target(queue, priority)
+        name, priority = self.registry.enqueue_target(queue, priority, self)
         return self._create(self._resolve(workflow, id), args, kwargs, id, name, priority)[0]
 
     async def enqueue_async(
@@ -444,7 +459,7 @@ class App(Lifecycle):
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         """Async twin of :meth:`enqueue`."""
-        name, priority = enqueue_target(queue, priority)
+        name, priority = self.registry.enqueue_target(queue, priority, self)
         resolved = await self._resolve_async(workflow, id)
         return await self._start_async(resolved, args, kwargs, id, name, priority)
 

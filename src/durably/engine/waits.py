@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from durably.definitions import Workflow
-from durably.errors import Cancelled, ChildWorkflowFailed, DurablyError, EventTimeoutError
+from durably.errors import (
+    Cancelled,
+    ChildWorkflowFailed,
+    DurablyError,
+    EventTimeoutError,
+    WorkflowIdConflictError,
+)
 from durably.scope import NO_DEFAULT, WorkflowAborted
 from durably.storage.base import (
     FAR_FUTURE,
@@ -186,7 +192,7 @@ class Waits:
     def _check_idle(self) -> None:
         self._check_scheduled = False
         ctx = self.ctx
-        if ctx.halted is not None or self.active_steps or not self.blocked:
+        if ctx.halted is not None or not self._idle():
             return
         threshold = ctx.runtime.eviction_threshold
         deadlines = [w.deadline for w in self.blocked.values() if w.deadline is not None]
@@ -204,8 +210,14 @@ class Waits:
 
     def _park_if_still_idle(self, generation: int) -> None:
         self._idle_timer = None
-        if generation == self._idle_generation and not self.active_steps and self.blocked:
+        if generation == self._idle_generation and self._idle():
             self.park()
+
+    def _idle(self) -> bool:
+        """No step or commit running, and every branch blocked on a wait nothing woke yet (a
+        woken one resumes soon, and re-checks when it blocks again)."""
+        waits = self.blocked.values()
+        return not self.active_steps and bool(waits) and not any(w.future.done() for w in waits)
 
     def park(self) -> None:
         """Unwind this execution and release the workflow until its next wake-up."""
@@ -362,10 +374,64 @@ class Waits:
             )  # fmt: skip
             ref = rt.codec.encode({"id": child_id}, what="child reference")
             waiting = ctx.new_entry(seq, "child", wf.name, "waiting", ref)
-            rt.record(StartChild(child, waiting), ctx.on_written)
+            op = StartChild(child, waiting, self._conflict_entry(seq, wf.name, child_id))
             ctx.journal[seq] = waiting
+            # not idle (so not parked) until the store said whether the id was free
+            rt.loop.call_soon_threadsafe(self.step_started)
+            rt.record(op, lambda applied: self._child_started(op, applied))
             rt.notify_new_work()
         return seq, child_id
+
+    def _conflict_entry(
+        self, seq: int, name: str, child_id: str
+    ) -> Callable[[str, str | None], JournalEntry]:
+        """What a start of child ``name`` at ``seq`` records if ``child_id`` is held by another
+        workflow (given the holder's name and parent): a failed entry that fails every replay
+        the same way."""
+        ctx = self.ctx
+
+        def conflict(holder: str, holder_parent: str | None) -> JournalEntry:
+            if holder_parent is None:
+                who = "a top-level workflow"
+            elif holder_parent == ctx.workflow_id:
+                who = "another child of this workflow"
+            else:
+                who = f"a child of workflow {holder_parent!r}"
+            error = {
+                "type": "WorkflowIdConflictError",
+                "message": (
+                    f"workflow {ctx.workflow_id!r} could not start child workflow {name!r} "
+                    f"with id {child_id!r}: that id is already held by {who} named {holder!r}, "
+                    "so nothing was started. Pass start_child() another id, or omit id= for "
+                    "one generated from the parent's id"
+                ),
+                "status": "not_started",
+                "child_id": child_id,
+                "existing_name": holder,
+                "existing_parent": holder_parent,
+            }
+            error_text = ctx.runtime.codec.encode_error(error)
+            return ctx.new_entry(seq, "child", name, "failed", None, error=error_text)
+
+        return conflict
+
+    def _child_started(self, op: StartChild, applied: bool | BaseException) -> None:
+        """Callback (on any thread) of a child start's write: a rejected one halts the
+        execution; an accepted one ends the wait for the store's answer, and a conflict fails
+        the waits on that child."""
+        if applied is not True:
+            self.ctx.on_written(applied)
+        try:
+            self.ctx.runtime.loop.call_soon_threadsafe(self._child_start_done, op)
+        except RuntimeError:  # the loop is closed: the execution is gone
+            pass
+
+    def _child_start_done(self, op: StartChild) -> None:
+        self.step_finished()
+        failed = op.conflicted
+        if failed is not None and self.ctx.halted is None:
+            self.ctx.journal[failed.seq] = failed
+            self._wake(lambda w: w.kind == "child" and w.seq == failed.seq)
 
     async def child_result(self, seq: int, child_id: str, wf: Workflow[Any, Any]) -> Any:
         """Wait for child ``child_id`` (started at ``seq``) and return its result."""
@@ -398,6 +464,16 @@ class Waits:
             return ctx.runtime.codec.decode(entry.result or "null", wf.return_hint)
         error = ctx.runtime.codec.decode_error(entry.error) if entry.error else {}
         status = error.get("status", "failed")
+        if status == "not_started":  # its id was held by another workflow
+            message = str(error.get("message"))
+            cause = WorkflowIdConflictError(
+                message, workflow_id=child_id, name=wf.name,
+                existing_name=str(error.get("existing_name", "")),
+            )  # fmt: skip
+            raise ChildWorkflowFailed(
+                message, workflow_id=ctx.workflow_id, child_id=child_id, status=status,
+                error=error,
+            ) from cause  # fmt: skip
         raise ChildWorkflowFailed(
             f"child workflow {child_id!r} ({wf.name}) of {ctx.workflow_id!r} ended {status}: "
             f"{error.get('type')}: {error.get('message')}",

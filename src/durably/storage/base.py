@@ -205,11 +205,24 @@ class SetState:
 
 @dataclass(slots=True)
 class StartChild:
-    """Write op: create workflow ``child`` (unless its id exists) and record ``entry`` (a
-    ``waiting`` child entry of the parent), both or neither, fenced by the parent's lease."""
+    """Write op: create workflow ``child`` and record ``entry`` (a ``waiting`` child entry of
+    the parent), both or neither, fenced by the parent's lease.
+
+    A workflow that already holds the child's id is this very start made before (a replay, a
+    retried commit) if it is a child of the same parent (``child.parent_id``) with the same
+    name: then only ``entry`` is recorded. Any other holder (a top-level workflow, another
+    parent's child, a workflow of another name) is a conflict: nothing is created, the entry
+    ``conflict(holder's name, holder's parent id or None)`` is recorded instead of ``entry`` (a
+    failed child entry, so that every replay of the parent fails the same way, with no second
+    attempt), and the write sets ``conflicted`` to it: how its maker learns of the conflict.
+    ``conflict`` runs inside the write's transaction: it must be quick and do no I/O.
+    """
 
     child: WorkflowRecord
     entry: JournalEntry
+    conflict: Callable[[str, str | None], JournalEntry]
+    conflicted: JournalEntry | None = None
+    """Set by :meth:`Store.write`: the entry recorded instead of ``entry`` (None: no conflict)."""
 
 
 @dataclass(slots=True)

@@ -69,6 +69,8 @@ _FINISH = (
     f"owner = NULL, lease_expires_at = NULL WHERE {_HELD} RETURNING parent_id, queue"
 )
 _WAKE = f"UPDATE workflows SET wake_at = ? WHERE id = ? AND {_LIVE}"
+_HOLDER = "SELECT name, parent_id FROM workflows WHERE id = ?"
+"""Who holds a child's id that its start found taken."""
 _LOCK = "SELECT 1 FROM workflows WHERE " + _HELD + "{lock}"
 _PARK = (
     "UPDATE workflows SET owner = NULL, lease_expires_at = NULL, updated_at = ?, "
@@ -125,6 +127,7 @@ class Ops:
         self.wake = d.sql(_WAKE)
         self.lock = d.sql(_LOCK)
         self.park = d.sql(_PARK)
+        self.holder = d.sql(_HOLDER)
         self.consume = d.sql(_CONSUME)
         self.set_state = d.sql(_SET_STATE)
         self.end_run = d.sql(_END_RUN)
@@ -226,10 +229,22 @@ class Ops:
         return True
 
     def _start_child(self, conn: Any, op: StartChild, wake: set[str]) -> bool:
+        op.conflicted = None  # a retried or split commit applies the op afresh
         if not self._entry(conn, op.entry):
             return False
-        if conn.execute(self.insert_workflow, record_params(op.child)).rowcount == 1:
+        child = op.child
+        if conn.execute(self.insert_workflow, record_params(child)).rowcount == 1:
             wake.add("new")
+            return True
+        row = conn.execute(self.holder, (child.id,)).fetchone()
+        name, parent = (row[0], row[1]) if row is not None else ("", None)
+        if row is not None and parent == child.parent_id and name == child.name:
+            return True  # this parent started it before: the start is idempotent
+        # held by another workflow: the waiting entry just written becomes the failed one
+        conflicted = op.conflict(name, parent)
+        if not self._entry(conn, conflicted):  # not the same call's entry: a bug of its maker
+            raise ValueError(f"StartChild of {child.id!r}: its conflict entry does not match")
+        op.conflicted = conflicted
         return True
 
     def _park(self, conn: Any, op: Park, wake: set[str]) -> bool:

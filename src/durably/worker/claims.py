@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from durably.queues import defined_queue
 from durably.storage.base import (
     ClaimedWorkflow,
     CreateWorkflow,
@@ -64,8 +63,7 @@ class Claims(Host):
             return None
         if not self.serves(record):
             return None
-        queue = defined_queue(record.queue)
-        if queue is not None and queue.limited:
+        if self._limited_queue(record.queue):
             return None  # a limited queue admits it in a claim, where its limits are checked
         with self._adopt_lock:  # counted until spawned, so that capacity is never exceeded
             if self._busy() >= self.options.max_concurrent:
@@ -102,7 +100,7 @@ class Claims(Host):
     def _queue_claims(self) -> list[QueueClaim]:
         claims = []
         for name in self.queue_names():
-            queue = defined_queue(name)
+            queue = self.registry.queue(name)
             in_progress = self._in_queue.get(name, 0)
             claims.append(QueueClaim(name) if queue is None else queue.claim(in_progress))
         return claims

@@ -38,7 +38,9 @@ class WorkerOptions:
     memory and replayed when it wakes; 0 unwinds every wait at once."""
     queues: tuple[str, ...] | None = None
     """The queues this worker serves (e.g. ``("gpu",)`` on a GPU machine). None: the
-    ``default`` queue and every :class:`~durably.Queue` defined in this process."""
+    ``default`` queue and every queue of the worker's App (``app.queue(...)``, and the
+    stand-alone :class:`~durably.Queue` objects it adopted or, deprecated, that live in this
+    process)."""
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_interval <= 0:

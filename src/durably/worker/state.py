@@ -16,7 +16,6 @@ from durably.codec import Codec, codec_for
 from durably.definitions import Registry
 from durably.engine import Execution
 from durably.errors import DurablyError
-from durably.queues import DEFAULT_QUEUE, defined_queue, defined_queues
 from durably.serialization import Serializer
 from durably.storage.base import Ended, Store, WorkflowRecord
 from durably.storage.committer import GroupCommitter
@@ -96,14 +95,19 @@ class WorkerState:
 
     def serves(self, record: WorkflowRecord) -> bool:
         """Whether this worker runs workflows of ``record``'s name and queue."""
-        return record.name in self.registry.workflows and record.queue in self.queue_names()
+        if record.name not in self.registry.workflows:
+            return False
+        if self.options.queues is not None:
+            return record.queue in self.options.queues
+        return self.registry.serves_queue(record.queue)
 
     def queue_names(self) -> list[str]:
-        """The queues served: :attr:`WorkerOptions.queues`, or ``default`` and every Queue
-        defined in this process (looked up each time: a queue defined later is served too)."""
+        """The queues served: :attr:`WorkerOptions.queues`, or ``default`` and every queue of
+        the App (:meth:`Registry.queue_names`; looked up each time: a queue defined or adopted
+        later is served too)."""
         if self.options.queues is not None:
             return list(self.options.queues)
-        return [DEFAULT_QUEUE, *(q for q in defined_queues() if q != DEFAULT_QUEUE)]
+        return self.registry.queue_names()
 
     def runs_unfinished(self, workflow_id: str) -> bool:
         """Whether ``workflow_id`` runs here and is not finishing (thread-safe snapshot)."""
@@ -176,7 +180,6 @@ class WorkerState:
         if self._wake is not None:  # runnable again: any worker, this one too, may take it
             self._wake.set()
 
-    @staticmethod
-    def _limited_queue(name: str | None) -> bool:
-        queue = None if name is None else defined_queue(name)
+    def _limited_queue(self, name: str | None) -> bool:
+        queue = None if name is None else self.registry.queue(name)
         return queue is not None and queue.limited
