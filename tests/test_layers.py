@@ -20,8 +20,12 @@ CYCLE_EXEMPTIONS: dict[tuple[str, str], str] = {
     "Execution; type it as a Protocol of what Waits uses, declared in waits.py",
     ("durably.app.handles", "durably.app"): "type-only: type LocalHandleSource's App as a "
     "Protocol of the members it reads, declared in app/handles.py",
-    ("durably.queues", "durably.app"): "type-only (Workflow.app, also a layer violation): type "
-    "_app_of's result as a Protocol of enqueue/enqueue_async declared in queues.py",
+    ("durably.queues", "durably.app"): "type-only (also a layer violation): type Queue.app "
+    "and Workflow.app as a Protocol of what they use of an App, declared in queues.py",
+    ("durably.definitions", "durably.app"): "type-only (also a layer violation): the same "
+    "Protocol for Workflow.app and the Registry's app arguments",
+    ("durably.queues", "durably.definitions"): "type-only (also a layer violation): type "
+    "Queue.enqueue's workflow as a Protocol declared in queues.py",
 }
 
 
