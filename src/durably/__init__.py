@@ -3,6 +3,9 @@
 Workflows are ordinary functions; every step they call is checkpointed in a journal, so a
 workflow survives crashes, restarts and deploys, resumes where it stopped, and never repeats a
 completed step. Embedded SQLite by default; no server needed.
+
+This module is the public API: it re-exports names from every layer of the package. Which
+module may import which is in the README ("Package layout"), checked by tests/test_layers.py.
 """
 
 import typing as _typing
