@@ -8,17 +8,14 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from durably.app import App
 from durably.tokens import check_token
 
-from . import dapr, routes
 from .auth import Guard
-from .endpoint import not_found
-from .openapi import openapi
+from .endpoint import ServedApp, not_found
+from .openapi import OPERATIONS, openapi
+from .operation import routes
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -52,10 +49,7 @@ def create_app(
         if missing is not None:  # serving it would create an empty database: a typo, surely
             raise missing
     client = database if isinstance(database, App) else App(database)
-    document = openapi()
-
-    async def openapi_json(request: Request) -> Response:
-        return JSONResponse(document)
+    served: ServedApp = client  # what the routes may use of it (never its store)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -65,14 +59,18 @@ def create_app(
             client.close()
 
     web = Starlette(
-        routes=[
-            *routes.routes(),
-            *dapr.routes(),
-            Route("/openapi.json", openapi_json, methods=["GET"]),
+        routes=routes(OPERATIONS),
+        middleware=[
+            Middleware(
+                Guard,
+                token=token,
+                max_body=max_body_bytes,
+                open_paths=frozenset(op.path for op in OPERATIONS if not op.auth),
+            )
         ],
-        middleware=[Middleware(Guard, token=token, max_body=max_body_bytes)],
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,
     )
-    web.state.durably = client
+    web.state.durably = served
+    web.state.openapi = openapi()
     return web

@@ -27,7 +27,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/healthz"})
-"""Paths served without a token (liveness probes carry none)."""
+"""Paths served without a token by default (liveness probes carry none); the server passes
+those of its operation table that need no auth."""
 
 
 def _too_large(limit: int) -> ApiError:
@@ -45,8 +46,16 @@ def _is_dapr(scope: Scope) -> bool:
 class Guard:
     """ASGI middleware: 401 without the right token (when one is set), 413 over ``max_body``."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        max_body: int,
+        open_paths: frozenset[str] = OPEN_PATHS,
+    ) -> None:
         self.app = app
+        self.open_paths = open_paths
         self.token = check_token(token).encode("ascii") if token is not None else None
         self.max_body = max_body
 
@@ -68,7 +77,7 @@ class Guard:
         headers = Headers(scope=scope)
         if (
             self.token is not None
-            and scope["path"] not in OPEN_PATHS
+            and scope["path"] not in self.open_paths
             and not self._authorized(headers)
         ):
             error = ApiError(

@@ -67,38 +67,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bearer token every request must carry (default: $DURABLY_TOKEN; "
         "none: no auth, loopback only)",
     )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=whole_number(1),
-        default=DEFAULT_MAX_BODY_BYTES,
-        metavar="N",
-        help="largest request body accepted (default 1 MiB)",
-    )
-    parser.add_argument(
-        "--header-timeout",
-        type=seconds(3600),
-        default=DEFAULT_HEADER_TIMEOUT,
-        metavar="S",
-        help="close a connection whose request line and headers have not all arrived S seconds "
-        "after it opened or after its previous response (408 if part came; default "
-        f"{DEFAULT_HEADER_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--keep-alive-timeout",
-        type=whole_number(1),
-        default=DEFAULT_KEEP_ALIVE_TIMEOUT,
-        metavar="S",
-        help="close a connection idle S whole seconds after a response (default "
-        f"{DEFAULT_KEEP_ALIVE_TIMEOUT}; behind a proxy, keep it above the proxy's own)",
-    )
-    parser.add_argument(
-        "--limit-concurrency",
-        type=whole_number(1),
-        default=DEFAULT_LIMIT_CONCURRENCY,
-        metavar="N",
-        help="answer 503 to new requests while N connections are open or N requests are in "
-        f"progress (default {DEFAULT_LIMIT_CONCURRENCY})",
-    )
+    limits = [  # (option, type, default, metavar, help)
+        ("--max-body-bytes", whole_number(1), DEFAULT_MAX_BODY_BYTES, "N",
+         "largest request body accepted (default 1 MiB)"),
+        ("--header-timeout", seconds(3600), DEFAULT_HEADER_TIMEOUT, "S",
+         "close a connection whose request line and headers have not all arrived S seconds "
+         "after it opened or after its previous response (408 if part came; default "
+         f"{DEFAULT_HEADER_TIMEOUT:g})"),
+        ("--keep-alive-timeout", whole_number(1), DEFAULT_KEEP_ALIVE_TIMEOUT, "S",
+         "close a connection idle S whole seconds after a response (default "
+         f"{DEFAULT_KEEP_ALIVE_TIMEOUT}; behind a proxy, keep it above the proxy's own)"),
+        ("--limit-concurrency", whole_number(1), DEFAULT_LIMIT_CONCURRENCY, "N",
+         "answer 503 to new requests while N connections are open or N requests are in "
+         f"progress (default {DEFAULT_LIMIT_CONCURRENCY})"),
+    ]  # fmt: skip
+    for option, kind, default, metavar, text in limits:
+        parser.add_argument(option, type=kind, default=default, metavar=metavar, help=text)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every request (INFO level)"
     )
@@ -152,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(missing.message)
     try:
         client = App(args.db)
-        client.store  # noqa: B018 - open and migrate now: a bad URL fails here, not per request
+        client.list_workflows(limit=1)  # opens and migrates: a bad URL fails now, not per request
     except DurablyError as exc:
         return _error(str(exc))
     except Exception as exc:  # the database driver's own error (unreachable server...)

@@ -12,22 +12,23 @@ import re
 from typing import Any
 
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from durably import limits
-from durably.app import App
 from durably.errors import SerializationError, UnknownWorkflowError
-from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
+from durably.storage.base import TERMINAL_STATUSES, WorkflowStatus
 
-from .endpoint import Call, endpoint, json_response
-from .errors import ApiError
+from . import models as m
+from .endpoint import Call, Handler, ServedApp, json_response
+from .errors import ApiError, known
 from .inputs import is_json_type, parse_json
-from .routes import unknown_name
-from .views import iso, stored, to_json
+from .operation import Body, Operation, Reply
+from .routes import EXAMPLE_ID, unknown_name
+from .views import iso, to_json
 
-__all__ = ["DAPR_STATUS", "routes"]
+__all__ = ["DAPR_ID_PATTERN", "DAPR_STATUS", "OPERATIONS", "PREFIXES"]
 
 PREFIXES = ("/v1.0/workflows", "/v1.0-beta1/workflows")
+DAPR_ID_PATTERN = "^[A-Za-z0-9_-]+$"
 _DAPR_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 DAPR_STATUS = {
@@ -77,13 +78,6 @@ def _payload(call: Call) -> tuple[bool, Any]:
         raise ApiError("bad_request", exc.message) from None
 
 
-def _record(app: App, wid: str) -> WorkflowRecord:
-    rec = app.store.get_workflow(wid)
-    if rec is None:
-        raise ApiError("not_found", f"no workflow instance with ID {wid!r}")
-    return rec
-
-
 def _accepted() -> Response:
     return Response(status_code=202)
 
@@ -124,18 +118,18 @@ def get(call: Call) -> Response:
     """GET .../{component}/{instanceID}: status, times and properties (input, output,
     failure details), each property a JSON string as in Dapr."""
     _component(call)
-    rec = _record(call.app, _dapr_id(call.param("id")))
+    wid = _dapr_id(call.param("id"))
+    with known(wid, dapr=True):
+        info = call.app.handle(wid).info()
     properties: dict[str, str] = {}
-    codec = call.app.codec
-    call_input = _single_input(to_json(codec.view_input(rec.input)))
+    call_input = _single_input(to_json(info.input))
     if call_input is not None:
         properties["dapr.workflow.input"] = json.dumps(call_input)
-    if rec.output is not None:
-        output = stored(codec, rec.output)
+    if info.output_preview is not None:  # an output was stored (null too)
         properties["dapr.workflow.output"] = json.dumps(
-            output, ensure_ascii=False, separators=_COMPACT
+            to_json(info.output), ensure_ascii=False, separators=_COMPACT
         )
-    error = None if rec.error is None else codec.view_error(rec.error)
+    error = info.error
     if isinstance(error, dict):
         properties["dapr.workflow.failure.error_type"] = str(error.get("type", ""))
         properties["dapr.workflow.failure.error_message"] = str(error.get("message", ""))
@@ -143,78 +137,137 @@ def get(call: Call) -> Response:
             properties["dapr.workflow.failure.stack_trace"] = str(error["traceback"])
     return json_response(
         {
-            "instanceID": rec.id,
-            "workflowName": rec.name,
-            "createdAt": iso(rec.created_at),
-            "lastUpdatedAt": iso(rec.updated_at),
-            "runtimeStatus": DAPR_STATUS.get(rec.status, "RUNNING"),
+            "instanceID": info.id,
+            "workflowName": info.name,
+            "createdAt": iso(info.created_at),
+            "lastUpdatedAt": iso(info.updated_at),
+            "runtimeStatus": DAPR_STATUS.get(info.status, "RUNNING"),
             "properties": properties,
         }
     )
 
 
-def _target(call: Call) -> tuple[App, WorkflowRecord]:
+def _target(call: Call) -> tuple[ServedApp, str, WorkflowStatus]:
+    """The App, the instance's id and its status (404 if there is none)."""
     _component(call)
-    return call.app, _record(call.app, _dapr_id(call.param("id")))
+    wid = _dapr_id(call.param("id"))
+    with known(wid, dapr=True):
+        return call.app, wid, call.app.handle(wid).status()
 
 
 def terminate(call: Call) -> Response:
     """POST .../{instanceID}/terminate: stop it now (a finished one is left as it is)."""
-    app, rec = _target(call)
-    if rec.status not in TERMINAL_STATUSES:
-        app.terminate(rec.id, "terminated through the Dapr workflow API")
+    app, wid, status = _target(call)
+    if status not in TERMINAL_STATUSES:
+        app.terminate(wid, "terminated through the Dapr workflow API")
     return _accepted()
 
 
 def raise_event(call: Call) -> Response:
     """POST .../{instanceID}/raiseEvent/{eventName}: the body is the event's payload."""
-    app, rec = _target(call)
+    app, wid, _ = _target(call)
     event = limits.check_event_name(call.param("event"))
     _, value = _payload(call)
-    app.send_event(rec.id, event, app.codec.from_json(value))
+    app.send_event(wid, event, app.codec.from_json(value))
     return _accepted()
 
 
 def pause(call: Call) -> Response:
     """POST .../{instanceID}/pause."""
-    app, rec = _target(call)
-    app.suspend(rec.id)
+    app, wid, _ = _target(call)
+    app.suspend(wid)
     return _accepted()
 
 
 def resume(call: Call) -> Response:
     """POST .../{instanceID}/resume (a running one is left as it is)."""
-    app, rec = _target(call)
-    if rec.status in TERMINAL_STATUSES:
-        raise ApiError("conflict", f"cannot resume workflow {rec.id!r}: it is {rec.status.value}")
-    if rec.status is WorkflowStatus.SUSPENDED:
-        app.resume(rec.id)
+    app, wid, status = _target(call)
+    if status in TERMINAL_STATUSES:
+        raise ApiError("conflict", f"cannot resume workflow {wid!r}: it is {status.value}")
+    if status is WorkflowStatus.SUSPENDED:
+        app.resume(wid)
     return _accepted()
 
 
 def purge(call: Call) -> Response:
     """POST .../{instanceID}/purge: delete a finished instance and its history."""
-    app, rec = _target(call)
-    app.purge(rec.id)
+    app, wid, _ = _target(call)
+    app.purge(wid)
     return _accepted()
 
 
-def routes() -> list[BaseRoute]:
-    """The Dapr routes, under both API versions."""
-    table: list[BaseRoute] = []
-    for prefix in PREFIXES:
-        base = f"{prefix}/{{component}}"
-        table += [
-            Route(f"{base}/{{name}}/start", endpoint(start, dapr=True), methods=["POST"]),
-            Route(f"{base}/{{id}}", endpoint(get, dapr=True), methods=["GET"]),
-            Route(f"{base}/{{id}}/terminate", endpoint(terminate, dapr=True), methods=["POST"]),
-            Route(
-                f"{base}/{{id}}/raiseEvent/{{event}}",
-                endpoint(raise_event, dapr=True),
-                methods=["POST"],
-            ),
-            Route(f"{base}/{{id}}/pause", endpoint(pause, dapr=True), methods=["POST"]),
-            Route(f"{base}/{{id}}/resume", endpoint(resume, dapr=True), methods=["POST"]),
-            Route(f"{base}/{{id}}/purge", endpoint(purge, dapr=True), methods=["POST"]),
-        ]
-    return table
+# -- the table: routes and OpenAPI paths, under both API versions -----------------------------
+
+_ID_SCHEMA = {"type": "string", "pattern": DAPR_ID_PATTERN, "maxLength": 200}
+_PATH_PARAMS = {
+    "component": {"name": "component", "in": "path", "required": True, "schema": _ID_SCHEMA},
+    "name": {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "example": "greet",
+    },
+    "id": {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": _ID_SCHEMA,
+        "example": EXAMPLE_ID,
+    },
+    "event": {
+        "name": "event",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "maxLength": 200},
+    },
+}
+_ERRORS = (400, 401, 404, 409, 503)
+_ANY_BODY = Body({"nullable": True, "description": "any JSON value"}, required=False)
+_ACCEPTED = {202: Reply(None, "Accepted")}
+
+
+def _operations(prefix: str) -> list[Operation]:
+    version = prefix.rsplit("/", 2)[-2]
+
+    def op(
+        method: str, path: str, handler: Handler, summary: str, replies: dict[int, Reply],
+        errors: tuple[int, ...] = _ERRORS, **kw: Any,
+    ) -> Operation:  # fmt: skip
+        return Operation(
+            method, f"{prefix}/{{component}}{path}", handler, f"Dapr {version} {summary}",
+            replies, errors, _PATH_PARAMS, dapr=True, **kw,
+        )  # fmt: skip
+
+    instance_id = {"name": "instanceID", "in": "query", "required": False, "schema": _ID_SCHEMA}
+    commands = {"terminate": terminate, "pause": pause, "resume": resume, "purge": purge}
+    return [
+        op(
+            "POST",
+            "/{name}/start",
+            start,
+            "start workflow",
+            {202: Reply(m.DaprStarted, "Started")},
+            (*_ERRORS, 413),
+            params=(instance_id,),
+            body=_ANY_BODY,
+        ),
+        op("GET", "/{id}", get, "get workflow", {200: Reply(m.DaprWorkflow, "The instance")}),
+        op(
+            "POST",
+            "/{id}/raiseEvent/{event}",
+            raise_event,
+            "raise event",
+            _ACCEPTED,
+            (*_ERRORS, 413),
+            body=_ANY_BODY,
+        ),
+        *(
+            op("POST", f"/{{id}}/{verb}", handler, f"{verb} workflow", _ACCEPTED)
+            for verb, handler in commands.items()
+        ),
+    ]
+
+
+OPERATIONS: tuple[Operation, ...] = tuple(op for prefix in PREFIXES for op in _operations(prefix))
+"""The Dapr routes' operations, under both API versions."""

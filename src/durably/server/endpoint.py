@@ -1,30 +1,49 @@
-"""How a route runs: read the body on the event loop, run the handler (which calls the
-synchronous ``App``) in a worker thread, and turn every error into a JSON answer."""
+"""How a route runs: read the body on the event loop, run the handler (one calling the
+synchronous ``App`` in a worker thread, an ``async`` one on the loop), and turn every error into a
+JSON answer."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from durably.app import App
+from durably.codec import Codec
+from durably.operations import WorkflowOperations
 
 from .errors import ApiError, from_exception
 from .inputs import json_body
 
-__all__ = ["Call", "by_method", "endpoint", "json_response", "not_found"]
+__all__ = ["Call", "ServedApp", "by_method", "endpoint", "json_response", "not_found"]
+
+
+class ServedApp(WorkflowOperations, Protocol):
+    """What the server uses of the :class:`durably.App` it serves: the workflow operations
+    (:class:`durably.WorkflowOperations`), the codec that turns JSON into values and back, and
+    the database URL (only to scrub it from driver errors). Never the App's store."""
+
+    @property
+    def codec(self) -> Codec:
+        """How the App stores values."""
+        ...
+
+    @property
+    def database_url(self) -> str:
+        """The database URL (secret: scrubbed from every answer)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
     """One request as a handler sees it: the App, the request, its path parameters and body."""
 
-    app: App
+    app: ServedApp
     request: Request
     body: bytes
 
@@ -40,7 +59,9 @@ class Call:
         )
 
 
-Handler = Callable[[Call], Response]
+Handler = Callable[[Call], Response] | Callable[[Call], Awaitable[Response]]
+"""A route's handler: a function run in a worker thread, or a coroutine function run on the
+event loop."""
 
 
 class _JsonResponse(JSONResponse):
@@ -62,14 +83,18 @@ def json_response(
 
 
 def endpoint(handler: Handler, *, dapr: bool = False) -> Callable[[Request], Awaitable[Response]]:
-    """A Starlette endpoint running ``handler`` in a thread; errors become JSON answers (in
-    Dapr's shape too when ``dapr``)."""
+    """A Starlette endpoint running ``handler`` (a function in a thread, a coroutine function
+    on the loop); errors become JSON answers (in Dapr's shape too when ``dapr``)."""
 
     async def run(request: Request) -> Response:
-        app: App = request.app.state.durably
+        app: ServedApp = request.app.state.durably
         try:
             body = await request.body() if request.method in ("POST", "PUT", "DELETE") else b""
-            return await run_in_threadpool(handler, Call(app, request, body))
+            call = Call(app, request, body)
+            if inspect.iscoroutinefunction(handler):
+                response: Response = await handler(call)
+                return response
+            return await run_in_threadpool(cast(Callable[[Call], Response], handler), call)
         except Exception as exc:
             return from_exception(exc, app.database_url).response(dapr=dapr)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -26,7 +28,7 @@ from durably.errors import (
 )
 from durably.storage.urls import scrub
 
-__all__ = ["STATUS", "ApiError", "error_body", "from_exception"]
+__all__ = ["STATUS", "ApiError", "error_body", "from_exception", "known", "missing_workflow"]
 
 log = logging.getLogger("durably.server")
 
@@ -104,6 +106,29 @@ def _unavailable(exc: BaseException) -> bool:
         "PoolTimeout",
         "TooManyRequests",
     )
+
+
+def missing_workflow(workflow_id: str, *, dapr: bool = False) -> ApiError:
+    """The 404 for a workflow id that names no workflow (in the Dapr routes' words if
+    ``dapr``)."""
+    if dapr:
+        return ApiError("not_found", f"no workflow instance with ID {workflow_id!r}")
+    return ApiError(
+        "not_found",
+        f"no workflow with id {workflow_id!r}; check the id (GET /v1/workflows lists them)",
+    )
+
+
+@contextmanager
+def known(workflow_id: str, *, dapr: bool = False) -> Iterator[None]:
+    """Reads of workflow ``workflow_id`` inside: if it does not exist, the 404 of
+    :func:`missing_workflow` instead of the App's :class:`WorkflowNotFoundError`."""
+    try:
+        yield
+    except WorkflowNotFoundError as exc:
+        if exc.workflow_id != workflow_id:
+            raise
+        raise missing_workflow(workflow_id, dapr=dapr) from None
 
 
 def from_exception(exc: Exception, database_url: str = "") -> ApiError:

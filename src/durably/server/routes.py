@@ -2,49 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+from contextlib import suppress
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from durably import limits
-from durably.app import App
-from durably.errors import ConfigurationError, UnknownWorkflowError
-from durably.handle import WorkflowInfo, status_filter
+from durably.errors import (
+    ConfigurationError,
+    SerializationError,
+    UnknownWorkflowError,
+    WorkflowFailedError,
+    WorkflowTimeoutError,
+)
+from durably.handle import page_position, status_filter
 from durably.limits import check_event
 from durably.queues import DEFAULT_QUEUE
-from durably.storage.base import TERMINAL_STATUSES, WorkflowRecord
+from durably.storage.base import WorkflowStatus
 
-from .endpoint import Call, by_method, endpoint, json_response
-from .errors import ApiError, from_exception
+from . import models as m
+from .endpoint import Call, Handler, json_response
+from .errors import ApiError, known
 from .inputs import decode_cursor, encode_cursor, model_body, only_fields, parse_time, workflow_id
-from .models import EventRequest, ForkRequest, StartRequest, TerminateRequest
-from .views import history_json, result_json, run_json, stored, worker_json, workflow_json
+from .operation import Body, Operation, Reply, query
+from .views import history_json, result_json, run_json, state_json, worker_json, workflow_json
 
-__all__ = ["MAX_LIST_LIMIT", "MAX_WAIT_SECONDS", "routes"]
+__all__ = ["EXAMPLE_ID", "ID_PARAM", "MAX_LIST_LIMIT", "MAX_WAIT_SECONDS", "OPERATIONS"]
 
 MAX_LIST_LIMIT = 1000
 MAX_WAIT_SECONDS = 60.0
 _LIST_PARAMS = ("status", "name", "created_after", "created_before", "id_prefix", "limit", "cursor")
-
-
-def _record(app: App, wid: str) -> WorkflowRecord:
-    rec = app.store.get_workflow(wid)
-    if rec is None:
-        raise ApiError(
-            "not_found", f"no workflow with id {wid!r}; check the id (GET /v1/workflows lists them)"
-        )
-    return rec
-
-
-def _info(app: App, wid: str) -> dict[str, Any]:
-    rec = _record(app, wid)
-    info = WorkflowInfo.from_codec(rec, app.codec, unserved=app.unserved_filter()(rec))
-    return workflow_json(info)
 
 
 def _location(wid: str) -> dict[str, str]:
@@ -63,7 +51,7 @@ def unknown_name(name: str) -> ApiError:
 
 def start_workflow(call: Call) -> Response:
     """POST /v1/workflows: start a workflow by name (202), or find the one with that id (200)."""
-    req = model_body(call.json(allow_empty=False), StartRequest)
+    req = model_body(call.json(allow_empty=False), m.StartRequest)
     name, args, kwargs, wid = req.name, req.args, req.kwargs, req.id
     queue, priority = req.queue, req.priority
     app = call.app
@@ -76,7 +64,8 @@ def start_workflow(call: Call) -> Response:
         raise unknown_name(name) from None
     # an id that exists (even one a concurrent start just created): 200, nothing runs again;
     # one of another workflow name raised WorkflowIdConflictError (409 id_conflict)
-    return json_response(_info(app, handle.id), 202 if created else 200, _location(handle.id))
+    info = workflow_json(handle.info())
+    return json_response(info, 202 if created else 200, _location(handle.id))
 
 
 def list_workflows(call: Call) -> Response:
@@ -101,31 +90,29 @@ def list_workflows(call: Call) -> Response:
     after = query.get("created_after")
     before_time = query.get("created_before")
     cursor = query.get("cursor")
-    app = call.app
-    records = app.store.list_workflows(
-        statuses=statuses,
+    infos = call.app.list_workflows(  # summaries: no payloads
+        status=statuses,
         name=query.get("name"),
-        limit=limit + 1,
+        limit=limit + 1,  # one more than the page: whether a next page exists
         created_after=None if after is None else parse_time(after, "created_after"),
         created_before=None if before_time is None else parse_time(before_time, "created_before"),
         id_prefix=query.get("id_prefix") or None,
         before=None if cursor is None else decode_cursor(cursor),
     )
-    page, more = records[:limit], len(records) > limit
-    unserved = app.unserved_filter()
-    infos = [WorkflowInfo.summary_of(r, unserved=unserved(r)) for r in page]  # no payloads
-    last = page[-1] if more else None
+    page, more = infos[:limit], len(infos) > limit
     return json_response(
         {
-            "workflows": [workflow_json(i) for i in infos],
-            "next_cursor": None if last is None else encode_cursor(last.created_at, last.id),
+            "workflows": [workflow_json(i) for i in page],
+            "next_cursor": encode_cursor(*page_position(page[-1])) if more else None,
         }
     )
 
 
 def get_workflow(call: Call) -> Response:
     """GET /v1/workflows/{id}: one workflow."""
-    return json_response(_info(call.app, workflow_id(call.param("id"))))
+    wid = workflow_id(call.param("id"))
+    with known(wid):
+        return json_response(workflow_json(call.app.handle(wid).info()))
 
 
 def _wait_param(request: Request) -> float:
@@ -141,29 +128,25 @@ def _wait_param(request: Request) -> float:
     return wait
 
 
-async def get_result(request: Request) -> Response:
+async def get_result(call: Call) -> Response:
     """GET /v1/workflows/{id}/result[?wait=S]: the outcome (200) or 'not yet' (202), waiting
-    up to ``wait`` seconds for the workflow to end."""
-    try:
-        wid = workflow_id(request.path_params["id"])
-        wait = _wait_param(request)
-        app: App = request.app.state.durably
-        deadline = time.monotonic() + wait
-        delay = 0.02
-        while True:
-            rec = await run_in_threadpool(_record, app, wid)
-            remaining = deadline - time.monotonic()
-            if rec.status in TERMINAL_STATUSES or remaining <= 0:
-                break
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, 0.5)
-        body = result_json(rec, app.codec)
-        if body["done"]:
-            return json_response(body)
-        location = f"/v1/workflows/{wid}/result"
-        return json_response(body, 202, {"Retry-After": "1", "Location": location})
-    except Exception as exc:
-        return from_exception(exc, request.app.state.durably.database_url).response()
+    up to ``wait`` seconds for the workflow to end (with the App's one way of waiting,
+    ``handle.result_async``)."""
+    wid = workflow_id(call.param("id"))
+    wait = _wait_param(call.request)
+    handle = call.app.handle(wid)
+    with known(wid):
+        body = result_json(await handle.info_async())
+        if not body["done"] and wait > 0:
+            # how it ended is read below, as the answer shows it (an output this App cannot
+            # decode as its workflow's return type is still shown)
+            with suppress(WorkflowTimeoutError, WorkflowFailedError, SerializationError):
+                await handle.result_async(timeout=wait)
+            body = result_json(await handle.info_async())
+    if body["done"]:
+        return json_response(body)
+    location = f"/v1/workflows/{wid}/result"
+    return json_response(body, 202, {"Retry-After": "1", "Location": location})
 
 
 def get_history(call: Call) -> Response:
@@ -176,9 +159,8 @@ def get_history(call: Call) -> Response:
 def get_state(call: Call) -> Response:
     """GET /v1/workflows/{id}/state: what the workflow published with ``set_state``."""
     wid = workflow_id(call.param("id"))
-    _record(call.app, wid)
-    state = call.app.store.get_state(wid)
-    return json_response({"state": {k: stored(call.app.codec, v) for k, v in state.items()}})
+    with known(wid):
+        return json_response(state_json(call.app.handle(wid).states()))
 
 
 def get_runs(call: Call) -> Response:
@@ -190,9 +172,9 @@ def get_runs(call: Call) -> Response:
 
 def get_children(call: Call) -> Response:
     """GET /v1/workflows/{id}/children: the child workflows, oldest first."""
-    app = call.app
-    handle = app.handle(workflow_id(call.param("id")))
-    _record(app, handle.id)
+    handle = call.app.handle(workflow_id(call.param("id")))
+    with known(handle.id):
+        handle.status()  # a 404 for an unknown id (children() would be empty)
     children = [workflow_json(i) for i in handle.children()]
     return json_response({"workflows": children})
 
@@ -201,10 +183,11 @@ def send_event(call: Call) -> Response:
     """POST /v1/workflows/{id}/events/{event}: deliver an event (``data``, ``dedup_key``)."""
     wid = workflow_id(call.param("id"))
     event = call.param("event")
-    req = model_body(call.json(), EventRequest)
+    req = model_body(call.json(), m.EventRequest)
     data, dedup_key = req.data, req.dedup_key
     check_event(event, dedup_key)
-    _record(call.app, wid)
+    with known(wid):
+        call.app.handle(wid).status()  # a 404 before the data's errors
     data = call.app.codec.from_json(data)
     delivered = call.app.send_event(wid, event, data, dedup_key=dedup_key)
     return json_response({"delivered": delivered}, 202)
@@ -214,13 +197,13 @@ def _command(call: Call, command: str) -> Response:
     wid = workflow_id(call.param("id"))
     app = call.app
     if command == "terminate":
-        reason = model_body(call.json(), TerminateRequest).reason
+        reason = model_body(call.json(), m.TerminateRequest).reason
         app.terminate(wid, reason or "terminated")
     else:
         if call.body.strip():
             only_fields(call.json(), ())
         getattr(app, command)(wid)
-    return json_response({"id": wid, "status": _record(app, wid).status.value}, 202)
+    return json_response({"id": wid, "status": app.handle(wid).status().value}, 202)
 
 
 def cancel(call: Call) -> Response:
@@ -251,10 +234,10 @@ def retry(call: Call) -> Response:
 def fork(call: Call) -> Response:
     """POST /v1/workflows/{id}/fork: a new workflow re-executing from ``from_step``."""
     wid = workflow_id(call.param("id"))
-    req = model_body(call.json(allow_empty=False), ForkRequest)
+    req = model_body(call.json(allow_empty=False), m.ForkRequest)
     from_step, new_id = req.from_step, req.new_id
     handle = call.app.fork(wid, from_step=from_step, new_id=new_id)
-    return json_response(_info(call.app, handle.id), 201, _location(handle.id))
+    return json_response(workflow_json(handle.info()), 201, _location(handle.id))
 
 
 def purge(call: Call) -> Response:
@@ -272,44 +255,196 @@ def list_workers(call: Call) -> Response:
     return json_response({"workers": [worker_json(w) for w in workers]})
 
 
-async def healthz(request: Request) -> Response:
+async def healthz(call: Call) -> Response:
     """GET /healthz: the process answers (no database access, no auth)."""
     return json_response({"status": "ok"})
 
 
 def readyz(call: Call) -> Response:
     """GET /readyz: ready when the database answers (503 otherwise)."""
-    call.app.store.get_workflow("readyz-probe")
+    call.app.list_workflows(limit=1)
     return json_response({"status": "ready"})
 
 
-def routes() -> list[BaseRoute]:
-    """The native API's routes."""
-    wf = "/v1/workflows/{id}"
-    return [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", endpoint(readyz), methods=["GET"]),
-        Route(
-            "/v1/workflows",
-            by_method({"POST": endpoint(start_workflow), "GET": endpoint(list_workflows)}),
-            methods=["GET", "POST"],
+# -- the table: routes and OpenAPI paths ------------------------------------------------------
+
+EXAMPLE_ID = "order_1"
+"""The workflow id the document's examples use."""
+ID_PARAM = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": m.ID_PATTERN, "maxLength": 200},
+    "example": EXAMPLE_ID,
+}
+_PATH_PARAMS = {
+    "id": ID_PARAM,
+    "event": {
+        "name": "event",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    },
+}
+_LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the workflow's URL"}}
+_COMMON = (400, 401, 503)
+_ON_ONE = (*_COMMON, 404)
+_COMMAND = (*_ON_ONE, 409)
+_WITH_BODY = (*_COMMAND, 413, 415)
+_LIST_QUERY = (
+    query(
+        "status",
+        {"type": "array", "items": {"type": "string", "enum": [s.value for s in WorkflowStatus]}},
+        "keep these statuses (repeat the parameter)",
+        style="form",
+        explode=True,
+    ),
+    query("name", {"type": "string"}, "workflow name"),
+    query("created_after", {"type": "string"}, "ISO-8601 time or epoch seconds (inclusive)"),
+    query("created_before", {"type": "string"}, "ISO-8601 time or epoch seconds (exclusive)"),
+    query("id_prefix", {"type": "string"}, "ids starting with this"),
+    query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": 100},
+        "page size",
+    ),
+    query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+)
+
+
+def _on_one(
+    method: str,
+    suffix: str,
+    handler: Handler,
+    summary: str,
+    replies: dict[int, Reply],
+    errors: tuple[int, ...] = _ON_ONE,
+    **kw: Any,
+) -> Operation:
+    """An operation on one workflow (``/v1/workflows/{id}`` and below)."""
+    path = f"/v1/workflows/{{id}}{suffix}"
+    return Operation(method, path, handler, summary, replies, errors, _PATH_PARAMS, **kw)
+
+
+def _command_op(verb: str, handler: Handler, body: Body | None = None) -> Operation:
+    reply = Reply(m.CommandResult, "The command was applied; the status after it")
+    errors = _COMMAND if body is None else _WITH_BODY
+    return _on_one("POST", f"/{verb}", handler, verb.capitalize(), {202: reply}, errors, body=body)
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/healthz", healthz, "Liveness", {200: Reply(m.Status, "Alive")}, auth=False),
+    Operation(
+        "GET",
+        "/readyz",
+        readyz,
+        "Readiness",
+        {200: Reply(m.Status, "The database answers")},
+        (401, 503),
+    ),
+    Operation(
+        "POST",
+        "/v1/workflows",
+        start_workflow,
+        "Start a workflow",
+        {
+            202: Reply(m.Workflow, "Started", _LOCATION),
+            200: Reply(m.Workflow, "A workflow with this id exists", _LOCATION),
+        },
+        _WITH_BODY,
+        body=Body(m.StartRequest),
+    ),
+    Operation(
+        "GET",
+        "/v1/workflows",
+        list_workflows,
+        "List workflows",
+        {200: Reply(m.WorkflowList, "One page")},
+        _COMMON,
+        params=_LIST_QUERY,
+    ),
+    _on_one("GET", "", get_workflow, "Get a workflow", {200: Reply(m.Workflow, "The workflow")}),
+    _on_one("DELETE", "", purge, "Purge a workflow", {204: Reply(None, "Deleted")}, _COMMAND),
+    _on_one(
+        "GET",
+        "/result",
+        get_result,
+        "Get a workflow's result",
+        {
+            200: Reply(m.Result, "Finished: output and error"),
+            202: Reply(
+                m.Result,
+                "Not finished yet: poll again",
+                {**_LOCATION, "Retry-After": {"schema": {"type": "string"}}},
+            ),
+        },
+        params=(
+            query(
+                "wait",
+                {"type": "number", "minimum": 0, "maximum": int(MAX_WAIT_SECONDS)},
+                "seconds to wait for the end",
+            ),
         ),
-        Route(
-            wf,
-            by_method({"GET": endpoint(get_workflow), "DELETE": endpoint(purge)}),
-            methods=["GET", "DELETE"],
-        ),
-        Route(f"{wf}/result", get_result, methods=["GET"]),
-        Route(f"{wf}/history", endpoint(get_history), methods=["GET"]),
-        Route(f"{wf}/state", endpoint(get_state), methods=["GET"]),
-        Route(f"{wf}/runs", endpoint(get_runs), methods=["GET"]),
-        Route(f"{wf}/children", endpoint(get_children), methods=["GET"]),
-        Route(f"{wf}/events/{{event}}", endpoint(send_event), methods=["POST"]),
-        Route(f"{wf}/cancel", endpoint(cancel), methods=["POST"]),
-        Route(f"{wf}/terminate", endpoint(terminate), methods=["POST"]),
-        Route(f"{wf}/suspend", endpoint(suspend), methods=["POST"]),
-        Route(f"{wf}/resume", endpoint(resume), methods=["POST"]),
-        Route(f"{wf}/retry", endpoint(retry), methods=["POST"]),
-        Route(f"{wf}/fork", endpoint(fork), methods=["POST"]),
-        Route("/v1/workers", endpoint(list_workers), methods=["GET"]),
-    ]
+    ),
+    _on_one(
+        "GET",
+        "/history",
+        get_history,
+        "Get a workflow's history",
+        {200: Reply(m.History, "The journal")},
+    ),
+    _on_one(
+        "GET",
+        "/state",
+        get_state,
+        "Get a workflow's published state",
+        {200: Reply(m.State, "Published state")},
+    ),
+    _on_one(
+        "GET",
+        "/runs",
+        get_runs,
+        "List a workflow's earlier runs (each ended with continue_as_new)",
+        {200: Reply(m.Runs, "Earlier runs, oldest first")},
+    ),
+    _on_one(
+        "GET",
+        "/children",
+        get_children,
+        "List a workflow's children",
+        {200: Reply(m.Children, "Child workflows")},
+    ),
+    _on_one(
+        "POST",
+        "/events/{event}",
+        send_event,
+        "Send an event",
+        {202: Reply(m.Delivered, "Sent (delivered false: a duplicate)")},
+        _WITH_BODY,
+        body=Body(m.EventRequest, required=False),
+    ),
+    _command_op("cancel", cancel),
+    _command_op("terminate", terminate, body=Body(m.TerminateRequest, required=False)),
+    _command_op("suspend", suspend),
+    _command_op("resume", resume),
+    _command_op("retry", retry),
+    _on_one(
+        "POST",
+        "/fork",
+        fork,
+        "Fork",
+        {201: Reply(m.Workflow, "The new workflow", _LOCATION)},
+        _WITH_BODY,
+        body=Body(m.ForkRequest),
+    ),
+    Operation(
+        "GET",
+        "/v1/workers",
+        list_workers,
+        "List workers",
+        {200: Reply(m.Workers, "Worker processes")},
+        _COMMON,
+        params=(query("include_stale", {"type": "boolean"}, "also workers that stopped beating"),),
+    ),
+)
+"""The native API's operations (the Dapr routes' are :data:`durably.server.dapr.OPERATIONS`)."""
