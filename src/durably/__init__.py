@@ -3,10 +3,14 @@
 Workflows are ordinary functions; every step they call is checkpointed in a journal, so a
 workflow survives crashes, restarts and deploys, resumes where it stopped, and never repeats a
 completed step. Embedded SQLite by default; no server needed.
+
+This module is the public API: it re-exports names from every layer of the package. Which
+module may import which is in the README ("Package layout"), checked by tests/test_layers.py.
 """
 
 import typing as _typing
 
+from durably import workflow_api as _workflow_api
 from durably.app import App
 from durably.codec import Undecodable
 from durably.definitions import Step, Workflow
@@ -39,24 +43,7 @@ from durably.saga import Saga
 from durably.scope import ChildHandle, StepContext, StepFuture
 from durably.serialization import JsonSerializer, Serializer
 from durably.storage.base import WorkerInfo, WorkflowStatus
-from durably.workflow_api import (
-    continue_as_new,
-    now,
-    random,
-    run,
-    set_state,
-    sleep,
-    sleep_sync,
-    sleep_until,
-    sleep_until_sync,
-    start_child,
-    step_context,
-    submit,
-    uuid4,
-    wait_event,
-    wait_event_sync,
-    workflow_id,
-)
+from durably.workflow_api import *  # noqa: F403 (the functions workflow code calls)
 
 if _typing.TYPE_CHECKING:
     from durably.client import Client
@@ -121,20 +108,5 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowTimeoutError",
     "__version__",
-    "continue_as_new",
-    "now",
-    "random",
-    "run",
-    "set_state",
-    "sleep",
-    "sleep_sync",
-    "sleep_until",
-    "sleep_until_sync",
-    "start_child",
-    "step_context",
-    "submit",
-    "uuid4",
-    "wait_event",
-    "wait_event_sync",
-    "workflow_id",
 ]
+__all__ += _workflow_api.__all__

@@ -31,12 +31,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from durably import limits
-from durably.errors import ConfigurationError, PayloadTooLargeError, SerializationError
+from durably.errors import ConfigurationError, SerializationError
 from durably.serialization import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     JsonSerializer,
     Serializer,
-    _call_hints,
+    call_owner,
+    check_size,
+    decode_arguments,
+    where,
 )
 
 __all__ = ["Codec", "Undecodable", "codec_for", "to_json"]
@@ -110,13 +113,6 @@ def _takes_context(encode: Callable[..., Any]) -> bool:
     return names.issuperset(_CONTEXT)
 
 
-def _where(workflow_id: str | None, step: str | None) -> str:
-    parts = [f"workflow id {workflow_id!r}"] if workflow_id else []
-    if step:
-        parts.append(f"step {step!r}")
-    return f" ({', '.join(parts)})" if parts else ""
-
-
 class Codec:
     """durably's use of a :class:`Serializer`: everything it stores, built on the serializer's
     ``encode`` and ``decode`` alone, with the payload size limit and errors that name the
@@ -150,6 +146,9 @@ class Codec:
     ) -> str:
         """``value`` as the text to store. Raises :class:`SerializationError` (naming ``what``,
         the workflow and the step) or :class:`PayloadTooLargeError`."""
+        return self._encoded(value, what, workflow_id, step)
+
+    def _encoded(self, value: Any, what: str, workflow_id: str | None, step: str | None) -> str:
         return self._check_size(
             self._encode(value, what, workflow_id, step), what, workflow_id, step
         )
@@ -164,14 +163,14 @@ class Codec:
             raise
         except Exception as exc:
             raise SerializationError(
-                f"Cannot serialize {what}{_where(workflow_id, step)}: {self._name}.encode raised "
+                f"Cannot serialize {what}{where(workflow_id, step)}: {self._name}.encode raised "
                 f"{type(exc).__name__}: {exc}",
                 workflow_id=workflow_id,
                 step=step,
             ) from exc
         if not isinstance(text, str):
             raise SerializationError(
-                f"Cannot serialize {what}{_where(workflow_id, step)}: {self._name}.encode "
+                f"Cannot serialize {what}{where(workflow_id, step)}: {self._name}.encode "
                 f"returned {type(text).__name__}, not str (durably stores text)",
                 workflow_id=workflow_id,
                 step=step,
@@ -183,22 +182,13 @@ class Codec:
             size = len(text) if text.isascii() else len(text.encode("utf-8"))
         except UnicodeEncodeError:
             raise SerializationError(
-                f"Cannot store {what}{_where(workflow_id, step)}: {self._name}.encode returned "
+                f"Cannot store {what}{where(workflow_id, step)}: {self._name}.encode returned "
                 "text with a lone surrogate, which is not valid UTF-8; escape it (e.g. "
                 "json.dumps(..., ensure_ascii=True)) or encode binary data as base64",
                 workflow_id=workflow_id,
                 step=step,
             ) from None
-        if size > self.max_payload_bytes:
-            raise PayloadTooLargeError(
-                f"Encoded {what}{_where(workflow_id, step)} is {size} bytes, over the limit of "
-                f"{self.max_payload_bytes} bytes. Raise it with durably.App(max_payload_bytes=...) "
-                "or store large data elsewhere (a file, object storage, a table) and pass a "
-                "reference such as a path, URL or id.",
-                workflow_id=workflow_id,
-                step=step,
-            )
-        return text
+        return check_size(text, size, self.max_payload_bytes, what, workflow_id, step)
 
     def decode(self, text: str, type_hint: Any = Any, *, what: str = "value") -> Any:
         """Decode stored ``text``, converting the result to ``type_hint``. Raises
@@ -225,7 +215,13 @@ class Codec:
     ) -> str:
         """A call's arguments as the text to store (a workflow's input, a step's arguments).
         Errors name the argument (1-based) and whose it is (the step, else workflow ``name``)."""
-        owner = f" of step {step!r}" if step else f" of workflow {name!r}" if name else ""
+        return self._encoded_call(args, kwargs, workflow_id, step, name)
+
+    def _encoded_call(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], workflow_id: str | None,
+        step: str | None, name: str,
+    ) -> str:  # fmt: skip
+        owner = call_owner(step, name)
         call = {
             "args": [
                 self._encode(a, f"argument {i}{owner}", workflow_id, step)
@@ -258,18 +254,12 @@ class Codec:
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Decode :meth:`encode_call` text, each argument converted to ``func``'s annotation."""
         encoded_args, encoded_kwargs = self._call(text)
-        hints = _call_hints(func)
-        n = len(hints.positional)
-        args = tuple(
-            self.decode(a, hints.positional[i] if i < n else hints.var_positional,
-                        what=f"argument {i + 1}")
-            for i, a in enumerate(encoded_args)
-        )  # fmt: skip
-        kwargs = {
-            k: self.decode(v, hints.named.get(k, hints.var_keyword), what=f"keyword argument {k!r}")
-            for k, v in encoded_kwargs.items()
-        }
-        return args, kwargs
+        return decode_arguments(
+            encoded_args,
+            encoded_kwargs,
+            func,
+            lambda a, hint, what: self.decode(a, hint, what=what),
+        )
 
     def decode_input(self, text: str) -> Any:
         """A stored call as ``{"args": [...], "kwargs": {...}}``, with no type conversion."""
@@ -347,28 +337,16 @@ class _JsonCodec(Codec):
 
     serializer: JsonSerializer
 
-    def encode(
-        self,
-        value: Any,
-        *,
-        what: str = "value",
-        workflow_id: str | None = None,
-        step: str | None = None,
-    ) -> str:
+    def _encoded(self, value: Any, what: str, workflow_id: str | None, step: str | None) -> str:
         return self.serializer.encode(value, what=what, workflow_id=workflow_id, step=step)
 
     def decode(self, text: str, type_hint: Any = Any, *, what: str = "value") -> Any:
         return self.serializer.decode(text, type_hint)
 
-    def encode_call(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        workflow_id: str | None = None,
-        step: str | None = None,
-        name: str = "",
-    ) -> str:
+    def _encoded_call(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], workflow_id: str | None,
+        step: str | None, name: str,
+    ) -> str:  # fmt: skip
         return self.serializer.encode_call(
             args, kwargs, workflow_id=workflow_id, step=step, name=name
         )

@@ -14,10 +14,7 @@ from collections.abc import Awaitable, Generator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-if TYPE_CHECKING:
-    from durably.definitions import Step, Workflow
+from typing import Any, Generic, TypeAlias, TypeVar
 
 __all__ = [
     "NO_DEFAULT",
@@ -34,6 +31,14 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+StepDefinition: TypeAlias = Any
+"""A :class:`durably.Step`. Named loosely: :mod:`durably.definitions` imports this module, so
+this one may not import it back (no import cycle, not even a type-only one); the engine's
+:class:`~durably.engine.execution.Execution` declares the precise types."""
+
+WorkflowDefinition: TypeAlias = Any
+"""A :class:`durably.Workflow` (typed loosely for the reason given at :data:`StepDefinition`)."""
 
 
 class _NoDefault:
@@ -131,18 +136,18 @@ class WorkflowScope(abc.ABC):
 
     @abc.abstractmethod
     def run_step(
-        self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, step: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Awaitable[Any]:
         """Async workflows: take the next sequence number now and return the step's awaitable."""
 
     @abc.abstractmethod
     def submit_step(
-        self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, step: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> StepFuture[Any]:
         """Sync workflows: take the next sequence number now and start the step; return a future."""
 
     @abc.abstractmethod
-    def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call_step(self, step: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Sync workflows: run the step durably and block for its result."""
 
     @abc.abstractmethod
@@ -169,7 +174,7 @@ class WorkflowScope(abc.ABC):
     @abc.abstractmethod
     def start_child(
         self,
-        workflow: Workflow[Any, Any],
+        workflow: WorkflowDefinition,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         child_id: str | None,
@@ -177,7 +182,7 @@ class WorkflowScope(abc.ABC):
         """Start a child workflow (once, durably) and return a handle to await it."""
 
     @abc.abstractmethod
-    def child_result(self, seq: int, child_id: str, workflow: Workflow[Any, Any]) -> Any:
+    def child_result(self, seq: int, child_id: str, workflow: WorkflowDefinition) -> Any:
         """The child's result: an awaitable in async workflows, the value in sync ones."""
 
     @abc.abstractmethod
@@ -195,7 +200,7 @@ class ChildHandle(Generic[T]):
     """
 
     def __init__(
-        self, scope: WorkflowScope, seq: int, child_id: str, workflow: Workflow[Any, Any]
+        self, scope: WorkflowScope, seq: int, child_id: str, workflow: WorkflowDefinition
     ) -> None:
         self._scope = scope
         self._seq = seq

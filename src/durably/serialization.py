@@ -158,7 +158,8 @@ def _object_hook(d: dict[str, Any]) -> Any:
     return d
 
 
-def _context(workflow_id: str | None, step: str | None) -> str:
+def where(workflow_id: str | None, step: str | None) -> str:
+    """`` (workflow id 'x', step 'y')`` for error messages, or "" when neither is known."""
     parts = [f"workflow id {workflow_id!r}"] if workflow_id else []
     if step:
         parts.append(f"step {step!r}")
@@ -168,7 +169,7 @@ def _context(workflow_id: str | None, step: str | None) -> str:
 def _encode_error(
     exc: Exception, what: str, workflow_id: str | None, step: str | None
 ) -> SerializationError:
-    head = f"Cannot serialize {what}{_context(workflow_id, step)}"
+    head = f"Cannot serialize {what}{where(workflow_id, step)}"
     text = str(exc)
     if isinstance(exc, _Unsupported):
         msg = f"{head}: values of type {exc.type_name} are not supported. {_ADVICE}"
@@ -375,6 +376,34 @@ def _call_hints(func: Callable[..., Any]) -> _CallHints:
         return _compute_call_hints(func)
 
 
+def decode_arguments(
+    args: list[Any],
+    kwargs: dict[str, Any],
+    func: Callable[..., Any],
+    decode: Callable[[Any, Any, str], Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A stored call's arguments, each passed through ``decode(value, hint, what)`` with the
+    annotation of ``func``'s parameter it binds to (``what``: "argument 2", "keyword argument
+    'cents'")."""
+    hints = _call_hints(func)
+    n = len(hints.positional)
+    return (
+        tuple(
+            decode(v, hints.positional[i] if i < n else hints.var_positional, f"argument {i + 1}")
+            for i, v in enumerate(args)
+        ),
+        {
+            k: decode(v, hints.named.get(k, hints.var_keyword), f"keyword argument {k!r}")
+            for k, v in kwargs.items()
+        },
+    )
+
+
+def call_owner(step: str | None, name: str) -> str:
+    """Whose arguments a call's are, for messages: " of step 's'", " of workflow 'w'" or ""."""
+    return f" of step {step!r}" if step else f" of workflow {name!r}" if name else ""
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -453,7 +482,7 @@ class JsonSerializer:
         Errors name the argument (1-based: "argument 2", "keyword argument 'cents'") and whose it
         is: "of step '<step>'" when ``step`` is given, else "of workflow '<name>'".
         """
-        owner = f" of step {step!r}" if step else f" of workflow {name!r}" if name else ""
+        owner = call_owner(step, name)
         call = {"args": args, "kwargs": kwargs}
         try:
             text = _ENCODER.encode(call)
@@ -481,19 +510,7 @@ class JsonSerializer:
             raise SerializationError(
                 "Cannot decode call arguments: expected an object with 'args' and 'kwargs'."
             )
-        hints = _call_hints(func)
-        n = len(hints.positional)
-        args = tuple(
-            _convert_as(
-                v, hints.positional[i] if i < n else hints.var_positional, f"argument {i + 1}"
-            )
-            for i, v in enumerate(call["args"])
-        )
-        kwargs = {
-            k: _convert_as(v, hints.named.get(k, hints.var_keyword), f"keyword argument {k!r}")
-            for k, v in call["kwargs"].items()
-        }
-        return args, kwargs
+        return decode_arguments(call["args"], call["kwargs"], func, _convert_as)
 
     def decode_result(self, data: str, func: Callable[..., Any]) -> Any:
         """Decode a result of ``func``, converting it to ``func``'s return annotation."""
@@ -503,15 +520,23 @@ class JsonSerializer:
     def _check_size(self, text: str, what: str, workflow_id: str | None, step: str | None) -> str:
         # refuses lone surrogates and nesting deeper than limits.MAX_DEPTH: what is stored can
         # always be read back, shown, and encoded again
-        context = _context(workflow_id, step)
+        context = where(workflow_id, step)
         size = limits.check_encoded(text, what, context, workflow_id=workflow_id, step=step)
-        if size > self.max_payload_bytes:
-            raise PayloadTooLargeError(
-                f"Encoded {what}{_context(workflow_id, step)} is {size} bytes, over the limit of "
-                f"{self.max_payload_bytes} bytes. Raise it with durably.App(max_payload_bytes=...) "
-                "or store large data elsewhere (a file, object storage, a table) and pass a "
-                "reference such as a path, URL or id.",
-                workflow_id=workflow_id,
-                step=step,
-            )
-        return text
+        return check_size(text, size, self.max_payload_bytes, what, workflow_id, step)
+
+
+def check_size(
+    text: str, size: int, limit: int, what: str, workflow_id: str | None, step: str | None
+) -> str:
+    """``text`` (``size`` bytes in UTF-8) if it is within ``limit``, else raise
+    :class:`PayloadTooLargeError` naming ``what``, the workflow and the step."""
+    if size > limit:
+        raise PayloadTooLargeError(
+            f"Encoded {what}{where(workflow_id, step)} is {size} bytes, over the limit of "
+            f"{limit} bytes. Raise it with durably.App(max_payload_bytes=...) "
+            "or store large data elsewhere (a file, object storage, a table) and pass a "
+            "reference such as a path, URL or id.",
+            workflow_id=workflow_id,
+            step=step,
+        )
+    return text

@@ -64,23 +64,35 @@ def _timestamp(when: datetime) -> float:
 
 
 def _async_scope(what: str, sync_name: str) -> WorkflowScope:
-    scope = _scope(what)
-    if not scope.is_async:
-        raise NotInWorkflowError(
-            f"durably.{what}() returns an awaitable, for async workflows; in sync workflow "
-            f"{scope.workflow_name!r} call durably.{sync_name}()",
-            workflow_id=scope.workflow_id,
-        )
-    return scope
+    return _scope_of_kind(
+        what,
+        True,
+        f"durably.{what}() returns an awaitable, for async workflows",
+        f"call durably.{sync_name}()",
+    )
 
 
 def _sync_scope(what: str, async_name: str) -> WorkflowScope:
+    return _scope_of_kind(
+        what,
+        False,
+        f"durably.{what}() blocks, for sync workflows",
+        f"write `await durably.{async_name}(...)`",
+    )
+
+
+def _scope_of_kind(
+    what: str, is_async: bool, head: str, advice: str, step: str | None = None
+) -> WorkflowScope:
+    """The running workflow's scope if it is an async one (``is_async``), else a sync one;
+    otherwise NotInWorkflowError: "<head>; in <its kind> workflow '<name>' <advice>"."""
     scope = _scope(what)
-    if scope.is_async:
+    if scope.is_async is not is_async:
+        kind = "async" if scope.is_async else "sync"
         raise NotInWorkflowError(
-            f"durably.{what}() blocks, for sync workflows; in async workflow "
-            f"{scope.workflow_name!r} write `await durably.{async_name}(...)`",
+            f"{head}; in {kind} workflow {scope.workflow_name!r} {advice}",
             workflow_id=scope.workflow_id,
+            step=step,
         )
     return scope
 
@@ -133,14 +145,13 @@ def run(step: Step[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[A
     The step's sequence number is taken when ``run`` is called, so
     ``await asyncio.gather(durably.run(a, 1), durably.run(b, 2))`` is deterministic.
     """
-    scope = _scope("run")
-    if not scope.is_async:
-        raise NotInWorkflowError(
-            f"durably.run() is for async workflows; in sync workflow {scope.workflow_name!r} call "
-            f"the step directly or use durably.submit({step.name}, ...).result()",
-            workflow_id=scope.workflow_id,
-            step=step.name,
-        )
+    scope = _scope_of_kind(
+        "run",
+        True,
+        "durably.run() is for async workflows",
+        f"call the step directly or use durably.submit({step.name}, ...).result()",
+        step.name,
+    )
     return scope.run_step(step, args, kwargs)
 
 
@@ -155,14 +166,13 @@ def submit(step: Step[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> StepFutu
 
     Futures-style fan-out: ``fs = [durably.submit(s, x) for x in xs]; [f.result() for f in fs]``.
     """
-    scope = _scope("submit")
-    if scope.is_async:
-        raise NotInWorkflowError(
-            f"durably.submit() is for sync workflows; in async workflow {scope.workflow_name!r} "
-            f"use `await durably.run({step.name}, ...)` (and asyncio.gather for parallel steps)",
-            workflow_id=scope.workflow_id,
-            step=step.name,
-        )
+    scope = _scope_of_kind(
+        "submit",
+        False,
+        "durably.submit() is for sync workflows",
+        f"use `await durably.run({step.name}, ...)` (and asyncio.gather for parallel steps)",
+        step.name,
+    )
     return scope.submit_step(step, args, kwargs)
 
 

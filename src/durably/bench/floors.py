@@ -10,6 +10,7 @@ journal's primary key, through a plain DB-API connection with durably's durabili
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: A result about the size of a small step's.
@@ -51,17 +52,25 @@ def _commit(conn: Any, begin: str | None) -> None:
         conn.execute("COMMIT")
 
 
-def commit_floor(conn: Any, mark: str, commits: int, *, begin: str | None) -> dict[str, float]:
-    """Mean ms of one committed single-row insert (``begin``: SQLite's explicit BEGIN)."""
+def _timed(
+    conn: Any, mark: str, commits: int, begin: str | None, write: Callable[[int], object]
+) -> float:
+    """Seconds that ``commits`` transactions take on a fresh table: each ``write(i)``, then a
+    commit (``begin``: SQLite's explicit BEGIN first)."""
     _create(conn, mark)
-    insert = _insert(mark)
     t0 = time.perf_counter()
     for i in range(commits):
         if begin is not None:
             conn.execute(begin)
-        conn.execute(insert, _row("floor", i))
+        write(i)
         _commit(conn, begin)
-    elapsed = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def commit_floor(conn: Any, mark: str, commits: int, *, begin: str | None) -> dict[str, float]:
+    """Mean ms of one committed single-row insert (``begin``: SQLite's explicit BEGIN)."""
+    insert = _insert(mark)
+    elapsed = _timed(conn, mark, commits, begin, lambda i: conn.execute(insert, _row("floor", i)))
     return {
         "commits": commits,
         "commit_ms": elapsed / commits * 1000,
@@ -73,19 +82,17 @@ def batch_floor(
     conn: Any, mark: str, batches: int, rows: int, *, begin: str | None
 ) -> dict[str, float]:
     """Rows/s when ``rows`` single-row inserts share each commit."""
-    _create(conn, mark)
     insert = _insert(mark)
-    t0 = time.perf_counter()
-    for b in range(batches):
-        if begin is not None:
-            conn.execute(begin)
+
+    def write(b: int) -> None:
+        batch = [_row("floor", b * rows + i) for i in range(rows)]
         if mark == "?":
-            conn.executemany(insert, [_row("floor", b * rows + i) for i in range(rows)])
+            conn.executemany(insert, batch)
         else:
             with conn.cursor() as cur:  # psycopg 3 pipelines executemany: one round trip
-                cur.executemany(insert, [_row("floor", b * rows + i) for i in range(rows)])
-        _commit(conn, begin)
-    elapsed = time.perf_counter() - t0
+                cur.executemany(insert, batch)
+
+    elapsed = _timed(conn, mark, batches, begin, write)
     return {
         "batches": batches,
         "rows_per_batch": rows,

@@ -14,6 +14,16 @@ QUICK = {"workflows": 50, "steps": 50, "samples": 20, "journal": 200, "sleepers"
 
 _AT_LEAST_ONE = whole_number(1)
 
+#: The size options, each a whole number >= 1: name -> (metavar, help).
+_SIZES = {
+    "workflows": ("N", "throughput workflows (2000)"),
+    "processes": ("K", "worker processes, K (2)"),
+    "steps": ("M", "steps of the sequential workflow (1000)"),
+    "samples": ("N", "start-to-result samples (200)"),
+    "journal": ("J", "journal entries to replay (10000)"),
+    "sleepers": ("S", "sleeping workflows (100000)"),
+}
+
 
 @dataclass(frozen=True)
 class Params:
@@ -55,24 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--db-dir", type=Path, metavar="DIR", help="folder for the SQLite files (default: temp)"
     )
-    parser.add_argument(
-        "--workflows", type=_AT_LEAST_ONE, metavar="N", help="throughput workflows (2000)"
-    )
-    parser.add_argument(
-        "--processes", type=_AT_LEAST_ONE, metavar="K", help="worker processes, K (2)"
-    )
-    parser.add_argument(
-        "--steps", type=_AT_LEAST_ONE, metavar="M", help="steps of the sequential workflow (1000)"
-    )
-    parser.add_argument(
-        "--samples", type=_AT_LEAST_ONE, metavar="N", help="start-to-result samples (200)"
-    )
-    parser.add_argument(
-        "--journal", type=_AT_LEAST_ONE, metavar="J", help="journal entries to replay (10000)"
-    )
-    parser.add_argument(
-        "--sleepers", type=_AT_LEAST_ONE, metavar="S", help="sleeping workflows (100000)"
-    )
+    for name, (metavar, what) in _SIZES.items():
+        parser.add_argument(f"--{name}", type=_AT_LEAST_ONE, metavar=metavar, help=what)
     parser.add_argument(
         "--only",
         type=_workloads,
@@ -99,7 +93,7 @@ def params_from(args: argparse.Namespace) -> Params:
     sizes: dict[str, int] = {}
     if args.quick:
         sizes.update(QUICK, warmup=5, commits=100, batches=10, slow_steps=4)
-    for name in ("workflows", "processes", "steps", "samples", "journal", "sleepers"):
+    for name in _SIZES:
         value = getattr(args, name)
         if value is not None:
             sizes[name] = value

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import durably
 from durably.bench.options import Params
-from durably.bench.procs import Worker, Workers, rss_mb
+from durably.bench.procs import Worker, Workers, client_and_workers, rss_mb
 from durably.bench.targets import Target
 from durably.bench.workload import (
     GO_EVENT,
@@ -20,7 +20,6 @@ from durably.bench.workload import (
     SLEEPER,
     SLOW_STEP_SECONDS,
     SLOW_STEPS,
-    build,
 )
 from durably.worker.supervisor import STARTUP_GRACE
 
@@ -61,23 +60,21 @@ def _halfway_through_step_1(log: Path, workers: Workers, worker: Worker) -> None
 def recovery(target: Target, params: Params) -> Figures:
     """SIGKILL a worker half-way through a slow step; start a new worker; time until the
     first step after the kill starts (the interrupted one again, by its log)."""
-    with target.fresh("recovery") as url, tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,  # removed after the workers stopped: they write in it
+        client_and_workers(target, "recovery") as (_, client, workers),
+    ):
         log = Path(tmp) / "steps.log"
-        client = build(url)
-        try:
-            with Workers(url, client) as workers:
-                first = workers.spawn()
-                workers.registration(first)
-                handle = client.start(SLOW_STEPS, str(log), params.slow_steps, id="recovery")
-                _halfway_through_step_1(log, workers, first)
-                killed_at = workers.kill(first)
-                before = len(_step_starts(log))
-                second = workers.spawn()
-                registered = workers.registration(second)
-                restarted = _wait_starts(log, before + 1, workers, second)[before]
-                value = handle.result(timeout=120)
-        finally:
-            client.close()
+        first = workers.spawn()
+        workers.registration(first)
+        handle = client.start(SLOW_STEPS, str(log), params.slow_steps, id="recovery")
+        _halfway_through_step_1(log, workers, first)
+        killed_at = workers.kill(first)
+        before = len(_step_starts(log))
+        second = workers.spawn()
+        registered = workers.registration(second)
+        restarted = _wait_starts(log, before + 1, workers, second)[before]
+        value = handle.result(timeout=120)
     if value != sum(range(params.slow_steps)):
         raise RuntimeError(f"recovery workflow returned {value!r}")
     return {
@@ -91,33 +88,31 @@ def recovery(target: Target, params: Params) -> Figures:
 def recovery_supervised(target: Target, params: Params) -> Figures:
     """``durably worker -p 2``: SIGKILL the child running a slow step; its supervisor hands
     the work to its standby process; time from the kill until the step starts again."""
-    with target.fresh("recovery-supervised") as url, tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,  # removed after the workers stopped: they write in it
+        client_and_workers(target, "recovery-supervised") as (_, client, workers),
+    ):
         log = Path(tmp) / "steps.log"
-        client = build(url)
-        try:
-            with Workers(url, client) as workers:
-                supervisor = workers.spawn(processes=2)
-                deadline = time.monotonic() + 60
-                while len(client.list_workers()) < 2:
-                    workers.check(supervisor)
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"no 2 workers in 60 s:\n{supervisor.output()}")
-                    time.sleep(POLL)
-                # a crash long after start (not a startup failure, which backs off), with the
-                # standby ready: its supervisor started it with the children
-                time.sleep(STANDBY_READY_SECONDS)
-                handle = client.start(SLOW_STEPS, str(log), params.slow_steps, id="recovery")
-                _halfway_through_step_1(log, workers, supervisor)
-                owner = handle.info().owner
-                if owner is None:
-                    raise RuntimeError("recovery-supervised: the workflow has no owner")
-                before = len(_step_starts(log))
-                killed_at = time.time()
-                os.kill(int(owner.split(":")[-2]), signal.SIGKILL)
-                restarted = _wait_starts(log, before + 1, workers, supervisor)[before]
-                value = handle.result(timeout=120)
-        finally:
-            client.close()
+        supervisor = workers.spawn(processes=2)
+        deadline = time.monotonic() + 60
+        while len(client.list_workers()) < 2:
+            workers.check(supervisor)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no 2 workers in 60 s:\n{supervisor.output()}")
+            time.sleep(POLL)
+        # a crash long after start (not a startup failure, which backs off), with the
+        # standby ready: its supervisor started it with the children
+        time.sleep(STANDBY_READY_SECONDS)
+        handle = client.start(SLOW_STEPS, str(log), params.slow_steps, id="recovery")
+        _halfway_through_step_1(log, workers, supervisor)
+        owner = handle.info().owner
+        if owner is None:
+            raise RuntimeError("recovery-supervised: the workflow has no owner")
+        before = len(_step_starts(log))
+        killed_at = time.time()
+        os.kill(int(owner.split(":")[-2]), signal.SIGKILL)
+        restarted = _wait_starts(log, before + 1, workers, supervisor)[before]
+        value = handle.result(timeout=120)
     if value != sum(range(params.slow_steps)):
         raise RuntimeError(f"recovery-supervised workflow returned {value!r}")
     return {"step_seconds": SLOW_STEP_SECONDS, "from_kill_s": restarted - killed_at}
@@ -136,34 +131,29 @@ def replay(target: Target, params: Params) -> Figures:
     """A workflow of J no-op steps waits for an event; its worker stops; the event is sent; a
     fresh worker resumes it. Time until the first step after the wait runs."""
     journal = params.journal
-    with target.fresh("replay") as url:
-        client = build(url)
-        try:
-            with Workers(url, client) as workers:
-                first = workers.spawn()
-                workers.registration(first)
-                handle = client.start(JOURNAL_THEN_WAIT, journal, id="replay")
-                _wait_journal(client, "replay", journal + 1, first)
-                workers.stop(first)  # clean stop: the workflow is released
-                epoch = handle.info().epoch
-                client.send_event("replay", GO_EVENT, None)
-                second = workers.spawn()
-                deadline = time.monotonic() + 120
-                unclaimed_at = second.spawned_at
-                while True:  # the claim: the epoch moves; polled every ~2 ms
-                    polled_at = time.time()
-                    if handle.info().epoch > epoch:
-                        break
-                    unclaimed_at = polled_at
-                    workers.check(second)
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"replay: not claimed:\n{second.output()}")
-                    time.sleep(POLL)
-                registered = workers.registration(second)
-                marked = float(handle.result(timeout=120))
-                entries = len(handle.history())
-        finally:
-            client.close()
+    with client_and_workers(target, "replay") as (_, client, workers):
+        first = workers.spawn()
+        workers.registration(first)
+        handle = client.start(JOURNAL_THEN_WAIT, journal, id="replay")
+        _wait_journal(client, "replay", journal + 1, first)
+        workers.stop(first)  # clean stop: the workflow is released
+        epoch = handle.info().epoch
+        client.send_event("replay", GO_EVENT, None)
+        second = workers.spawn()
+        deadline = time.monotonic() + 120
+        unclaimed_at = second.spawned_at
+        while True:  # the claim: the epoch moves; polled every ~2 ms
+            polled_at = time.time()
+            if handle.info().epoch > epoch:
+                break
+            unclaimed_at = polled_at
+            workers.check(second)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replay: not claimed:\n{second.output()}")
+            time.sleep(POLL)
+        registered = workers.registration(second)
+        marked = float(handle.result(timeout=120))
+        entries = len(handle.history())
     if entries != journal + 2:
         raise RuntimeError(f"replay: {entries} journal entries, expected {journal + 2}")
     return {
@@ -185,32 +175,27 @@ async def _start_sleepers(client: durably.App, count: int) -> None:
 def memory(target: Target, params: Params) -> Figures:
     """A worker process's RSS before and after S workflows were started and parked asleep."""
     count = params.sleepers
-    with target.fresh("memory") as url:
-        client = build(url)
-        try:
-            with Workers(url, client) as workers:
-                worker = workers.spawn()
-                workers.registration(worker)
-                idle = rss_mb(worker.pid)
-                t0 = time.perf_counter()
-                asyncio.run(_start_sleepers(client, count))
-                started = time.perf_counter() - t0
-                progress_at, parked_before = time.monotonic(), -1
-                while (parked_now := target.count_parked(url)) < count:
-                    workers.check(worker)
-                    if parked_now > parked_before:
-                        progress_at, parked_before = time.monotonic(), parked_now
-                    elif time.monotonic() - progress_at > STALL_SECONDS:
-                        raise RuntimeError(
-                            f"memory: {parked_now} of {count} sleepers parked, none more in "
-                            f"{STALL_SECONDS:.0f} s (worker RSS {rss_mb(worker.pid):.0f} MB):\n"
-                            f"{worker.output()}"
-                        )
-                    time.sleep(0.2)
-                parked = time.perf_counter() - t0
-                rss = rss_mb(worker.pid)
-        finally:
-            client.close()
+    with client_and_workers(target, "memory") as (url, client, workers):
+        worker = workers.spawn()
+        workers.registration(worker)
+        idle = rss_mb(worker.pid)
+        t0 = time.perf_counter()
+        asyncio.run(_start_sleepers(client, count))
+        started = time.perf_counter() - t0
+        progress_at, parked_before = time.monotonic(), -1
+        while (parked_now := target.count_parked(url)) < count:
+            workers.check(worker)
+            if parked_now > parked_before:
+                progress_at, parked_before = time.monotonic(), parked_now
+            elif time.monotonic() - progress_at > STALL_SECONDS:
+                raise RuntimeError(
+                    f"memory: {parked_now} of {count} sleepers parked, none more in "
+                    f"{STALL_SECONDS:.0f} s (worker RSS {rss_mb(worker.pid):.0f} MB):\n"
+                    f"{worker.output()}"
+                )
+            time.sleep(0.2)
+        parked = time.perf_counter() - t0
+        rss = rss_mb(worker.pid)
     return {
         "workflows": count,
         "rss_idle_mb": idle,

@@ -10,10 +10,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 import durably
+from durably.bench.targets import Target
+from durably.bench.workload import build
 from durably.storage.base import WorkerInfo
 from durably.worker.supervisor import CHILD_ENV
 
@@ -141,3 +145,16 @@ class Workers:
                 worker.proc.wait()
         if worker in self.running:
             self.running.remove(worker)
+
+
+@contextmanager
+def client_and_workers(target: Target, label: str) -> Iterator[tuple[str, durably.App, Workers]]:
+    """A fresh database (``label``), a client App on it (no worker of its own) and the worker
+    processes spawned through it: all stopped and closed on exit. Yields (url, client, workers)."""
+    with target.fresh(label) as url:
+        client = build(url)
+        try:
+            with Workers(url, client) as workers:
+                yield url, client, workers
+        finally:
+            client.close()

@@ -17,11 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import durably
-from durably.bench import processes, workloads
 from durably.bench.options import WORKLOADS, Params, add_arguments, params_from
+from durably.bench.processes import memory, recovery, recovery_supervised, replay
 from durably.bench.procs import ensure_bytecode
 from durably.bench.report import render
 from durably.bench.targets import PostgresTarget, SqliteTarget, Target
+from durably.bench.workloads import (
+    floor_batch,
+    floor_commit,
+    sequential,
+    start_to_result,
+    throughput_embedded,
+    throughput_processes,
+)
 from durably.errors import DurablyError
 from durably.storage.urls import scrub
 
@@ -29,26 +37,16 @@ Measure = Callable[[Target, Params], dict[str, float]]
 
 #: (workload it belongs to, None: always; key in the results; label; function), in run order.
 MEASUREMENTS: list[tuple[str | None, str, str, Measure]] = [
-    (None, "floor_commit", "floor: single-row commits", workloads.floor_commit),
-    (None, "floor_batch", "floor: 100-row commits", workloads.floor_batch),
-    ("throughput", "throughput_1", "throughput, 1 process", workloads.throughput_embedded),
-    (
-        "throughput",
-        "throughput_k",
-        "throughput, K worker processes",
-        workloads.throughput_processes,
-    ),
-    ("sequential", "sequential", "sequential steps", workloads.sequential),
-    ("latency", "latency", "start-to-result latency", workloads.start_to_result),
-    ("recovery", "recovery", "recovery after SIGKILL", processes.recovery),
-    (
-        "recovery",
-        "recovery_supervised",
-        "recovery after SIGKILL, supervised",
-        processes.recovery_supervised,
-    ),
-    ("replay", "replay", "replay of a long journal", processes.replay),
-    ("memory", "memory", "memory of sleeping workflows", processes.memory),
+    (None, "floor_commit", "floor: single-row commits", floor_commit),
+    (None, "floor_batch", "floor: 100-row commits", floor_batch),
+    ("throughput", "throughput_1", "throughput, 1 process", throughput_embedded),
+    ("throughput", "throughput_k", "throughput, K worker processes", throughput_processes),
+    ("sequential", "sequential", "sequential steps", sequential),
+    ("latency", "latency", "start-to-result latency", start_to_result),
+    ("recovery", "recovery", "recovery after SIGKILL", recovery),
+    ("recovery", "recovery_supervised", "recovery after SIGKILL, supervised", recovery_supervised),
+    ("replay", "replay", "replay of a long journal", replay),
+    ("memory", "memory", "memory of sleeping workflows", memory),
 ]
 
 

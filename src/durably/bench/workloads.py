@@ -7,11 +7,12 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import durably
 from durably.bench.options import Params
-from durably.bench.procs import Workers
+from durably.bench.procs import client_and_workers
 from durably.bench.targets import Target
 from durably.bench.workload import MANY_STEPS, ONE_STEP, STEPS_PER_WORKFLOW, THREE_STEPS, build
 
@@ -60,32 +61,34 @@ async def _submit_all(app: durably.App, workflows: int) -> Figures:
     }
 
 
-def throughput_embedded(target: Target, params: Params) -> Figures:
-    """One process: the bench process's embedded worker runs what it starts."""
-    with target.fresh("throughput-1") as url:
+@contextmanager
+def embedded(target: Target, label: str) -> Iterator[durably.App]:
+    """A fresh database (``label``) and an App on it whose embedded worker runs while in use."""
+    with target.fresh(label) as url:
         app = build(url)
         try:
             with app:
-                figures = asyncio.run(_submit_all(app, params.workflows))
+                yield app
         finally:
             app.close()
+
+
+def throughput_embedded(target: Target, params: Params) -> Figures:
+    """One process: the bench process's embedded worker runs what it starts."""
+    with embedded(target, "throughput-1") as app:
+        figures = asyncio.run(_submit_all(app, params.workflows))
     return {"processes": 1, **figures}
 
 
 def throughput_processes(target: Target, params: Params) -> Figures:
     """K ``durably worker`` processes run; the bench process is a pure client."""
-    with target.fresh("throughput-k") as url:
-        client = build(url)
-        try:
-            with Workers(url, client) as workers:
-                spawned = [workers.spawn() for _ in range(params.processes)]
-                for worker in spawned:
-                    workers.registration(worker)
-                figures = asyncio.run(_submit_all(client, params.workflows))
-                for worker in spawned:
-                    workers.check(worker)
-        finally:
-            client.close()
+    with client_and_workers(target, "throughput-k") as (_, client, workers):
+        spawned = [workers.spawn() for _ in range(params.processes)]
+        for worker in spawned:
+            workers.registration(worker)
+        figures = asyncio.run(_submit_all(client, params.workflows))
+        for worker in spawned:
+            workers.check(worker)
     return {"processes": params.processes, **figures}
 
 
@@ -99,15 +102,10 @@ def sequential(target: Target, params: Params) -> Figures:
     single-row commits measured just before and just after it (a disk's commit time drifts
     over a run: the floor at the start of the run can be far from the one around this)."""
     floor_before = _floor_now(target, "sequential-floor-before", max(50, params.commits // 2))
-    with target.fresh("sequential") as url:
-        app = build(url)
-        try:
-            with app:
-                handle = app.start(MANY_STEPS, params.steps, id="sequential")
-                value = handle.result(timeout=900)
-                history = handle.history()
-        finally:
-            app.close()
+    with embedded(target, "sequential") as app:
+        handle = app.start(MANY_STEPS, params.steps, id="sequential")
+        value = handle.result(timeout=900)
+        history = handle.history()
     if value != sum(range(params.steps)) or len(history) != params.steps:
         raise RuntimeError(f"sequential: result {value!r}, {len(history)} journal entries")
     deltas = [
@@ -129,20 +127,15 @@ def sequential(target: Target, params: Params) -> Figures:
 def start_to_result(target: Target, params: Params) -> Figures:
     """A 1-step workflow started, then its result awaited, one at a time (embedded worker)."""
     samples: list[float] = []
-    with target.fresh("latency") as url:
-        app = build(url)
-        try:
-            with app:
-                for n in range(params.warmup + params.samples):
-                    t0 = time.perf_counter()
-                    value = app.start(ONE_STEP, n, id=f"latency-{n}").result(timeout=60)
-                    elapsed = time.perf_counter() - t0
-                    if value != n:
-                        raise RuntimeError(f"latency-{n} returned {value!r}")
-                    if n >= params.warmup:
-                        samples.append(elapsed * 1000)
-        finally:
-            app.close()
+    with embedded(target, "latency") as app:
+        for n in range(params.warmup + params.samples):
+            t0 = time.perf_counter()
+            value = app.start(ONE_STEP, n, id=f"latency-{n}").result(timeout=60)
+            elapsed = time.perf_counter() - t0
+            if value != n:
+                raise RuntimeError(f"latency-{n} returned {value!r}")
+            if n >= params.warmup:
+                samples.append(elapsed * 1000)
     return {
         "samples": len(samples),
         "p50_ms": percentile(samples, 50),

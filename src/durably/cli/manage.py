@@ -8,8 +8,8 @@ import argparse
 import io
 import itertools
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO, TypeVar
 
 from durably import limits
 from durably.argtypes import whole_number
@@ -53,8 +53,36 @@ def _seconds(value: str) -> float:
     return number
 
 
+T = TypeVar("T")
+
+
 def _print_json(out: TextIO, value: Any) -> None:
     out.write(render.dumps(value) + "\n")
+
+
+def _print_started(out: TextIO, args: argparse.Namespace, handle: Any) -> int:
+    """A workflow just started (or forked): its info as JSON (``--json``), else its id."""
+    if args.json:
+        _print_json(out, render.workflow_json(handle.info()))
+    else:
+        out.write(handle.id + "\n")
+    return EXIT_OK
+
+
+def _print_list(
+    out: TextIO,
+    args: argparse.Namespace,
+    items: Sequence[T],
+    json_form: Callable[[T], Any],
+    table: Callable[[Sequence[T]], str],
+    none: str,
+) -> int:
+    """``items`` as a JSON list (``--json``), else as a table, else the ``none`` line."""
+    if args.json:
+        _print_json(out, [json_form(item) for item in items])
+    else:
+        out.write((table(items) if items else none) + "\n")
+    return EXIT_OK
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -94,11 +122,7 @@ def _start(target: Target, args: argparse.Namespace, out: TextIO) -> int:
         else:
             _print_json(out, render.to_plain(result))
         return EXIT_OK
-    if args.json:
-        _print_json(out, render.workflow_json(handle.info()))
-    else:
-        out.write(handle.id + "\n")
-    return EXIT_OK
+    return _print_started(out, args, handle)
 
 
 def _ls(target: Target, args: argparse.Namespace, out: TextIO) -> int:
@@ -109,13 +133,9 @@ def _ls(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     # page by page (a server answers pages of at most 1000), up to the limit
     pages = target.iter_workflows(page_size=min(args.limit, 500), **filters)
     workflows = list(itertools.islice(pages, args.limit))
-    if args.json:
-        _print_json(out, [render.workflow_json(w) for w in workflows])
-    elif workflows:
-        out.write(render.workflows_table(workflows) + "\n")
-    else:
-        out.write("no workflows\n")
-    return EXIT_OK
+    return _print_list(
+        out, args, workflows, render.workflow_json, render.workflows_table, "no workflows"
+    )
 
 
 def _show(target: Target, args: argparse.Namespace, out: TextIO) -> int:
@@ -157,13 +177,9 @@ def _show_json(handle: Any) -> dict[str, Any]:
 
 def _history(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     entries = target.handle(args.id).history()
-    if args.json:
-        _print_json(out, [render.history_json(e) for e in entries])
-    elif entries:
-        out.write(render.history_table(entries) + "\n")
-    else:
-        out.write("no steps yet\n")
-    return EXIT_OK
+    return _print_list(
+        out, args, entries, render.history_json, render.history_table, "no steps yet"
+    )
 
 
 def _send(target: Target, args: argparse.Namespace, out: TextIO) -> int:
@@ -202,22 +218,13 @@ def _lifecycle(command: str, done: str) -> Handler:
 
 def _fork(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     handle = target.fork(args.id, from_step=args.from_step, new_id=args.new_id)
-    if args.json:
-        _print_json(out, render.workflow_json(handle.info()))
-    else:
-        out.write(handle.id + "\n")
-    return EXIT_OK
+    return _print_started(out, args, handle)
 
 
 def _workers(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     workers = target.list_workers(include_stale=args.all)
-    if args.json:
-        _print_json(out, [render.worker_json(w) for w in workers])
-    elif workers:
-        out.write(render.workers_table(workers) + "\n")
-    else:
-        out.write("no live workers\n" if not args.all else "no workers registered\n")
-    return EXIT_OK
+    none = "no live workers" if not args.all else "no workers registered"
+    return _print_list(out, args, workers, render.worker_json, render.workers_table, none)
 
 
 # -- parsers -----------------------------------------------------------------------------------

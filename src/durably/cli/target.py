@@ -8,17 +8,7 @@ import os
 import shlex
 import sqlite3
 
-from durably.errors import (
-    ConfigurationError,
-    DatabaseUnavailableError,
-    DurablyError,
-    UnknownWorkflowError,
-    WorkflowFailedError,
-    WorkflowIdConflictError,
-    WorkflowNotFoundError,
-    WorkflowStateError,
-    WorkflowTimeoutError,
-)
+from durably import errors
 from durably.operations import WorkflowOperations
 from durably.remote.errors import AuthenticationError, ServerUnreachableError
 from durably.storage import redact_url, resolve_database_url, sqlite_path
@@ -87,7 +77,7 @@ def open_target(args: argparse.Namespace) -> tuple[Target, str]:
     (:func:`missing_database`): a management command never creates a database.
     """
     if args.db and args.server:
-        raise ConfigurationError("give --db or --server, not both")
+        raise errors.ConfigurationError("give --db or --server, not both")
     server = args.server or (None if args.db else os.environ.get("DURABLY_SERVER"))
     if server:
         from durably.client import Client
@@ -102,7 +92,7 @@ def open_target(args: argparse.Namespace) -> tuple[Target, str]:
     return app, f"database {app.safe_database_url}"
 
 
-def missing_database(db: str | None) -> DatabaseUnavailableError | None:
+def missing_database(db: str | None) -> errors.DatabaseUnavailableError | None:
     """The error of a command that would open ``db`` (``--db``, else ``$DURABLY_DB``, else
     ``./durably.db``) when it names a SQLite file that does not exist, else None.
 
@@ -120,7 +110,7 @@ def missing_database(db: str | None) -> DatabaseUnavailableError | None:
         source = "from $DURABLY_DB"
     else:
         source = "the default: neither --db nor $DURABLY_DB is set"
-    return DatabaseUnavailableError(
+    return errors.DatabaseUnavailableError(
         f"no database exists at {os.path.abspath(path)!r} ({source}); nothing was created. "
         "Check the path, or create the database first: "
         f"`durably migrate --db {shlex.quote(url)}`, or start a worker on it"
@@ -131,8 +121,8 @@ def is_database_failure(exc: BaseException) -> bool:
     """Whether ``exc`` came from the database driver (SQLite, psycopg) or the OS.
 
     durably's own errors never are, even those that are also a ``TimeoutError`` (hence an
-    ``OSError``) such as :class:`WorkflowTimeoutError`: each has its own exit code."""
-    if isinstance(exc, DurablyError):
+    ``OSError``) such as :class:`~durably.WorkflowTimeoutError`: each has its own exit code."""
+    if isinstance(exc, errors.DurablyError):
         return False
     if isinstance(exc, sqlite3.Error | OSError):
         return True
@@ -142,26 +132,26 @@ def is_database_failure(exc: BaseException) -> bool:
 
 def exit_code(exc: BaseException) -> int:
     """The exit code of a failed command."""
-    if isinstance(exc, WorkflowNotFoundError | UnknownWorkflowError):
+    if isinstance(exc, errors.WorkflowNotFoundError | errors.UnknownWorkflowError):
         return EXIT_NOT_FOUND
-    if isinstance(exc, WorkflowStateError | WorkflowIdConflictError):
+    if isinstance(exc, errors.WorkflowStateError | errors.WorkflowIdConflictError):
         return EXIT_CONFLICT
     if isinstance(exc, AuthenticationError):
         return EXIT_AUTH
     if isinstance(exc, ServerUnreachableError) or is_database_failure(exc):
         return EXIT_UNREACHABLE
-    if isinstance(exc, DatabaseUnavailableError):
+    if isinstance(exc, errors.DatabaseUnavailableError):
         return EXIT_UNREACHABLE  # a store could not connect (it names the URL)
-    if isinstance(exc, WorkflowFailedError | WorkflowTimeoutError):
+    if isinstance(exc, errors.WorkflowFailedError | errors.WorkflowTimeoutError):
         return EXIT_FAILED
     return EXIT_USAGE
 
 
 def describe(exc: BaseException, where: str) -> str:
     """The message of a failed command (database errors name the database)."""
-    if isinstance(exc, WorkflowNotFoundError) and exc.workflow_id:
+    if isinstance(exc, errors.WorkflowNotFoundError) and exc.workflow_id:
         return f"no workflow with id {exc.workflow_id!r} in the {where}; `durably ls` lists them"
-    if isinstance(exc, DurablyError):
+    if isinstance(exc, errors.DurablyError):
         return exc.message
     if is_database_failure(exc):
         return f"cannot use the {where}: {type(exc).__name__}: {exc}".rstrip(": ")
