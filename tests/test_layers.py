@@ -12,20 +12,8 @@ import grimp
 ROOT = Path(__file__).resolve().parent.parent
 
 CYCLE_EXEMPTIONS: dict[tuple[str, str], str] = {
-    # Known imports that close a loop, in modules other helpers own (issue 13). Each names its
-    # proposed fix; an exemption that matches no import fails test_cycle_exemptions_are_current.
-    ("durably.client", "durably"): "`from durably import __version__`: read it from a base "
-    "module (e.g. a durably/version.py that durably/__init__ re-exports)",
-    ("durably.engine.waits", "durably.engine.execution"): "type-only: Waits is handed its "
-    "Execution; type it as a Protocol of what Waits uses, declared in waits.py",
-    ("durably.app.handles", "durably.app"): "type-only: type LocalHandleSource's App as a "
-    "Protocol of the members it reads, declared in app/handles.py",
-    ("durably.queues", "durably.app"): "type-only (also a layer violation): type Queue.app "
-    "and Workflow.app as a Protocol of what they use of an App, declared in queues.py",
-    ("durably.definitions", "durably.app"): "type-only (also a layer violation): the same "
-    "Protocol for Workflow.app and the Registry's app arguments",
-    ("durably.queues", "durably.definitions"): "type-only (also a layer violation): type "
-    "Queue.enqueue's workflow as a Protocol declared in queues.py",
+    # Known imports that close a loop, each naming its proposed fix; empty: keep it so (an
+    # exemption that matches no import fails test_cycle_exemptions_are_current).
 }
 
 

@@ -43,6 +43,7 @@ from durably.saga import Saga
 from durably.scope import ChildHandle, StepContext, StepFuture
 from durably.serialization import JsonSerializer, Serializer
 from durably.storage.base import WorkerInfo, WorkflowStatus
+from durably.version import __version__
 from durably.workflow_api import *  # noqa: F403 (the functions workflow code calls)
 
 if _typing.TYPE_CHECKING:
@@ -63,8 +64,6 @@ def __getattr__(name: str) -> _typing.Any:
         return WorkerOptions
     raise AttributeError(f"module 'durably' has no attribute {name!r}")
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "App",

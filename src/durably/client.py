@@ -29,6 +29,7 @@ from durably.remote.handles import RemoteHandleSource
 from durably.remote.transport import Transport, segment
 from durably.serialization import JsonSerializer
 from durably.storage.base import WorkerInfo, WorkflowStatus
+from durably.version import __version__
 
 __all__ = ["DEFAULT_TIMEOUT", "Client"]
 
@@ -76,8 +77,6 @@ class Client(OperationsBase):
         if token is None:
             token = os.environ.get("DURABLY_TOKEN") or None
         self.serializer = serializer or JsonSerializer()
-        from durably import __version__
-
         self._http = Transport(
             url,
             token=token,

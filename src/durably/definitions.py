@@ -7,12 +7,14 @@ import inspect
 import logging
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from durably.errors import ConfigurationError, DurablyError, UnknownWorkflowError
 from durably.queues import (
     DEFAULT_QUEUE,
     Queue,
+    QueueLimits,
+    QueueOwner,
     standalone_queue,
     standalone_queues,
     validate_priority,
@@ -20,10 +22,6 @@ from durably.queues import (
 )
 from durably.retry import Retry
 from durably.scope import WorkflowScope, current_scope
-
-if TYPE_CHECKING:  # the App is a layer up: its type only
-    from durably.app import App
-    from durably.queues import QueueLimits
 
 __all__ = ["Registry", "Step", "Workflow", "not_a_workflow"]
 
@@ -49,7 +47,7 @@ class _Definition(Generic[P, R]):
         self.name = name
         self.is_async = inspect.iscoroutinefunction(fn)
         self.return_hint = _return_hint(fn)
-        self.app: App | None = None
+        self.app: QueueOwner | None = None
         """The App a workflow is registered on (set by ``@app.workflow``; steps keep None)."""
         functools.update_wrapper(self, fn)
 
@@ -155,7 +153,7 @@ class Registry:
             )
         self.steps[step.name] = step
 
-    def add_queue(self, queue: Queue, app: App) -> Queue:
+    def add_queue(self, queue: Queue, app: QueueOwner) -> Queue:
         """Define ``queue`` on ``app`` (the App of this registry) and return it. A later
         definition of a name replaces the earlier one (with a warning if their limits differ);
         a queue defined on another App is refused."""
@@ -165,7 +163,7 @@ class Registry:
         queue._unlist()
         return queue
 
-    def define_queue(self, name: str, limits: QueueLimits, app: App) -> Queue:
+    def define_queue(self, name: str, limits: QueueLimits, app: QueueOwner) -> Queue:
         """Define a new queue ``name`` with ``limits`` on ``app`` (never listed process-wide,
         unlike a stand-alone ``durably.Queue``) and return it, as :meth:`add_queue`."""
         return self.add_queue(Queue._unlisted(name, limits), app)

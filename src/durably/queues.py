@@ -35,21 +35,20 @@ import re
 import threading
 import warnings
 import weakref
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, overload
 
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.storage.base import QueueClaim
 
 if TYPE_CHECKING:
-    from durably.app import App
-    from durably.definitions import Workflow
     from durably.handle import WorkflowHandle
 
 __all__ = [
     "DEFAULT_QUEUE",
     "Queue",
     "QueueLimits",
+    "QueueOwner",
     "defined_queue",
     "defined_queues",
     "enqueue_target",
@@ -140,6 +139,36 @@ def defined_queues() -> list[str]:
     return standalone_queues()
 
 
+class QueueOwner(Protocol):
+    """What a :class:`Queue` (and a workflow, see ``Workflow.app``) uses of the App it belongs
+    to: its enqueues (:class:`durably.App` is one; typed here so that this layer needs no import
+    of the App's)."""
+
+    def enqueue(
+        self,
+        queue: Queue,
+        workflow: Any,
+        /,
+        *args: Any,
+        id: str | None = None,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """Start ``workflow`` on ``queue`` and return its handle."""
+
+    async def enqueue_async(
+        self,
+        queue: Queue,
+        workflow: Any,
+        /,
+        *args: Any,
+        id: str | None = None,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        """Async twin of :meth:`enqueue`."""
+
+
 class QueueLimits(TypedDict, total=False):
     """The limits of a queue, as the keyword arguments of ``app.queue(name, ...)`` (their
     meaning and defaults are :class:`Queue`'s)."""
@@ -165,7 +194,7 @@ class Queue:
     is a deprecated, process-wide fallback (see the module docstring).
     """
 
-    app: App | None
+    app: QueueOwner | None
     """The App this queue is defined on (``app.queue``/``app.add_queue``); None for a
     stand-alone queue (which any App that enqueues onto it adopts)."""
 
@@ -276,7 +305,7 @@ class Queue:
     @overload
     def enqueue(
         self,
-        workflow: Workflow[..., Coroutine[Any, Any, R]],
+        workflow: Callable[..., Coroutine[Any, Any, R]],
         /,
         *args: Any,
         id: str | None = None,
@@ -286,7 +315,7 @@ class Queue:
     @overload
     def enqueue(
         self,
-        workflow: Workflow[..., R],
+        workflow: Callable[..., R],
         /,
         *args: Any,
         id: str | None = None,
@@ -295,7 +324,7 @@ class Queue:
     ) -> WorkflowHandle[R]: ...
     def enqueue(
         self,
-        workflow: Workflow[..., Any],
+        workflow: Callable[..., Any],
         /,
         *args: Any,
         id: str | None = None,
@@ -315,7 +344,7 @@ class Queue:
 
     async def enqueue_async(
         self,
-        workflow: Workflow[..., Any],
+        workflow: Callable[..., Any],
         /,
         *args: Any,
         id: str | None = None,
@@ -336,9 +365,9 @@ class Queue:
         return f"Queue({', '.join(parts)})"
 
 
-def _app_of(workflow: object) -> App:
+def _app_of(workflow: object) -> QueueOwner:
     """The App ``workflow`` is registered on (which checks that it is one of its workflows)."""
-    app: App | None = getattr(workflow, "app", None)  # (definitions import this module)
+    app: QueueOwner | None = getattr(workflow, "app", None)  # (definitions import this module)
     if app is None:
         raise UnknownWorkflowError(
             "queue.enqueue() takes a workflow function decorated with @app.workflow (on an App), "

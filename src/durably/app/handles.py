@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from durably.errors import WorkflowFailedError
 from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
 from durably.storage.base import Ended, WorkflowRecord, WorkflowStatus
 
 if TYPE_CHECKING:
-    from durably.app import App
     from durably.app.results import Results
+    from durably.codec import Codec
+    from durably.definitions import Registry
+    from durably.storage.base import Store
 
-__all__ = ["LocalHandleSource"]
+__all__ = ["HandleApp", "LocalHandleSource"]
+
+
+class HandleApp(Protocol):
+    """What :class:`LocalHandleSource` reads of its App (:class:`durably.App` is one)."""
+
+    @property
+    def store(self) -> Store:
+        """The store, opened and migrated on first use."""
+
+    @property
+    def codec(self) -> Codec:
+        """Encodes and decodes payloads with the App's serializer."""
+
+    @property
+    def registry(self) -> Registry:
+        """The workflows registered with the App (for their result types)."""
+
+    def unserved_filter(self) -> Callable[[WorkflowRecord], bool]:
+        """Whether a workflow record is one no live worker serves."""
 
 
 def _dt(t: float | None) -> datetime | None:
@@ -26,7 +48,7 @@ class LocalHandleSource:
 
     __slots__ = ("_app", "_record", "_results")
 
-    def __init__(self, app: App, results: Results) -> None:
+    def __init__(self, app: HandleApp, results: Results) -> None:
         self._app = app
         self._results = results
         self._record = results.record

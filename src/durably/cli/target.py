@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sqlite3
 
 from durably import errors
 from durably.operations import WorkflowOperations
 from durably.remote.errors import AuthenticationError, ServerUnreachableError
-from durably.storage import redact_url, resolve_database_url, sqlite_path
+from durably.storage import missing_database, redact_url
 
 __all__ = [
     "EXIT_AUTH",
@@ -90,31 +89,6 @@ def open_target(args: argparse.Namespace) -> tuple[Target, str]:
 
     app = App(args.db)
     return app, f"database {app.safe_database_url}"
-
-
-def missing_database(db: str | None) -> errors.DatabaseUnavailableError | None:
-    """The error of a command that would open ``db`` (``--db``, else ``$DURABLY_DB``, else
-    ``./durably.db``) when it names a SQLite file that does not exist, else None.
-
-    Opening such a URL would create an empty database (an App migrates on first use), so a
-    typo would list nothing instead of failing: only ``durably worker`` and ``durably migrate``
-    create a database. PostgreSQL URLs, and URLs that name no file, are left to the store.
-    """
-    url = resolve_database_url(db)
-    path = sqlite_path(url)
-    if path is None or os.path.lexists(path) or not os.path.isdir(os.path.dirname(path) or "."):
-        return None  # a missing folder is a bad URL, which the store reports (exit 2)
-    if db:
-        source = "from --db"
-    elif os.environ.get("DURABLY_DB"):
-        source = "from $DURABLY_DB"
-    else:
-        source = "the default: neither --db nor $DURABLY_DB is set"
-    return errors.DatabaseUnavailableError(
-        f"no database exists at {os.path.abspath(path)!r} ({source}); nothing was created. "
-        "Check the path, or create the database first: "
-        f"`durably migrate --db {shlex.quote(url)}`, or start a worker on it"
-    )
 
 
 def is_database_failure(exc: BaseException) -> bool:

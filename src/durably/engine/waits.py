@@ -15,9 +15,10 @@ import concurrent.futures
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from durably.definitions import Workflow
+from durably.engine.runtime import Runtime
 from durably.errors import (
     Cancelled,
     ChildWorkflowFailed,
@@ -39,12 +40,46 @@ from durably.storage.base import (
     StartChild,
     WorkflowRecord,
     WorkflowStatus,
+    WriteOp,
 )
 
-if TYPE_CHECKING:
-    from durably.engine.execution import Execution
+__all__ = ["Parked", "WaitingExecution", "Waits"]
 
-__all__ = ["Parked", "Waits"]
+
+class WaitingExecution(Protocol):
+    """What :class:`Waits` uses of its execution (an :class:`~durably.engine.execution.Execution`,
+    which owns its Waits: the Protocol keeps the import one way)."""
+
+    workflow_id: str
+    owner: str
+    epoch: int
+    run: int
+    runtime: Runtime
+    journal: dict[int, JournalEntry]
+    keys: dict[int, str]
+    halted: BaseException | None
+
+    def halt(self, reason: BaseException) -> None: ...
+
+    def track(self, fut: concurrent.futures.Future[Any]) -> None: ...
+
+    def on_written(self, applied: bool | BaseException) -> None: ...
+
+    def take(self, kind: str, name: str) -> tuple[int, JournalEntry | None]: ...
+
+    def new_entry(
+        self,
+        seq: int,
+        kind: str,
+        name: str,
+        status: str,
+        result: str | None,
+        error: str | None = None,
+    ) -> JournalEntry: ...
+
+    def record_value(self, seq: int, kind: str, name: str, encoded: str) -> None: ...
+
+    async def commit_op(self, op: WriteOp) -> None: ...
 
 
 class Parked(DurablyError):
@@ -66,9 +101,9 @@ class _Wait:
 
 @dataclass(slots=True)
 class Waits:
-    """The wait bookkeeping of one :class:`Execution` (everything runs on its loop)."""
+    """The wait bookkeeping of one execution (everything runs on its loop)."""
 
-    ctx: Execution
+    ctx: WaitingExecution
     inbox: list[InboxEvent] = field(default_factory=list)
     children: dict[str, ChildOutcome] = field(default_factory=dict)
     cancel_pending: bool = False

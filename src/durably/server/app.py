@@ -43,7 +43,7 @@ def create_app(
     if token is not None:
         check_token(token, "token")  # visible ASCII: every client sends it as the same bytes
     if not isinstance(database, App):
-        from durably.cli.target import missing_database
+        from durably.storage import missing_database
 
         missing = missing_database(database)
         if missing is not None:  # serving it would create an empty database: a typo, surely

@@ -126,9 +126,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         return _error(f"{exc}; install the server extra: pip install 'durably[server]'")
     from durably.app import App
-    from durably.cli.target import missing_database
     from durably.errors import DurablyError
-    from durably.storage import resolve_database_url
+    from durably.storage import missing_database, resolve_database_url
     from durably.storage.urls import scrub
 
     missing = missing_database(args.db)

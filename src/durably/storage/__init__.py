@@ -17,9 +17,10 @@ store contract suite (``tests/test_store_contract*.py``) green.
 from __future__ import annotations
 
 import os
+import shlex
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from durably.errors import ConfigurationError
+from durably.errors import ConfigurationError, DatabaseUnavailableError
 from durably.storage.base import Store
 from durably.storage.urls import check_schema_name, redact_url
 
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_DATABASE",
     "Store",
     "check_database_url",
+    "missing_database",
     "open_store",
     "redact_url",
     "resolve_database_url",
@@ -103,6 +105,31 @@ def sqlite_path(url: str | None = None) -> str | None:
     if not path or path == ":memory:":
         return None
     return path
+
+
+def missing_database(db: str | None) -> DatabaseUnavailableError | None:
+    """The error of a command that would open ``db`` (``--db``, else ``$DURABLY_DB``, else
+    ``./durably.db``) when it names a SQLite file that does not exist, else None.
+
+    Opening such a URL would create an empty database (an App migrates on first use), so a
+    typo would list nothing instead of failing: only ``durably worker`` and ``durably migrate``
+    create a database. PostgreSQL URLs, and URLs that name no file, are left to the store.
+    """
+    url = resolve_database_url(db)
+    path = sqlite_path(url)
+    if path is None or os.path.lexists(path) or not os.path.isdir(os.path.dirname(path) or "."):
+        return None  # a missing folder is a bad URL, which the store reports (exit 2)
+    if db:
+        source = "from --db"
+    elif os.environ.get("DURABLY_DB"):
+        source = "from $DURABLY_DB"
+    else:
+        source = "the default: neither --db nor $DURABLY_DB is set"
+    return DatabaseUnavailableError(
+        f"no database exists at {os.path.abspath(path)!r} ({source}); nothing was created. "
+        "Check the path, or create the database first: "
+        f"`durably migrate --db {shlex.quote(url)}`, or start a worker on it"
+    )
 
 
 def _sqlite_parts(url: str) -> tuple[str, dict[str, str]]:
