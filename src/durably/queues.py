@@ -145,26 +145,13 @@ class QueueOwner(Protocol):
     of the App's)."""
 
     def enqueue(
-        self,
-        queue: Queue,
-        workflow: Any,
-        /,
-        *args: Any,
-        id: str | None = None,
-        priority: int = 0,
-        **kwargs: Any,
+        self, queue: Queue, workflow: Any, /, *args: Any, **kwargs: Any
     ) -> WorkflowHandle[Any]:
-        """Start ``workflow`` on ``queue`` and return its handle."""
+        """Start ``workflow(*args, **kwargs)`` on ``queue`` (``id=``, ``priority=`` as
+        :meth:`durably.App.enqueue` takes them) and return its handle."""
 
     async def enqueue_async(
-        self,
-        queue: Queue,
-        workflow: Any,
-        /,
-        *args: Any,
-        id: str | None = None,
-        priority: int = 0,
-        **kwargs: Any,
+        self, queue: Queue, workflow: Any, /, *args: Any, **kwargs: Any
     ) -> WorkflowHandle[Any]:
         """Async twin of :meth:`enqueue`."""
 

@@ -24,7 +24,7 @@ from durably.engine.branches import Branch, branch_var
 from durably.engine.calls import StepCall
 from durably.engine.failures import error_info, step_failed
 from durably.engine.runtime import Runtime
-from durably.engine.waits import Waits
+from durably.engine.waits import WaitingExecution, Waits
 from durably.errors import (
     DurablyError,
     LeaseLostError,
@@ -70,7 +70,7 @@ _ENDED = WorkflowAborted()
 """``halted`` of an execution that ended with nothing left running (never raised)."""
 
 
-class Execution(WorkflowScope):
+class Execution(WorkflowScope, WaitingExecution):
     """The engine's state for one execution (one claim) of one workflow."""
 
     def __init__(
@@ -254,22 +254,6 @@ class Execution(WorkflowScope):
         if seq >= self.next_seq:
             self.next_seq = seq + 1
         return seq
-
-    def new_entry(
-        self,
-        seq: int,
-        kind: str,
-        name: str,
-        status: str,
-        result: str | None,
-        error: str | None = None,
-    ) -> JournalEntry:
-        """A journal entry of this execution, stamped now."""
-        t = self.runtime.time()
-        return JournalEntry(
-            self.workflow_id, seq, kind, name, status, result, error, 1, self.owner, self.epoch,
-            t, t, self.keys[seq],
-        )  # fmt: skip
 
     def _recorded(self, entry: JournalEntry, kind: type[float] | type[str]) -> Any:
         """The value a ``now``/``random``/``uuid`` entry recorded, as ``kind``."""

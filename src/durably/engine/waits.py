@@ -47,8 +47,9 @@ __all__ = ["Parked", "WaitingExecution", "Waits"]
 
 
 class WaitingExecution(Protocol):
-    """What :class:`Waits` uses of its execution (an :class:`~durably.engine.execution.Execution`,
-    which owns its Waits: the Protocol keeps the import one way)."""
+    """What :class:`Waits` uses of its execution: an :class:`~durably.engine.execution.Execution`,
+    which owns its Waits (the Protocol keeps the import one way), subclasses it and takes
+    :meth:`new_entry` from it."""
 
     workflow_id: str
     owner: str
@@ -75,7 +76,13 @@ class WaitingExecution(Protocol):
         status: str,
         result: str | None,
         error: str | None = None,
-    ) -> JournalEntry: ...
+    ) -> JournalEntry:
+        """A journal entry of this execution, stamped now."""
+        t = self.runtime.time()
+        return JournalEntry(
+            self.workflow_id, seq, kind, name, status, result, error, 1, self.owner, self.epoch,
+            t, t, self.keys[seq],
+        )  # fmt: skip
 
     def record_value(self, seq: int, kind: str, name: str, encoded: str) -> None: ...
 
