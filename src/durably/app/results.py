@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from durably.app.database import found, missing
 from durably.errors import WorkflowNotFoundError, WorkflowTimeoutError
 from durably.storage.base import TERMINAL_STATUSES, Ended, WorkflowRecord
+from durably.storage.committer import settle
 from durably.waiting import UnservedWatch, unserved_hint
 
 if TYPE_CHECKING:
@@ -250,12 +251,7 @@ class ResultPoller:
 
     def _resolve(self, workflow_id: str, outcome: Outcome | BaseException) -> None:
         for fut in self._waiting.pop(workflow_id, ()):
-            if fut.done():
-                continue
-            if isinstance(outcome, BaseException):
-                fut.set_exception(outcome)
-            else:
-                fut.set_result(outcome)
+            settle(fut, outcome)
 
 
 _START = "`durably worker MODULE:APP`, app.run_worker() or `with app:`"

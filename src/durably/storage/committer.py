@@ -21,11 +21,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from durably.storage.base import Store, WriteOp
 
-__all__ = ["GroupCommitter"]
+__all__ = ["GroupCommitter", "settle"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("durably.committer")
 
@@ -176,9 +178,15 @@ class GroupCommitter:
 
 def _resolve(items: list[tuple[asyncio.Future[bool], Any]]) -> None:
     for fut, result in items:
-        if fut.done():
-            continue
-        if isinstance(result, BaseException):
-            fut.set_exception(result)
-        else:
-            fut.set_result(result)
+        settle(fut, result)
+
+
+def settle(fut: asyncio.Future[T], outcome: T | BaseException) -> None:
+    """Give ``fut`` its ``outcome`` (an exception is raised to its awaiter), unless it is done
+    already (cancelled: its awaiter is gone). On ``fut``'s loop."""
+    if fut.done():
+        return
+    if isinstance(outcome, BaseException):
+        fut.set_exception(outcome)
+    else:
+        fut.set_result(outcome)
