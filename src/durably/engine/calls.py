@@ -35,6 +35,8 @@ class StepCall(Coroutine[Any, Any, Any]):
     ) -> None:
         self._inner = inner
         self._started = False
+        """Whether ``inner`` was ever awaited, scheduled, thrown into or closed: dropped before
+        that, this call was never awaited (:meth:`__del__` warns)."""
         self._quiet = quiet
         self.step = step
         self.seq = seq

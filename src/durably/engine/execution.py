@@ -93,6 +93,8 @@ class Execution(WorkflowScope, WaitingExecution):
         self.workflow_name = workflow_name
         self.owner = owner
         self.epoch = epoch
+        """The claim: the worker ``owner`` holds the workflow's lease at ``epoch``, and every write
+        of this execution is fenced on both (a stale one is refused: the lease was lost)."""
         self.journal = journal
         self.runtime = runtime
         self.is_async = is_async
