@@ -94,12 +94,17 @@ def _exercise(generated: ModuleType, client: Any, server: Server) -> None:
     _api(generated, "start_a_workflow").sync(
         client=client, body=models.StartRequest(name="waiter", id="gen-waiter")
     )
+    # suspended while both are sent, so that it cannot finish in between (a duplicate sent to a
+    # finished workflow is a 409, not delivered=False)
+    assert server.http.post("/v1/workflows/gen-waiter/suspend").status_code == 202
     send = _api(generated, "send_an_event")
     event = models.EventRequest.from_dict({"data": {"ok": [1, 2]}, "dedup_key": "k1"})
     first = send.sync("gen-waiter", "go", client=client, body=event)
     again = send.sync("gen-waiter", "go", client=client, body=event)
     assert isinstance(first, models.Delivered) and first.delivered is True
+    assert isinstance(again, models.Delivered)
     assert again.delivered is False  # the same dedup key: a duplicate
+    assert server.http.post("/v1/workflows/gen-waiter/resume").status_code == 202
     waited = _api(generated, "get_a_workflow_s_result").sync("gen-waiter", client=client, wait=30)
     assert waited.done is True and waited.output == {"ok": [1, 2]}
 
