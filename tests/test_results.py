@@ -263,3 +263,39 @@ def test_a_finished_poller_keeps_no_future_and_the_loop_can_go() -> None:
     asyncio.run(main())
     gc.collect()
     assert loops[0]() is None and len(pollers) == 0
+
+
+@pytest.mark.parametrize("quick_reads", [True, False])
+def test_a_lone_read_runs_on_the_loop_only_for_a_store_of_quick_reads(quick_reads: bool) -> None:
+    """A PostgreSQL read may wait for a network or an outage: it must not run on the loop (a
+    server's loop answers other requests); a SQLite read may, sparing a thread hop."""
+    store = FakeStore(["w1"])
+    store.end(["w1"])
+    threads: list[int] = []
+
+    def finished(ids: Sequence[str]) -> dict[str, WorkflowRecord | None]:
+        threads.append(threading.get_ident())
+        return store.finished(ids)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        poller = ResultPoller(loop, finished, lambda _: False, "db", quick_reads)
+        rec = await poller.wait("w1", 5.0)
+        assert rec is not None and rec.id == "w1"
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert threads
+    assert all((t == loop_thread) is quick_reads for t in threads)
+
+
+def test_only_sqlite_stores_say_their_reads_are_quick(tmp_path: object) -> None:
+    from durably.storage import open_store
+    from durably.storage.postgres import PostgresStore
+
+    store = open_store(f"sqlite:///{tmp_path}/q.db")
+    try:
+        assert store.quick_reads is True
+    finally:
+        store.close()
+    assert PostgresStore.quick_reads is False

@@ -61,8 +61,11 @@ class ResultPoller:
 
     ``finished`` reads which of some ids have ended (``Store.finished_workflows``), ``local``
     tells whether a workflow runs on this process's worker (which hands over its end: it is not
-    read while it runs there), and ``where`` names the database in errors. Use it from its loop
-    only, except :meth:`wake_if_waiting`.
+    read while it runs there), and ``where`` names the database in errors. With ``quick_reads``
+    (``Store.quick_reads``: SQLite) a lone waiter's read runs on the loop, with no thread hop;
+    otherwise every read runs in a thread, so that a database outage never stalls the loop (a
+    server answering other requests on it). Use it from its loop only, except
+    :meth:`wake_if_waiting`.
     """
 
     def __init__(
@@ -71,12 +74,14 @@ class ResultPoller:
         finished: Finished,
         local: Callable[[str], bool],
         where: str,
+        quick_reads: bool = False,
     ) -> None:
         # weakly: the App keys its pollers by loop, weakly, so a poller must not keep it alive
         self._loop = weakref.ref(loop)
         self._finished = finished
         self._local = local
         self._where = where
+        self._quick_reads = quick_reads  # a lone waiter's read may run on the loop
         self._waiting: dict[str, list[asyncio.Future[Outcome | None]]] = {}
         self._deadlines: list[tuple[float, int, str, asyncio.Future[Outcome | None]]] = []
         self._kicked = False
@@ -208,7 +213,7 @@ class ResultPoller:
             try:
                 if not ids:
                     found = {}
-                elif len(ids) == 1:  # a lone waiter: a quick read on the loop, no thread hop
+                elif len(ids) == 1 and self._quick_reads:  # a lone waiter: no thread hop
                     found = self._finished(ids)
                 else:
                     found = await loop.run_in_executor(None, self._finished, ids)
@@ -313,6 +318,7 @@ class Results:
                     database.store.finished_workflows,
                     self._runs_here,
                     database.safe_database_url,
+                    database.store.quick_reads,
                 )
                 self._pollers[loop] = poller
             return poller
@@ -357,7 +363,7 @@ class Results:
                 return rec
             current = await asyncio.to_thread(self.record, workflow_id)
             if deadline is not None and time.monotonic() >= deadline:
-                raise self._timed_out(current, timeout)
+                raise await asyncio.to_thread(self._timed_out, current, timeout)
             await asyncio.to_thread(self._check_served, watch, current)
 
     def _check_served(self, watch: UnservedWatch, rec: WorkflowRecord) -> None:

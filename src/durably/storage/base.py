@@ -401,6 +401,12 @@ class QueueClaim:
 class Store(abc.ABC):
     """Durable storage for workflows, journals and workers. See the module docstring."""
 
+    quick_reads: bool = False
+    """Whether a read of a few rows returns at once, without a network round trip or a wait on
+    another process (SQLite in WAL mode: readers never wait for writers), so that code on an
+    event loop may run it there. False (the default): run reads in a thread, lest a database
+    outage stall the loop."""
+
     @abc.abstractmethod
     def migrate(self) -> None:
         """Create or upgrade the schema by applying every numbered migration not yet applied.

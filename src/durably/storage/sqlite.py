@@ -30,6 +30,7 @@ class SqliteStore(SqlStore):
     """
 
     _dialect = SQLITE
+    quick_reads = True  # a local file in WAL mode: readers never wait for writers
 
     def __init__(self, path: str | Path, *, synchronous: str = "full") -> None:
         if synchronous not in ("full", "normal"):
