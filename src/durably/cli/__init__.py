@@ -29,11 +29,15 @@ durable execution for Python
 operate:   worker, server, migrate, bench
 manage:    start, ls, show, history, send, cancel, terminate, suspend, resume, retry, fork,
            purge, workers (on --db URL / $DURABLY_DB, or --server URL / $DURABLY_SERVER)
+check:     lint PATH... (calls in workflow code that break replay; exit 1 with findings)
 
 exit codes: 0 ok, 1 workflow did not complete (start --wait, show --watch), 2 bad usage or
 input, 3 not found, 4 not allowed in the workflow's status, 5 database or server unreachable,
 6 token refused
 """
+
+
+_LINT_HELP = "check workflow code for calls that break replay (README, Determinism lint)"
 
 
 def _add_server(sub: Any, load: bool) -> None:
@@ -63,6 +67,11 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     if list(argv[:1]) == ["worker"]:
         # a worker (re)starting: skip what the other commands import, it delays recovery
         return parser
+    from durably import lint
+
+    lint.add_arguments(sub.add_parser("lint", help=_LINT_HELP, description=_LINT_HELP))
+    if list(argv[:1]) == ["lint"]:
+        return parser  # the lint reads source files: it needs nothing of the rest
     _add_server(sub, load=list(argv[:1]) == ["server"])
     add_migrate(sub)
     from durably.bench.options import add_arguments as add_bench_arguments
@@ -85,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "lint":
+        from durably import lint
+
+        return lint.run(args)
     if args.command == "bench":
         from durably.bench.run import run as run_bench
 
