@@ -436,6 +436,7 @@ def lint_paths(paths: Iterable[str]) -> tuple[list[Finding], int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``durably lint``."""
+    parser.epilog = "exit codes: 0 no findings, 1 findings, 2 a path it cannot check"
     parser.add_argument("paths", nargs="+", metavar="PATH", help="Python files or directories")
     parser.add_argument(
         "--json",

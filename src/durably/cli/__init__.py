@@ -2,7 +2,8 @@
 
 Operate workers (``worker``, ``migrate``, ``bench``, ``server``) and manage workflows (``start``,
 ``ls``, ``show``, ``history``, ``send``, ``cancel``, ``terminate``, ``suspend``, ``resume``,
-``retry``, ``fork``, ``purge``, ``workers``) against a database URL or a ``durably server``.
+``retry``, ``fork``, ``purge``, ``workers``) against a database URL or a ``durably server``;
+check workflow code for calls that break replay (``lint``, :mod:`durably.lint`).
 
 Exit codes: 0 ok; 1 the workflow did not complete (``start --wait``, ``show --watch``); 2 bad
 usage or input (nothing written); 3 not found (workflow id or name); 4 the command does not apply
