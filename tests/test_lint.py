@@ -121,6 +121,24 @@ def test_durably_functions_and_other_modules_names_are_not_flagged() -> None:
     assert found(body, header) == []
 
 
+def test_a_module_level_import_wins_over_one_in_a_function() -> None:
+    source = textwrap.dedent(
+        """\
+        from durably import sleep_sync as sleep
+
+        @app.step
+        def wait():
+            from time import sleep
+            sleep(1)
+
+        @app.workflow
+        def wf():
+            sleep(1)
+        """
+    )
+    assert lint_source(source) == []
+
+
 def test_ignore_comments_silence_their_line_only() -> None:
     body = """\
         a = time.time()  # durably: ignore[DUR101]
@@ -192,7 +210,7 @@ def test_a_variable_holding_a_set_is_flagged_when_iterated() -> None:
 
 
 def test_a_syntax_error_names_the_file_and_line() -> None:
-    with pytest.raises(LintError, match=r"^bad\.py:2: syntax error"):
+    with pytest.raises(LintError, match=r"^bad\.py:2:5: syntax error"):
         lint_source("x = 1\ndef (:\n", "bad.py")
 
 
@@ -223,7 +241,7 @@ def test_the_command_exits_0_1_or_2(tmp_path: Path) -> None:
     assert (clean.returncode, clean.stdout) == (0, "no findings, 1 file checked\n")
 
     (package / "flows.py").write_text(bad)
-    dirty = durably("app", cwd=tmp_path)
+    dirty = durably("app", "app/flows.py", cwd=tmp_path)  # a file given twice is read once
     assert dirty.returncode == 1
     assert dirty.stdout.splitlines() == [
         f"app/flows.py:4:12: DUR103 {RULES['DUR103'].message} (use durably.uuid4())",
@@ -251,7 +269,7 @@ def test_the_command_exits_0_1_or_2(tmp_path: Path) -> None:
     (package / "broken.py").write_text("@app.workflow\ndef wf(:\n")
     broken = durably("app", cwd=tmp_path)
     assert broken.returncode == 2
-    assert "app/broken.py:2: syntax error" in broken.stderr
+    assert "app/broken.py:2:8: syntax error" in broken.stderr
 
     usage = durably(cwd=tmp_path)
     assert usage.returncode == 2

@@ -195,19 +195,21 @@ class _Module:
     otherwise (so a local ``open`` or ``set`` is not taken for the builtin)."""
 
     def __init__(self, tree: ast.Module) -> None:
+        # ast.walk goes breadth first: a module-level import wins over one in a function
         self.imports: dict[str, str] = {}
         self.bound: set[str] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
-                        self.imports[alias.asname] = alias.name
+                        self.imports.setdefault(alias.asname, alias.name)
                     else:
                         top = alias.name.split(".")[0]
-                        self.imports[top] = top
+                        self.imports.setdefault(top, top)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for alias in node.names:
-                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                    qualified = f"{node.module}.{alias.name}"
+                    self.imports.setdefault(alias.asname or alias.name, qualified)
             elif isinstance(node, _Definition):
                 self.bound.add(node.name)
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
@@ -372,7 +374,7 @@ def lint_source(source: str, path: str = "<string>") -> list[Finding]:
     except ValueError as exc:  # a null byte in the source
         raise LintError(f"{path}: cannot parse it: {exc}") from None
     except SyntaxError as exc:
-        where = f"{path}:{exc.lineno}" if exc.lineno else path
+        where = f"{path}:{exc.lineno}:{exc.offset or 1}" if exc.lineno else path
         raise LintError(f"{where}: syntax error: {exc.msg}") from None
     module = _Module(tree)
     report: list[tuple[ast.AST, str]] = []
@@ -397,24 +399,34 @@ def lint_source(source: str, path: str = "<string>") -> list[Finding]:
     return [findings[key] for key in sorted(findings)]
 
 
-def _python_files(root: Path) -> Iterator[Path]:
-    for child in sorted(root.iterdir()):
+def _python_files(root: Path, seen: set[Path]) -> Iterator[Path]:
+    if root.resolve() in seen:  # a symbolic link back up the tree
+        return
+    seen.add(root.resolve())
+    try:
+        children = sorted(root.iterdir())
+    except OSError as exc:
+        raise LintError(f"{root}: cannot list it: {exc}") from None
+    for child in children:
         if child.is_dir():
             if child.name not in _SKIPPED_DIRS and not child.name.startswith("."):
-                yield from _python_files(child)
+                yield from _python_files(child, seen)
         elif child.suffix == ".py":
             yield child
 
 
 def _files(paths: Iterable[str]) -> Iterator[Path]:
+    """Each file to check once, in the order given (a directory's files sorted by name)."""
+    seen_dirs: set[Path] = set()
+    seen_files: set[Path] = set()
     for name in paths:
         path = Path(name)
-        if path.is_dir():
-            yield from _python_files(path)
-        elif path.exists():
-            yield path
-        else:
+        if not path.exists():
             raise LintError(f"{name}: no such file or directory")
+        for file in _python_files(path, seen_dirs) if path.is_dir() else [path]:
+            if file.resolve() not in seen_files:
+                seen_files.add(file.resolve())
+                yield file
 
 
 def lint_paths(paths: Iterable[str]) -> tuple[list[Finding], int]:
