@@ -214,6 +214,12 @@ def test_a_syntax_error_names_the_file_and_line() -> None:
         lint_source("x = 1\ndef (:\n", "bad.py")
 
 
+def test_an_unreadable_file_names_itself(tmp_path: Path) -> None:
+    (tmp_path / "latin.py").write_bytes(b'x = "\xff"\n')  # not UTF-8, no coding declaration
+    with pytest.raises(LintError, match=r"latin\.py: cannot read it"):
+        lint_paths([str(tmp_path)])
+
+
 def test_the_examples_and_the_test_apps_are_clean() -> None:
     findings, count = lint_paths([str(ROOT / "examples")])
     assert count >= 9
