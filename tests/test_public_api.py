@@ -20,8 +20,9 @@ EXPECTED = {
     "WorkerInfo", "WorkerOptions", "Workflow", "WorkflowFailedError", "WorkflowHandle",
     "WorkflowIdConflictError", "WorkflowInfo", "WorkflowNotFoundError", "WorkflowOperations",
     "WorkflowStateError",
-    "WorkflowStatus", "WorkflowTimeoutError", "__version__", "continue_as_new", "now", "random",
-    "run", "set_state", "sleep", "sleep_sync", "sleep_until", "sleep_until_sync", "start_child",
+    "WorkflowStatus", "WorkflowTimeoutError", "__version__", "continue_as_new", "deprecate_patch",
+    "now", "patched", "random", "run", "set_state", "sleep", "sleep_sync", "sleep_until",
+    "sleep_until_sync", "start_child",
     "step_context", "submit", "uuid4", "wait_event", "wait_event_sync", "workflow_id",
 }  # fmt: skip
 

@@ -172,10 +172,34 @@ class NonDeterminismError(DurablyError):
     """Replay found the workflow code calling something other than what its journal recorded.
 
     The workflow is stopped in the ``needs_attention`` status and nothing is written past the
-    point of divergence. Deploy code that matches the journal (or fork/terminate the workflow).
+    point of divergence. Guard deliberate changes with ``durably.patched()``; otherwise deploy
+    code that matches the journal (or fork/terminate the workflow).
+
+    The first diverging call: ``seq`` and ``key`` (its branch and index), ``recorded`` (kind,
+    name) in the journal, ``called`` (kind, name) by the code (None when the code ended without
+    making the recorded call), and ``location`` (``file:line`` of the call in workflow code).
     """
 
     code = "non_determinism"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        step: str | None = None,
+        seq: int | None = None,
+        key: str | None = None,
+        recorded: tuple[str, str] | None = None,
+        called: tuple[str, str] | None = None,
+        location: str | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, step=step)
+        self.seq = seq
+        self.key = key
+        self.recorded = recorded
+        self.called = called
+        self.location = location
 
 
 class WorkflowFailedError(DurablyError):

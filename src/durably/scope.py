@@ -135,6 +135,16 @@ class WorkflowScope(abc.ABC):
         """Deterministic random UUID."""
 
     @abc.abstractmethod
+    def patched(self, patch_id: str) -> bool:
+        """Whether this point of the workflow takes the code path added by change ``patch_id``:
+        True where the journal records its marker here or ends before here (the marker is then
+        recorded), False where the journal went past here without it."""
+
+    @abc.abstractmethod
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Accept (consume) the marker of change ``patch_id`` here if the journal has one."""
+
+    @abc.abstractmethod
     def run_step(
         self, step: StepDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Awaitable[Any]:

@@ -22,7 +22,9 @@ from durably.scope import (
 
 __all__ = [
     "continue_as_new",
+    "deprecate_patch",
     "now",
+    "patched",
     "random",
     "run",
     "set_state",
@@ -120,6 +122,33 @@ def random() -> float:
 def uuid4() -> _uuid.UUID:
     """A random UUID (version 4), the same on every replay."""
     return _scope("uuid4").uuid4()
+
+
+def patched(patch_id: str) -> bool:
+    """Whether to take the code path of a change named ``patch_id`` (changing code under
+    workflows already in flight): ``if durably.patched("add-fraud-check"): <new code> else:
+    <old code>``.
+
+    True in a new workflow, or where the workflow reaches this point for the first time; the
+    decision is recorded in the journal (a ``patch`` entry), so every replay takes the same
+    path. False in a replay of a journal that went past this point without the marker: that
+    workflow ran the old code here, and keeps doing so. Asking again for the same ``patch_id``
+    in the same branch (or a branch started after the first answer) gives the same answer.
+    Async and sync workflows alike.
+    """
+    limits.check_name(patch_id, "patched() id")
+    return _scope("patched").patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Mark the change ``patch_id`` as the only code path, once no workflow that went past it
+    without the marker is left: replace ``if durably.patched(X): new else: old`` with
+    ``durably.deprecate_patch(X); new``. Records nothing; a journal with the marker at this
+    point still replays (the marker is accepted), one without it just goes on. Remove the call
+    once no workflow with the marker is left either.
+    """
+    limits.check_name(patch_id, "deprecate_patch() id")
+    _scope("deprecate_patch").deprecate_patch(patch_id)
 
 
 def workflow_id() -> str:

@@ -30,11 +30,15 @@ async def transfer(src: str, dst: str, cents: int) -> dict[str, object]:
     assert_type(b, int)
     assert_type(durably.now().year, int)
     assert_type(durably.random(), float)
+    assert_type(durably.patched("fraud-check"), bool)
+    assert_type(durably.deprecate_patch("old-change"), None)
     return {"txn": txn, "balances": [a, b]}
 
 
 @app.workflow
 def sync_transfer(src: str, cents: int) -> int:
+    if durably.patched("sync-fraud-check"):
+        cents += 0
     future = durably.submit(withdraw, src, cents, "t")
     assert_type(future, durably.StepFuture[int])
     return future.result() + deposit(src, cents, "t")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine, Generator, Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -25,24 +25,48 @@ __all__ = ["Branch", "branch_var", "install_task_factory"]
 class Branch:
     """One line of execution of a workflow: counts its durable calls and its child branches."""
 
-    __slots__ = ("calls", "children", "prefix")
+    __slots__ = ("calls", "children", "patches", "prefix")
 
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self, prefix: str = "", patches: dict[str, bool] | None = None) -> None:
         self.prefix = prefix
         self.calls = 0
         self.children = 0
+        self.patches: dict[str, bool] = dict(patches or {})
+        """``durably.patched()`` decisions of this branch, and of its ancestors up to its
+        creation: each is decided once, in an order that does not depend on how branches
+        interleave."""
+
+    def peek_key(self) -> str:
+        """The key the next durable call of this branch will have (nothing is taken)."""
+        return f"{self.prefix}{self.calls}"
 
     def next_key(self) -> str:
         """The key of this branch's next durable call."""
-        key = f"{self.prefix}{self.calls}"
+        key = self.peek_key()
         self.calls += 1
         return key
 
     def child(self) -> Branch:
         """A new child branch (a task this branch creates)."""
-        branch = Branch(f"{self.prefix}b{self.children}/")
+        branch = Branch(f"{self.prefix}b{self.children}/", self.patches)
         self.children += 1
         return branch
+
+    def went_past(self, keys: Iterable[str]) -> bool:
+        """Whether any of ``keys`` (a journal's) is this branch's next call or a later one,
+        or a call of a branch it creates after this point: the journal went past here."""
+        for key in keys:
+            if not key.startswith(self.prefix):
+                continue
+            rest = key[len(self.prefix) :]
+            if rest.isdigit():
+                if int(rest) >= self.calls:
+                    return True
+            elif rest.startswith("b") and "/" in rest:
+                number = rest[1 : rest.index("/")]
+                if number.isdigit() and int(number) >= self.children:
+                    return True
+        return False
 
 
 branch_var: ContextVar[Branch | None] = ContextVar("durably_branch", default=None)

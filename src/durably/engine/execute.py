@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durably.definitions import Workflow
+from durably.engine import divergence
 from durably.engine.branches import branch_var, install_task_factory
 from durably.engine.execution import Execution
 from durably.engine.failures import error_info
@@ -128,16 +129,11 @@ async def execute(ctx: Execution, wf: Workflow[Any, Any], encoded_input: str) ->
     )
     if unreached:
         entry = unreached[0]
-        ctx.halt(
-            NonDeterminismError(
-                f"workflow {ctx.workflow_id!r} ({ctx.workflow_name}) returned after "
-                f"{len(ctx.taken)} durable calls but its journal records {entry.kind} "
-                f"{entry.name!r} at seq {entry.seq}: the code no longer makes that call. Deploy "
-                "code that matches the journal, or fork or terminate this workflow",
-                workflow_id=ctx.workflow_id,
-                step=entry.name,
-            )
-        )
+        error = divergence.unreached(
+            ctx.workflow_id, ctx.workflow_name, calls=len(ctx.taken), seq=entry.seq,
+            key=entry.key or str(entry.seq), kind=entry.kind, name=entry.name,
+        )  # fmt: skip
+        ctx.halt(error)
         return _halted(ctx)
     try:
         output = codec.encode(

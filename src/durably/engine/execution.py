@@ -22,13 +22,13 @@ from typing import Any
 from durably.definitions import Step, Workflow
 from durably.engine.branches import Branch, branch_var
 from durably.engine.calls import StepCall
+from durably.engine.divergence import diverged
 from durably.engine.failures import error_info, step_failed
 from durably.engine.runtime import Runtime
 from durably.engine.waits import WaitingExecution, Waits
 from durably.errors import (
     DurablyError,
     LeaseLostError,
-    NonDeterminismError,
     StepTimeoutError,
 )
 from durably.scope import (
@@ -231,14 +231,10 @@ class Execution(WorkflowScope, WaitingExecution):
         else:
             seq = entry.seq
             if entry.kind != kind or entry.name != name:
-                err = NonDeterminismError(
-                    f"workflow {self.workflow_id!r} ({self.workflow_name}) diverged from its "
-                    f"journal at seq {seq} (call {key}): the journal recorded {entry.kind} "
-                    f"{entry.name!r} but the code now calls {kind} {name!r}. Deploy code that "
-                    "matches the journal, or fork or terminate this workflow",
-                    workflow_id=self.workflow_id,
-                    step=name,
-                )
+                err = diverged(
+                    self.workflow_id, self.workflow_name, seq=seq, key=key,
+                    recorded=(entry.kind, entry.name), called=(kind, name),
+                )  # fmt: skip
                 self.halt(err)
                 raise err
         self.keys[seq] = key
@@ -299,6 +295,38 @@ class Execution(WorkflowScope, WaitingExecution):
             seq, "uuid", "uuid", self.runtime.codec.encode(str(value), what="uuid4()")
         )
         return value
+
+    # -- patches -------------------------------------------------------------------------------
+
+    def _marker_at(self, branch: Branch, patch_id: str) -> bool:
+        """Whether the journal records the marker ``patch_id`` at ``branch``'s next call."""
+        entry = self.by_key.get(branch.peek_key())
+        return entry is not None and entry.kind == "patch" and entry.name == patch_id
+
+    def patched(self, patch_id: str) -> bool:
+        self.check_live()
+        branch = branch_var.get() or self.root
+        decided = branch.patches.get(patch_id)
+        if decided is not None:
+            return decided
+        if self._marker_at(branch, patch_id):
+            self.take("patch", patch_id)  # recorded by code that took the new path
+            decided = True
+        elif branch.peek_key() in self.by_key or branch.went_past(self.by_key):
+            decided = False  # the journal went on without it: the old path, nothing taken
+        else:  # new ground: take the new path and record that it did
+            seq, _ = self.take("patch", patch_id)
+            marker = self.runtime.codec.encode(True, what="patch marker")
+            self.record_value(seq, "patch", patch_id, marker)
+            decided = True
+        branch.patches[patch_id] = decided
+        return decided
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        self.check_live()
+        branch = branch_var.get() or self.root
+        if self._marker_at(branch, patch_id):
+            self.take("patch", patch_id)
 
     # -- steps ---------------------------------------------------------------------------------
 

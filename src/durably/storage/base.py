@@ -121,11 +121,11 @@ class JournalEntry:
     """The recorded outcome of one durable call at sequence number ``seq`` of a workflow.
 
     ``kind`` is ``"step"``, ``"now"``, ``"random"``, ``"uuid"``, ``"sleep"``, ``"event"``,
-    ``"state"`` or ``"child"``. ``status`` is ``"completed"`` (``result`` holds the encoded value),
-    ``"failed"`` (``error`` holds the encoded error) or ``"waiting"`` (an event or child wait not
-    resolved yet; ``result`` holds what the wait needs, such as its deadline). A waiting entry is
-    resolved once; a completed or failed one is never changed. ``owner``/``epoch`` are the fence
-    the entry was written under.
+    ``"state"``, ``"child"`` or ``"patch"`` (a ``durably.patched()`` marker). ``status`` is
+    ``"completed"`` (``result`` holds the encoded value), ``"failed"`` (``error`` holds the
+    encoded error) or ``"waiting"`` (an event or child wait not resolved yet; ``result`` holds
+    what the wait needs, such as its deadline). A waiting entry is resolved once; a completed or
+    failed one is never changed. ``owner``/``epoch`` are the fence the entry was written under.
     """
 
     workflow_id: str
