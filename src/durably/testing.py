@@ -38,7 +38,13 @@ from durably.errors import ConfigurationError, WorkflowTimeoutError
 from durably.handle import WorkflowHandle
 from durably.with_block import WithBlock
 
-__all__ = ["VirtualClock", "WorkflowEnvironment"]
+__all__ = [
+    "CrashSafetyError",
+    "CrashSafetyReport",
+    "VirtualClock",
+    "WorkflowEnvironment",
+    "check_crash_safety",
+]
 
 _FOLDERS: weakref.WeakKeyDictionary[App, weakref.finalize[Any, Any]] = weakref.WeakKeyDictionary()
 """The deletion of each App's current fresh environment folder (run when the next environment
@@ -174,3 +180,20 @@ class WorkflowEnvironment(WithBlock):
             self.clock.advance_to(t)
             self.skips += 1
             self.app._notify_worker()
+
+
+from durably.crash_safety import CrashCheck, CrashSafetyError, CrashSafetyReport  # noqa: E402
+
+
+def check_crash_safety(app: App, workflow: Any, /, *args: Any, **kwargs: Any) -> CrashSafetyReport:
+    """Crash ``workflow(*args, **kwargs)`` at each of its durable points (before each journal
+    entry, and after each step's body but before its result is committed), resume it on a
+    fresh worker each time, and check that it ends with the result of an uncrashed run.
+
+    Each run is on a fresh database in a :class:`WorkflowEnvironment` (sleeps cost nothing).
+    Returns a :class:`~durably.crash_safety.CrashSafetyReport` (the points tried, the result
+    and how often each step's body ran, per point); raises
+    :class:`~durably.crash_safety.CrashSafetyError` naming the first point where a resumed run
+    diverged or ended differently. See :mod:`durably.crash_safety`.
+    """
+    return CrashCheck(app, WorkflowEnvironment).run(workflow, *args, **kwargs)

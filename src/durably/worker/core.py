@@ -92,7 +92,7 @@ class Worker(Claims, Leases, Signals):
         self.runtime = WorkerRuntime(
             loop, self.codec, committer, step_pool, wf_pool,
             eviction_threshold=opts.eviction_threshold, clock=self.clock, notify=self.notify,
-            parked=self._wake_claims, alone=self._alone,
+            parked=self._wake_claims, alone=self._alone, on_write=self._on_write,
         )  # fmt: skip
         self._started_at = wall_time()
         await asyncio.to_thread(self._register)

@@ -30,6 +30,7 @@ class WorkerRuntime:
         notify: Callable[[], None],
         parked: Callable[[], None] = lambda: None,
         alone: Callable[[], bool] = lambda: False,
+        on_write: Callable[[WriteOp], None] | None = None,
     ) -> None:
         self.loop = loop
         self.codec = codec
@@ -43,6 +44,8 @@ class WorkerRuntime:
         self._alone = alone
         """Whether the execution committing is the only one its worker runs: then nothing else
         waits for the loop, and a write the writer is idle for is committed in place."""
+        self._on_write = on_write
+        """A test's hook (:mod:`durably.crash_safety`), called with each op as it is submitted."""
         self._parking_lock = threading.Lock()
         self.parking = 0
         """Park writes submitted and not yet committed: their workflows have left the worker's
@@ -58,6 +61,8 @@ class WorkerRuntime:
     def record(
         self, op: WriteOp, on_done: Callable[[bool | BaseException], None] | None = None
     ) -> None:
+        if self._on_write is not None:
+            self._on_write(op)
         if isinstance(op, Park):  # once parked, its timer is the worker's to schedule
             with self._parking_lock:
                 self.parking += 1
@@ -81,6 +86,8 @@ class WorkerRuntime:
 
     def commit(self, op: WriteOp) -> asyncio.Future[bool]:
         fut: asyncio.Future[bool] = self.loop.create_future()
+        if self._on_write is not None:
+            self._on_write(op)
         # no other execution to run on this loop and nothing else being written: commit here
         if self._alone():
             try:

@@ -17,7 +17,7 @@ from durably.definitions import Registry
 from durably.engine import Execution
 from durably.errors import DurablyError
 from durably.serialization import Serializer
-from durably.storage.base import Ended, Store, WorkflowRecord
+from durably.storage.base import Ended, Store, WorkflowRecord, WriteOp
 from durably.storage.committer import GroupCommitter
 from durably.worker.log import lease_loss
 from durably.worker.options import WorkerOptions
@@ -71,6 +71,9 @@ class WorkerState:
         self._committer: GroupCommitter | None = None
         self.runtime: WorkerRuntime | None = None
         """The engine's runtime here, once serving."""
+        self._on_write: Callable[[WriteOp], None] | None = None
+        """Internal, for tests only (:mod:`durably.crash_safety`): set before the worker
+        starts, called with each write op of its executions as it is submitted."""
         self._adopting = 0
         self._adopt_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None

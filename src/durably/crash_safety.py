@@ -1,0 +1,369 @@
+"""Crash tests for user workflows: crash a workflow at each of its durable points, resume it,
+and check that it ends as an uncrashed run does (``durably.testing.check_crash_safety``).
+
+A crash is simulated in-process, as a ``kill -9`` leaves things: the crashed worker's store
+stops accepting anything at the crash point (what was committed before stays, nothing after is
+written: not its step results, not its release), and the step bodies it would start afterwards
+never run. A fresh worker then takes the workflow over the way a worker restarted after a crash
+does (it expires the dead worker's leases) and resumes it from its journal.
+
+The points are the entries of the workflow's journal in an uncrashed run (steps, sleeps,
+events, ``now``/``random``/``uuid4``, children, patch markers), then its end:
+
+- ``before`` a point: its entry is not committed; for a step, its body has not run either;
+- ``after-body`` of a step: its body ran but its result was not committed, so the step runs
+  again on resume (at least once: what an idempotency key is for).
+
+Every run is on a fresh SQLite database under a time-skipping environment (sleeps cost
+nothing). A real ``kill -9`` of a worker process is not offered here: the end-to-end tests of
+durably itself do that.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, cast
+
+from durably.app import App
+from durably.definitions import Step, Workflow
+from durably.handle import WorkflowHandle
+from durably.scope import step_var
+from durably.storage.base import (
+    ConsumeEvent,
+    FinishWorkflow,
+    JournalEntry,
+    RecordEntry,
+    StartChild,
+    Store,
+    WorkflowStatus,
+    WriteOp,
+)
+
+__all__ = [
+    "CrashCheck",
+    "CrashPoint",
+    "CrashRun",
+    "CrashSafetyError",
+    "CrashSafetyReport",
+]
+
+WORKFLOW_ID = "crash-safety-check"
+"""The id every run of the checked workflow gets (its ``random``/``uuid4`` values derive from it,
+so that the runs are comparable)."""
+
+RUN_TIMEOUT = 60.0
+"""Seconds one run (or one resume) may take before the check gives up."""
+
+When = Literal["before", "after-body"]
+
+
+@dataclass(frozen=True, slots=True)
+class CrashPoint:
+    """Where a run was crashed: ``when`` (``"before"`` or ``"after-body"``) the journal entry
+    ``seq`` of ``kind`` and ``name`` (``kind`` ``"end"``: before the workflow's outcome was
+    recorded, after all its entries)."""
+
+    seq: int
+    kind: str
+    name: str
+    when: When = "before"
+
+    def __str__(self) -> str:
+        return f"{self.when} {self.kind} {self.name!r} (seq {self.seq})"
+
+
+@dataclass(frozen=True, slots=True)
+class CrashRun:
+    """One run crashed at ``point`` and resumed: its ``result`` (the workflow's return value),
+    and ``step_runs``: how many times each step's body ran in it, by step name, both workers
+    together."""
+
+    point: CrashPoint
+    result: Any
+    step_runs: dict[str, int]
+
+    def reran(self, report: CrashSafetyReport) -> dict[str, int]:
+        """The steps whose bodies ran more often than in the uncrashed run, and how often."""
+        return {name: n for name, n in self.step_runs.items() if n > report.step_runs.get(name, 0)}
+
+
+@dataclass(frozen=True, slots=True)
+class CrashSafetyReport:
+    """What :func:`durably.testing.check_crash_safety` tried and saw.
+
+    ``result`` and ``step_runs`` are those of the uncrashed run; ``runs`` has one
+    :class:`CrashRun` per crash point, in journal order (each resumed to the same result, or the
+    check would have raised :class:`CrashSafetyError`)."""
+
+    workflow: str
+    result: Any
+    step_runs: dict[str, int]
+    runs: list[CrashRun] = field(default_factory=list)
+
+    @property
+    def points(self) -> list[CrashPoint]:
+        """The crash points tried, in order."""
+        return [run.point for run in self.runs]
+
+    def run_at(self, point: str | CrashPoint) -> CrashRun:
+        """The run crashed at ``point`` (a :class:`CrashPoint` or its ``str``)."""
+        for run in self.runs:
+            if run.point == point or str(run.point) == point:
+                return run
+        raise KeyError(f"no crash point {point!s}; tried: {[str(p) for p in self.points]}")
+
+
+class CrashSafetyError(AssertionError):
+    """A run crashed at ``point`` and resumed did not end as the uncrashed run did (another
+    result, another status, a :class:`~durably.NonDeterminismError`), or never reached the
+    point. An ``AssertionError``, so that pytest shows it as a failed check."""
+
+    def __init__(self, message: str, point: CrashPoint) -> None:
+        super().__init__(message)
+        self.point = point
+
+
+class _Crashed(Exception):
+    """Raised to the crashed worker by its store and its step bodies: it is dead."""
+
+
+class _Crash:
+    """The crash of one run: where it happens, whether it happened, step bodies counted."""
+
+    def __init__(self, point: CrashPoint | None) -> None:
+        self.point = point
+        self.happened = threading.Event()
+        self.refusing = False
+        """The crashed worker is being stopped: no step body may start (a dead process runs
+        none); cleared once it has stopped, for the worker that resumes."""
+        self.step_runs: Counter[str] = Counter()
+        self._late: dict[int, WriteOp] = {}
+        """The ops submitted from the crash on (by id; kept alive so that ids stay unique)."""
+        self._lock = threading.Lock()
+
+    def die(self) -> _Crashed:
+        with self._lock:
+            self.refusing = True
+            self.happened.set()
+        return _Crashed(f"simulated crash {self.point}")
+
+    def before_body(self, step: str) -> None:
+        """Called as a step's body is about to run: refuse, crash, or count it."""
+        with self._lock:
+            refusing = self.refusing
+        if refusing:
+            raise _Crashed("the worker crashed")
+        p, ctx = self.point, step_var.get()
+        if (
+            p is not None and p.kind == "step" and p.when == "before" and ctx is not None
+            and ctx.workflow_id == WORKFLOW_ID and ctx.seq == p.seq and ctx.attempt == 1
+            and not self.happened.is_set()
+        ):  # fmt: skip
+            raise self.die()
+        with self._lock:
+            self.step_runs[step] += 1
+
+    def submitted(self, op: WriteOp) -> None:
+        """The crashed worker's hook: called with each write op as it is submitted. The crash
+        comes as the point's entry is submitted; that op and every later one are lost."""
+        with self._lock:
+            if not self.happened.is_set() and self._carries_point(op):
+                self.refusing = True
+                self.happened.set()
+            if self.happened.is_set():
+                self._late[id(op)] = op
+
+    def lost_from(self, ops: Sequence[WriteOp]) -> int | None:
+        """The index of the first op of ``ops`` the crash lost, if any."""
+        with self._lock:
+            if not self.happened.is_set():
+                return None
+            return next((i for i, op in enumerate(ops) if id(op) in self._late), None)
+
+    def _carries_point(self, op: WriteOp) -> bool:
+        p = self.point
+        if p is None or (p.kind == "step" and p.when == "before"):
+            return False  # a step's "before": as its body is about to run
+        if p.kind == "end":
+            return isinstance(op, FinishWorkflow) and op.workflow_id == WORKFLOW_ID
+        return (
+            isinstance(op, RecordEntry | ConsumeEvent | StartChild)
+            and op.entry.workflow_id == WORKFLOW_ID
+            and op.entry.seq == p.seq
+        )
+
+
+class _CrashingStore:
+    """The crashed worker's view of the store: it dies at the crash point, and from then on
+    refuses every call (what a dead process leaves is what was committed before)."""
+
+    def __init__(self, store: Store, crash: _Crash) -> None:
+        self._store = store
+        self._crash = crash
+
+    def write(self, ops: Sequence[WriteOp]) -> list[bool]:
+        lost = self._crash.lost_from(ops)
+        if lost is None:
+            return self._store.write(ops)
+        # those submitted before the crash were the writer's: committed; the others are lost
+        # (not applied, as a fenced write of a dead worker's lease is refused)
+        applied = self._store.write(ops[:lost]) if lost else []
+        return applied + [False] * (len(ops) - lost)
+
+    def is_transient(self, error: Exception) -> bool:
+        return self._store.is_transient(error)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._crash.happened.is_set():
+                raise _Crashed("the worker crashed")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+class Environment(Protocol):
+    """Makes the time-skipping environment each run happens in, its virtual clock starting at
+    ``start``: entered, it moves the App to a fresh database and starts its worker; left, it
+    stops it (``durably.testing.WorkflowEnvironment`` is one)."""
+
+    def __call__(self, app: App, *, start: datetime) -> AbstractContextManager[object]: ...
+
+
+class CrashCheck:
+    """Runs the check of :func:`durably.testing.check_crash_safety` for one App, each run in an
+    ``environment(app)``."""
+
+    def __init__(self, app: App, environment: Environment) -> None:
+        self.app = app
+        self.environment = environment
+        self._crash = _Crash(None)
+        self._start = datetime.now(UTC)
+        """Where every run's virtual clock starts, so that ``durably.now()`` agrees."""
+
+    def run(self, workflow: Workflow[..., Any], /, *args: Any, **kwargs: Any) -> CrashSafetyReport:
+        """Run ``workflow(*args, **kwargs)`` uncrashed, then crashed at each point."""
+        with self._counting_steps():
+            crash = self._crash = _Crash(None)
+            with self.environment(self.app, start=self._start):
+                handle = self.app.start(workflow, *args, id=WORKFLOW_ID, **kwargs)
+                status, value = _outcome(handle)
+                journal = self.app.store.get_journal(WORKFLOW_ID)
+            if status is not WorkflowStatus.COMPLETED:
+                raise AssertionError(
+                    f"workflow {workflow.name!r} did not complete without a crash: {status}, "
+                    f"{value}"
+                )
+            report = CrashSafetyReport(workflow.name, value, dict(crash.step_runs))
+            for point in _points(journal, workflow.name):
+                report.runs.append(self._crash_at(point, report, workflow, args, kwargs))
+        return report
+
+    def _crash_at(
+        self,
+        point: CrashPoint,
+        report: CrashSafetyReport,
+        workflow: Workflow[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> CrashRun:
+        app = self.app
+        crash = self._crash = _Crash(point)
+        with self.environment(app, start=self._start):
+            app.stop_worker()  # the environment's; ours dies at the point
+            worker = app._new_worker()
+            worker.store = cast(Store, _CrashingStore(app.store, crash))
+            worker._on_write = crash.submitted
+            worker.start_in_thread()
+            app._worker = worker
+            handle = app.start(workflow, *args, id=WORKFLOW_ID, **kwargs)
+            deadline = time.monotonic() + RUN_TIMEOUT
+            while not crash.happened.wait(0.005):
+                if handle.status() in _ENDED or time.monotonic() > deadline:
+                    raise CrashSafetyError(
+                        f"the run of {workflow.name!r} to crash {point} never reached it "
+                        f"({handle.status()}): the workflow does not take the same durable "
+                        "calls in every run (is it deterministic?)",
+                        point,
+                    )
+            app._worker = None
+            worker.stop()
+            app.store.expire_leases([worker.id])  # as a worker restarted after a crash does
+            app.store.remove_worker(worker.id)
+            crash.refusing = False
+            app.start_worker()
+            status, value = _outcome(handle)
+        if status is not WorkflowStatus.COMPLETED or value != report.result:
+            raise CrashSafetyError(
+                f"workflow {workflow.name!r} crashed {point} and resumed ended {status} with "
+                f"{value!r}, not completed with {report.result!r} as without a crash",
+                point,
+            )
+        return CrashRun(point, value, dict(crash.step_runs))
+
+    @contextmanager
+    def _counting_steps(self) -> Iterator[None]:
+        """Wrap every registered step's function to count (and crash) its bodies."""
+        steps = list(self.app.registry.steps.values())
+        saved = [step.fn for step in steps]
+        for step in steps:
+            step.fn = self._counted(step)
+        try:
+            yield
+        finally:
+            for step, fn in zip(steps, saved, strict=True):
+                step.fn = fn
+
+    def _counted(self, step: Step[..., Any]) -> Callable[..., Any]:
+        fn, name = step.fn, step.name
+        if step.is_async:
+
+            @functools.wraps(fn)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                self._crash.before_body(name)
+                return await fn(*args, **kwargs)
+
+            return run_async
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            self._crash.before_body(name)
+            return fn(*args, **kwargs)
+
+        return run
+
+
+_ENDED = frozenset(WorkflowStatus) - {WorkflowStatus.PENDING, WorkflowStatus.RUNNING}
+
+
+def _outcome(handle: WorkflowHandle[Any]) -> tuple[WorkflowStatus, Any]:
+    """How the workflow ended: its status, and its result or its error's message."""
+    try:
+        return WorkflowStatus.COMPLETED, handle.result(timeout=RUN_TIMEOUT)
+    except Exception:
+        info = handle.info()
+        error = info.error or {}
+        return info.status, f"{error.get('type')}: {error.get('message')}"
+
+
+def _points(journal: list[JournalEntry], workflow: str) -> list[CrashPoint]:
+    """The crash points of a run whose journal is ``journal``, in order."""
+    points: list[CrashPoint] = []
+    for e in sorted(journal, key=lambda e: e.seq):
+        points.append(CrashPoint(e.seq, e.kind, e.name))
+        if e.kind == "step":
+            points.append(CrashPoint(e.seq, e.kind, e.name, "after-body"))
+    end = max((e.seq for e in journal), default=-1) + 1
+    points.append(CrashPoint(end, "end", workflow))
+    return points

@@ -1,0 +1,134 @@
+"""``durably.testing.check_crash_safety``: a workflow crashed at each durable point and resumed
+ends as without a crash; a non-deterministic one and a non-idempotent step are shown."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import durably
+from durably.testing import CrashSafetyError, check_crash_safety
+
+
+def make_app(tmp_path: Any) -> durably.App:
+    return durably.App(f"sqlite:///{tmp_path / 'app.db'}")
+
+
+def test_a_deterministic_async_workflow_passes_at_every_point(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    ledger: list[str] = []
+
+    @app.step()
+    async def charge(amount: int) -> str:
+        ledger.append(f"charge {amount}")
+        return f"charged {amount}"
+
+    @app.workflow()
+    async def pay(amount: int) -> list[Any]:
+        stamp = durably.now()
+        first = await charge(amount)
+        await durably.sleep(timedelta(days=1))
+        second = await charge(amount + 1)
+        return [first, second, str(durably.uuid4()), stamp.isoformat()]
+
+    report = check_crash_safety(app, pay, 5)
+    assert report.step_runs == {"charge": 2}
+    assert [str(p) for p in report.points] == [
+        "before now 'now' (seq 0)",
+        "before step 'charge' (seq 1)",
+        "after-body step 'charge' (seq 1)",
+        "before sleep 'sleep' (seq 2)",
+        "before step 'charge' (seq 3)",
+        "after-body step 'charge' (seq 3)",
+        "before uuid 'uuid' (seq 4)",
+        "before end 'pay' (seq 5)",
+    ]
+    for run in report.runs:
+        assert run.result == report.result
+        expected = {"charge": 3} if run.point.when == "after-body" else {"charge": 2}
+        assert run.step_runs == expected, run.point
+        assert run.reran(report) == ({"charge": 3} if run.point.when == "after-body" else {})
+    assert charge.fn.__name__ == "charge" and not hasattr(charge.fn, "__wrapped__")
+
+
+def test_a_sync_workflow_passes_too(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+
+    @app.step()
+    def double(x: int) -> int:
+        return 2 * x
+
+    @app.workflow()
+    def twice(x: int) -> int:
+        return double(double(x))
+
+    report = check_crash_safety(app, twice, 3)
+    assert report.result == 12
+    assert [p.when for p in report.points] == ["before", "after-body"] * 2 + ["before"]
+    assert report.run_at("after-body step 'double' (seq 0)").step_runs == {"double": 3}
+
+
+def test_time_time_in_the_workflow_is_caught_with_the_point_named(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+
+    @app.step()
+    def log(line: str) -> str:
+        return line
+
+    @app.workflow()
+    def stamped() -> str:
+        started = time.time()  # not durably.now(): another value on every replay
+        log("started")
+        return f"started at {started}"
+
+    with pytest.raises(CrashSafetyError) as caught:
+        check_crash_safety(app, stamped)
+    assert str(caught.value.point) == "before step 'log' (seq 0)"
+    assert "crashed before step 'log' (seq 0) and resumed ended completed" in str(caught.value)
+
+
+def test_a_diverging_resume_needs_attention_and_names_the_point(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    bodies: list[int] = []
+
+    @app.step()
+    def a() -> str:
+        return "a"
+
+    @app.step()
+    def b() -> str:
+        return "b"
+
+    @app.workflow()
+    def flaky() -> str:
+        bodies.append(1)  # the second execution in a process takes another path
+        first = a() if len(bodies) % 2 else b()
+        return first + a()
+
+    with pytest.raises(CrashSafetyError) as caught:
+        check_crash_safety(app, flaky)
+    assert "needs_attention" in str(caught.value) and "NonDeterminismError" in str(caught.value)
+    assert caught.value.point.kind == "step"
+
+
+def test_a_step_that_is_not_idempotent_shows_two_runs_after_its_body(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    emails: list[str] = []
+
+    @app.step()
+    def send_email(to: str) -> None:
+        emails.append(to)  # no idempotency key: a re-run sends it again
+
+    @app.workflow()
+    def welcome(to: str) -> str:
+        send_email(to)
+        return "sent"
+
+    report = check_crash_safety(app, welcome, "ada@example.com")
+    after = report.run_at("after-body step 'send_email' (seq 0)")
+    assert after.step_runs == {"send_email": 2}
+    assert after.reran(report) == {"send_email": 2}
+    assert report.run_at("before step 'send_email' (seq 0)").step_runs == {"send_email": 1}
