@@ -3,8 +3,12 @@ ends as without a crash; a non-deterministic one and a non-idempotent step are s
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +136,57 @@ def test_a_step_that_is_not_idempotent_shows_two_runs_after_its_body(tmp_path: A
     assert after.step_runs == {"send_email": 2}
     assert after.reran(report) == {"send_email": 2}
     assert report.run_at("before step 'send_email' (seq 0)").step_runs == {"send_email": 1}
+
+
+def test_children_and_concurrent_steps_are_crashed_and_resumed_too(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+
+    @app.step()
+    async def inc(x: int) -> int:
+        return x + 1
+
+    @app.workflow()
+    async def kid(x: int) -> int:
+        return await inc(x)
+
+    @app.workflow()
+    async def parent(x: int) -> list[int]:
+        a = await durably.start_child(kid, x)
+        b, c = await asyncio.gather(inc(a), inc(a + 10))
+        return [a, b, c]
+
+    report = check_crash_safety(app, parent, 1)
+    assert report.result == [2, 3, 13]
+    assert [str(p) for p in report.points][:1] == ["before child 'kid' (seq 0)"]
+    assert {run.point.kind for run in report.runs} == {"child", "step", "end"}
+    assert all(run.result == [2, 3, 13] for run in report.runs)
+
+
+def test_a_workflow_that_fails_the_same_way_after_every_crash_passes(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+
+    @app.step(retry=durably.Retry(attempts=1))
+    def refuse(amount: int) -> None:
+        raise ValueError(f"cannot pay {amount}")
+
+    @app.workflow()
+    def pay(amount: int) -> None:
+        refuse(amount)
+
+    report = check_crash_safety(app, pay, 7)
+    assert report.status == "failed" and "cannot pay 7" in report.result
+    assert [run.result for run in report.runs] == [report.result] * 3
+
+
+def test_the_example_charges_once_however_it_crashes(tmp_path: Any) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "crash_safety.py"
+    run = subprocess.run(
+        [sys.executable, str(example)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "checkout: receipt for ch_0001 sent to ada"
+    assert "  crash after-body step 'charge_card' (seq 0): same result; charge_card ran 2x" in lines
+    assert "  crash before step 'charge_card' (seq 0): same result" in lines
+    assert lines[-1] == "charged once: {'crash-safety-check:0': 4200}"
+    assert list(tmp_path.iterdir()) == []  # the check ran on temporary databases

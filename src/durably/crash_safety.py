@@ -22,6 +22,7 @@ durably itself do that.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections import Counter
@@ -63,6 +64,8 @@ RUN_TIMEOUT = 60.0
 
 When = Literal["before", "after-body"]
 
+_LOG = logging.getLogger("durably")
+
 
 @dataclass(frozen=True, slots=True)
 class CrashPoint:
@@ -98,11 +101,13 @@ class CrashRun:
 class CrashSafetyReport:
     """What :func:`durably.testing.check_crash_safety` tried and saw.
 
-    ``result`` and ``step_runs`` are those of the uncrashed run; ``runs`` has one
-    :class:`CrashRun` per crash point, in journal order (each resumed to the same result, or the
-    check would have raised :class:`CrashSafetyError`)."""
+    ``status``, ``result`` and ``step_runs`` are those of the uncrashed run (``result``: the
+    workflow's return value; for a workflow that failed, ``"<error type>: <message>"``);
+    ``runs`` has one :class:`CrashRun` per crash point, in journal order (each resumed to the
+    same status and result, or the check would have raised :class:`CrashSafetyError`)."""
 
     workflow: str
+    status: WorkflowStatus
     result: Any
     step_runs: dict[str, int]
     runs: list[CrashRun] = field(default_factory=list)
@@ -144,14 +149,14 @@ class _Crash:
         """The crashed worker is being stopped: no step body may start (a dead process runs
         none); cleared once it has stopped, for the worker that resumes."""
         self.step_runs: Counter[str] = Counter()
+        self._log_level: int | None = None
         self._late: dict[int, WriteOp] = {}
         """The ops submitted from the crash on (by id; kept alive so that ids stay unique)."""
         self._lock = threading.Lock()
 
     def die(self) -> _Crashed:
         with self._lock:
-            self.refusing = True
-            self.happened.set()
+            self._happen()
         return _Crashed(f"simulated crash {self.point}")
 
     def before_body(self, step: str) -> None:
@@ -175,10 +180,25 @@ class _Crash:
         comes as the point's entry is submitted; that op and every later one are lost."""
         with self._lock:
             if not self.happened.is_set() and self._carries_point(op):
-                self.refusing = True
-                self.happened.set()
+                self._happen()
             if self.happened.is_set():
                 self._late[id(op)] = op
+
+    def _happen(self) -> None:
+        """Crash now (under the lock): the dead worker's complaints until it has stopped (it
+        cannot reach its store) are not logged."""
+        self.refusing = True
+        self.happened.set()
+        self._log_level = _LOG.level
+        _LOG.setLevel(logging.CRITICAL)
+
+    def revive(self) -> None:
+        """The crashed worker has stopped: step bodies may run again, logs are back."""
+        with self._lock:
+            self.refusing = False
+            if self._log_level is not None:
+                _LOG.setLevel(self._log_level)
+                self._log_level = None
 
     def lost_from(self, ops: Sequence[WriteOp]) -> int | None:
         """The index of the first op of ``ops`` the crash lost, if any."""
@@ -260,12 +280,11 @@ class CrashCheck:
                 handle = self.app.start(workflow, *args, id=WORKFLOW_ID, **kwargs)
                 status, value = _outcome(handle)
                 journal = self.app.store.get_journal(WORKFLOW_ID)
-            if status is not WorkflowStatus.COMPLETED:
+            if status not in _ENDED or status is WorkflowStatus.NEEDS_ATTENTION:
                 raise AssertionError(
-                    f"workflow {workflow.name!r} did not complete without a crash: {status}, "
-                    f"{value}"
+                    f"workflow {workflow.name!r} did not end without a crash: {status}, {value}"
                 )
-            report = CrashSafetyReport(workflow.name, value, dict(crash.step_runs))
+            report = CrashSafetyReport(workflow.name, status, value, dict(crash.step_runs))
             for point in _points(journal, workflow.name):
                 report.runs.append(self._crash_at(point, report, workflow, args, kwargs))
         return report
@@ -298,16 +317,18 @@ class CrashCheck:
                         point,
                     )
             app._worker = None
-            worker.stop()
+            try:
+                worker.stop()
+            finally:
+                crash.revive()
             app.store.expire_leases([worker.id])  # as a worker restarted after a crash does
             app.store.remove_worker(worker.id)
-            crash.refusing = False
             app.start_worker()
             status, value = _outcome(handle)
-        if status is not WorkflowStatus.COMPLETED or value != report.result:
+        if status is not report.status or value != report.result:
             raise CrashSafetyError(
                 f"workflow {workflow.name!r} crashed {point} and resumed ended {status} with "
-                f"{value!r}, not completed with {report.result!r} as without a crash",
+                f"{value!r}, not {report.status} with {report.result!r} as without a crash",
                 point,
             )
         return CrashRun(point, value, dict(crash.step_runs))
