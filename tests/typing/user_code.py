@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any, assert_type
+from typing import Any, Literal, assert_type
 
 import durably
 
@@ -118,3 +118,20 @@ async def async_operations() -> None:
         assert_type(same, durably.Client)
     with app as running:
         assert_type(running, durably.App)
+
+
+def crash_test() -> None:
+    """A crash test of a workflow: its report, typed."""
+    from durably.testing import CrashSafetyError, CrashSafetyReport, check_crash_safety
+
+    try:
+        report = check_crash_safety(app, transfer, "a", "b", 100)
+    except CrashSafetyError as exc:
+        assert_type(str(exc.point), str)
+        raise
+    assert_type(report, CrashSafetyReport)
+    for run in report.runs:
+        assert_type(run.step_runs, dict[str, int])
+        assert_type(run.reran(report), dict[str, int])
+        assert_type(run.point.when, Literal["before", "after-body"])
+    assert_type(report.run_at("after-body step 'withdraw' (seq 1)").result, Any)
