@@ -62,17 +62,18 @@ def test_a_sync_workflow_passes_too(tmp_path: Any) -> None:
     app = make_app(tmp_path)
 
     @app.step()
-    def double(x: int) -> int:
-        return 2 * x
+    def square(x: int) -> int:
+        return x * x
 
     @app.workflow()
-    def twice(x: int) -> int:
-        return double(double(x))
+    def fourth_power(x: int) -> int:
+        squared = square(x)
+        return square(squared)
 
-    report = check_crash_safety(app, twice, 3)
-    assert report.result == 12
+    report = check_crash_safety(app, fourth_power, 3)
+    assert report.result == 81
     assert [p.when for p in report.points] == ["before", "after-body"] * 2 + ["before"]
-    assert report.run_at("after-body step 'double' (seq 0)").step_runs == {"double": 3}
+    assert report.run_at("after-body step 'square' (seq 0)").step_runs == {"square": 3}
 
 
 def test_time_time_in_the_workflow_is_caught_with_the_point_named(tmp_path: Any) -> None:
