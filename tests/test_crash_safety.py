@@ -160,6 +160,13 @@ def test_children_and_concurrent_steps_are_crashed_and_resumed_too(tmp_path: Any
     assert report.result == [2, 3, 13]
     assert [str(p) for p in report.points][:1] == ["before child 'kid' (seq 0)"]
     assert {run.point.kind for run in report.runs} == {"child", "step", "end"}
+    kid_id = "crash-safety-check:0"
+    assert [str(p) for p in report.points if p.workflow_id == kid_id] == [
+        f"before step 'inc' (seq 0) of child {kid_id!r}",
+        f"after-body step 'inc' (seq 0) of child {kid_id!r}",
+        f"before end 'kid' (seq 1) of child {kid_id!r}",
+    ]
+    assert report.run_at(report.points[-2]).step_runs == {"inc": 4}
     assert all(run.result == [2, 3, 13] for run in report.runs)
 
 
@@ -191,3 +198,29 @@ def test_the_example_charges_once_however_it_crashes(tmp_path: Any) -> None:
     assert "  crash before step 'charge_card' (seq 0): same result" in lines
     assert lines[-1] == "charged once: {'crash-safety-check:0': 4200}"
     assert list(tmp_path.iterdir()) == []  # the check ran on temporary databases
+
+
+def test_a_run_that_never_reaches_its_crash_point_is_named(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    bodies: list[int] = []
+
+    @app.step()
+    def a() -> None:
+        pass
+
+    @app.step()
+    def b() -> None:
+        pass
+
+    @app.workflow()
+    def shrinking() -> str:
+        bodies.append(1)
+        a()
+        if len(bodies) == 1:  # only the very first execution in the process calls b
+            b()
+        return "done"
+
+    with pytest.raises(CrashSafetyError) as caught:
+        check_crash_safety(app, shrinking)
+    assert str(caught.value.point) == "before step 'b' (seq 1)"
+    assert "never reached it (completed)" in str(caught.value)

@@ -71,15 +71,18 @@ _LOG = logging.getLogger("durably")
 class CrashPoint:
     """Where a run was crashed: ``when`` (``"before"`` or ``"after-body"``) the journal entry
     ``seq`` of ``kind`` and ``name`` (``kind`` ``"end"``: before the workflow's outcome was
-    recorded, after all its entries)."""
+    recorded, after all its entries) of workflow ``workflow_id``: the checked workflow, or one
+    of its children (``"crash-safety-check:<key>"`` unless it was given another id)."""
 
     seq: int
     kind: str
     name: str
     when: When = "before"
+    workflow_id: str = WORKFLOW_ID
 
     def __str__(self) -> str:
-        return f"{self.when} {self.kind} {self.name!r} (seq {self.seq})"
+        where = "" if self.workflow_id == WORKFLOW_ID else f" of child {self.workflow_id!r}"
+        return f"{self.when} {self.kind} {self.name!r} (seq {self.seq}){where}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +171,7 @@ class _Crash:
         p, ctx = self.point, step_var.get()
         if (
             p is not None and p.kind == "step" and p.when == "before" and ctx is not None
-            and ctx.workflow_id == WORKFLOW_ID and ctx.seq == p.seq and ctx.attempt == 1
+            and ctx.workflow_id == p.workflow_id and ctx.seq == p.seq and ctx.attempt == 1
             and not self.happened.is_set()
         ):  # fmt: skip
             raise self.die()
@@ -212,10 +215,10 @@ class _Crash:
         if p is None or (p.kind == "step" and p.when == "before"):
             return False  # a step's "before": as its body is about to run
         if p.kind == "end":
-            return isinstance(op, FinishWorkflow) and op.workflow_id == WORKFLOW_ID
+            return isinstance(op, FinishWorkflow) and op.workflow_id == p.workflow_id
         return (
             isinstance(op, RecordEntry | ConsumeEvent | StartChild)
-            and op.entry.workflow_id == WORKFLOW_ID
+            and op.entry.workflow_id == p.workflow_id
             and op.entry.seq == p.seq
         )
 
@@ -279,15 +282,26 @@ class CrashCheck:
             with self.environment(self.app, start=self._start):
                 handle = self.app.start(workflow, *args, id=WORKFLOW_ID, **kwargs)
                 status, value = _outcome(handle)
-                journal = self.app.store.get_journal(WORKFLOW_ID)
+                points = self._points(workflow.name)
             if status not in _ENDED or status is WorkflowStatus.NEEDS_ATTENTION:
                 raise AssertionError(
                     f"workflow {workflow.name!r} did not end without a crash: {status}, {value}"
                 )
             report = CrashSafetyReport(workflow.name, status, value, dict(crash.step_runs))
-            for point in _points(journal, workflow.name):
+            for point in points:
                 report.runs.append(self._crash_at(point, report, workflow, args, kwargs))
         return report
+
+    def _points(self, name: str) -> list[CrashPoint]:
+        """The crash points of the run just made: the checked workflow's, then its children's
+        (and theirs), each in journal order."""
+        points: list[CrashPoint] = []
+        todo = [(WORKFLOW_ID, name)]
+        while todo:
+            wid, name = todo.pop(0)
+            points += _points(self.app.store.get_journal(wid), name, wid)
+            todo += [(child.id, child.name) for child in self.app.handle(wid).children()]
+        return points
 
     def _crash_at(
         self,
@@ -378,13 +392,14 @@ def _outcome(handle: WorkflowHandle[Any]) -> tuple[WorkflowStatus, Any]:
         return info.status, f"{error.get('type')}: {error.get('message')}"
 
 
-def _points(journal: list[JournalEntry], workflow: str) -> list[CrashPoint]:
-    """The crash points of a run whose journal is ``journal``, in order."""
+def _points(journal: list[JournalEntry], name: str, workflow_id: str) -> list[CrashPoint]:
+    """The crash points of workflow ``workflow_id`` (named ``name``) whose journal is
+    ``journal``, in order."""
     points: list[CrashPoint] = []
     for e in sorted(journal, key=lambda e: e.seq):
-        points.append(CrashPoint(e.seq, e.kind, e.name))
+        points.append(CrashPoint(e.seq, e.kind, e.name, "before", workflow_id))
         if e.kind == "step":
-            points.append(CrashPoint(e.seq, e.kind, e.name, "after-body"))
+            points.append(CrashPoint(e.seq, e.kind, e.name, "after-body", workflow_id))
     end = max((e.seq for e in journal), default=-1) + 1
-    points.append(CrashPoint(end, "end", workflow))
+    points.append(CrashPoint(end, "end", name, "before", workflow_id))
     return points

@@ -39,6 +39,8 @@ from durably.handle import WorkflowHandle
 from durably.with_block import WithBlock
 
 __all__ = [
+    "CrashPoint",
+    "CrashRun",
     "CrashSafetyError",
     "CrashSafetyReport",
     "VirtualClock",
@@ -182,7 +184,13 @@ class WorkflowEnvironment(WithBlock):
             self.app._notify_worker()
 
 
-from durably.crash_safety import CrashCheck, CrashSafetyError, CrashSafetyReport  # noqa: E402
+from durably.crash_safety import (  # noqa: E402
+    CrashCheck,
+    CrashPoint,
+    CrashRun,
+    CrashSafetyError,
+    CrashSafetyReport,
+)
 
 
 def check_crash_safety(app: App, workflow: Any, /, *args: Any, **kwargs: Any) -> CrashSafetyReport:
