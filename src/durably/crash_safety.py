@@ -1,14 +1,17 @@
 """Crash tests for user workflows: crash a workflow at each of its durable points, resume it,
 and check that it ends as an uncrashed run does (``durably.testing.check_crash_safety``).
 
-A crash is simulated in-process, as a ``kill -9`` leaves things: the crashed worker's store
-stops accepting anything at the crash point (what was committed before stays, nothing after is
-written: not its step results, not its release), and the step bodies it would start afterwards
-never run. A fresh worker then takes the workflow over the way a worker restarted after a crash
-does (it expires the dead worker's leases) and resumes it from its journal.
+A crash is simulated in-process, as a ``kill -9`` leaves things: the write ops the crashed
+worker submits from the crash point on are lost (those submitted before are committed, as its
+group committer had them), its store refuses every other call (no release of its leases), and
+the step bodies it would start afterwards never run. A fresh worker then takes the workflow over
+the way a worker restarted after a crash does (it expires the dead worker's leases) and resumes
+it from its journal. The crashed worker learns of each write as it is submitted through an
+internal hook of the worker (``Worker._on_write``, unset and free outside this module).
 
 The points are the entries of the workflow's journal in an uncrashed run (steps, sleeps,
-events, ``now``/``random``/``uuid4``, children, patch markers), then its end:
+events, ``now``/``random``/``uuid4``, children, patch markers), then its end, and the same for
+each of its child workflows:
 
 - ``before`` a point: its entry is not committed; for a step, its body has not run either;
 - ``after-body`` of a step: its body ran but its result was not committed, so the step runs

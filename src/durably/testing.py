@@ -191,14 +191,19 @@ from durably.crash_safety import (  # noqa: E402
     CrashSafetyError,
     CrashSafetyReport,
 )
+from durably.definitions import Workflow  # noqa: E402
 
 
-def check_crash_safety(app: App, workflow: Any, /, *args: Any, **kwargs: Any) -> CrashSafetyReport:
+def check_crash_safety(
+    app: App, workflow: Workflow[..., Any], /, *args: Any, **kwargs: Any
+) -> CrashSafetyReport:
     """Crash ``workflow(*args, **kwargs)`` at each of its durable points (before each journal
     entry, and after each step's body but before its result is committed), resume it on a
     fresh worker each time, and check that it ends with the result of an uncrashed run.
 
-    Each run is on a fresh database in a :class:`WorkflowEnvironment` (sleeps cost nothing).
+    Each run is on a fresh database in a :class:`WorkflowEnvironment` (sleeps cost nothing;
+    the App stays on the last one afterwards, as after the environment), with the id
+    ``"crash-safety-check"``; the App's worker must not be running.
     Returns a :class:`~durably.crash_safety.CrashSafetyReport` (the points tried, the result
     and how often each step's body ran, per point); raises
     :class:`~durably.crash_safety.CrashSafetyError` naming the first point where a resumed run
