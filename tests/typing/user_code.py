@@ -118,3 +118,17 @@ async def async_operations() -> None:
         assert_type(same, durably.Client)
     with app as running:
         assert_type(running, durably.App)
+
+
+def histories_still_replay(app: durably.App) -> None:
+    """A unit test over exported histories (``durably export ID -o FILE``)."""
+    import durably.testing
+
+    report = durably.testing.replay(app, "tests/histories/")
+    assert_type(report.diverged, list[durably.replay.ReplayResult])
+    try:
+        durably.testing.replay(app, [{"format": "durably.history/1"}, "order-7.json"])
+    except durably.testing.ReplayDivergenceError as exc:
+        for d in exc.divergences:
+            assert_type(d.seq, int | None)
+            assert_type(d.code_kind, str)
