@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from durably.cli.target import EXIT_FAILED, EXIT_OK, describe, exit_code, is_database_failure
+from durably.cli.target import EXIT_FAILED, EXIT_OK, failed
 from durably.cli.worker import load_app
-from durably.errors import DurablyError
 from durably.ids import validate_workflow_id
 from durably.storage import missing_database, open_store, redact_url, resolve_database_url
 from durably.storage.base import Store
@@ -139,7 +138,4 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if not isinstance(exc, DurablyError) and not is_database_failure(exc):
-            raise
-        print(f"durably: error: {describe(exc, where)}", file=sys.stderr)
-        return exit_code(exc)
+        return failed(exc, where)
