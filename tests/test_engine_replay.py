@@ -10,7 +10,7 @@ from typing import Any
 import durably
 from durably.definitions import Workflow
 from durably.engine.replay import Replayer, ReplayResult
-from durably.storage.base import JournalEntry, WorkflowRecord, WorkflowStatus
+from durably.storage.base import JournalEntry, StartChild, WorkflowRecord, WorkflowStatus
 from tests.fakes import run_once
 
 app = durably.App("sqlite:///never-opened.db")
@@ -45,7 +45,8 @@ def journal_of(wf: Workflow[Any, Any], *args: Any) -> list[JournalEntry]:
     """Run ``wf`` once on the fake runtime (steps run, waits park) and return its journal."""
     _, rt, _ = run_once(wf, *args)
     ran.clear()
-    return rt.entries()
+    started = [op.entry for op in rt.written if isinstance(op, StartChild)]
+    return sorted(rt.entries() + started, key=lambda e: e.seq)
 
 
 def replay(wf: Workflow[Any, Any] | None, journal: list[JournalEntry], *args: Any) -> ReplayResult:
@@ -232,3 +233,28 @@ def test_testing_replay_works_from_async_code_too() -> None:
         return len(durably.testing.replay(v1_app, doc).results)
 
     assert asyncio.run(in_a_test()) == 1
+
+
+def test_a_child_not_finished_yet_ends_the_replay_and_a_changed_child_diverges() -> None:
+    async def child_body(x: int) -> int:
+        return await a(x)
+
+    child = app.workflow(name="child")(child_body)
+    renamed = app.workflow(name="renamed_child")(child_body)
+
+    @flows
+    async def parent(x: int) -> int:
+        y = await a(x)
+        return await durably.start_child(child, y).result()
+
+    @flows
+    async def parent_changed(x: int) -> int:
+        y = await a(x)
+        return await durably.start_child(renamed, y).result()
+
+    journal = journal_of(parent, 1)
+    assert [(e.kind, e.status) for e in journal] == [("step", "completed"), ("child", "waiting")]
+    assert replay(parent, journal, 1).ok
+    d = replay(parent_changed, journal, 1).divergence
+    assert d is not None and (d.seq, d.journal_kind, d.code_kind) == (1, "child", "child")
+    assert (d.journal_name, d.code_name) == ("child", "renamed_child")

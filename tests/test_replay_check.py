@@ -189,6 +189,15 @@ def test_json_shape(parked: tuple[Path, str]) -> None:
         {"id": "order-2", "name": "order", "status": "running", "entries": 3, "replayed": 3,
          "ok": True, "divergence": None},
     ]  # fmt: skip
+    client = durably.App(db)
+    client.suspend("order-1")
+    client.close()
+    write_app(folder, "flows_v2", db, REMOVED)
+    proc = durably_cli(folder, "replay-check", "flows_v2:app", "--db", db, "--json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    statuses = {w["id"]: (w["status"], w["ok"]) for w in report["workflows"]}
+    assert statuses == {"order-1": ("suspended", False), "order-2": ("running", False)}
 
 
 def _snapshot(path: Path) -> tuple[dict[str, list[Any]], tuple[int, int]]:
