@@ -102,6 +102,8 @@ def test_a_reordered_step_is_the_first_divergence() -> None:
     assert (d.seq, d.key, d.journal_kind, d.journal_name) == (0, "0", "step", "a")
     assert (d.code_kind, d.code_name) == ("step", "b")
     assert "the journal recorded step 'a' but the code now calls step 'b'" in d.message
+    assert d.location is not None and d.location.startswith(__file__ + ":")
+    assert d.to_dict()["location"] == d.location
 
 
 def test_a_removed_last_call_is_found_when_the_code_returns() -> None:
@@ -258,3 +260,30 @@ def test_a_child_not_finished_yet_ends_the_replay_and_a_changed_child_diverges()
     d = replay(parent_changed, journal, 1).divergence
     assert d is not None and (d.seq, d.journal_kind, d.code_kind) == (1, "child", "child")
     assert (d.journal_name, d.code_name) == ("child", "renamed_child")
+
+
+def test_a_change_guarded_by_patched_replays() -> None:
+    @flows
+    async def guarded(x: int) -> int:
+        y = await a(x)
+        if durably.patched("double-first"):  # the journal went past here: the old path
+            y = await b(y)
+        y = await b(y)
+        await durably.wait_event("go")
+        if durably.patched("add-at-the-end"):  # new ground: the replay stops here
+            y = await b(y)
+        return await a(y)
+
+    @flows
+    async def unguarded(x: int) -> int:
+        y = await a(x)
+        y = await b(y)
+        y = await b(y)
+        await durably.wait_event("go")
+        return await a(y)
+
+    journal = journal_of(v1, 1)
+    result = replay(guarded, journal, 1)
+    assert result.ok and result.replayed == 3
+    d = replay(unguarded, journal, 1).divergence
+    assert d is not None and (d.seq, d.journal_kind, d.code_name) == (2, "event", "b")

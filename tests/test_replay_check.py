@@ -42,6 +42,14 @@ y = await a(x)
 await durably.wait_event("go")
 return await c(y)
 """
+GUARDED = """\
+y = await a(x)
+if durably.patched("fraud-check"):
+    y = await c(y)
+y = await b(y)
+await durably.wait_event("go")
+return await c(y)
+"""
 CHANGED_PAST_THE_PARK = """\
 y = await a(x)
 y = await b(y)
@@ -164,11 +172,11 @@ def test_the_gate_catches_a_removed_step(parked: tuple[Path, str]) -> None:
     assert runs_of(folder, "flows_v2") == []
 
 
-def test_the_gate_passes_unchanged_code_and_changes_past_the_journal(
+def test_the_gate_passes_unchanged_code_patched_changes_and_changes_past_the_journal(
     parked: tuple[Path, str],
 ) -> None:
     folder, db = parked
-    for module, body in (("same", V1), ("later", CHANGED_PAST_THE_PARK)):
+    for module, body in (("same", V1), ("guarded", GUARDED), ("later", CHANGED_PAST_THE_PARK)):
         write_app(folder, module, db, body)
         proc = durably_cli(folder, "replay-check", f"{module}:app", "--db", db)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -277,6 +285,10 @@ def test_export_then_testing_replay(parked: tuple[Path, str]) -> None:
     assert (first.seq, first.journal_kind, first.journal_name) == (1, "step", "b")
     assert (first.code_kind, first.code_name) == ("event", "go")
     assert "2 workflows diverge" in str(caught.value)
+    assert (caught.value.seq, caught.value.recorded, caught.value.called) == (
+        1, ("step", "b"), ("event", "go"),
+    )  # fmt: skip
+    assert str(caught.value.location).startswith(str(folder / "removed.py"))
     assert not (folder / "never-opened.db").exists()
 
 

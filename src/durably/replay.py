@@ -46,7 +46,8 @@ _PAGE = 1000
 class ReplayDivergenceError(NonDeterminismError):
     """Replayed histories diverge from the current code (``durably.testing.replay``).
 
-    ``divergences`` lists the first divergence of each diverging workflow.
+    ``divergences`` lists the first divergence of each diverging workflow; ``seq``, ``key``,
+    ``recorded``, ``called`` and ``location`` are those of the first one.
     """
 
     def __init__(self, divergences: Sequence[Divergence]) -> None:
@@ -57,6 +58,13 @@ class ReplayDivergenceError(NonDeterminismError):
             "the code diverges from recorded histories" + more + ":\n  " + "\n  ".join(lines),
             workflow_id=first.workflow_id,
             step=first.code_name,
+            seq=first.seq,
+            key=first.key,
+            recorded=None
+            if first.journal_kind is None or first.journal_name is None
+            else (first.journal_kind, first.journal_name),
+            called=None if first.code_name is None else (first.code_kind, first.code_name),
+            location=first.location,
         )
         self.divergences = list(divergences)
 

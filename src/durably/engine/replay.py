@@ -55,9 +55,10 @@ class Divergence:
 
     ``journal_kind``/``journal_name``: the entry the journal records at ``seq`` (call ``key``),
     None where it records nothing there. ``code_kind``/``code_name``: what the code did
-    instead: a durable call's kind and name; ``"return"``, ``"raise"`` or ``"wait"`` (it
-    returned, raised, or waited, before reaching that entry); ``"missing"`` (the code defines
-    no workflow of that name) or ``"input"`` (it cannot decode the workflow's input).
+    instead: a durable call's kind and name (made at ``location``); ``"return"``, ``"raise"``
+    or ``"wait"`` (it returned, raised, or waited, before reaching that entry); ``"missing"``
+    (the code defines no workflow of that name) or ``"input"`` (it cannot decode the
+    workflow's input).
     """
 
     workflow_id: str
@@ -69,6 +70,8 @@ class Divergence:
     code_kind: str
     code_name: str | None
     message: str
+    location: str | None = None
+    """``file:line`` of the diverging call in the workflow code, where known."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (``--json`` of ``durably replay-check``)."""
@@ -79,6 +82,7 @@ class Divergence:
             if self.journal_kind is None
             else {"kind": self.journal_kind, "name": self.journal_name},
             "code": {"kind": self.code_kind, "name": self.code_name},
+            "location": self.location,
             "message": self.message,
         }
 
@@ -155,13 +159,13 @@ class _ReplayExecution(Execution):
         except NonDeterminismError as err:
             if self.divergence is None:
                 branch = branch_var.get() or self.root
-                key = f"{branch.prefix}{branch.calls - 1}"
+                key = err.key or f"{branch.prefix}{branch.calls - 1}"
                 found = self.by_key.get(key)
                 self.divergence = Divergence(
                     self.workflow_id, self.workflow_name,
                     None if found is None else found.seq, key,
                     None if found is None else found.kind, None if found is None else found.name,
-                    kind, name, err.message,
+                    kind, name, err.message, err.location,
                 )  # fmt: skip
             raise
         if entry is not None:
