@@ -27,6 +27,7 @@ FIGURES = {
     "recovery": {"from_spawn_s", "from_registration_s"},
     "recovery_supervised": {"from_kill_s"},
     "replay": {"from_claim_s", "from_spawn_s", "ratio"},
+    "replay_check": {"journals", "entries", "seconds", "journals_per_s", "entries_per_s"},
     "memory": {"rss_mb", "rss_idle_mb"},
 }
 ROWS = (
@@ -39,6 +40,7 @@ ROWS = (
     "recovery after SIGKILL, step restarts",
     "recovery, supervised (-p 2): standby takes over",
     "replay of a 201-entry journal",
+    "replay-check, 50 wf x 20 entries",
     "memory, 500 sleeping wf",
 )
 

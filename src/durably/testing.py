@@ -20,6 +20,12 @@ children. By default it runs on a fresh, empty SQLite database of its own, with 
 registrations, so that the same test runs the same way every time (fixed ids do not find the
 workflows of an earlier run). Production code always uses the real clock; only this module
 changes it, through :attr:`durably.App.clock`.
+
+:func:`replay` checks recorded histories (``durably export ID -o FILE``) against the current
+code, so that a project can keep production histories as regression tests::
+
+    def test_histories_still_replay():
+        durably.testing.replay(app, "tests/histories/")   # raises on the first divergence
 """
 
 from __future__ import annotations
@@ -34,8 +40,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from durably.app import App
+from durably.crash_safety import (
+    CrashCheck,
+    CrashPoint,
+    CrashRun,
+    CrashSafetyError,
+    CrashSafetyReport,
+)
+from durably.definitions import Workflow
 from durably.errors import ConfigurationError, WorkflowTimeoutError
 from durably.handle import WorkflowHandle
+from durably.history import load_histories
+from durably.replay import CheckReport, ReplayDivergenceError, check_histories
 from durably.with_block import WithBlock
 
 __all__ = [
@@ -43,9 +59,11 @@ __all__ = [
     "CrashRun",
     "CrashSafetyError",
     "CrashSafetyReport",
+    "ReplayDivergenceError",
     "VirtualClock",
     "WorkflowEnvironment",
     "check_crash_safety",
+    "replay",
 ]
 
 _FOLDERS: weakref.WeakKeyDictionary[App, weakref.finalize[Any, Any]] = weakref.WeakKeyDictionary()
@@ -184,14 +202,21 @@ class WorkflowEnvironment(WithBlock):
             self.app._notify_worker()
 
 
-from durably.crash_safety import (  # noqa: E402
-    CrashCheck,
-    CrashPoint,
-    CrashRun,
-    CrashSafetyError,
-    CrashSafetyReport,
-)
-from durably.definitions import Workflow  # noqa: E402
+def replay(app: App, history: Any) -> CheckReport:
+    """Replay recorded histories against ``app``'s current code, executing nothing.
+
+    ``history``: a file written by ``durably export ID -o FILE``, a folder of them (every
+    ``*.json``), a ``durably.history/1`` dict, or a list of those. Returns the report if every
+    history replays; raises :class:`ReplayDivergenceError` (a
+    :class:`~durably.NonDeterminismError`) naming each workflow's first divergence (seq, call
+    key, what the journal has, what the code called) otherwise, and ConfigurationError for a
+    file that is not a history.
+    """
+    report = check_histories(app, load_histories(history))
+    diverged = [r.divergence for r in report.diverged if r.divergence is not None]
+    if diverged:
+        raise ReplayDivergenceError(diverged)
+    return report
 
 
 def check_crash_safety(

@@ -135,3 +135,17 @@ def crash_test() -> None:
         assert_type(run.reran(report), dict[str, int])
         assert_type(run.point.when, Literal["before", "after-body"])
     assert_type(report.run_at("after-body step 'withdraw' (seq 1)").result, Any)
+
+
+def histories_still_replay(app: durably.App) -> None:
+    """A unit test over exported histories (``durably export ID -o FILE``)."""
+    import durably.testing
+
+    report = durably.testing.replay(app, "tests/histories/")
+    assert_type(report.diverged, list[durably.replay.ReplayResult])
+    try:
+        durably.testing.replay(app, [{"format": "durably.history/1"}, "order-7.json"])
+    except durably.testing.ReplayDivergenceError as exc:
+        for d in exc.divergences:
+            assert_type(d.seq, int | None)
+            assert_type(d.code_kind, str)

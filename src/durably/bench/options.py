@@ -9,8 +9,12 @@ from pathlib import Path
 from durably.argtypes import whole_number
 
 #: Workload names, in the order they run (``--only`` picks some).
-WORKLOADS = ("throughput", "sequential", "latency", "recovery", "replay", "memory")
-QUICK = {"workflows": 50, "steps": 50, "samples": 20, "journal": 200, "sleepers": 500}
+WORKLOADS = (
+    "throughput", "sequential", "latency", "recovery", "replay", "replay-check", "memory",
+)  # fmt: skip
+QUICK = {
+    "workflows": 50, "steps": 50, "samples": 20, "journal": 200, "journals": 50, "sleepers": 500,
+}  # fmt: skip
 
 _AT_LEAST_ONE = whole_number(1)
 
@@ -21,6 +25,7 @@ _SIZES = {
     "steps": ("M", "steps of the sequential workflow (1000)"),
     "samples": ("N", "start-to-result samples (200)"),
     "journal": ("J", "journal entries to replay (10000)"),
+    "journals": ("N", "parked workflows of 20 entries for replay-check (1000)"),
     "sleepers": ("S", "sleeping workflows (100000)"),
 }
 
@@ -35,6 +40,7 @@ class Params:
     samples: int = 200
     warmup: int = 20
     journal: int = 10_000
+    journals: int = 1000
     sleepers: int = 100_000
     commits: int = 1000
     batches: int = 100
@@ -77,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick",
         action="store_true",
         help="tiny sizes for a smoke test (50 workflows, 50 steps, 20 samples, 200 journal "
-        "entries, 500 sleepers); explicit sizes still win",
+        "entries, 50 journals, 500 sleepers); explicit sizes still win",
     )
     parser.add_argument(
         "--relaxed",

@@ -107,6 +107,16 @@ def _rows(f: dict[str, dict[str, float]]) -> list[Row]:
                 f"{p['ratio']:.1f}x",
             )
         )
+    if "replay_check" in f:
+        g = f["replay_check"]
+        rows.append(
+            (
+                f"replay-check, {g['journals']:,.0f} wf x 20 entries",
+                f"{num(g['journals_per_s'], 'journals/s')}, {num(g['entries_per_s'], 'entries/s')}",
+                "",
+                "",
+            )
+        )
     if "memory" in f:
         m = f["memory"]
         rows.append(
@@ -142,6 +152,9 @@ NOTES = {
     "replay": "replay: a fresh worker resumes a workflow parked on an event after J no-op "
     "steps; times run until the first step after the wait runs; the claim is polled every "
     "~2 ms. Floor: writing as many rows at the batch floor; ratio = from claim over it.",
+    "replay_check": "replay-check: N workflows parked on an event after 19 no-op steps; "
+    "`durably replay-check` reads and replays every one against unchanged code (no step runs, "
+    "nothing is written); journals/s over the whole check, reads included.",
     "memory": "memory: VmRSS of a worker process with every workflow parked on a 1-day "
     "sleep, and before any was started.",
 }

@@ -20,6 +20,7 @@ import durably
 from durably.bench.options import WORKLOADS, Params, add_arguments, params_from
 from durably.bench.processes import memory, recovery, recovery_supervised, replay
 from durably.bench.procs import ensure_bytecode
+from durably.bench.replay_check import replay_check
 from durably.bench.report import render
 from durably.bench.targets import PostgresTarget, SqliteTarget, Target
 from durably.bench.workloads import (
@@ -46,6 +47,7 @@ MEASUREMENTS: list[tuple[str | None, str, str, Measure]] = [
     ("recovery", "recovery", "recovery after SIGKILL", recovery),
     ("recovery", "recovery_supervised", "recovery after SIGKILL, supervised", recovery_supervised),
     ("replay", "replay", "replay of a long journal", replay),
+    ("replay-check", "replay_check", "replay-check of parked journals", replay_check),
     ("memory", "memory", "memory of sleeping workflows", memory),
 ]
 

@@ -31,6 +31,7 @@ operate:   worker, server, migrate, bench
 manage:    start, ls, show, history, send, cancel, terminate, suspend, resume, retry, fork,
            purge, workers (on --db URL / $DURABLY_DB, or --server URL / $DURABLY_SERVER)
 check:     lint PATH... (calls in workflow code that break replay; exit 1 with findings)
+deploy:    replay-check (the deploy gate), export (a workflow's history, for replay tests)
 
 exit codes: 0 ok, 1 workflow did not complete (start --wait, show --watch), 2 bad usage or
 input, 3 not found, 4 not allowed in the workflow's status, 5 database or server unreachable,
@@ -84,6 +85,9 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     from durably.cli import manage
 
     manage.add_commands(sub)
+    from durably.cli import replay
+
+    replay.add_commands(sub)
     return parser
 
 
@@ -116,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         code: int = run_server(args)
         return code
+    if args.command in ("replay-check", "export"):
+        from durably.cli import replay
+
+        return replay.run(args)
     if args.command not in ("worker", "migrate"):
         from durably.cli import manage
 

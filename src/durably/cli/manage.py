@@ -19,16 +19,13 @@ from durably.cli.target import (
     EXIT_OK,
     Target,
     add_target_arguments,
-    describe,
-    exit_code,
-    is_database_failure,
+    failed,
     open_target,
 )
 from durably.cli.values import parse_call, parse_json, parse_statuses, parse_time
 from durably.cli.watch import watch
 from durably.errors import (
     ConfigurationError,
-    DurablyError,
     UnknownWorkflowError,
     WorkflowFailedError,
 )
@@ -420,7 +417,4 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if not isinstance(exc, DurablyError) and not is_database_failure(exc):
-            raise
-        print(f"durably: error: {describe(exc, where)}", file=sys.stderr)
-        return exit_code(exc)
+        return failed(exc, where)

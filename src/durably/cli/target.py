@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import sys
 
 from durably import errors
 from durably.operations import WorkflowOperations
@@ -24,6 +25,7 @@ __all__ = [
     "add_target_arguments",
     "describe",
     "exit_code",
+    "failed",
     "is_database_failure",
     "missing_database",
     "open_target",
@@ -130,3 +132,12 @@ def describe(exc: BaseException, where: str) -> str:
     if is_database_failure(exc):
         return f"cannot use the {where}: {type(exc).__name__}: {exc}".rstrip(": ")
     return f"{type(exc).__name__}: {exc}"
+
+
+def failed(exc: Exception, where: str) -> int:
+    """Say on stderr why a command failed (on the ``where`` it used) and return its exit code.
+    Re-raises what is neither durably's nor the database's: a bug shows its traceback."""
+    if not isinstance(exc, errors.DurablyError) and not is_database_failure(exc):
+        raise exc
+    print(f"durably: error: {describe(exc, where)}", file=sys.stderr)
+    return exit_code(exc)

@@ -1,0 +1,182 @@
+"""The deploy gate: replay the journals of workflows in flight (or exported histories) against
+new code, without executing anything, and list the workflows the new code would send to
+``needs_attention``.
+
+``durably replay-check MODULE:APP --db URL`` runs :func:`check_store`;
+``durably.testing.replay(app, history)`` runs :func:`check_histories`. Both only read: the
+replay itself runs on :mod:`durably.engine.replay` (no store, no step, no write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from durably.app import App
+from durably.engine.replay import Divergence, Replayer, ReplayResult
+from durably.errors import NonDeterminismError, WorkflowNotFoundError
+from durably.history import History
+from durably.storage.base import PREVIEW_CHARS, JournalEntry, Store, WorkflowRecord, WorkflowStatus
+
+__all__ = [
+    "UNFINISHED",
+    "CheckReport",
+    "Divergence",
+    "ReplayDivergenceError",
+    "ReplayResult",
+    "check_histories",
+    "check_store",
+]
+
+UNFINISHED = (
+    WorkflowStatus.RUNNING,  # running now, or parked (on a timer, an event or a child)
+    WorkflowStatus.PENDING,
+    WorkflowStatus.SUSPENDED,
+    WorkflowStatus.NEEDS_ATTENTION,
+)
+"""The statuses the gate checks: a workflow in one of them may still run its code."""
+
+_PAGE = 1000
+
+
+class ReplayDivergenceError(NonDeterminismError):
+    """Replayed histories diverge from the current code (``durably.testing.replay``).
+
+    ``divergences`` lists the first divergence of each diverging workflow; ``seq``, ``key``,
+    ``recorded``, ``called`` and ``location`` are those of the first one.
+    """
+
+    def __init__(self, divergences: Sequence[Divergence]) -> None:
+        first = divergences[0]
+        lines = [d.message for d in divergences]
+        more = f" ({len(divergences)} workflows diverge)" if len(divergences) > 1 else ""
+        super().__init__(
+            "the code diverges from recorded histories" + more + ":\n  " + "\n  ".join(lines),
+            workflow_id=first.workflow_id,
+            step=first.code_name,
+            seq=first.seq,
+            key=first.key,
+            recorded=None
+            if first.journal_kind is None or first.journal_name is None
+            else (first.journal_kind, first.journal_name),
+            called=None if first.code_name is None else (first.code_kind, first.code_name),
+            location=first.location,
+        )
+        self.divergences = list(divergences)
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """What a check found: one result per workflow replayed (in the order checked)."""
+
+    results: list[ReplayResult] = field(default_factory=list)
+    seconds: float = 0.0
+    statuses: dict[str, str] = field(default_factory=dict)
+    """Each checked workflow's status, by id."""
+
+    @property
+    def diverged(self) -> list[ReplayResult]:
+        """The results with a divergence."""
+        return [r for r in self.results if r.divergence is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` form of ``durably replay-check``."""
+        return {
+            "ok": not self.diverged,
+            "checked": len(self.results),
+            "diverged": len(self.diverged),
+            "entries": sum(r.entries for r in self.results),
+            "seconds": round(self.seconds, 6),
+            "workflows": [
+                {
+                    "id": r.workflow_id,
+                    "name": r.workflow_name,
+                    "status": self.statuses.get(r.workflow_id),
+                    "entries": r.entries,
+                    "replayed": r.replayed,
+                    "ok": r.ok,
+                    "divergence": None if r.divergence is None else r.divergence.to_dict(),
+                }
+                for r in self.results
+            ],
+        }
+
+
+async def _replay_all(
+    app: App, items: Iterable[tuple[WorkflowRecord, list[JournalEntry]]]
+) -> list[ReplayResult]:
+    workflows = app.registry.workflows
+    async with Replayer(app.codec) as replayer:
+        return [await replayer.replay(workflows.get(r.name), r, j) for r, j in items]
+
+
+def _run(app: App, items: Iterable[tuple[WorkflowRecord, list[JournalEntry]]]) -> CheckReport:
+    started = time.perf_counter()
+    statuses: dict[str, str] = {}
+
+    def noted() -> Iterable[tuple[WorkflowRecord, list[JournalEntry]]]:
+        for record, journal in items:
+            statuses[record.id] = record.status.value
+            yield record, journal
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        results = asyncio.run(_replay_all(app, noted()))
+    else:  # called from async code (an async test): replay on a loop of its own
+        with ThreadPoolExecutor(1) as pool:
+            results = pool.submit(asyncio.run, _replay_all(app, noted())).result()
+    return CheckReport(results, time.perf_counter() - started, statuses)
+
+
+def _unfinished(store: Store, names: set[str]) -> Iterable[WorkflowRecord]:
+    """The unfinished workflows of ``names``, page by page (newest first)."""
+    before: tuple[float, str] | None = None
+    while True:
+        page = store.list_workflows(statuses=UNFINISHED, limit=_PAGE, before=before)
+        for rec in page:
+            if rec.name not in names:
+                continue
+            if len(rec.input) > PREVIEW_CHARS:  # a list shows the start of long inputs only
+                whole = store.get_workflow(rec.id)
+                if whole is None:  # purged meanwhile
+                    continue
+                rec = whole
+            yield rec
+        if len(page) < _PAGE:
+            return
+        before = (page[-1].created_at, page[-1].id)
+
+
+def check_store(app: App, store: Store, ids: Sequence[str] = ()) -> CheckReport:
+    """Replay against ``app``'s code every unfinished workflow in ``store`` of the names the app
+    defines (or the workflows ``ids``, whatever their status), reading the store only. A
+    pending workflow with an empty journal has nothing to replay and is left out."""
+
+    def items() -> Iterable[tuple[WorkflowRecord, list[JournalEntry]]]:
+        if ids:
+            records: Iterable[WorkflowRecord] = (_get(store, i) for i in ids)
+        else:
+            records = _unfinished(store, set(app.registry.workflows))
+        for rec in records:
+            journal = store.get_journal(rec.id)
+            if journal or rec.status is not WorkflowStatus.PENDING or ids:
+                yield rec, journal
+
+    return _run(app, items())
+
+
+def _get(store: Store, workflow_id: str) -> WorkflowRecord:
+    rec = store.get_workflow(workflow_id)
+    if rec is None:
+        raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r}", workflow_id=workflow_id)
+    return rec
+
+
+def check_histories(app: App, histories: Iterable[History]) -> CheckReport:
+    """Replay exported histories against ``app``'s code."""
+    return _run(app, ((h.workflow, h.journal) for h in histories))
