@@ -7,7 +7,7 @@ import inspect
 import logging
 import typing
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, Literal, ParamSpec, TypeVar
 
 from durably.errors import ConfigurationError, DurablyError, UnknownWorkflowError
 from durably.queues import (
@@ -22,6 +22,11 @@ from durably.queues import (
 )
 from durably.retry import Retry
 from durably.scope import WorkflowScope, current_scope
+from durably.storage.base import VersionClaim
+
+Versioning = Literal["pinned", "auto_upgrade"]
+"""How a workflow follows the App's versions (see :attr:`Workflow.versioning`)."""
+VERSIONING: tuple[Versioning, Versioning] = ("pinned", "auto_upgrade")
 
 __all__ = ["Registry", "Step", "Workflow", "not_a_workflow"]
 
@@ -110,6 +115,11 @@ class Workflow(_Definition[P, R]):
     function (its steps run undurably).
     """
 
+    versioning: Versioning = "pinned"
+    """How it follows the App's versions: ``"pinned"`` (run only by workers of the version it
+    started under) or ``"auto_upgrade"`` (run by workers of any version; changes to its code
+    go behind :func:`durably.patched`)."""
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         scope = current_scope()
         if scope is None:
@@ -133,6 +143,17 @@ class Registry:
         """The App's queues: defined on it (``app.queue``, ``app.add_queue``), or stand-alone
         Queues it adopted when enqueuing onto them."""
         self._told: set[str] = set()
+        self.version: str | None = None
+        """The version of the code these definitions are (``App(version=...)``), or None."""
+
+    def version_claim(self) -> VersionClaim | None:
+        """What a worker of this code claims (see :class:`VersionClaim`): None when unversioned
+        (anything), else its version's workflows, unversioned ones, and every version's of its
+        ``auto_upgrade`` workflows."""
+        if self.version is None:
+            return None
+        auto = tuple(sorted(n for n, w in self.workflows.items() if w.versioning == VERSIONING[1]))
+        return VersionClaim(self.version, auto)
 
     def add_workflow(self, wf: Workflow[Any, Any]) -> None:
         """Register ``wf``; a second, different function under one name is an error."""

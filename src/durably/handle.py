@@ -89,6 +89,8 @@ class WorkflowInfo:
     error_preview: str | None = None
     """The start of the stored error (JSON text with ``type`` and ``message``...), as
     ``input_preview`` (None: no error)."""
+    version: str | None = None
+    """The version of the App's code it started under (``App(version=...)``; None: none)."""
 
     @classmethod
     def from_record(
@@ -138,6 +140,7 @@ class WorkflowInfo:
             input_preview=preview(rec.input),
             output_preview=preview(rec.output),
             error_preview=preview(rec.error),
+            version=rec.version,
         )
 
     @classmethod

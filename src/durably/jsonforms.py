@@ -95,6 +95,7 @@ def workflow_json(info: WorkflowInfo) -> dict[str, Any]:
         "run": info.run,
         "wake_at": iso(info.wake_at),
         "unserved": info.unserved,
+        "version": info.version,
     }
 
 
@@ -138,6 +139,7 @@ def worker_json(worker: WorkerInfo) -> dict[str, Any]:
         "heartbeat_at": iso(worker.heartbeat_at),
         "workflows": list(worker.workflows),
         "queues": list(worker.queues),
+        "version": worker.version,
     }
 
 
@@ -212,6 +214,7 @@ def workflow_info(obj: dict[str, Any]) -> WorkflowInfo:
             input_preview=_text(obj.get("input_preview")),
             output_preview=_text(obj.get("output_preview")),
             error_preview=_text(obj.get("error_preview")),
+            version=_text(obj.get("version")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedForm(f"a malformed workflow object ({exc!r})") from exc
@@ -272,6 +275,7 @@ def worker_info(obj: dict[str, Any]) -> WorkerInfo:
             heartbeat_at=timestamp(obj["heartbeat_at"]),
             workflows=list(obj.get("workflows") or []),
             queues=list(obj.get("queues") or []),
+            version=_text(obj.get("version")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedForm(f"a malformed worker object ({exc!r})") from exc

@@ -44,7 +44,17 @@ def sync_transfer(src: str, cents: int) -> int:
     return future.result() + deposit(src, cents, "t")
 
 
+versioned = durably.App("sqlite:///typing-never-opened.db", version="2026.12.1")
+
+
+@versioned.workflow(versioning="auto_upgrade")
+async def upgrades(n: int) -> int:
+    return n
+
+
 def client() -> None:
+    assert_type(versioned.version, str | None)
+    assert_type(versioned.start(upgrades, 1).info().version, str | None)
     handle = app.start(transfer, "alice", "bob", 500, id="t-1")
     assert_type(handle, durably.WorkflowHandle[dict[str, object]])
     assert_type(handle.result(timeout=30), dict[str, object])

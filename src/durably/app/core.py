@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from durably.app.lifecycle import Lifecycle
 from durably.app.results import Results
 from durably.app.starts import Starts
 from durably.codec import codec_for
-from durably.definitions import Registry, Step, Workflow, qualified_name
+from durably.definitions import VERSIONING, Registry, Step, Versioning, Workflow, qualified_name
 from durably.errors import ConfigurationError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
 from durably.operations import OperationsBase, StartCall, WorkflowFilter, forward
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # the worker is imported when one is made: ``import durably``
 
 __all__ = ["LIVE_WORKER_SECONDS", "App"]
 
+VERSION_ENV = "DURABLY_VERSION"
+"""The environment variable an App takes its version from when none is given."""
 LIVE_WORKER_SECONDS = 30.0
 """A worker whose last heartbeat is older than this is not counted as live (workers beat at
 least every second)."""
@@ -56,6 +59,12 @@ class App(OperationsBase):
     ``serializer``: a :class:`durably.Serializer` that every stored value goes through (default
     :class:`JsonSerializer`); ``max_payload_bytes`` caps the size of one encoded value (a
     ``JsonSerializer`` passed in keeps its own limit).
+
+    ``version``: the version of this code (default ``$DURABLY_VERSION``; None: unversioned).
+    Each workflow records the version it started under, and is run only by workers of that
+    version (pinned), unless it is ``@app.workflow(versioning="auto_upgrade")``. An unversioned
+    worker runs workflows of every version, and a workflow started with no version runs on any
+    worker: an App with no version behaves as if versions did not exist.
     """
 
     def __init__(
@@ -65,6 +74,7 @@ class App(OperationsBase):
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         serializer: Serializer | None = None,
         worker_options: WorkerOptions | None = None,
+        version: str | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database)
         """The database URL as given (it may hold a password: never show it; show
@@ -75,6 +85,7 @@ class App(OperationsBase):
         """How this App stores values: every payload goes through ``serializer``."""
         self._worker_options = worker_options
         self.registry = Registry()
+        self.version = version if version is not None else os.environ.get(VERSION_ENV) or None
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._worker: Worker | None = None
@@ -99,6 +110,18 @@ class App(OperationsBase):
     @_clock.setter
     def _clock(self, clock: Callable[[], float]) -> None:
         self.clock = clock
+
+    @property
+    def version(self) -> str | None:
+        """The version of this App's code: its workflows start under it, its workers run the
+        workflows of it (see the class). Set it before the worker starts."""
+        return self.registry.version
+
+    @version.setter
+    def version(self, version: str | None) -> None:
+        if version is not None:
+            limits.check_name(version, "version")
+        self.registry.version = version
 
     @property
     def worker_options(self) -> WorkerOptions:
@@ -166,19 +189,34 @@ class App(OperationsBase):
     def workflow(self, fn: Callable[P, R], /) -> Workflow[P, R]: ...
     @overload
     def workflow(
-        self, fn: None = None, /, *, name: str | None = None
+        self, fn: None = None, /, *, name: str | None = None, versioning: Versioning = "pinned"
     ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
     def workflow(
-        self, fn: Callable[P, R] | None = None, /, *, name: str | None = None
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        versioning: Versioning = "pinned",
     ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
         """Register a workflow: ``@app.workflow`` or ``@app.workflow(name="...")``.
 
         The function may be ``async def`` (its steps run on the worker's event loop) or plain
         ``def`` (it runs in a worker thread). It must be deterministic between durable calls.
+
+        ``versioning``: ``"pinned"`` (default: a run started under a version is run only by
+        workers of that version) or ``"auto_upgrade"`` (workers of any version may run it,
+        and one started under another version moves to this code; guard changes with
+        :func:`durably.patched`).
         """
+        if versioning not in VERSIONING:
+            raise ConfigurationError(
+                f"versioning must be one of {', '.join(map(repr, VERSIONING))}, got {versioning!r}"
+            )
 
         def register(f: Callable[P, R]) -> Workflow[P, R]:
             wf = Workflow(f, name=name or qualified_name(f))
+            wf.versioning = versioning
             self.registry.add_workflow(wf)
             wf.app = self
             return wf
@@ -287,10 +325,28 @@ class App(OperationsBase):
 
     def unserved_filter(self) -> Callable[[WorkflowRecord], bool]:
         """A predicate: whether a workflow is pending or running while no live worker serves
-        its name on its queue (it stays where it is until one does)."""
-        served = {(n, q) for w in self.list_workers() for n in w.workflows for q in w.queues}
+        its name on its queue and its version (it stays where it is until one does).
+
+        A worker serves a workflow's version if the worker is unversioned, or the workflow is
+        unversioned, or the versions are equal, or the worker's code marks that workflow
+        ``auto_upgrade`` (known here only for this App's own workflows)."""
+        workers = self.list_workers()
+        served = {(n, q) for w in workers for n in w.workflows for q in w.queues}
+        versions = {(n, q, w.version) for w in workers for n in w.workflows for q in w.queues}
+        auto = {n for n, wf in self.registry.workflows.items() if wf.versioning == VERSIONING[1]}
         active = (WorkflowStatus.PENDING, WorkflowStatus.RUNNING)
-        return lambda rec: rec.status in active and (rec.name, rec.queue) not in served
+
+        def unserved(rec: WorkflowRecord) -> bool:
+            if rec.status not in active:
+                return False
+            if (rec.name, rec.queue) not in served:
+                return True
+            if rec.version is None or rec.name in auto:
+                return False
+            key = (rec.name, rec.queue)
+            return (*key, rec.version) not in versions and (*key, None) not in versions
+
+        return unserved
 
     # -- the embedded worker -------------------------------------------------------------------
 

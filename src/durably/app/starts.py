@@ -129,6 +129,7 @@ class Starts:
         return WorkflowRecord(
             id=workflow_id, name=name, status=WorkflowStatus.PENDING, input=encoded,
             created_at=now, updated_at=now, queue=queue_name, priority=priority,
+            version=self.registry.version,
         )  # fmt: skip
 
     def _wake_worker(self) -> None:

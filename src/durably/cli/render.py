@@ -104,12 +104,14 @@ def _took(start: datetime | None, end: datetime | None) -> float | None:
 
 def workflows_table(workflows: Sequence[WorkflowInfo]) -> str:
     """The ``durably ls`` table."""
+    versions = any(w.version is not None for w in workflows)  # a column only when used
     rows = [
-        [w.id, w.name, _status(w), w.queue, when(w.created_at),
-         duration(_took(w.started_at, w.finished_at))]
+        [w.id, w.name, _status(w), w.queue, *([w.version or "-"] if versions else []),
+         when(w.created_at), duration(_took(w.started_at, w.finished_at))]
         for w in workflows
     ]  # fmt: skip
-    return table(["ID", "NAME", "STATUS", "QUEUE", "CREATED (UTC)", "RAN"], rows)
+    headers = ["ID", "NAME", "STATUS", "QUEUE", *(["VERSION"] if versions else [])]
+    return table([*headers, "CREATED (UTC)", "RAN"], rows)
 
 
 def _outcome(entry: HistoryEntry) -> str:
@@ -154,6 +156,8 @@ def workflow_detail(
         + (f" (ran {duration(_took(info.started_at, info.finished_at))})"
            if info.finished_at else ""),
     ]  # fmt: skip
+    if info.version is not None:
+        lines.append(f"version   {info.version}")
     if info.run > 1:
         lines.append(f"run       {info.run}")
     if info.parent_id:
@@ -188,10 +192,13 @@ def workflow_detail(
 def workers_table(workers: Sequence[WorkerInfo], now: float | None = None) -> str:
     """The ``durably workers`` table."""
     now = time.time() if now is None else now
+    versions = any(w.version is not None for w in workers)  # a column only when used
     rows = [
         [w.id, w.hostname, str(w.pid), when(datetime.fromtimestamp(w.started_at, UTC)),
-         duration(now - w.heartbeat_at) + " ago", ",".join(w.queues), ",".join(w.workflows)]
+         duration(now - w.heartbeat_at) + " ago", *([w.version or "-"] if versions else []),
+         ",".join(w.queues), ",".join(w.workflows)]
         for w in workers
     ]  # fmt: skip
-    headers = ["ID", "HOST", "PID", "STARTED (UTC)", "HEARTBEAT", "QUEUES", "WORKFLOWS"]
-    return table(headers, rows)
+    headers = ["ID", "HOST", "PID", "STARTED (UTC)", "HEARTBEAT"]
+    headers += ["VERSION"] if versions else []
+    return table([*headers, "QUEUES", "WORKFLOWS"], rows)

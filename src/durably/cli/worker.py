@@ -76,6 +76,14 @@ def add_worker(sub: Any) -> None:
         help="serve this queue (repeat for several); default: the 'default' queue and every "
         "durably.Queue the app's modules define",
     )
+    worker.add_argument(
+        "--version",
+        default=None,
+        metavar="V",
+        help="the version of the app's code this worker runs (overrides durably.App(version=) "
+        "and $DURABLY_VERSION): it runs the workflows started under V, and those it starts "
+        "record V",
+    )
 
 
 def add_migrate(sub: Any) -> None:
@@ -93,8 +101,13 @@ def add_migrate(sub: Any) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     """``durably worker``: serve until SIGINT/SIGTERM."""
     if args.processes > 1 and CHILD_ENV not in os.environ:
-        return Supervisor(args.app, args.processes, verbose=args.verbose, queues=args.queues).run()
+        return Supervisor(
+            args.app, args.processes, verbose=args.verbose, queues=args.queues,
+            version=args.version,
+        ).run()  # fmt: skip
     app = load_app(args.app)
+    if args.version is not None:
+        app.version = args.version
     if args.queues:
         app.worker_options = dataclasses.replace(app.worker_options, queues=tuple(args.queues))
     if os.environ.get(STANDBY_ENV) == "1" and not _standby(app):

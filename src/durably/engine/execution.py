@@ -88,8 +88,11 @@ class Execution(WorkflowScope, WaitingExecution):
         children: list[ChildOutcome] | None = None,
         cancel_requested: bool = False,
         cancel_key: str | None = None,
+        version: str | None = None,
     ) -> None:
         self.workflow_id = workflow_id
+        self.version = version
+        """The version the workflow started under: its children start under it too."""
         self.workflow_name = workflow_name
         self.owner = owner
         self.epoch = epoch

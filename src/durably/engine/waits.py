@@ -55,6 +55,7 @@ class WaitingExecution(Protocol):
     owner: str
     epoch: int
     run: int
+    version: str | None
     runtime: Runtime
     journal: dict[int, JournalEntry]
     keys: dict[int, str]
@@ -413,6 +414,7 @@ class Waits:
             child = WorkflowRecord(
                 id=child_id, name=wf.name, status=WorkflowStatus.PENDING, input=encoded,
                 created_at=now, updated_at=now, parent_id=ctx.workflow_id, parent_seq=seq,
+                version=ctx.version,
             )  # fmt: skip
             ref = rt.codec.encode({"id": child_id}, what="child reference")
             waiting = ctx.new_entry(seq, "child", wf.name, "waiting", ref)

@@ -194,6 +194,9 @@ class _WorkflowBase(BaseModel):
     run: int
     wake_at: datetime | None
     unserved: bool
+    version: str | None = Field(
+        default=None, description="the version of the app's code it started under"
+    )
 
 
 class Workflow(_WorkflowBase):
@@ -301,6 +304,7 @@ class Worker(BaseModel):
     heartbeat_at: datetime
     workflows: list[str]
     queues: list[str]
+    version: str | None = Field(default=None, description="the version of the code it runs")
 
 
 class Workers(BaseModel):

@@ -14,7 +14,7 @@ never overwrite the progress of the worker that took the workflow over.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -43,6 +43,7 @@ __all__ = [
     "StartChild",
     "StepAttempt",
     "Store",
+    "VersionClaim",
     "WorkerInfo",
     "WorkflowRecord",
     "WorkflowStatus",
@@ -372,6 +373,18 @@ class WorkerInfo:
     heartbeat_at: float
     workflows: list[str] = field(default_factory=list)
     queues: list[str] = field(default_factory=list)
+    version: str | None = None
+    """The version of the code it runs (``App(version=...)``), or None: unversioned."""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionClaim:
+    """Which workflows a worker of version ``version`` may claim (see
+    :meth:`Store.claim`): those started under ``version``, those started with no version, and
+    of the names in ``any_version`` (its ``auto_upgrade`` workflows) those of every version."""
+
+    version: str
+    any_version: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,8 +464,12 @@ class Store(abc.ABC):
         lease_seconds: float,
         limit: int,
         queues: Sequence[QueueClaim] | None = None,
+        version: VersionClaim | None = None,
     ) -> list[ClaimedWorkflow]:
         """Take ownership of up to ``limit`` runnable workflows whose name is in ``names``.
+
+        With ``version``, only the workflows a worker of that version may run (see
+        :class:`VersionClaim`); without, any version (an unversioned worker runs anything).
 
         Runnable: pending or running, not owned or with an expired lease of another owner (a
         worker never re-claims its own workflows: it renews them), and not waiting (``wake_at``
@@ -584,13 +601,41 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def next_wake_at(
-        self, names: Iterable[str], queues: Sequence[QueueClaim] | None = None
+        self,
+        names: Iterable[str],
+        queues: Sequence[QueueClaim] | None = None,
+        version: VersionClaim | None = None,
     ) -> float | None:
         """The earliest time at which an unowned, unfinished workflow with one of ``names``
-        (and, with ``queues``, in one of them) becomes runnable (its ``wake_at``; 0 for one
+        (and, with ``queues``, in one of them; with ``version``, one that version may claim,
+        as in :meth:`claim`) becomes runnable (its ``wake_at``; 0 for one
         runnable now); None if none will be (finished, owned, or waiting for an event or a
         child with no timer). Pending workflows of limited queues are left out: when they are
         admitted depends on other workflows finishing, not on a time."""
+
+    # -- versions -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def count_versions(self) -> dict[str | None, dict[WorkflowStatus, int]]:
+        """How many unfinished workflows (any status but a terminal one) each version has, by
+        status; the key None counts those started with no version. Versions with none
+        unfinished are left out."""
+
+    @abc.abstractmethod
+    def move_version(
+        self,
+        from_version: str,
+        to_version: str,
+        now: float,
+        only: Mapping[str, int] | None = None,
+    ) -> list[str]:
+        """Record ``to_version`` on unfinished workflows of ``from_version`` (so that workers
+        of ``to_version`` run them from now on); returns the ids moved, sorted.
+
+        With ``only`` ({id: journal length}), only those workflows, each only if its journal
+        still has that many entries (what was checked is what moves). A moved workflow that a
+        worker holds loses its lease at once (epoch bumped, owner cleared): that worker's
+        further writes are refused, and a worker of the new version claims it."""
 
     # -- lifecycle commands (each atomic; each returns the workflow after it, None if absent) --
 

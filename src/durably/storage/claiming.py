@@ -20,15 +20,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from durably.storage.base import FAR_FUTURE, ClaimedWorkflow, QueueClaim
+from durably.storage.base import FAR_FUTURE, ClaimedWorkflow, QueueClaim, VersionClaim
 from durably.storage.dialect import Dialect
 from durably.storage.rows import JOURNAL_COLUMNS, WF_COLUMNS, to_entry, to_record
 from durably.storage.sql_commands import SqlCommands
 
 __all__ = ["ClaimStatements", "SqlClaims", "queue_filter"]
 
+_VERSION = "(? = 1 OR version IS NULL OR version = ? OR name {in})"
+"""Which versions a claim takes (see ``VersionClaim``): any (the first parameter 1), else the
+claimant's (the second), unversioned ones, and any of the names (its auto_upgrade ones)."""
 _TAKE = (
     "WITH picked AS (SELECT id FROM workflows{indexed} WHERE {where} AND name {{in}} "
+    "  AND " + _VERSION.replace("{", "{{").replace("}", "}}") + " "
     "  AND (owner IS NULL OR (lease_expires_at < ? AND owner <> ?)) "
     "  AND (wake_at IS NULL OR wake_at <= ?) "
     "  ORDER BY priority DESC, created_at LIMIT ?{{skip_locked}}) "
@@ -40,7 +44,8 @@ _TAKE = (
 _RUNNABLE = "status IN ('pending', 'running')"
 _NEXT_WAKE = (
     "SELECT MIN(COALESCE(wake_at, 0)) FROM workflows "
-    f"WHERE {_RUNNABLE} AND owner IS NULL AND COALESCE(wake_at, 0) < ? AND name {{in}}"
+    f"WHERE {_RUNNABLE} AND owner IS NULL AND COALESCE(wake_at, 0) < ? AND name {{in}} "
+    f"AND {_VERSION}"
 )
 
 
@@ -77,6 +82,8 @@ class _Claimant(NamedTuple):
     owner: str
     names: Any
     """The names, bound as the dialect binds a list."""
+    versions: list[Any]
+    """The parameters of the version filter."""
     now: float
     until: float
 
@@ -94,9 +101,11 @@ class SqlClaims(SqlCommands):
         lease_seconds: float,
         limit: int,
         queues: Sequence[QueueClaim] | None = None,
+        version: VersionClaim | None = None,
     ) -> list[ClaimedWorkflow]:
         ids = self._dialect.ids
-        who = _Claimant(owner, ids(sorted(set(names))), now, now + lease_seconds)
+        versions = self._version_params(version)
+        who = _Claimant(owner, ids(sorted(set(names))), versions, now, now + lease_seconds)
         with self._transaction() as conn:
             rows = self._claim_rows(conn, who, limit, queues)
             claims = {row[0]: ClaimedWorkflow(to_record(row)) for row in rows}
@@ -163,10 +172,16 @@ class SqlClaims(SqlCommands):
             query, params = self._claims.take_queues, [self._dialect.ids(queues)]
         else:
             query, params = self._claims.take_any, []
-        params += [who.names, who.now, who.owner, who.now, limit]
+        params += [who.names, *who.versions, who.now, who.owner, who.now, limit]
         params += [who.owner, who.until, who.now, who.now]
         rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
         return rows
+
+    def _version_params(self, version: VersionClaim | None) -> list[Any]:
+        """The parameters of the version filter (``_VERSION``) for ``version``."""
+        if version is None:
+            return [1, "", self._dialect.ids([])]
+        return [0, version.version, self._dialect.ids(sorted(version.any_version))]
 
     def _lock_queue(self, conn: Any, queue: str) -> None:
         """Serialize admissions to ``queue`` until this transaction ends, with the dialect's
@@ -193,10 +208,15 @@ class SqlClaims(SqlCommands):
         return max(want, 0)
 
     def next_wake_at(
-        self, names: Iterable[str], queues: Sequence[QueueClaim] | None = None
+        self,
+        names: Iterable[str],
+        queues: Sequence[QueueClaim] | None = None,
+        version: VersionClaim | None = None,
     ) -> float | None:
         ids = self._dialect.ids
-        params: tuple[Any, ...] = (FAR_FUTURE, ids(sorted(set(names))))
+        params: tuple[Any, ...] = (
+            FAR_FUTURE, ids(sorted(set(names))), *self._version_params(version)
+        )  # fmt: skip
         query = self._claims.next_wake
         split = queue_filter(queues)
         if split is not None:

@@ -146,6 +146,10 @@ ALTER TABLE workflows ADD COLUMN cancel_key TEXT;
 CREATE INDEX workflows_queue_admitted ON workflows (queue, status, priority DESC, created_at);
 CREATE INDEX workflows_queue_started ON workflows (queue, started_at);
 """,
+    5: """
+ALTER TABLE workers ADD COLUMN version TEXT;
+CREATE INDEX workflows_version ON workflows (version, status) WHERE version IS NOT NULL;
+""",
 }
 
 

@@ -7,7 +7,7 @@ A mixin of :class:`~durably.storage.sql_store.SqlStore`; each method is one tran
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -126,6 +126,23 @@ class CommandStatements:
             "WHERE workflow_id = ? AND seq < ? AND seq < COALESCE((SELECT MIN(seq) "
             "FROM journal WHERE workflow_id = ? AND status = 'waiting'), ?)"
         )
+        self.count_versions = (
+            f"SELECT version, status, COUNT(*) FROM workflows WHERE status NOT IN "
+            f"({TERMINAL_SQL}) GROUP BY version, status"
+        )
+        moved = (
+            "SET version = ?, owner = NULL, lease_expires_at = NULL, updated_at = ?, "
+            "epoch = CASE WHEN owner IS NULL THEN epoch ELSE epoch + 1 END "
+        )
+        unfinished = f"version = ? AND status NOT IN ({TERMINAL_SQL})"
+        self.move_version = s(
+            f"WITH locked AS (SELECT id FROM workflows WHERE {unfinished} ORDER BY id{{lock}}) "
+            f"UPDATE workflows {moved}WHERE id IN (SELECT id FROM locked) RETURNING id"
+        )
+        self.move_one = s(
+            f"UPDATE workflows {moved}WHERE id = ? AND {unfinished} "
+            "AND (SELECT COUNT(*) FROM journal WHERE workflow_id = ?) = ?"
+        )
         self.purge = s(f"DELETE FROM workflows WHERE id = ? AND status IN ({TERMINAL_SQL})")
         self.purge_rows = [s(f"DELETE FROM {table} WHERE workflow_id = ?") for table in _PURGED]
 
@@ -206,6 +223,37 @@ class SqlCommands(Store):
     def list_runs(self, workflow_id: str) -> list[RunRecord]:
         rows = self._fetch(self._cmd.runs, (workflow_id,))
         return [RunRecord(r[0], r[1], r[2], r[3], WorkflowStatus(r[4]), r[5], r[6]) for r in rows]
+
+    # -- versions ------------------------------------------------------------------------------
+
+    def count_versions(self) -> dict[str | None, dict[WorkflowStatus, int]]:
+        counts: dict[str | None, dict[WorkflowStatus, int]] = {}
+        for version, status, count in self._fetch(self._cmd.count_versions):
+            counts.setdefault(version, {})[WorkflowStatus(status)] = int(count)
+        return counts
+
+    def move_version(
+        self,
+        from_version: str,
+        to_version: str,
+        now: float,
+        only: Mapping[str, int] | None = None,
+    ) -> list[str]:
+        with self._transaction() as conn:
+            if only is None:
+                rows = conn.execute(self._cmd.move_version, (from_version, to_version, now))
+                moved = sorted(row[0] for row in rows.fetchall())
+            else:
+                moved = []
+                for workflow_id in sorted(only):  # rows locked in id order: no deadlock
+                    self._get(conn, workflow_id, lock=True)
+                    params = (to_version, now, workflow_id, from_version, workflow_id)
+                    cur = conn.execute(self._cmd.move_one, (*params, only[workflow_id]))
+                    if cur.rowcount == 1:
+                        moved.append(workflow_id)
+            if moved:
+                self._dialect.notify(conn, ("command",))
+        return moved
 
     # -- lifecycle commands --------------------------------------------------------------------
 

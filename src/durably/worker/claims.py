@@ -110,7 +110,9 @@ class Claims(Host):
         workflow is due, or the poll interval, whichever is sooner."""
         poll = self.poll_interval
         try:
-            at = await asyncio.to_thread(self.store.next_wake_at, names, queues)
+            at = await asyncio.to_thread(
+                self.store.next_wake_at, names, queues, self.registry.version_claim()
+            )
         except Exception as exc:
             log.warning("worker %s could not read its next wake-up: %s", self.id, exc)
             return poll
@@ -134,7 +136,7 @@ class Claims(Host):
                 try:
                     claims = await asyncio.to_thread(
                         self.store.claim, self.id, names, self.clock(), opts.lease_seconds, want,
-                        queues,
+                        queues, self.registry.version_claim(),
                     )  # fmt: skip
                 except Exception as exc:
                     log.warning("worker %s could not claim work: %s", self.id, exc)

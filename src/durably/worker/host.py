@@ -47,6 +47,7 @@ class Host(WorkerState):
             children=claim.children,
             cancel_requested=rec.cancel_requested,
             cancel_key=rec.cancel_key,
+            version=rec.version,
         )
         self.active[rec.id] = ctx
         if old is None:

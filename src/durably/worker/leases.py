@@ -35,7 +35,7 @@ class Leases(WorkerState):
         now = wall_time()
         info = WorkerInfo(
             self.id, self.hostname, os.getpid(), self._started_at, now,
-            sorted(self.registry.workflows), queues,
+            sorted(self.registry.workflows), queues, self.registry.version,
         )  # fmt: skip
         self.store.register_worker(info)
         self._registered_queues = queues

@@ -97,8 +97,13 @@ class WorkerState:
         return self._committer
 
     def serves(self, record: WorkflowRecord) -> bool:
-        """Whether this worker runs workflows of ``record``'s name and queue."""
-        if record.name not in self.registry.workflows:
+        """Whether this worker runs workflows of ``record``'s name, queue and version (see
+        :class:`~durably.storage.base.VersionClaim`)."""
+        wf = self.registry.workflows.get(record.name)
+        if wf is None:
+            return False
+        mine = self.registry.version
+        if not (mine is None or record.version in (None, mine) or wf.versioning == "auto_upgrade"):
             return False
         if self.options.queues is not None:
             return record.queue in self.options.queues

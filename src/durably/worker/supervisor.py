@@ -118,11 +118,14 @@ class Supervisor:
         *,
         verbose: bool = False,
         queues: Sequence[str] | None = None,
+        version: str | None = None,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self.spec = spec
         self.queues = list(queues or [])
+        self.version = version
+        """The ``--version`` its children run (None: the app's own)."""
         self.processes = processes
         self.verbose = verbose
         self._children = [_Child(i) for i in range(processes)]
@@ -143,6 +146,8 @@ class Supervisor:
             cmd.append("--verbose")
         for queue in self.queues:
             cmd += ["--queue", queue]
+        if self.version is not None:
+            cmd += ["--version", self.version]
         return cmd
 
     def _spawn(self, child: _Child) -> None:
