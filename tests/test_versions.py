@@ -7,11 +7,21 @@ register theirs, and a workflow started under a version is run only by workers o
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import durably
+from durably.cli import load_app
+from durably.cli import main as cli_main
 from durably.storage.base import VersionClaim, WorkflowStatus
 
 FAST = durably.WorkerOptions(lease_seconds=2.0, poll_interval=0.02)
@@ -161,3 +171,150 @@ def test_the_registry_says_what_its_worker_claims() -> None:
     assert app.registry.version_claim() == VersionClaim("B", ())
     app.workflow(name="upgrades", versioning="auto_upgrade")(lambda: None)
     assert app.registry.version_claim() == VersionClaim("B", ("upgrades",))
+
+
+# -- operators: counts, move-version, the worker's --version ------------------------------------
+
+NEW_CODE = """
+import durably
+
+app = durably.App({db!r}, version="B")
+
+@app.step(name="stamp")
+async def stamp(tag: str) -> str:
+    return tag
+
+@app.workflow(name="stable")
+async def stable() -> str:
+    await stamp("one")
+    got = await durably.wait_event("go")
+    return "B:" + str(got)
+
+@app.workflow(name="changed")
+async def changed() -> str:
+    await durably.sleep(0)  # the old code's first durable call was the step: diverges
+    got = await durably.wait_event("go")
+    return "B:" + str(got)
+"""
+
+
+def _old_code(db_url: str) -> durably.App:
+    app = durably.App(db_url, worker_options=FAST, version="A")
+
+    @app.step(name="stamp")
+    async def stamp(tag: str) -> str:
+        return tag
+
+    async def flow() -> str:
+        await stamp("one")
+        got = await durably.wait_event("go")
+        return "A:" + str(got)
+
+    app.workflow(name="stable")(flow)
+    app.workflow(name="changed")(flow)
+    return app
+
+
+def _park(app: durably.App, name: str) -> str:
+    """Start ``name`` on ``app``'s worker and return its id once it waits for its event."""
+    handle = app.start(name)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(e.kind == "event" for e in handle.history()):
+            return handle.id
+        assert handle.info().finished_at is None, handle.info()
+        time.sleep(0.01)
+    raise AssertionError(f"{name} never parked")
+
+
+@pytest.fixture
+def new_code(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """MODULE:APP of the new code (version B) on ``db_url``."""
+    module = f"flows_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(NEW_CODE.format(db=db_url))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{module}:app"
+
+
+def test_versions_and_move_version_from_the_cli(
+    db_url: str, new_code: str, capsys: pytest.CaptureFixture[str], apps: list[durably.App]
+) -> None:
+    old = _old_code(db_url)
+    apps.append(old)
+    with old:
+        stable, changed = _park(old, "stable"), _park(old, "changed")
+    assert cli_main(["versions", "--db", db_url, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["versions"]
+    assert rows == [{"version": "A", "unfinished": 2, "statuses": {"running": 2}}]
+    assert cli_main(["versions", "--db", db_url]) == 0
+    assert "A        2           running 2" in capsys.readouterr().out
+    # the gate: only the one that replays against the new code moves
+    argv = ["move-version", new_code, "--from", "A", "--to", "B", "--only-if-replays"]
+    assert cli_main([*argv, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["moved"] == [stable] and report["changed"] == []
+    assert [d["id"] for d in report["diverged"]] == [changed]
+    assert old.count_versions() == {
+        "A": {WorkflowStatus.RUNNING: 1},
+        "B": {WorkflowStatus.RUNNING: 1},
+    }
+    new = load_app(new_code)
+    new.worker_options = FAST
+    apps.append(new)
+    with new:  # B's worker runs the moved one, never the one left on A
+        new.send_event(stable, "go", 1)
+        new.send_event(changed, "go", 2)
+        assert new.handle(stable).result(timeout=30) == "B:1"
+    assert old.handle(changed).info().status is WorkflowStatus.RUNNING
+    # without the gate everything moves
+    assert cli_main(["move-version", "--from", "A", "--to", "B", "--db", db_url]) == 0
+    assert "moved 1 workflow from version A to B" in capsys.readouterr().out
+    assert old.handle(changed).info().version == "B"
+
+
+def test_move_version_refuses_bad_input(
+    db_url: str, capsys: pytest.CaptureFixture[str], apps: list[durably.App]
+) -> None:
+    app = _app(db_url, "A")
+    apps.append(app)
+    app.start("where")
+    argv = ["move-version", "--from", "A", "--to", "B", "--db", db_url, "--only-if-replays"]
+    assert cli_main(argv) == 2
+    assert "MODULE:APP" in capsys.readouterr().err
+    assert cli_main(["move-version", "--from", "", "--to", "B", "--db", db_url]) == 2
+    assert app.count_versions() == {"A": {WorkflowStatus.PENDING: 1}}  # nothing moved
+
+
+def test_the_worker_version_flag_overrides_the_app(tmp_path: Path, db_url: str) -> None:
+    module = tmp_path / "flows_cli.py"
+    module.write_text(
+        "import durably\n"
+        f"app = durably.App({db_url!r}, version='A')\n"
+        "@app.workflow(name='where')\n"
+        "def where() -> str:\n"
+        "    return 'ran'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLY_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *sys.path])
+    client = _app(db_url, "B")
+    handle = client.start("where")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "durably.cli", "worker", "flows_cli:app", "--version", "B"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert handle.result(timeout=60) == "ran"
+        assert [w.version for w in client.list_workers()] == ["B"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+        client.close()
+    assert worker.returncode == 0, err
+
+
+def test_the_supervisor_passes_the_version_to_its_children() -> None:
+    from durably.worker.supervisor import Supervisor
+
+    command = Supervisor("m:app", 2, version="B")._command()
+    assert command[-2:] == ["--version", "B"]
+    assert "--version" not in Supervisor("m:app", 2)._command()

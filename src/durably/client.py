@@ -28,7 +28,7 @@ from durably.remote import wire
 from durably.remote.handles import RemoteHandleSource
 from durably.remote.transport import Transport, segment
 from durably.serialization import JsonSerializer
-from durably.storage.base import WorkerInfo, WorkflowStatus
+from durably.storage.base import VersionCounts, WorkerInfo, WorkflowStatus
 from durably.version import __version__
 
 __all__ = ["DEFAULT_TIMEOUT", "Client"]
@@ -205,6 +205,11 @@ class Client(OperationsBase):
         query = [("include_stale", "true")] if include_stale else None
         body = self._http.request("GET", "/v1/workers", query=query).body
         return [wire.worker_info(w) for w in body["workers"]]
+
+    def count_versions(self) -> VersionCounts:
+        """How many unfinished workflows each version has on the server's database, by
+        status (see :meth:`durably.App.count_versions`)."""
+        return wire.version_counts(self._http.request("GET", "/v1/versions").body)
 
     # -- commands ------------------------------------------------------------------------------
 

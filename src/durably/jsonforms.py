@@ -19,7 +19,7 @@ from typing import Any
 
 from durably.codec import to_json
 from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
-from durably.storage.base import WorkerInfo, WorkflowStatus
+from durably.storage.base import VersionCounts, WorkerInfo, WorkflowStatus
 
 __all__ = [
     "MalformedForm",
@@ -31,6 +31,8 @@ __all__ = [
     "run_json",
     "timestamp",
     "to_json",
+    "version_counts",
+    "versions_json",
     "worker_info",
     "worker_json",
     "workflow_info",
@@ -141,6 +143,35 @@ def worker_json(worker: WorkerInfo) -> dict[str, Any]:
         "queues": list(worker.queues),
         "version": worker.version,
     }
+
+
+def versions_json(counts: VersionCounts) -> dict[str, Any]:
+    """The JSON form of unfinished workflows per version (``GET /v1/versions``, ``durably
+    versions --json``): unversioned first, then by version."""
+    order = sorted(counts, key=lambda v: (v is not None, v or ""))
+    return {
+        "versions": [
+            {
+                "version": v,
+                "unfinished": sum(counts[v].values()),
+                "statuses": {s.value: n for s, n in sorted(counts[v].items())},
+            }
+            for v in order
+        ]
+    }
+
+
+def version_counts(obj: dict[str, Any]) -> VersionCounts:
+    """:func:`versions_json`'s form as counts (:class:`MalformedForm` if it is not)."""
+    try:
+        return {
+            _text(v.get("version")): {
+                WorkflowStatus(s): int(n) for s, n in (v.get("statuses") or {}).items()
+            }
+            for v in obj["versions"]
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedForm(f"a malformed versions object ({exc!r})") from exc
 
 
 def encode_cursor(created_at: float, last_id: str) -> str:

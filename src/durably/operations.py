@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from durably.definitions import Workflow
     from durably.handle import HandleSource, WorkflowInfo
     from durably.queues import Queue
-    from durably.storage.base import WorkerInfo, WorkflowStatus
+    from durably.storage.base import VersionCounts, WorkerInfo, WorkflowStatus
 
 __all__ = [
     "OperationsBase",
@@ -149,6 +149,9 @@ class WorkflowOperations(Protocol):
     def list_workers(self, *, include_stale: bool = False) -> list[WorkerInfo]:
         """The worker processes on the database (live ones unless ``include_stale``)."""
 
+    def count_versions(self) -> VersionCounts:
+        """How many unfinished workflows each version has, by status."""
+
     def send_event(
         self, workflow_id: str, name: str, payload: Any = None, *, dedup_key: str | None = None
     ) -> bool:
@@ -204,6 +207,9 @@ class WorkflowOperations(Protocol):
 
     async def list_workers_async(self, *, include_stale: bool = False) -> list[WorkerInfo]:
         """Async twin of :meth:`list_workers`."""
+
+    async def count_versions_async(self) -> VersionCounts:
+        """Async twin of :meth:`count_versions`."""
 
     async def send_event_async(
         self, workflow_id: str, name: str, payload: Any = None, *, dedup_key: str | None = None
@@ -492,6 +498,7 @@ class OperationsBase(WithBlock):
 
     list_workflows_async = thread_twin(WorkflowOperations.list_workflows)
     list_workers_async = thread_twin(WorkflowOperations.list_workers)
+    count_versions_async = thread_twin(WorkflowOperations.count_versions)
     send_event_async = thread_twin(WorkflowOperations.send_event)
     cancel_async = thread_twin(WorkflowOperations.cancel)
     terminate_async = thread_twin(WorkflowOperations.terminate)

@@ -26,10 +26,13 @@ __all__ = [
     "UNFINISHED",
     "CheckReport",
     "Divergence",
+    "MoveReport",
     "ReplayDivergenceError",
     "ReplayResult",
     "check_histories",
     "check_store",
+    "move_version",
+    "version_ids",
 ]
 
 UNFINISHED = (
@@ -175,6 +178,58 @@ def _get(store: Store, workflow_id: str) -> WorkflowRecord:
     if rec is None:
         raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r}", workflow_id=workflow_id)
     return rec
+
+
+@dataclass(slots=True)
+class MoveReport:
+    """What ``durably move-version`` did: the workflows moved, and (with the replay check)
+    those left on the old version because they diverge, or changed after they were checked."""
+
+    moved: list[str]
+    check: CheckReport | None = None
+    """The replay check run first (None: moved without one)."""
+    changed: list[str] = field(default_factory=list)
+    """Replayed cleanly, but their journal grew before the move: left, check them again."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` form of ``durably move-version``."""
+        return {
+            "moved": self.moved,
+            "changed": self.changed,
+            "diverged": [
+                {"id": r.workflow_id, "name": r.workflow_name, "divergence": r.divergence.to_dict()}
+                for r in (self.check.diverged if self.check is not None else [])
+                if r.divergence is not None
+            ],
+        }
+
+
+def version_ids(store: Store, version: str) -> list[str]:
+    """The ids of the unfinished workflows started under ``version`` (every name)."""
+    ids: list[str] = []
+    before: tuple[float, str] | None = None
+    while True:
+        page = store.list_workflows(statuses=UNFINISHED, limit=_PAGE, before=before)
+        ids += [rec.id for rec in page if rec.version == version]
+        if len(page) < _PAGE:
+            return ids
+        before = (page[-1].created_at, page[-1].id)
+
+
+def move_version(
+    store: Store, from_version: str, to_version: str, now: float, app: App | None = None
+) -> MoveReport:
+    """Move the unfinished workflows of ``from_version`` to ``to_version`` (workers of
+    ``to_version`` run them from then on). With ``app`` (the new code), first replay each
+    one's journal against it and move only those that replay cleanly and whose journal did not
+    grow since (:meth:`Store.move_version` with ``only``)."""
+    if app is None:
+        return MoveReport(store.move_version(from_version, to_version, now))
+    report = check_store(app, store, version_ids(store, from_version))
+    clean = {r.workflow_id: r.entries for r in report.results if r.ok}
+    moved = store.move_version(from_version, to_version, now, only=clean) if clean else []
+    left = sorted(set(clean) - set(moved))
+    return MoveReport(moved, report, left)
 
 
 def check_histories(app: App, histories: Iterable[History]) -> CheckReport:

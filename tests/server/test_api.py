@@ -324,3 +324,28 @@ def test_create_app_refuses_a_missing_sqlite_file_as_the_cli_does(tmp_path: Path
     assert not missing.exists()  # nothing was created
     durably.App(f"sqlite:///{tmp_path}/made.db").store.migrate()
     assert create_app(f"sqlite:///{tmp_path}/made.db") is not None
+
+
+def test_versions_count_unfinished_workflows_per_version(
+    server: Server, worker: durably.App, database: str
+) -> None:
+    versioned = durably.App(database, version="sv.1")
+    name = f"sv-only-{uuid.uuid4().hex[:8]}"  # no worker serves it: it stays pending
+    versioned.workflow(name=name)(lambda: None)
+    try:
+        handle = versioned.start(name)
+        assert handle.info().version == "sv.1"
+        got = server.http.get(f"/v1/workflows/{handle.id}").json()
+        assert got["version"] == "sv.1" and got["unserved"] is True
+        rows = server.http.get("/v1/versions").json()["versions"]
+        mine = next(r for r in rows if r["version"] == "sv.1")
+        assert mine == {"version": "sv.1", "unfinished": 1, "statuses": {"pending": 1}}
+        with durably.Client(server.url) as client:
+            counts = client.count_versions()
+            assert counts["sv.1"] == {durably.WorkflowStatus.PENDING: 1}
+            assert client.handle(handle.id).info().version == "sv.1"
+        workers = server.http.get("/v1/workers").json()["workers"]
+        assert all(w["version"] is None for w in workers)
+        versioned.terminate(handle.id)
+    finally:
+        versioned.close()

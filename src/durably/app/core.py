@@ -28,7 +28,7 @@ from durably.storage import (
     redact_url,
     resolve_database_url,
 )
-from durably.storage.base import WorkerInfo, WorkflowRecord, WorkflowStatus
+from durably.storage.base import VersionCounts, WorkerInfo, WorkflowRecord, WorkflowStatus
 
 if TYPE_CHECKING:  # the worker is imported when one is made: ``import durably`` skips it
     from durably.worker import Worker, WorkerOptions
@@ -322,6 +322,13 @@ class App(OperationsBase):
             return workers
         cutoff = time.time() - LIVE_WORKER_SECONDS
         return [w for w in workers if w.heartbeat_at >= cutoff]
+
+    def count_versions(self) -> VersionCounts:
+        """How many unfinished workflows (any status but a terminal one) each version has, by
+        status: ``{"2026.12.1": {WorkflowStatus.RUNNING: 3}, None: {...}}`` (None: started
+        with no version). ``durably versions`` prints it; ``durably move-version`` moves the
+        workflows of an old version to a new one."""
+        return self.store.count_versions()
 
     def unserved_filter(self) -> Callable[[WorkflowRecord], bool]:
         """A predicate: whether a workflow is pending or running while no live worker serves

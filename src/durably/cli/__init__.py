@@ -31,7 +31,8 @@ operate:   worker, server, migrate, bench
 manage:    start, ls, show, history, send, cancel, terminate, suspend, resume, retry, fork,
            purge, workers (on --db URL / $DURABLY_DB, or --server URL / $DURABLY_SERVER)
 check:     lint PATH... (calls in workflow code that break replay; exit 1 with findings)
-deploy:    replay-check (the deploy gate), export (a workflow's history, for replay tests)
+deploy:    replay-check (the deploy gate), export (a workflow's history, for replay tests),
+           versions (unfinished workflows per version), move-version (old version to new)
 
 exit codes: 0 ok, 1 workflow did not complete (start --wait, show --watch), 2 bad usage or
 input, 3 not found, 4 not allowed in the workflow's status, 5 database or server unreachable,
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         code: int = run_server(args)
         return code
-    if args.command in ("replay-check", "export"):
+    if args.command in ("replay-check", "export", "move-version"):
         from durably.cli import replay
 
         return replay.run(args)

@@ -224,6 +224,16 @@ def _workers(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     return _print_list(out, args, workers, render.worker_json, render.workers_table, none)
 
 
+def _versions(target: Target, args: argparse.Namespace, out: TextIO) -> int:
+    form = render.versions_json(target.count_versions())
+    if args.json:
+        _print_json(out, form)
+    else:
+        rows = form["versions"]
+        out.write((render.versions_table(rows) if rows else "no unfinished workflows") + "\n")
+    return EXIT_OK
+
+
 # -- parsers -----------------------------------------------------------------------------------
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -350,10 +360,15 @@ def add_commands(sub: Any) -> None:
 """, _workers)  # fmt: skip
     p.add_argument("--all", action="store_true", help="include stale registrations")
 
+    _command(sub, "versions", "count unfinished workflows per version (the App's version)", """\
+  durably versions
+  durably versions --json
+""", _versions)  # fmt: skip
+
 
 COMMANDS = (
     "start", "ls", "show", "history", "send", "cancel", "terminate", "suspend", "resume",
-    "retry", "purge", "fork", "workers",
+    "retry", "purge", "fork", "workers", "versions",
 )  # fmt: skip
 
 

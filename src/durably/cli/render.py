@@ -10,7 +10,7 @@ from typing import Any
 
 from durably.codec import Undecodable, to_json
 from durably.handle import HistoryEntry, WorkflowInfo
-from durably.jsonforms import history_json, worker_json, workflow_json
+from durably.jsonforms import history_json, versions_json, worker_json, workflow_json
 from durably.storage.base import WorkerInfo
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "preview",
     "table",
     "to_plain",
+    "versions_json",
+    "versions_table",
     "when",
     "worker_json",
     "workers_table",
@@ -187,6 +189,16 @@ def workflow_detail(
         lines.append("state")
         lines.append(table(["KEY", "VALUE"], [[k, preview(v, 60)] for k, v in states.items()]))
     return "\n".join(lines)
+
+
+def versions_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The ``durably versions`` table, from :func:`versions_json`'s rows."""
+    body = [
+        [r["version"] or "(none)", str(r["unfinished"]),
+         ", ".join(f"{s} {n}" for s, n in r["statuses"].items())]
+        for r in rows
+    ]  # fmt: skip
+    return table(["VERSION", "UNFINISHED", "BY STATUS"], body)
 
 
 def workers_table(workers: Sequence[WorkerInfo], now: float | None = None) -> str:

@@ -13,18 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from durably.cli.target import EXIT_FAILED, EXIT_OK, failed
 from durably.cli.worker import load_app
+from durably.errors import ConfigurationError
 from durably.ids import validate_workflow_id
+from durably.limits import check_name
 from durably.storage import missing_database, open_store, redact_url, resolve_database_url
 from durably.storage.base import Store
 
 __all__ = ["COMMANDS", "add_commands", "run"]
 
-COMMANDS = ("replay-check", "export")
+COMMANDS = ("replay-check", "export", "move-version")
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -71,6 +74,74 @@ def add_commands(sub: Any) -> None:
         "--db", metavar="URL", help="database URL (default: $DURABLY_DB, else ./durably.db); "
         "a SQLite file must exist",
     )  # fmt: skip
+    _add_move_version(sub)
+
+
+def _add_move_version(sub: Any) -> None:
+    p = sub.add_parser(
+        "move-version",
+        help="move unfinished workflows of one version to another (after a replay check)",
+        description="Record version TO on every unfinished workflow started under FROM, so that "
+        "workers of TO run them from now on (a worker of FROM that holds one loses it at once; "
+        "it resumes on TO from its journal). With --only-if-replays (needs MODULE:APP, the "
+        "code of TO), each journal is first replayed against that code and only those that "
+        "replay cleanly are moved; the others are listed. Exit 0: all moved; 1: some left "
+        "(listed); 2: bad input; 5: no database.",
+        epilog="examples:\n  durably move-version --from 2026.11.3 --to 2026.12.1 --db URL\n"
+        "  durably move-version myapp.workflows:app --from 2026.11.3 --to 2026.12.1 "
+        "--only-if-replays\n",
+        formatter_class=_FORMATTER,
+    )  # fmt: skip
+    p.add_argument(
+        "app", metavar="MODULE:APP", nargs="?", default=None,
+        help="the new code's App (needed by --only-if-replays; its database is the default)",
+    )  # fmt: skip
+    p.add_argument("--from", dest="from_version", required=True, metavar="A", help="old version")
+    p.add_argument("--to", dest="to_version", required=True, metavar="B", help="new version")
+    p.add_argument(
+        "--only-if-replays", action="store_true",
+        help="move only the workflows whose journal replays cleanly against MODULE:APP",
+    )  # fmt: skip
+    p.add_argument(
+        "--db", metavar="URL", help="database URL (default: the app's, else $DURABLY_DB); a "
+        "SQLite file must exist",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _move_version(args: argparse.Namespace, out: TextIO) -> tuple[int, str]:
+    from durably.replay import move_version
+
+    for flag, value in (("--from", args.from_version), ("--to", args.to_version)):
+        check_name(value, flag)
+    if args.only_if_replays and args.app is None:
+        raise ConfigurationError(
+            "--only-if-replays replays the journals against the new code: give its MODULE:APP "
+            "(durably move-version MODULE:APP --from A --to B --only-if-replays)"
+        )
+    app = None if args.app is None else load_app(args.app)
+    store, where = _open(args.db or (app.database_url if app is not None else None))
+    try:
+        checked = app if args.only_if_replays else None
+        report = move_version(store, args.from_version, args.to_version, time.time(), checked)
+    finally:
+        store.close()
+    left = report.changed + [r["id"] for r in report.to_dict()["diverged"]]
+    if args.json:
+        out.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        for r in report.check.diverged if report.check is not None else []:
+            assert r.divergence is not None
+            out.write(f"DIVERGES {r.workflow_id} ({r.workflow_name}): {r.divergence.message}\n")
+        for workflow_id in report.changed:
+            out.write(f"CHANGED  {workflow_id}: its journal grew after the check; run again\n")
+        count = len(report.moved)
+        rest = f"; {len(left)} left on {args.from_version}" if left else ""
+        out.write(
+            f"moved {count} workflow{'s' * (count != 1)} from version {args.from_version} to "
+            f"{args.to_version}{rest}\n"
+        )
+    return (EXIT_FAILED if left else EXIT_OK), where
 
 
 def _open(db: str | None) -> tuple[Store, str]:
@@ -132,7 +203,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = sys.stdout if out is None else out
     where = "database"
     try:
-        handler = _replay_check if args.command == "replay-check" else _export
+        handlers = {"replay-check": _replay_check, "move-version": _move_version}
+        handler = handlers.get(args.command, _export)
         code, where = handler(args, out)
         return code
     except KeyboardInterrupt:

@@ -11,13 +11,14 @@ from durably import jsonforms
 from durably.handle import HistoryEntry, RunInfo, WorkflowInfo
 from durably.jsonforms import encode_cursor
 from durably.remote.errors import ServerError
-from durably.storage.base import WorkerInfo
+from durably.storage.base import VersionCounts, WorkerInfo
 
 __all__ = [
     "encode_cursor",
     "history_entry",
     "run_info",
     "timestamp",
+    "version_counts",
     "worker_info",
     "workflow_info",
 ]
@@ -54,6 +55,11 @@ def run_info(obj: dict[str, Any]) -> RunInfo:
 def worker_info(obj: dict[str, Any]) -> WorkerInfo:
     """A worker object as :class:`WorkerInfo` (timestamps as epoch seconds, as in the store)."""
     return _reading(jsonforms.worker_info)(obj)
+
+
+def version_counts(obj: dict[str, Any]) -> VersionCounts:
+    """A versions object (``GET /v1/versions``) as counts per version and status."""
+    return _reading(jsonforms.version_counts)(obj)
 
 
 def timestamp(value: Any) -> float:

@@ -313,6 +313,20 @@ class Workers(BaseModel):
     workers: list[Worker]
 
 
+class VersionCount(BaseModel):
+    """One version's unfinished workflows."""
+
+    version: str | None = Field(description="the version (null: started with no version)")
+    unfinished: int = Field(description="unfinished workflows (any status but a final one)")
+    statuses: dict[str, int] = Field(description="the unfinished workflows by status")
+
+
+class Versions(BaseModel):
+    """Unfinished workflows per version."""
+
+    versions: list[VersionCount]
+
+
 class Status(BaseModel):
     """A health answer."""
 
@@ -358,6 +372,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     CommandResult,
     Delivered,
     Workers,
+    Versions,
     Status,
     DaprStarted,
     DaprWorkflow,

@@ -17,6 +17,7 @@ from durably.errors import (
     WorkflowTimeoutError,
 )
 from durably.handle import page_position, status_filter
+from durably.jsonforms import versions_json
 from durably.limits import check_event
 from durably.queues import DEFAULT_QUEUE
 from durably.storage.base import WorkflowStatus
@@ -255,6 +256,11 @@ def list_workers(call: Call) -> Response:
     return json_response({"workers": [worker_json(w) for w in workers]})
 
 
+def list_versions(call: Call) -> Response:
+    """GET /v1/versions: how many unfinished workflows each version has, by status."""
+    return json_response(versions_json(call.app.count_versions()))
+
+
 async def healthz(call: Call) -> Response:
     """GET /healthz: the process answers (no database access, no auth)."""
     return json_response({"status": "ok"})
@@ -445,6 +451,14 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: Reply(m.Workers, "Worker processes")},
         _COMMON,
         params=(query("include_stale", {"type": "boolean"}, "also workers that stopped beating"),),
+    ),
+    Operation(
+        "GET",
+        "/v1/versions",
+        list_versions,
+        "Count unfinished workflows per version",
+        {200: Reply(m.Versions, "Unfinished workflows per version")},
+        _COMMON,
     ),
 )
 """The native API's operations (the Dapr routes' are :data:`durably.server.dapr.OPERATIONS`)."""

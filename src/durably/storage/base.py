@@ -44,6 +44,7 @@ __all__ = [
     "StepAttempt",
     "Store",
     "VersionClaim",
+    "VersionCounts",
     "WorkerInfo",
     "WorkflowRecord",
     "WorkflowStatus",
@@ -377,6 +378,10 @@ class WorkerInfo:
     """The version of the code it runs (``App(version=...)``), or None: unversioned."""
 
 
+VersionCounts = dict[str | None, dict[WorkflowStatus, int]]
+"""Unfinished workflows per version (None: started with no version), by status."""
+
+
 @dataclass(frozen=True, slots=True)
 class VersionClaim:
     """Which workflows a worker of version ``version`` may claim (see
@@ -616,7 +621,7 @@ class Store(abc.ABC):
     # -- versions -------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def count_versions(self) -> dict[str | None, dict[WorkflowStatus, int]]:
+    def count_versions(self) -> VersionCounts:
         """How many unfinished workflows (any status but a terminal one) each version has, by
         status; the key None counts those started with no version. Versions with none
         unfinished are left out."""

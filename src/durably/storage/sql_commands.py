@@ -18,6 +18,7 @@ from durably.storage.base import (
     RunRecord,
     Signals,
     Store,
+    VersionCounts,
     WorkflowRecord,
     WorkflowStatus,
 )
@@ -226,8 +227,8 @@ class SqlCommands(Store):
 
     # -- versions ------------------------------------------------------------------------------
 
-    def count_versions(self) -> dict[str | None, dict[WorkflowStatus, int]]:
-        counts: dict[str | None, dict[WorkflowStatus, int]] = {}
+    def count_versions(self) -> VersionCounts:
+        counts: VersionCounts = {}
         for version, status, count in self._fetch(self._cmd.count_versions):
             counts.setdefault(version, {})[WorkflowStatus(status)] = int(count)
         return counts
