@@ -318,3 +318,26 @@ def test_the_supervisor_passes_the_version_to_its_children() -> None:
     command = Supervisor("m:app", 2, version="B")._command()
     assert command[-2:] == ["--version", "B"]
     assert "--version" not in Supervisor("m:app", 2)._command()
+
+
+def test_ls_show_and_workers_show_versions_only_when_there_are_some(
+    db_url: str, apps: list[durably.App]
+) -> None:
+    from durably.cli import render
+    from durably.jsonforms import version_counts, versions_json, workflow_info, workflow_json
+
+    a, plain = _app(db_url, "2026.12.1"), _app(db_url, None)
+    apps += [a, plain]
+    versioned, unversioned = a.start("where").info(), plain.start("where").info()
+    assert "VERSION" not in render.workflows_table([unversioned])
+    table = render.workflows_table([versioned, unversioned])
+    assert "VERSION" in table.splitlines()[0] and "2026.12.1" in table
+    detail = render.workflow_detail(versioned, [], {})
+    assert "version   2026.12.1" in detail
+    assert "version" not in render.workflow_detail(unversioned, [], {})
+    form = workflow_json(versioned)
+    assert form["version"] == "2026.12.1" and workflow_info(form).version == "2026.12.1"
+    counts = a.count_versions()
+    assert counts == {"2026.12.1": {WorkflowStatus.PENDING: 1}, None: {WorkflowStatus.PENDING: 1}}
+    assert version_counts(versions_json(counts)) == counts
+    assert [r["version"] for r in versions_json(counts)["versions"]] == [None, "2026.12.1"]
