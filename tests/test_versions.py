@@ -132,6 +132,14 @@ def test_an_auto_upgrade_workflow_runs_on_a_worker_of_another_version(
     pinned_child = a.start("parent")  # its workflow is pinned on B too
     with b:
         assert old.result(timeout=30) == "B"
+        (worker,) = a.list_workers()
+        assert worker.auto_upgrade == ["where"]
+        # A's App knows from B's registration which of A's workflows B's worker runs
+        unserved = a.unserved_filter()
+        pending = a.store.get_workflow(pinned_child.id)
+        assert pending is not None and unserved(pending)
+        pending.name = "where"
+        assert not unserved(pending)
     assert pinned_child.info().status is WorkflowStatus.PENDING
 
 

@@ -152,8 +152,11 @@ class Registry:
         ``auto_upgrade`` workflows."""
         if self.version is None:
             return None
-        auto = tuple(sorted(n for n, w in self.workflows.items() if w.versioning == VERSIONING[1]))
-        return VersionClaim(self.version, auto)
+        return VersionClaim(self.version, tuple(self.auto_upgrade()))
+
+    def auto_upgrade(self) -> list[str]:
+        """The names of the ``auto_upgrade`` workflows, sorted."""
+        return sorted(n for n, w in self.workflows.items() if w.versioning == VERSIONING[1])
 
     def add_workflow(self, wf: Workflow[Any, Any]) -> None:
         """Register ``wf``; a second, different function under one name is an error."""

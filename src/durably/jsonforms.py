@@ -142,6 +142,7 @@ def worker_json(worker: WorkerInfo) -> dict[str, Any]:
         "workflows": list(worker.workflows),
         "queues": list(worker.queues),
         "version": worker.version,
+        "auto_upgrade": list(worker.auto_upgrade),
     }
 
 
@@ -307,6 +308,7 @@ def worker_info(obj: dict[str, Any]) -> WorkerInfo:
             workflows=list(obj.get("workflows") or []),
             queues=list(obj.get("queues") or []),
             version=_text(obj.get("version")),
+            auto_upgrade=list(obj.get("auto_upgrade") or []),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedForm(f"a malformed worker object ({exc!r})") from exc

@@ -51,9 +51,12 @@ def test_the_version_filter_holds_in_queue_claims_too(store: Store) -> None:
 
 
 def test_workers_register_their_version(store: Store) -> None:
-    store.register_worker(WorkerInfo("x", "h", 1, T0, T0, ["w"], ["default"], "2026.12.1"))
+    store.register_worker(
+        WorkerInfo("x", "h", 1, T0, T0, ["w", "up"], ["default"], "2026.12.1", ["up"])
+    )
     store.register_worker(WorkerInfo("y", "h", 2, T0, T0, ["w"], ["default"]))
-    assert {w.id: w.version for w in store.list_workers()} == {"x": "2026.12.1", "y": None}
+    got = {w.id: (w.version, w.auto_upgrade) for w in store.list_workers()}
+    assert got == {"x": ("2026.12.1", ["up"]), "y": (None, [])}
 
 
 def test_count_versions_counts_unfinished_workflows_by_status(store: Store) -> None:

@@ -336,22 +336,23 @@ class App(OperationsBase):
 
         A worker serves a workflow's version if the worker is unversioned, or the workflow is
         unversioned, or the versions are equal, or the worker's code marks that workflow
-        ``auto_upgrade`` (known here only for this App's own workflows)."""
+        ``auto_upgrade`` (:attr:`WorkerInfo.auto_upgrade`)."""
         workers = self.list_workers()
         served = {(n, q) for w in workers for n in w.workflows for q in w.queues}
+        anyver = {(n, q) for w in workers for n in w.workflows for q in w.queues
+                  if w.version is None or n in w.auto_upgrade}  # fmt: skip
         versions = {(n, q, w.version) for w in workers for n in w.workflows for q in w.queues}
-        auto = {n for n, wf in self.registry.workflows.items() if wf.versioning == VERSIONING[1]}
         active = (WorkflowStatus.PENDING, WorkflowStatus.RUNNING)
 
         def unserved(rec: WorkflowRecord) -> bool:
             if rec.status not in active:
                 return False
-            if (rec.name, rec.queue) not in served:
-                return True
-            if rec.version is None or rec.name in auto:
-                return False
             key = (rec.name, rec.queue)
-            return (*key, rec.version) not in versions and (*key, None) not in versions
+            if key not in served:
+                return True
+            if rec.version is None or key in anyver:
+                return False
+            return (*key, rec.version) not in versions
 
         return unserved
 

@@ -305,6 +305,9 @@ class Worker(BaseModel):
     workflows: list[str]
     queues: list[str]
     version: str | None = Field(default=None, description="the version of the code it runs")
+    auto_upgrade: list[str] = Field(
+        default_factory=list, description="workflow names it runs whatever their version"
+    )
 
 
 class Workers(BaseModel):

@@ -376,6 +376,9 @@ class WorkerInfo:
     queues: list[str] = field(default_factory=list)
     version: str | None = None
     """The version of the code it runs (``App(version=...)``), or None: unversioned."""
+    auto_upgrade: list[str] = field(default_factory=list)
+    """The workflow names its code marks ``auto_upgrade``: it runs them whatever version they
+    started under."""
 
 
 VersionCounts = dict[str | None, dict[WorkflowStatus, int]]

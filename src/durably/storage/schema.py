@@ -148,6 +148,7 @@ CREATE INDEX workflows_queue_started ON workflows (queue, started_at);
 """,
     5: """
 ALTER TABLE workers ADD COLUMN version TEXT;
+ALTER TABLE workers ADD COLUMN auto_upgrade TEXT;
 CREATE INDEX workflows_version ON workflows (version, status) WHERE version IS NOT NULL;
 """,
 }

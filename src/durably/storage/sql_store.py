@@ -51,7 +51,9 @@ _RELEASE = (
 """Multi-row changes lock their rows in id order first (where rows are locked): every multi-row
 lock is taken in that order, so transactions of one worker (heartbeat, group commit) or of
 commands never deadlock."""
-_WORKER_COLUMNS = "id, hostname, pid, started_at, heartbeat_at, workflows, queues, version"
+_WORKER_COLUMNS = (
+    "id, hostname, pid, started_at, heartbeat_at, workflows, queues, version, auto_upgrade"
+)
 
 
 class StoreStatements:
@@ -89,11 +91,11 @@ class StoreStatements:
             "FROM step_attempts WHERE workflow_id = ? ORDER BY seq, epoch, attempt"
         )
         self.register = s(
-            f"INSERT INTO workers ({_WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO workers ({_WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, "
             "started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at, "
             "workflows = EXCLUDED.workflows, queues = EXCLUDED.queues, "
-            "version = EXCLUDED.version"
+            "version = EXCLUDED.version, auto_upgrade = EXCLUDED.auto_upgrade"
         )
         self.heartbeat = s("UPDATE workers SET heartbeat_at = ? WHERE id = ?")
         self.remove_worker = s("DELETE FROM workers WHERE id = ?")
@@ -227,6 +229,7 @@ class SqlStore(SqlClaims):
                 (
                     info.id, info.hostname, info.pid, info.started_at, info.heartbeat_at,
                     json.dumps(info.workflows), json.dumps(info.queues), info.version,
+                    json.dumps(info.auto_upgrade),
                 ),
             )  # fmt: skip
 
@@ -240,6 +243,16 @@ class SqlStore(SqlClaims):
 
     def list_workers(self) -> list[WorkerInfo]:
         return [
-            WorkerInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7])
+            WorkerInfo(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                json.loads(r[5]),
+                json.loads(r[6]),
+                r[7],
+                json.loads(r[8] or "[]"),
+            )
             for r in self._fetch(self._sql.workers)
         ]

@@ -36,6 +36,7 @@ class Leases(WorkerState):
         info = WorkerInfo(
             self.id, self.hostname, os.getpid(), self._started_at, now,
             sorted(self.registry.workflows), queues, self.registry.version,
+            self.registry.auto_upgrade(),
         )  # fmt: skip
         self.store.register_worker(info)
         self._registered_queues = queues
