@@ -18,15 +18,16 @@ QUICK = {
 
 _AT_LEAST_ONE = whole_number(1)
 
-#: The size options, each a whole number >= 1: name -> (metavar, help).
+#: The size options, each a whole number >= 1: name -> (metavar, what it sizes); the help
+#: adds the default, from :class:`Params`.
 _SIZES = {
-    "workflows": ("N", "throughput workflows (2000)"),
-    "processes": ("K", "worker processes, K (2)"),
-    "steps": ("M", "steps of the sequential workflow (1000)"),
-    "samples": ("N", "start-to-result samples (200)"),
-    "journal": ("J", "journal entries to replay (10000)"),
-    "journals": ("N", "parked workflows of 20 entries for replay-check (1000)"),
-    "sleepers": ("S", "sleeping workflows (100000)"),
+    "workflows": ("N", "throughput workflows"),
+    "processes": ("K", "worker processes, K"),
+    "steps": ("M", "steps of the sequential workflow"),
+    "samples": ("N", "start-to-result samples"),
+    "journal": ("J", "journal entries to replay"),
+    "journals": ("N", "parked workflows of 20 entries for replay-check"),
+    "sleepers": ("S", "sleeping workflows"),
 }
 
 
@@ -34,14 +35,17 @@ _SIZES = {
 class Params:
     """Sizes of one benchmark run."""
 
+    # the sizes of the command line's options (_SIZES)
     workflows: int = 2000
     processes: int = 2
     steps: int = 1000
     samples: int = 200
-    warmup: int = 20
     journal: int = 10_000
     journals: int = 1000
     sleepers: int = 100_000
+    # fixed sizes: unmeasured latency samples first, the floors' commit and batch runs, the
+    # slow-step workflow
+    warmup: int = 20
     commits: int = 1000
     batches: int = 100
     batch_rows: int = 100
@@ -71,8 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--db-dir", type=Path, metavar="DIR", help="folder for the SQLite files (default: temp)"
     )
+    defaults = Params()
     for name, (metavar, what) in _SIZES.items():
-        parser.add_argument(f"--{name}", type=_AT_LEAST_ONE, metavar=metavar, help=what)
+        shown = f"{what} ({getattr(defaults, name)})"
+        parser.add_argument(f"--{name}", type=_AT_LEAST_ONE, metavar=metavar, help=shown)
     parser.add_argument(
         "--only",
         type=_workloads,
