@@ -59,14 +59,14 @@ return await a(y)
 """
 
 
-def write_app(folder: Path, module: str, db: str, body: str) -> Path:
-    """A module ``module`` in ``folder`` defining ``app`` (on ``db``) whose workflow ``order``
-    runs ``body``; steps a, b, c count their runs in the file ``<module>.runs``."""
+def write_app(folder: Path, module: str, db: str, body: str, version: str | None = None) -> Path:
+    """A module ``module`` in ``folder`` defining ``app`` (on ``db``, of ``version``) whose
+    workflow ``order`` runs ``body``; steps a, b, c count their runs in ``<module>.runs``."""
     runs = folder / f"{module}.runs"
     source = f"""\
 import durably
 
-app = durably.App({db!r})
+app = durably.App({db!r}, version={version!r})
 
 
 def ran(name: str) -> None:
@@ -110,9 +110,11 @@ def load(path: Path) -> ModuleType:
     return module
 
 
-def park(folder: Path, db: str, ids: list[str]) -> None:
-    """Run v1 until each workflow ``ids`` waits for its event (3 journal entries), then stop."""
-    app: durably.App = load(write_app(folder, "flows_v1", db, V1)).app
+def park(folder: Path, db: str, ids: list[str], version: str | None = None) -> None:
+    """Run v1 (of ``version``) until each workflow ``ids`` waits for its event (3 journal
+    entries), then stop."""
+    module = "flows_v1" if version is None else f"flows_v1_{version}"
+    app: durably.App = load(write_app(folder, module, db, V1, version)).app
     with app:
         for n, workflow_id in enumerate(ids):
             app.start("order", n, id=workflow_id)
@@ -206,6 +208,75 @@ def test_json_shape(parked: tuple[Path, str]) -> None:
     report = json.loads(proc.stdout)
     statuses = {w["id"]: (w["status"], w["ok"]) for w in report["workflows"]}
     assert statuses == {"order-1": ("suspended", False), "order-2": ("running", False)}
+
+
+@pytest.fixture
+def two_versions(tmp_path: Path) -> tuple[Path, str]:
+    """Workflows of versions "a" (a-1, a-2) and "b" (b-1) parked in one database, each run by
+    its own version's embedded worker."""
+    db = f"sqlite:///{tmp_path}/app.db"
+    park(tmp_path, db, ["a-1", "a-2"], version="a")
+    park(tmp_path, db, ["b-1"], version="b")
+    write_app(tmp_path, "flows_v2", db, REORDERED)  # diverges for both versions
+    return tmp_path, db
+
+
+def test_version_checks_only_that_versions_workflows(two_versions: tuple[Path, str]) -> None:
+    folder, db = two_versions
+    every = durably_cli(folder, "replay-check", "flows_v2:app", "--db", db)
+    assert every.returncode == 1 and every.stdout.splitlines()[-1].endswith("3 would diverge")
+    proc = durably_cli(folder, "replay-check", "flows_v2:app", "--db", db, "--version", "a")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    diverged = sorted(line.split()[1] for line in proc.stdout.splitlines() if "DIVERGES" in line)
+    assert diverged == ["a-1", "a-2"]
+    assert "2 workflows of version a (6 journal entries) checked" in proc.stdout
+    assert proc.stdout.splitlines()[-1].endswith("2 would diverge")
+    proc = durably_cli(folder, "replay-check", "flows_v2:app", "--db", db, "--version", "a",
+                       "--json")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["version"] == "a" and report["skipped"] == []
+    assert report["checked"] == 2 and report["diverged"] == 2
+    assert sorted(w["id"] for w in report["workflows"]) == ["a-1", "a-2"]
+    assert runs_of(folder, "flows_v2") == []
+
+
+def test_version_with_ids_checks_the_ids_of_that_version(two_versions: tuple[Path, str]) -> None:
+    folder, db = two_versions
+    argv = ["replay-check", "flows_v2:app", "--db", db, "--id", "a-1", "--id", "b-1"]
+    proc = durably_cli(folder, *argv, "--version", "b", "--json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["version"] == "b" and report["skipped"] == ["a-1"]
+    assert [(w["id"], w["ok"]) for w in report["workflows"]] == [("b-1", False)]
+    proc = durably_cli(folder, *argv, "--version", "b")
+    assert "SKIPPED  a-1: not started under version b" in proc.stdout
+    assert "DIVERGES b-1" in proc.stdout and "DIVERGES a-1" not in proc.stdout
+
+
+def test_a_version_with_no_workflow_passes(two_versions: tuple[Path, str]) -> None:
+    folder, db = two_versions
+    proc = durably_cli(folder, "replay-check", "flows_v2:app", "--db", db, "--version", "c")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 workflows of version c (0 journal entries) checked" in proc.stdout
+    assert "all replay" in proc.stdout and "DIVERGES" not in proc.stdout
+    proc = durably_cli(folder, "replay-check", "flows_v2:app", "--db", db, "--version", "c",
+                       "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["version"], report["checked"], report["ok"]) == ("c", 0, True)
+
+
+def test_a_bad_version_is_refused(two_versions: tuple[Path, str]) -> None:
+    folder, db = two_versions
+    cases = [("", "--version must be a non-empty string"),
+             ("v" * 1000, "--version is 1000 characters long, over the limit")]  # fmt: skip
+    for bad, says in cases:
+        proc = durably_cli(folder, "replay-check", "flows_v2:app", "--db", db, "--version", bad)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert says in proc.stderr and proc.stdout == ""
+        with pytest.raises(durably.ConfigurationError, match=says.replace("--version", "version")):
+            durably.App(db, version=bad)  # the same rule as the App's
 
 
 def _snapshot(path: Path) -> tuple[dict[str, list[Any]], tuple[int, int]]:

@@ -80,6 +80,10 @@ class CheckReport:
     seconds: float = 0.0
     statuses: dict[str, str] = field(default_factory=dict)
     """Each checked workflow's status, by id."""
+    version: str | None = None
+    """The version checked (``--version``), or None: every version."""
+    skipped: list[str] = field(default_factory=list)
+    """With ``version`` and ids: the ids left out because they are of another version."""
 
     @property
     def diverged(self) -> list[ReplayResult]:
@@ -87,8 +91,11 @@ class CheckReport:
         return [r for r in self.results if r.divergence is not None]
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` form of ``durably replay-check``."""
+        """The ``--json`` form of ``durably replay-check`` (with ``version`` and ``skipped``
+        when a version was given)."""
+        chosen = {} if self.version is None else {"version": self.version, "skipped": self.skipped}
         return {
+            **chosen,
             "ok": not self.diverged,
             "checked": len(self.results),
             "diverged": len(self.diverged),
@@ -136,13 +143,22 @@ def _run(app: App, items: Iterable[tuple[WorkflowRecord, list[JournalEntry]]]) -
     return CheckReport(results, time.perf_counter() - started, statuses)
 
 
-def _unfinished(store: Store, names: set[str]) -> Iterable[WorkflowRecord]:
-    """The unfinished workflows of ``names``, page by page (newest first)."""
+def _pages(store: Store) -> Iterable[list[WorkflowRecord]]:
+    """The unfinished workflows in ``store``, page by page (newest first)."""
     before: tuple[float, str] | None = None
     while True:
         page = store.list_workflows(statuses=UNFINISHED, limit=_PAGE, before=before)
+        yield page
+        if len(page) < _PAGE:
+            return
+        before = (page[-1].created_at, page[-1].id)
+
+
+def _unfinished(store: Store, names: set[str], version: str | None) -> Iterable[WorkflowRecord]:
+    """The unfinished workflows of ``names`` (and of ``version`` unless None), newest first."""
+    for page in _pages(store):
         for rec in page:
-            if rec.name not in names:
+            if rec.name not in names or (version is not None and rec.version != version):
                 continue
             if len(rec.input) > PREVIEW_CHARS:  # a list shows the start of long inputs only
                 whole = store.get_workflow(rec.id)
@@ -150,27 +166,34 @@ def _unfinished(store: Store, names: set[str]) -> Iterable[WorkflowRecord]:
                     continue
                 rec = whole
             yield rec
-        if len(page) < _PAGE:
-            return
-        before = (page[-1].created_at, page[-1].id)
 
 
-def check_store(app: App, store: Store, ids: Sequence[str] = ()) -> CheckReport:
+def check_store(
+    app: App, store: Store, ids: Sequence[str] = (), version: str | None = None
+) -> CheckReport:
     """Replay against ``app``'s code every unfinished workflow in ``store`` of the names the app
     defines (or the workflows ``ids``, whatever their status), reading the store only. A
-    pending workflow with an empty journal has nothing to replay and is left out."""
+    pending workflow with an empty journal has nothing to replay and is left out. With
+    ``version``, only the workflows recorded under that version are checked (with ``ids``: those
+    of ``ids`` that are; the others are listed in the report's ``skipped``)."""
+    skipped: list[str] = []
 
     def items() -> Iterable[tuple[WorkflowRecord, list[JournalEntry]]]:
         if ids:
             records: Iterable[WorkflowRecord] = (_get(store, i) for i in ids)
         else:
-            records = _unfinished(store, set(app.registry.workflows))
+            records = _unfinished(store, set(app.registry.workflows), version)
         for rec in records:
+            if version is not None and rec.version != version:
+                skipped.append(rec.id)
+                continue
             journal = store.get_journal(rec.id)
             if journal or rec.status is not WorkflowStatus.PENDING or ids:
                 yield rec, journal
 
-    return _run(app, items())
+    report = _run(app, items())
+    report.version, report.skipped = version, skipped
+    return report
 
 
 def _get(store: Store, workflow_id: str) -> WorkflowRecord:
@@ -206,14 +229,7 @@ class MoveReport:
 
 def version_ids(store: Store, version: str) -> list[str]:
     """The ids of the unfinished workflows started under ``version`` (every name)."""
-    ids: list[str] = []
-    before: tuple[float, str] | None = None
-    while True:
-        page = store.list_workflows(statuses=UNFINISHED, limit=_PAGE, before=before)
-        ids += [rec.id for rec in page if rec.version == version]
-        if len(page) < _PAGE:
-            return ids
-        before = (page[-1].created_at, page[-1].id)
+    return [rec.id for page in _pages(store) for rec in page if rec.version == version]
 
 
 def move_version(

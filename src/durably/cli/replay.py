@@ -39,12 +39,13 @@ def add_commands(sub: Any) -> None:
         help="deploy gate: replay unfinished workflows' journals against new code",
         description="Load the new code (MODULE:APP), replay the journal of every unfinished "
         "workflow (running, parked, pending with a journal, suspended, needs_attention) of the "
-        "names it defines against it, without running any step or writing anything, and list "
-        "those that would diverge. Exit 0: none would; 1: some would; 2: bad input; 5: no "
-        "database.",
+        "names it defines (with --version, only those started under that version) against it, "
+        "without running any step or writing anything, and list those that would diverge. "
+        "Exit 0: none would; 1: some would; 2: bad input; 5: no database.",
         epilog="examples:\n  durably replay-check myapp.workflows:app --db sqlite:///prod.db\n"
         "  durably replay-check myapp.workflows:app --db postgresql://... --json\n"
-        "  durably replay-check myapp.workflows:app --id order-7 --id order-8\n",
+        "  durably replay-check myapp.workflows:app --id order-7 --id order-8\n"
+        "  durably replay-check myapp.workflows:app --version 2026.11.3 --db URL\n",
         formatter_class=_FORMATTER,
     )  # fmt: skip
     p.add_argument("app", metavar="MODULE:APP", help="the new code's App, e.g. myapp.flows:app")
@@ -55,6 +56,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--id", action="append", dest="ids", metavar="ID", default=[],
         help="check only this workflow (repeat for several), whatever its status",
+    )  # fmt: skip
+    p.add_argument(
+        "--version", metavar="V", help="check only the workflows started under version V (with "
+        "--id: those of the ids that are; the others are listed as skipped)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
 
@@ -158,10 +163,12 @@ def _replay_check(args: argparse.Namespace, out: TextIO) -> tuple[int, str]:
 
     for workflow_id in args.ids:
         validate_workflow_id(workflow_id)
+    if args.version is not None:
+        check_name(args.version, "--version")  # as durably.App(version=...)
     app = load_app(args.app)
     store, where = _open(args.db or app.database_url)
     try:
-        report = check_store(app, store, args.ids)
+        report = check_store(app, store, args.ids, args.version)
     finally:
         store.close()
     if args.json:
@@ -170,10 +177,13 @@ def _replay_check(args: argparse.Namespace, out: TextIO) -> tuple[int, str]:
         for r in report.diverged:
             assert r.divergence is not None
             out.write(f"DIVERGES {r.workflow_id} ({r.workflow_name}): {r.divergence.message}\n")
+        for workflow_id in report.skipped:
+            out.write(f"SKIPPED  {workflow_id}: not started under version {args.version}\n")
         count = len(report.results)
+        of = "" if args.version is None else f" of version {args.version}"
         entries = sum(r.entries for r in report.results)
         out.write(
-            f"{count} workflow{'s' * (count != 1)} ({entries} journal entries) checked in "
+            f"{count} workflow{'s' * (count != 1)}{of} ({entries} journal entries) checked in "
             f"{report.seconds:.2f}s against {args.app}: "
             + (f"{len(report.diverged)} would diverge\n" if report.diverged else "all replay\n")
         )
