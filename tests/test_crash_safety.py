@@ -315,3 +315,23 @@ def test_retry_backoff_costs_no_real_time_in_the_check(tmp_path: Any) -> None:
     report = check_crash_safety(app, call)  # 3 runs x 60 s of backoff if waited for
     assert report.result == "ok" and report.step_runs == {"flaky": 3}
     assert flaky.retry.initial == 30.0  # the step's policy is back as it was
+
+
+def test_a_child_waiting_for_an_event_gets_it_and_bad_events_are_refused(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+
+    @app.workflow()
+    async def reviewer(doc: str) -> str:
+        verdict = await durably.wait_event("verdict")
+        return f"{doc}: {verdict}"
+
+    @app.workflow()
+    async def review(doc: str) -> str:
+        return await durably.start_child(reviewer, doc)
+
+    report = check_crash_safety(app, review, "spec", events={"verdict": "ok"})
+    assert report.result == "spec: ok"
+    kid = "crash-safety-check:0"
+    assert f"before-consume event 'verdict' (seq 0) of child {kid!r}" in map(str, report.points)
+    with pytest.raises(durably.ConfigurationError, match="not a \\(name, payload\\) pair"):
+        check_crash_safety(app, review, "spec", events=["verdict"])  # type: ignore[list-item]

@@ -44,6 +44,7 @@ from typing import Any, Literal, Protocol, cast
 
 from durably.app import App
 from durably.definitions import Step, Workflow
+from durably.errors import ConfigurationError
 from durably.handle import WorkflowHandle
 from durably.scope import step_var
 from durably.storage.base import (
@@ -333,8 +334,14 @@ class CrashCheck:
     def __init__(self, app: App, environment: Environment, events: Events | None = None) -> None:
         self.app = app
         self.environment = environment
-        items = events.items() if isinstance(events, Mapping) else (events or ())
-        self.events: list[tuple[str, Any]] = [(str(n), p) for n, p in items]
+        items = list(events.items() if isinstance(events, Mapping) else (events or ()))
+        for item in items:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+                raise ConfigurationError(
+                    f"check_crash_safety(events=...): {item!r} is not a (name, payload) pair; "
+                    "pass a list of them, or a mapping name -> payload"
+                )
+        self.events: list[tuple[str, Any]] = items
         self._crash = _Crash(None)
         self._start = datetime.now(UTC)
         """Where every run's virtual clock starts, so that ``durably.now()`` agrees."""
