@@ -21,11 +21,12 @@ each of its child workflows:
 
 Events (``events=``) are sent to a workflow (or child) as it parks waiting for them, in
 every run and on every resume, as a person or a service answering it would; the crash points
-then include the consumption of each (``before event``: the event was received but its
-consumption not committed). Every run is on a fresh SQLite database under a time-skipping
-environment (sleeps cost nothing; retry backoffs of the steps are skipped too, as the
-virtual clock does not move during them). A real ``kill -9`` of a worker process is not
-offered here: the end-to-end tests of durably itself do that.
+then include the consumption of each (``before-consume``, above). A workflow that waits,
+with no timeout, for an event not given fails the check at once, naming it. Every run is on
+a fresh SQLite database under a time-skipping environment (sleeps cost nothing; retry
+backoffs of the steps are skipped too, as the virtual clock does not move during them). A
+real ``kill -9`` of a worker process is not offered here: the end-to-end tests of durably
+itself do that.
 """
 
 from __future__ import annotations
@@ -87,10 +88,10 @@ _LOG = logging.getLogger("durably")
 @dataclass(frozen=True, slots=True)
 class CrashPoint:
     """Where a run was crashed: ``when`` (``"before"``, ``"after-body"`` or
-    ``"before-consume"``) the journal entry
-    ``seq`` of ``kind`` and ``name`` (``kind`` ``"end"``: before the workflow's outcome was
-    recorded, after all its entries) of workflow ``workflow_id``: the checked workflow, or one
-    of its children (``"crash-safety-check:<key>"`` unless it was given another id)."""
+    ``"before-consume"``) the journal entry ``seq`` of ``kind`` and ``name`` (``kind``
+    ``"end"``: before the workflow's outcome was recorded, after all its entries) of workflow
+    ``workflow_id``: the checked workflow, or one of its children
+    (``"crash-safety-check:<key>"`` unless it was given another id)."""
 
     seq: int
     kind: str
