@@ -224,3 +224,114 @@ def test_a_run_that_never_reaches_its_crash_point_is_named(tmp_path: Any) -> Non
         check_crash_safety(app, shrinking)
     assert str(caught.value.point) == "before step 'b' (seq 1)"
     assert "never reached it (completed)" in str(caught.value)
+
+
+def approval_app(tmp_path: Any) -> tuple[durably.App, Any, list[str]]:
+    app = make_app(tmp_path)
+    done: list[str] = []
+
+    @app.step()
+    def submit(doc: str) -> str:
+        return f"submitted {doc}"
+
+    @app.step()
+    def publish(doc: str, by: str) -> str:
+        done.append(doc)
+        return f"{doc} published, approved by {by}"
+
+    @app.workflow()
+    def approve(doc: str) -> list[str]:
+        first = submit(doc)
+        answer = durably.wait_event_sync("approval")
+        return [first, publish(doc, answer["by"])]
+
+    return app, approve, done
+
+
+def test_a_workflow_waiting_for_approval_passes_at_every_point(tmp_path: Any) -> None:
+    app, approve, _ = approval_app(tmp_path)
+    report = check_crash_safety(app, approve, "spec", events=[("approval", {"by": "ada"})])
+    assert report.result == ["submitted spec", "spec published, approved by ada"]
+    assert [str(p) for p in report.points] == [
+        "before step 'submit' (seq 0)",
+        "after-body step 'submit' (seq 0)",
+        "before event 'approval' (seq 1)",
+        "before-consume event 'approval' (seq 1)",
+        "before step 'publish' (seq 2)",
+        "after-body step 'publish' (seq 2)",
+        "before end 'approve' (seq 3)",
+    ]
+    assert all(run.result == report.result for run in report.runs)
+    assert report.run_at("before-consume event 'approval' (seq 1)").step_runs == {
+        "submit": 1,
+        "publish": 1,
+    }
+    # a mapping works too; each run got the event exactly when it waited (no run hung)
+    mapped = check_crash_safety(app, approve, "memo", events={"approval": {"by": "bob"}})
+    assert mapped.result[1] == "memo published, approved by bob"
+
+
+def test_a_workflow_waiting_for_an_event_not_given_fails_at_once_naming_it(tmp_path: Any) -> None:
+    app, approve, done = approval_app(tmp_path)
+    with pytest.raises(AssertionError) as caught:
+        check_crash_safety(app, approve, "spec", events=[("rejection", None)])
+    assert "waits for event 'approval', which events= does not provide" in str(caught.value)
+    assert "'crash-safety-check'" in str(caught.value)
+    assert done == []
+
+
+def test_events_are_sent_in_order_and_a_repeated_name_once_per_wait(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+
+    @app.workflow()
+    async def two_votes() -> list[Any]:
+        first = await durably.wait_event("vote")
+        second = await durably.wait_event("vote")
+        late = await durably.wait_event("late", timeout=timedelta(days=1), default="none")
+        return [first, second, late]
+
+    report = check_crash_safety(app, two_votes, events=[("vote", 1), ("vote", 2)])
+    assert report.result == [1, 2, "none"]
+    assert sum(p.when == "before-consume" for p in report.points) == 2
+    with pytest.raises(AssertionError, match=r"any more: it sent \['vote'\]"):
+        check_crash_safety(app, two_votes, events=[("vote", 1)])
+
+
+def test_retry_backoff_costs_no_real_time_in_the_check(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+    attempts: list[int] = []
+
+    @app.step(retry=durably.Retry(attempts=3, initial=30.0))
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) % 3:
+            raise ConnectionError("try again")
+        return "ok"
+
+    @app.workflow()
+    def call() -> str:
+        return flaky()
+
+    report = check_crash_safety(app, call)  # 3 runs x 60 s of backoff if waited for
+    assert report.result == "ok" and report.step_runs == {"flaky": 3}
+    assert flaky.retry.initial == 30.0  # the step's policy is back as it was
+
+
+def test_a_child_waiting_for_an_event_gets_it_and_bad_events_are_refused(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+
+    @app.workflow()
+    async def reviewer(doc: str) -> str:
+        verdict = await durably.wait_event("verdict")
+        return f"{doc}: {verdict}"
+
+    @app.workflow()
+    async def review(doc: str) -> str:
+        return await durably.start_child(reviewer, doc)
+
+    report = check_crash_safety(app, review, "spec", events={"verdict": "ok"})
+    assert report.result == "spec: ok"
+    kid = "crash-safety-check:0"
+    assert f"before-consume event 'verdict' (seq 0) of child {kid!r}" in map(str, report.points)
+    with pytest.raises(durably.ConfigurationError, match="not a \\(name, payload\\) pair"):
+        check_crash_safety(app, review, "spec", events=["verdict"])  # type: ignore[list-item]

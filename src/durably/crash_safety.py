@@ -15,21 +15,29 @@ each of its child workflows:
 
 - ``before`` a point: its entry is not committed; for a step, its body has not run either;
 - ``after-body`` of a step: its body ran but its result was not committed, so the step runs
-  again on resume (at least once: what an idempotency key is for).
+  again on resume (at least once: what an idempotency key is for);
+- ``before-consume`` of an event the workflow received: its wait was recorded and the event
+  reached the worker, but its consumption was not committed (the event stays in the inbox).
 
-Every run is on a fresh SQLite database under a time-skipping environment (sleeps cost
-nothing). A real ``kill -9`` of a worker process is not offered here: the end-to-end tests of
-durably itself do that.
+Events (``events=``) are sent to a workflow (or child) as it parks waiting for them, in
+every run and on every resume, as a person or a service answering it would; the crash points
+then include the consumption of each (``before-consume``, above). A workflow that waits,
+with no timeout, for an event not given fails the check at once, naming it. Every run is on
+a fresh SQLite database under a time-skipping environment (sleeps cost nothing; retry
+backoffs of the steps are skipped too, as the virtual clock does not move during them). A
+real ``kill -9`` of a worker process is not offered here: the end-to-end tests of durably
+itself do that.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,12 +45,15 @@ from typing import Any, Literal, Protocol, cast
 
 from durably.app import App
 from durably.definitions import Step, Workflow
+from durably.errors import ConfigurationError
 from durably.handle import WorkflowHandle
 from durably.scope import step_var
 from durably.storage.base import (
+    FAR_FUTURE,
     ConsumeEvent,
     FinishWorkflow,
     JournalEntry,
+    Park,
     RecordEntry,
     StartChild,
     Store,
@@ -65,17 +76,22 @@ so that the runs are comparable)."""
 RUN_TIMEOUT = 60.0
 """Seconds one run (or one resume) may take before the check gives up."""
 
-When = Literal["before", "after-body"]
+When = Literal["before", "after-body", "before-consume"]
+
+Events = Mapping[str, Any] | Iterable[tuple[str, Any]]
+"""The events a checked workflow is sent as it waits for them: ``(name, payload)`` pairs, in
+the order they are sent (a name may come more than once), or a mapping ``name -> payload``."""
 
 _LOG = logging.getLogger("durably")
 
 
 @dataclass(frozen=True, slots=True)
 class CrashPoint:
-    """Where a run was crashed: ``when`` (``"before"`` or ``"after-body"``) the journal entry
-    ``seq`` of ``kind`` and ``name`` (``kind`` ``"end"``: before the workflow's outcome was
-    recorded, after all its entries) of workflow ``workflow_id``: the checked workflow, or one
-    of its children (``"crash-safety-check:<key>"`` unless it was given another id)."""
+    """Where a run was crashed: ``when`` (``"before"``, ``"after-body"`` or
+    ``"before-consume"``) the journal entry ``seq`` of ``kind`` and ``name`` (``kind``
+    ``"end"``: before the workflow's outcome was recorded, after all its entries) of workflow
+    ``workflow_id``: the checked workflow, or one of its children
+    (``"crash-safety-check:<key>"`` unless it was given another id)."""
 
     seq: int
     kind: str
@@ -219,8 +235,9 @@ class _Crash:
             return False  # a step's "before": as its body is about to run
         if p.kind == "end":
             return isinstance(op, FinishWorkflow) and op.workflow_id == p.workflow_id
+        carriers = ConsumeEvent if p.when == "before-consume" else RecordEntry | ConsumeEvent
         return (
-            isinstance(op, RecordEntry | ConsumeEvent | StartChild)
+            isinstance(op, carriers | StartChild)
             and op.entry.workflow_id == p.workflow_id
             and op.entry.seq == p.seq
         )
@@ -259,6 +276,50 @@ class _CrashingStore:
         return call
 
 
+class _Events:
+    """Sends one run's events: each, as a workflow parks waiting for an event of its name (the
+    first unsent one of that name), unless one sent to it for that wait is still unconsumed."""
+
+    def __init__(self, app: App, events: Sequence[tuple[str, Any]]) -> None:
+        self.app = app
+        self.unsent = list(events)
+        self.sent: Counter[tuple[str, str]] = Counter()
+        self._parks: list[Park] = []
+        self._lock = threading.Lock()
+
+    def saw(self, op: WriteOp) -> None:
+        """A worker's hook: called with each write op as it is submitted."""
+        if isinstance(op, Park) and op.event_names:
+            with self._lock:
+                self._parks.append(op)
+
+    def deliver(self) -> None:
+        """Send the events the parks seen since the last call wait for (the caller's thread);
+        raise ``AssertionError`` for a workflow waiting, with no timeout, for an event that
+        ``events=`` does not provide (it would wait forever)."""
+        with self._lock:
+            parks, self._parks = self._parks, []
+        for park in parks:
+            wid, names = park.workflow_id, park.event_names
+            journal = self.app.store.get_journal(wid)
+            consumed = Counter(e.name for e in journal if _received(e))
+            if any(self.sent[wid, n] > consumed[n] for n in names):
+                continue  # the event for this wait was sent, not consumed yet
+            i = next((i for i, (n, _) in enumerate(self.unsent) if n in names), None)
+            if i is not None:
+                name, payload = self.unsent.pop(i)
+                self.sent[wid, name] += 1
+                self.app.send_event(wid, name, payload)
+            elif park.wake_at >= FAR_FUTURE:
+                sent = sorted({n for (_, n) in self.sent})
+                more = f" (any more: it sent {sent})" if sent else ""
+                raise AssertionError(
+                    f"workflow {wid!r} waits for event {' or '.join(map(repr, names))}, which "
+                    f"events= does not provide{more}: pass check_crash_safety(..., "
+                    "events=[(name, payload), ...])"
+                )
+
+
 class Environment(Protocol):
     """Makes the time-skipping environment each run happens in, its virtual clock starting at
     ``start``: entered, it moves the App to a fresh database and starts its worker; left, it
@@ -271,9 +332,17 @@ class CrashCheck:
     """Runs the check of :func:`durably.testing.check_crash_safety` for one App, each run in an
     ``environment(app)``."""
 
-    def __init__(self, app: App, environment: Environment) -> None:
+    def __init__(self, app: App, environment: Environment, events: Events | None = None) -> None:
         self.app = app
         self.environment = environment
+        items = list(events.items() if isinstance(events, Mapping) else (events or ()))
+        for item in items:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+                raise ConfigurationError(
+                    f"check_crash_safety(events=...): {item!r} is not a (name, payload) pair; "
+                    "pass a list of them, or a mapping name -> payload"
+                )
+        self.events: list[tuple[str, Any]] = items
         self._crash = _Crash(None)
         self._start = datetime.now(UTC)
         """Where every run's virtual clock starts, so that ``durably.now()`` agrees."""
@@ -282,9 +351,11 @@ class CrashCheck:
         """Run ``workflow(*args, **kwargs)`` uncrashed, then crashed at each point."""
         with self._counting_steps():
             crash = self._crash = _Crash(None)
+            events = _Events(self.app, self.events)
             with self.environment(self.app, start=self._start):
+                self._restart_worker(events.saw)
                 handle = self.app.start(workflow, *args, id=WORKFLOW_ID, **kwargs)
-                status, value = _outcome(handle)
+                status, value = _finish(handle, events)
                 points = self._points(workflow.name)
             if status not in _ENDED or status is WorkflowStatus.NEEDS_ATTENTION:
                 raise AssertionError(
@@ -316,23 +387,32 @@ class CrashCheck:
     ) -> CrashRun:
         app = self.app
         crash = self._crash = _Crash(point)
+        events = _Events(app, self.events)
+
+        def submitted(op: WriteOp) -> None:
+            crash.submitted(op)
+            if crash.lost_from([op]) is None:  # a lost park is parked again on resume
+                events.saw(op)
+
         with self.environment(app, start=self._start):
-            app.stop_worker()  # the environment's; ours dies at the point
-            worker = app._new_worker()
-            worker.store = cast(Store, _CrashingStore(app.store, crash))
-            worker._on_write = crash.submitted
-            worker.start_in_thread()
-            app._worker = worker
+            # the environment's worker makes way for ours, which dies at the point
+            worker = self._restart_worker(submitted, _CrashingStore(app.store, crash))
             handle = app.start(workflow, *args, id=WORKFLOW_ID, **kwargs)
             deadline = time.monotonic() + RUN_TIMEOUT
-            while not crash.happened.wait(0.005):
-                if handle.status() in _ENDED or time.monotonic() > deadline:
-                    raise CrashSafetyError(
-                        f"the run of {workflow.name!r} to crash {point} never reached it "
-                        f"({handle.status()}): the workflow does not take the same durable "
-                        "calls in every run (is it deterministic?)",
-                        point,
-                    )
+            try:
+                while not crash.happened.wait(0.005):
+                    if handle.status() in _ENDED or time.monotonic() > deadline:
+                        raise CrashSafetyError(
+                            f"the run of {workflow.name!r} to crash {point} never reached it "
+                            f"({handle.status()}): the workflow does not take the same durable "
+                            "calls in every run (is it deterministic?)",
+                            point,
+                        )
+                    events.deliver()
+            except CrashSafetyError:
+                raise
+            except AssertionError as exc:
+                raise CrashSafetyError(f"crash {point}: {exc}", point) from None
             app._worker = None
             try:
                 worker.stop()
@@ -340,8 +420,11 @@ class CrashCheck:
                 crash.revive()
             app.store.expire_leases([worker.id])  # as a worker restarted after a crash does
             app.store.remove_worker(worker.id)
-            app.start_worker()
-            status, value = _outcome(handle)
+            self._restart_worker(events.saw)
+            try:
+                status, value = _finish(handle, events)
+            except AssertionError as exc:
+                raise CrashSafetyError(f"crashed {point} and resumed: {exc}", point) from None
         if status is not report.status or value != report.result:
             raise CrashSafetyError(
                 f"workflow {workflow.name!r} crashed {point} and resumed ended {status} with "
@@ -350,18 +433,34 @@ class CrashCheck:
             )
         return CrashRun(point, value, dict(crash.step_runs))
 
+    def _restart_worker(self, on_write: Callable[[WriteOp], None], store: Any = None) -> Any:
+        """Replace the App's worker by one whose write ops ``on_write`` sees first (on
+        ``store`` if given) and return it."""
+        app = self.app
+        app.stop_worker()
+        worker = app._new_worker()
+        if store is not None:
+            worker.store = cast(Store, store)
+        worker._on_write = on_write
+        worker.start_in_thread()
+        app._worker = worker
+        return worker
+
     @contextmanager
     def _counting_steps(self) -> Iterator[None]:
-        """Wrap every registered step's function to count (and crash) its bodies."""
+        """Wrap every registered step's function to count (and crash) its bodies, and drop
+        the backoff of its retries (real seconds, while the virtual clock stands still: the
+        run sees the same times without them)."""
         steps = list(self.app.registry.steps.values())
-        saved = [step.fn for step in steps]
+        saved = [(step.fn, step.retry) for step in steps]
         for step in steps:
             step.fn = self._counted(step)
+            step.retry = dataclasses.replace(step.retry, initial=0.0)
         try:
             yield
         finally:
-            for step, fn in zip(steps, saved, strict=True):
-                step.fn = fn
+            for step, (fn, retry) in zip(steps, saved, strict=True):
+                step.fn, step.retry = fn, retry
 
     def _counted(self, step: Step[..., Any]) -> Callable[..., Any]:
         fn, name = step.fn, step.name
@@ -385,6 +484,15 @@ class CrashCheck:
 _ENDED = frozenset(WorkflowStatus) - {WorkflowStatus.PENDING, WorkflowStatus.RUNNING}
 
 
+def _finish(handle: WorkflowHandle[Any], events: _Events) -> tuple[WorkflowStatus, Any]:
+    """Send the workflow its events as it waits for them until it ends; how it ended."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while handle.status() not in _ENDED and time.monotonic() < deadline:
+        events.deliver()
+        time.sleep(0.005)
+    return _outcome(handle)
+
+
 def _outcome(handle: WorkflowHandle[Any]) -> tuple[WorkflowStatus, Any]:
     """How the workflow ended: its status, and its result or its error's message."""
     try:
@@ -403,6 +511,13 @@ def _points(journal: list[JournalEntry], name: str, workflow_id: str) -> list[Cr
         points.append(CrashPoint(e.seq, e.kind, e.name, "before", workflow_id))
         if e.kind == "step":
             points.append(CrashPoint(e.seq, e.kind, e.name, "after-body", workflow_id))
+        if _received(e):
+            points.append(CrashPoint(e.seq, e.kind, e.name, "before-consume", workflow_id))
     end = max((e.seq for e in journal), default=-1) + 1
     points.append(CrashPoint(end, "end", name, "before", workflow_id))
     return points
+
+
+def _received(entry: JournalEntry) -> bool:
+    """Whether ``entry`` is an event wait that received its event (not one that timed out)."""
+    return entry.kind == "event" and entry.status == "completed" and entry.result is not None

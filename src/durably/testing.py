@@ -46,6 +46,7 @@ from durably.crash_safety import (
     CrashRun,
     CrashSafetyError,
     CrashSafetyReport,
+    Events,
 )
 from durably.definitions import Workflow
 from durably.errors import ConfigurationError, WorkflowTimeoutError
@@ -220,11 +221,23 @@ def replay(app: App, history: Any) -> CheckReport:
 
 
 def check_crash_safety(
-    app: App, workflow: Workflow[..., Any], /, *args: Any, **kwargs: Any
+    app: App,
+    workflow: Workflow[..., Any],
+    /,
+    *args: Any,
+    events: Events | None = None,
+    **kwargs: Any,
 ) -> CrashSafetyReport:
     """Crash ``workflow(*args, **kwargs)`` at each of its durable points (before each journal
     entry, and after each step's body but before its result is committed), resume it on a
     fresh worker each time, and check that it ends with the result of an uncrashed run.
+
+    ``events``: what a workflow that waits for events (``durably.wait_event``) is sent, in
+    every run, each as it parks waiting for an event of that name: ``(name, payload)`` pairs
+    in the order they are sent (a name may repeat), or a mapping ``name -> payload``; a
+    workflow (or child) that waits with no timeout for an event it does not provide fails the
+    check at once, naming the event (``events`` is taken by the check: a workflow argument of
+    that name cannot be passed through it).
 
     Each run is on a fresh database in a :class:`WorkflowEnvironment` (sleeps cost nothing;
     the App stays on the last one afterwards, as after the environment), with the id
@@ -234,4 +247,4 @@ def check_crash_safety(
     :class:`~durably.crash_safety.CrashSafetyError` naming the first point where a resumed run
     diverged or ended differently. See :mod:`durably.crash_safety`.
     """
-    return CrashCheck(app, WorkflowEnvironment).run(workflow, *args, **kwargs)
+    return CrashCheck(app, WorkflowEnvironment, events).run(workflow, *args, **kwargs)

@@ -143,8 +143,11 @@ def crash_test() -> None:
     for run in report.runs:
         assert_type(run.step_runs, dict[str, int])
         assert_type(run.reran(report), dict[str, int])
-        assert_type(run.point.when, Literal["before", "after-body"])
+        assert_type(run.point.when, Literal["before", "after-body", "before-consume"])
     assert_type(report.run_at("after-body step 'withdraw' (seq 1)").result, Any)
+    approved = check_crash_safety(app, transfer, "a", "b", 100, events=[("approval", {"by": "a"})])
+    assert_type(approved, CrashSafetyReport)
+    assert_type(check_crash_safety(app, transfer, "a", "b", 1, events={"approval": 1}).result, Any)
 
 
 def histories_still_replay(app: durably.App) -> None:
