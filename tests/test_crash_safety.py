@@ -4,6 +4,7 @@ ends as without a crash; a non-deterministic one and a non-idempotent step are s
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -335,3 +336,47 @@ def test_a_child_waiting_for_an_event_gets_it_and_bad_events_are_refused(tmp_pat
     assert f"before-consume event 'verdict' (seq 0) of child {kid!r}" in map(str, report.points)
     with pytest.raises(durably.ConfigurationError, match="not a \\(name, payload\\) pair"):
         check_crash_safety(app, review, "spec", events=["verdict"])  # type: ignore[list-item]
+
+
+def test_process_kill_every_point_of_a_correct_workflow_passes_with_real_sigkills() -> None:
+    from tests import crash_apps
+
+    report = check_crash_safety(crash_apps.app, crash_apps.compute, 20, kill=True)
+    assert report.result == 41 and report.step_runs == {"double": 1, "add": 1}
+    assert [str(p) for p in report.points] == [
+        "before step 'double' (seq 0)",
+        "after-body step 'double' (seq 0)",
+        "before step 'add' (seq 1)",
+        "after-body step 'add' (seq 1)",
+        "before end 'compute' (seq 2)",
+    ]
+    for run in report.runs:
+        assert run.exit_code == -signal.SIGKILL, run.point
+        assert run.result == 41
+        reran = {run.point.name: 2} if run.point.when == "after-body" else {}
+        assert run.reran(report) == reran, run.point
+    assert crash_apps.app.database_url.endswith("durably-crash-apps-unused.db")
+
+
+def test_process_kill_catches_a_workflow_reading_its_process_with_the_point_named() -> None:
+    from tests import crash_apps
+
+    with pytest.raises(CrashSafetyError) as caught:
+        check_crash_safety(
+            crash_apps.app, crash_apps.by_process, kill=True, app_ref="tests.crash_apps:app"
+        )
+    assert str(caught.value.point) == "before step 'add' (seq 1)"
+    assert "ended completed with 2, not completed with 1" in str(caught.value)
+
+
+def test_process_kill_needs_an_importable_app_and_no_events(tmp_path: Any) -> None:
+    app = make_app(tmp_path)
+
+    @app.workflow()
+    def nothing() -> int:
+        return 1
+
+    with pytest.raises(durably.ConfigurationError, match="app_ref='MODULE:APP'"):
+        check_crash_safety(app, nothing, kill=True)
+    with pytest.raises(durably.ConfigurationError, match="does not send events"):
+        check_crash_safety(app, nothing, kill=True, events=[("go", 1)])

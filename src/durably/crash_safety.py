@@ -31,9 +31,18 @@ itself do that.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import importlib
+import json
 import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -67,6 +76,7 @@ __all__ = [
     "CrashRun",
     "CrashSafetyError",
     "CrashSafetyReport",
+    "KillCheck",
 ]
 
 WORKFLOW_ID = "crash-safety-check"
@@ -113,6 +123,9 @@ class CrashRun:
     point: CrashPoint
     result: Any
     step_runs: dict[str, int]
+    exit_code: int | None = None
+    """In the kill mode: the exit status of the worker process killed at ``point`` (``-9``,
+    its ``SIGKILL``); else None."""
 
     def reran(self, report: CrashSafetyReport) -> dict[str, int]:
         """The steps whose bodies ran more often than in the uncrashed run, and how often."""
@@ -164,8 +177,11 @@ class _Crashed(Exception):
 class _Crash:
     """The crash of one run: where it happens, whether it happened, step bodies counted."""
 
-    def __init__(self, point: CrashPoint | None) -> None:
+    def __init__(self, point: CrashPoint | None, steps_fd: int | None = None) -> None:
         self.point = point
+        self.steps_fd = steps_fd
+        """In a worker process of the kill mode: the file each step body run is appended to
+        (as its name and a newline), and the crash is a real ``kill -9`` of this process."""
         self.happened = threading.Event()
         self.refusing = False
         """The crashed worker is being stopped: no step body may start (a dead process runs
@@ -196,6 +212,8 @@ class _Crash:
             raise self.die()
         with self._lock:
             self.step_runs[step] += 1
+            if self.steps_fd is not None:
+                os.write(self.steps_fd, step.encode() + b"\n")
 
     def submitted(self, op: WriteOp) -> None:
         """The crashed worker's hook: called with each write op as it is submitted. The crash
@@ -208,7 +226,9 @@ class _Crash:
 
     def _happen(self) -> None:
         """Crash now (under the lock): the dead worker's complaints until it has stopped (it
-        cannot reach its store) are not logged."""
+        cannot reach its store) are not logged. In a worker process: ``kill -9`` it."""
+        if self.steps_fd is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
         self.refusing = True
         self.happened.set()
         self._log_level = _LOG.level
@@ -349,14 +369,14 @@ class CrashCheck:
 
     def run(self, workflow: Workflow[..., Any], /, *args: Any, **kwargs: Any) -> CrashSafetyReport:
         """Run ``workflow(*args, **kwargs)`` uncrashed, then crashed at each point."""
-        with self._counting_steps():
+        with _counting_steps(self.app, lambda: self._crash):
             crash = self._crash = _Crash(None)
             events = _Events(self.app, self.events)
             with self.environment(self.app, start=self._start):
                 self._restart_worker(events.saw)
                 handle = self.app.start(workflow, *args, id=WORKFLOW_ID, **kwargs)
                 status, value = _finish(handle, events)
-                points = self._points(workflow.name)
+                points = _run_points(self.app, workflow.name)
             if status not in _ENDED or status is WorkflowStatus.NEEDS_ATTENTION:
                 raise AssertionError(
                     f"workflow {workflow.name!r} did not end without a crash: {status}, {value}"
@@ -365,17 +385,6 @@ class CrashCheck:
             for point in points:
                 report.runs.append(self._crash_at(point, report, workflow, args, kwargs))
         return report
-
-    def _points(self, name: str) -> list[CrashPoint]:
-        """The crash points of the run just made: the checked workflow's, then its children's
-        (and theirs), each in journal order."""
-        points: list[CrashPoint] = []
-        todo = [(WORKFLOW_ID, name)]
-        while todo:
-            wid, name = todo.pop(0)
-            points += _points(self.app.store.get_journal(wid), name, wid)
-            todo += [(child.id, child.name) for child in self.app.handle(wid).children()]
-        return points
 
     def _crash_at(
         self,
@@ -446,39 +455,41 @@ class CrashCheck:
         app._worker = worker
         return worker
 
-    @contextmanager
-    def _counting_steps(self) -> Iterator[None]:
-        """Wrap every registered step's function to count (and crash) its bodies, and drop
-        the backoff of its retries (real seconds, while the virtual clock stands still: the
-        run sees the same times without them)."""
-        steps = list(self.app.registry.steps.values())
-        saved = [(step.fn, step.retry) for step in steps]
-        for step in steps:
-            step.fn = self._counted(step)
-            step.retry = dataclasses.replace(step.retry, initial=0.0)
-        try:
-            yield
-        finally:
-            for step, (fn, retry) in zip(steps, saved, strict=True):
-                step.fn, step.retry = fn, retry
 
-    def _counted(self, step: Step[..., Any]) -> Callable[..., Any]:
-        fn, name = step.fn, step.name
-        if step.is_async:
+@contextmanager
+def _counting_steps(app: App, crash: Callable[[], _Crash]) -> Iterator[None]:
+    """Wrap every registered step's function to count (and crash) its bodies through the
+    current ``crash()``, and drop the backoff of its retries (real seconds, while the virtual
+    clock stands still: the run sees the same times without them)."""
+    steps = list(app.registry.steps.values())
+    saved = [(step.fn, step.retry) for step in steps]
+    for step in steps:
+        step.fn = _counted(step, crash)
+        step.retry = dataclasses.replace(step.retry, initial=0.0)
+    try:
+        yield
+    finally:
+        for step, (fn, retry) in zip(steps, saved, strict=True):
+            step.fn, step.retry = fn, retry
 
-            @functools.wraps(fn)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                self._crash.before_body(name)
-                return await fn(*args, **kwargs)
 
-            return run_async
+def _counted(step: Step[..., Any], crash: Callable[[], _Crash]) -> Callable[..., Any]:
+    fn, name = step.fn, step.name
+    if step.is_async:
 
         @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            self._crash.before_body(name)
-            return fn(*args, **kwargs)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            crash().before_body(name)
+            return await fn(*args, **kwargs)
 
-        return run
+        return run_async
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        crash().before_body(name)
+        return fn(*args, **kwargs)
+
+    return run
 
 
 _ENDED = frozenset(WorkflowStatus) - {WorkflowStatus.PENDING, WorkflowStatus.RUNNING}
@@ -503,6 +514,18 @@ def _outcome(handle: WorkflowHandle[Any]) -> tuple[WorkflowStatus, Any]:
         return info.status, f"{error.get('type')}: {error.get('message')}"
 
 
+def _run_points(app: App, name: str) -> list[CrashPoint]:
+    """The crash points of the run just made on ``app``'s database: the checked workflow's,
+    then its children's (and theirs), each in journal order."""
+    points: list[CrashPoint] = []
+    todo = [(WORKFLOW_ID, name)]
+    while todo:
+        wid, name = todo.pop(0)
+        points += _points(app.store.get_journal(wid), name, wid)
+        todo += [(child.id, child.name) for child in app.handle(wid).children()]
+    return points
+
+
 def _points(journal: list[JournalEntry], name: str, workflow_id: str) -> list[CrashPoint]:
     """The crash points of workflow ``workflow_id`` (named ``name``) whose journal is
     ``journal``, in order."""
@@ -521,3 +544,168 @@ def _points(journal: list[JournalEntry], name: str, workflow_id: str) -> list[Cr
 def _received(entry: JournalEntry) -> bool:
     """Whether ``entry`` is an event wait that received its event (not one that timed out)."""
     return entry.kind == "event" and entry.status == "completed" and entry.result is not None
+
+
+# -- the kill mode: each crash a real ``kill -9`` of a worker process ------------------------
+
+KILL_RUN_TIMEOUT = 60.0
+"""Seconds a run of the kill mode (a worker process reaching its crash point, or a workflow
+finishing) may take before the check gives up."""
+
+_SERVE = "import sys; from durably.crash_safety import serve; sys.exit(serve(sys.argv[1:]))"
+
+
+class KillCheck:
+    """Runs the check of ``check_crash_safety(..., kill=True)``: every run in real worker
+    processes (``app_ref``: ``"MODULE:APP"``, as ``durably worker`` takes it) on a fresh
+    SQLite file, the crashed one killed with ``SIGKILL`` at its point, the next one started
+    after its death (it expires the dead process's leases at once, as on the same host)."""
+
+    def __init__(self, app: App, app_ref: str | None, workflow: Workflow[..., Any]) -> None:
+        self.app = app
+        self.app_ref = app_ref or _app_ref(app, workflow)
+        self._folder = ""
+        self._runs = 0
+
+    def run(self, workflow: Workflow[..., Any], /, *args: Any, **kwargs: Any) -> CrashSafetyReport:
+        """Run ``workflow(*args, **kwargs)`` uncrashed in a worker process, then killed at
+        each point; the App is back on its own database afterwards."""
+        app, saved = self.app, self.app.database_url
+        if app._worker is not None:
+            raise ConfigurationError("stop the App's worker before check_crash_safety(kill=True)")
+        self._folder = tempfile.mkdtemp(prefix="durably-kill-")
+        try:
+            status, value, step_runs, _ = self._run(workflow, args, kwargs, None)
+            if status not in _ENDED or status is WorkflowStatus.NEEDS_ATTENTION:
+                raise AssertionError(
+                    f"workflow {workflow.name!r} did not end without a crash: {status}, {value}"
+                )
+            points = _run_points(app, workflow.name)
+            report = CrashSafetyReport(workflow.name, status, value, step_runs)
+            for point in points:
+                status, value, step_runs, code = self._run(workflow, args, kwargs, point)
+                if status is not report.status or value != report.result:
+                    raise CrashSafetyError(
+                        f"workflow {workflow.name!r} killed {point} and resumed ended {status} "
+                        f"with {value!r}, not {report.status} with {report.result!r} as without "
+                        "a crash",
+                        point,
+                    )
+                report.runs.append(CrashRun(point, value, step_runs, code))
+            return report
+        finally:
+            app.use_database(saved)
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _run(
+        self,
+        workflow: Workflow[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        point: CrashPoint | None,
+    ) -> tuple[WorkflowStatus, Any, dict[str, int], int | None]:
+        """One run on a fresh file: its status, result, step body runs and, when killed at
+        ``point``, the exit status of the killed worker process."""
+        self._runs += 1
+        base = os.path.join(self._folder, f"run{self._runs}")
+        app, steps = self.app, base + ".steps"
+        open(steps, "wb").close()  # the worker processes append to it
+        app.use_database(f"sqlite:///{base}.db")
+        handle = app.start(workflow, *args, id=WORKFLOW_ID, **kwargs)  # migrates it first
+        worker, code = self._spawn(base, point), None
+        try:
+            if point is not None:
+                code = self._wait_killed(worker, handle, point, workflow.name)
+                worker = self._spawn(base, None)
+            deadline = time.monotonic() + KILL_RUN_TIMEOUT
+            while handle.status() not in _ENDED and time.monotonic() < deadline:
+                if worker.poll() is not None:
+                    raise AssertionError(f"the worker process died: {_tail(base, worker)}")
+                time.sleep(0.01)
+            status, value = _outcome(handle)
+        finally:
+            worker.terminate()
+            worker.wait(RUN_TIMEOUT)
+        with open(steps, encoding="utf-8") as f:
+            return status, value, dict(Counter(f.read().splitlines())), code
+
+    def _spawn(self, base: str, point: CrashPoint | None) -> subprocess.Popen[bytes]:
+        """Start a worker process on ``base``'s database (killing itself at ``point``)."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [os.getcwd()])
+        wanted = "" if point is None else json.dumps(dataclasses.asdict(point))
+        with open(f"{base}.{'crash' if point else 'resume'}.log", "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-c", _SERVE, self.app_ref, self.app.database_url, base, wanted],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )  # fmt: skip
+
+    def _wait_killed(
+        self,
+        worker: subprocess.Popen[bytes],
+        handle: WorkflowHandle[Any],
+        point: CrashPoint,
+        name: str,
+    ) -> int:
+        """Wait for the worker process to kill itself at ``point``; its exit status."""
+        deadline = time.monotonic() + KILL_RUN_TIMEOUT
+        while worker.poll() is None:
+            if handle.status() in _ENDED or time.monotonic() > deadline:
+                worker.terminate()
+                worker.wait(RUN_TIMEOUT)
+                raise CrashSafetyError(
+                    f"the run of {name!r} to kill {point} never reached it ({handle.status()}): "
+                    "the workflow does not take the same durable calls in every run (is it "
+                    "deterministic?)",
+                    point,
+                )
+            time.sleep(0.005)
+        if worker.returncode != -signal.SIGKILL:
+            base = os.path.join(self._folder, f"run{self._runs}")
+            raise CrashSafetyError(
+                f"the worker process to kill {point} exited {worker.returncode}, not killed: "
+                f"{_tail(base, worker)}",
+                point,
+            )
+        return worker.returncode
+
+
+def serve(argv: list[str]) -> int:
+    """The worker process of the kill mode (internal, for tests only): ``MODULE:APP URL BASE
+    [POINT]``: run ``MODULE:APP``'s worker on database ``URL``, append each step body run to
+    ``BASE.steps``, and ``kill -9`` this process at crash point ``POINT`` (JSON) if given."""
+    app_ref, url, base, wanted = argv
+    module, _, attr = app_ref.partition(":")
+    app = getattr(importlib.import_module(module), attr)
+    app.use_database(url)
+    app.worker_options = dataclasses.replace(app.worker_options, poll_interval=0.01)
+    point = CrashPoint(**json.loads(wanted)) if wanted else None
+    crash = _Crash(point, os.open(f"{base}.steps", os.O_WRONLY | os.O_APPEND | os.O_CREAT))
+    with _counting_steps(app, lambda: crash):
+        worker = app._new_worker()
+        worker._on_write = crash.submitted  # the n-th write of the point dies before it is sent
+        app._worker = worker
+        worker.run()
+    return 0
+
+
+def _app_ref(app: App, workflow: Workflow[..., Any]) -> str:
+    """``"MODULE:APP"`` of ``app``: a global of the module that defines ``workflow``."""
+    module = sys.modules.get(workflow.fn.__module__)
+    names = [n for n, v in vars(module).items() if v is app] if module is not None else []
+    if not names or workflow.fn.__module__ == "__main__":
+        raise ConfigurationError(
+            f"check_crash_safety(kill=True): cannot find the App of {workflow.name!r} as a "
+            f"global of module {workflow.fn.__module__!r}; pass app_ref='MODULE:APP' (what "
+            "`durably worker` takes: a worker process imports it)"
+        )
+    return f"{workflow.fn.__module__}:{names[0]}"
+
+
+def _tail(base: str, worker: subprocess.Popen[bytes]) -> str:
+    """The end of what the worker process of run ``base`` wrote (its log files)."""
+    text = ""
+    for suffix in (".crash.log", ".resume.log"):
+        with contextlib.suppress(OSError), open(base + suffix, encoding="utf-8") as f:
+            text += f.read()
+    return text[-2000:] or f"exit status {worker.returncode}"

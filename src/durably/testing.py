@@ -47,6 +47,7 @@ from durably.crash_safety import (
     CrashSafetyError,
     CrashSafetyReport,
     Events,
+    KillCheck,
 )
 from durably.definitions import Workflow
 from durably.errors import ConfigurationError, WorkflowTimeoutError
@@ -226,6 +227,8 @@ def check_crash_safety(
     /,
     *args: Any,
     events: Events | None = None,
+    kill: bool = False,
+    app_ref: str | None = None,
     **kwargs: Any,
 ) -> CrashSafetyReport:
     """Crash ``workflow(*args, **kwargs)`` at each of its durable points (before each journal
@@ -246,5 +249,24 @@ def check_crash_safety(
     and how often each step's body ran, per point); raises
     :class:`~durably.crash_safety.CrashSafetyError` naming the first point where a resumed run
     diverged or ended differently. See :mod:`durably.crash_safety`.
+
+    ``kill=True``: each crash is a real ``kill -9`` of a worker process instead: every run
+    (the uncrashed one too) is served by ``durably worker``-like processes on a fresh SQLite
+    file, the first one killing itself with ``SIGKILL`` at the point, the next one taking the
+    workflow over at once (a dead process's leases on the same host are expired). The App
+    must be importable by them: ``app_ref="MODULE:APP"``, or by default the module global
+    that holds ``app`` in the module defining ``workflow``. Real time is used (a workflow's
+    sleeps take as long as they say; one that reads ``durably.now()`` into its result does
+    not compare), ``events`` is refused, each :class:`CrashRun` carries the killed
+    process's ``exit_code`` (``-9``), and step body runs are counted across both processes.
+    The App is back on its own database afterwards (``kill`` and ``app_ref`` are taken by
+    the check, as ``events`` is).
     """
+    if kill:
+        if events is not None:
+            raise ConfigurationError(
+                "check_crash_safety(kill=True) does not send events: check a workflow that "
+                "waits for events without kill=True"
+            )
+        return KillCheck(app, app_ref, workflow).run(workflow, *args, **kwargs)
     return CrashCheck(app, WorkflowEnvironment, events).run(workflow, *args, **kwargs)
