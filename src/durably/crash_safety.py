@@ -24,9 +24,17 @@ every run and on every resume, as a person or a service answering it would; the 
 then include the consumption of each (``before-consume``, above). A workflow that waits,
 with no timeout, for an event not given fails the check at once, naming it. Every run is on
 a fresh SQLite database under a time-skipping environment (sleeps cost nothing; retry
-backoffs of the steps are skipped too, as the virtual clock does not move during them). A
-real ``kill -9`` of a worker process is not offered here: the end-to-end tests of durably
-itself do that.
+backoffs of the steps are skipped too, as the virtual clock does not move during them).
+
+The kill mode (``check_crash_safety(..., kill=True)``, :class:`KillCheck`) crashes for real
+instead: each run is served by worker processes (``python -c`` running :func:`serve`: the
+App imported as ``MODULE:APP`` and its worker run as ``durably worker`` runs it) on a fresh
+SQLite file; the first one, given the point on its command line, sends itself ``SIGKILL``
+there (from the same ``_on_write`` hook, before the op reaches its committer, or as the
+step's body is about to run), and a second one, started once it is dead, expires its leases
+at once (a dead pid on its own host) and resumes the workflow. Nothing in the worker changes
+for it: the hook is set by :func:`serve` only. Its step bodies are counted through a file
+both processes append to. Real time: sleeps take as long as they say.
 """
 
 from __future__ import annotations
@@ -624,8 +632,7 @@ class KillCheck:
                 time.sleep(0.01)
             status, value = _outcome(handle)
         finally:
-            worker.terminate()
-            worker.wait(RUN_TIMEOUT)
+            _stop(worker)
         with open(steps, encoding="utf-8") as f:
             return status, value, dict(Counter(f.read().splitlines())), code
 
@@ -651,8 +658,7 @@ class KillCheck:
         deadline = time.monotonic() + KILL_RUN_TIMEOUT
         while worker.poll() is None:
             if handle.status() in _ENDED or time.monotonic() > deadline:
-                worker.terminate()
-                worker.wait(RUN_TIMEOUT)
+                _stop(worker)
                 raise CrashSafetyError(
                     f"the run of {name!r} to kill {point} never reached it ({handle.status()}): "
                     "the workflow does not take the same durable calls in every run (is it "
@@ -700,6 +706,16 @@ def _app_ref(app: App, workflow: Workflow[..., Any]) -> str:
             "`durably worker` takes: a worker process imports it)"
         )
     return f"{workflow.fn.__module__}:{names[0]}"
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    """Stop a worker process (SIGTERM: it releases its leases and exits; else SIGKILL)."""
+    worker.terminate()
+    try:
+        worker.wait(RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 def _tail(base: str, worker: subprocess.Popen[bytes]) -> str:

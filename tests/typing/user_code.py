@@ -148,6 +148,8 @@ def crash_test() -> None:
     approved = check_crash_safety(app, transfer, "a", "b", 100, events=[("approval", {"by": "a"})])
     assert_type(approved, CrashSafetyReport)
     assert_type(check_crash_safety(app, transfer, "a", "b", 1, events={"approval": 1}).result, Any)
+    killed = check_crash_safety(app, transfer, "a", "b", 1, kill=True, app_ref="bank.flows:app")
+    assert_type(killed.runs[0].exit_code, int | None)
 
 
 def histories_still_replay(app: durably.App) -> None:
