@@ -84,6 +84,7 @@ OTHER_TEXT_COLUMNS = {
     ("workflow_runs", "workflow_id"), ("workflow_runs", "status"), ("schedules", "id"),
     ("schedules", "workflow_name"), ("schedules", "spec"), ("workers", "id"),
     ("workers", "hostname"), ("workers", "workflows"), ("workers", "queues"),
+    ("workers", "version"), ("workers", "auto_upgrade"),
 }  # fmt: skip
 """durably's own text columns: ids, names, statuses, owners, keys (not values)."""
 

@@ -77,6 +77,7 @@ from durably.storage.base import (
     WorkflowStatus,
     WriteOp,
 )
+from durably.worker.supervisor import stop_process
 
 __all__ = [
     "CrashCheck",
@@ -710,12 +711,7 @@ def _app_ref(app: App, workflow: Workflow[..., Any]) -> str:
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
     """Stop a worker process (SIGTERM: it releases its leases and exits; else SIGKILL)."""
-    worker.terminate()
-    try:
-        worker.wait(RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    stop_process(worker, RUN_TIMEOUT)
 
 
 def _tail(base: str, worker: subprocess.Popen[bytes]) -> str:

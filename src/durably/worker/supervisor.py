@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
-__all__ = ["CHILD_ENV", "GO", "STANDBY_ENV", "Supervisor", "resolve_processes"]
+__all__ = ["CHILD_ENV", "GO", "STANDBY_ENV", "Supervisor", "resolve_processes", "stop_process"]
 
 log = logging.getLogger("durably.supervisor")
 
@@ -106,6 +106,18 @@ def _describe(code: int) -> str:
         except ValueError:
             return f"signal {-code}"
     return f"exit code {code}"
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop ``proc``: SIGTERM (a worker releases its leases and exits), then, if it has not
+    exited within ``grace`` seconds, SIGKILL; reaped either way."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class Supervisor:
@@ -215,13 +227,7 @@ class Supervisor:
                 proc.stdin.close()  # end of input: a waiting standby exits at once
             except OSError:
                 pass
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(STARTUP_GRACE)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, STARTUP_GRACE)
 
     def _on_exit(self, child: _Child, code: int) -> None:
         """A child exited while the supervisor was not stopping: schedule a restart or give up."""
