@@ -349,3 +349,19 @@ def test_ls_show_and_workers_show_versions_only_when_there_are_some(
     assert counts == {"2026.12.1": {WorkflowStatus.PENDING: 1}, None: {WorkflowStatus.PENDING: 1}}
     assert version_counts(versions_json(counts)) == counts
     assert [r["version"] for r in versions_json(counts)["versions"]] == [None, "2026.12.1"]
+
+
+def test_move_version_of_a_version_with_no_workflows_moves_and_reports_nothing(
+    db_url: str, new_code: str, capsys: pytest.CaptureFixture[str], apps: list[durably.App]
+) -> None:
+    """The gate checks the workflows of --from only: with none there, the workflows of other
+    versions are neither checked nor reported (they were reported as 'journal grew')."""
+    old = _old_code(db_url)
+    apps.append(old)
+    with old:
+        parked = _park(old, "stable")
+    argv = ["move-version", new_code, "--from", "Z", "--to", "B", "--only-if-replays"]
+    assert cli_main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["moved"] == [] and report["changed"] == [] and report["diverged"] == []
+    assert old.handle(parked).info().version == "A"

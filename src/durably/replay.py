@@ -169,17 +169,18 @@ def _unfinished(store: Store, names: set[str], version: str | None) -> Iterable[
 
 
 def check_store(
-    app: App, store: Store, ids: Sequence[str] = (), version: str | None = None
+    app: App, store: Store, ids: Sequence[str] | None = None, version: str | None = None
 ) -> CheckReport:
     """Replay against ``app``'s code every unfinished workflow in ``store`` of the names the app
-    defines (or the workflows ``ids``, whatever their status), reading the store only. A
+    defines (or the workflows ``ids``, whatever their status: an empty ``ids`` checks none),
+    reading the store only. A
     pending workflow with an empty journal has nothing to replay and is left out. With
     ``version``, only the workflows recorded under that version are checked (with ``ids``: those
     of ``ids`` that are; the others are listed in the report's ``skipped``)."""
     skipped: list[str] = []
 
     def items() -> Iterable[tuple[WorkflowRecord, list[JournalEntry]]]:
-        if ids:
+        if ids is not None:
             records: Iterable[WorkflowRecord] = (_get(store, i) for i in ids)
         else:
             records = _unfinished(store, set(app.registry.workflows), version)
@@ -188,7 +189,7 @@ def check_store(
                 skipped.append(rec.id)
                 continue
             journal = store.get_journal(rec.id)
-            if journal or rec.status is not WorkflowStatus.PENDING or ids:
+            if journal or rec.status is not WorkflowStatus.PENDING or ids is not None:
                 yield rec, journal
 
     report = _run(app, items())
