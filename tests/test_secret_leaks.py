@@ -191,6 +191,7 @@ def requests_of_every_route() -> list[tuple[str, str, dict[str, object]]]:
         ("POST", f"{nope}/fork", {"json": {"from_step": 0}}),
         ("POST", f"{nope}/fork", {"json": {"from_step": "x"}}),
         ("GET", "/v1/workers", {}),
+        ("GET", "/v1/versions", {}),
         ("GET", "/v1/workers?include_stale=bogus", {}),
         ("GET", "/no/such/route", {}),
         ("PUT", "/v1/workflows", {}),
@@ -305,6 +306,8 @@ def test_no_route_and_no_log_line_shows_a_secret(secret_db: str, tmp_path: Path)
         ["start", "no-such-workflow"],
         ["ls"],
         ["migrate"],
+        ["versions"],
+        ["versions", "--json"],
     ],
 )
 def test_cli_never_prints_a_secret(command: list[str], pg_secret_url: str) -> None:
@@ -453,3 +456,62 @@ def test_bench_errors_show_no_secret() -> None:
         run.MEASUREMENTS = saved
     assert "worker exited" in results["errors"]["latency"]
     assert_no_secret(json.dumps(results), "the bench's results")
+
+
+def test_deploy_gate_and_export_never_print_a_secret(pg_secret_url: str, tmp_path: Path) -> None:
+    """replay-check (text and JSON, matching and diverging code), export and move-version on
+    a database whose URL holds secrets, with a parked workflow to report on."""
+    (tmp_path / "leak_app.py").write_text(APP_MODULE)
+    changed = APP_MODULE.replace(
+        'return await durably.wait_event("go")',
+        "durably.now()  # a new durable call before the wait: the journal diverges\n"
+        '    return await durably.wait_event("go")',
+    )
+    (tmp_path / "leak_changed.py").write_text(changed)
+    env = {**base_env(), "DURABLY_DB": pg_secret_url, "PYTHONPATH": str(tmp_path)}
+    worker = spawn([*DURABLY, "worker", "leak_app:app"], tmp_path, "worker", env)
+    try:
+        app = durably.App(pg_secret_url)
+        try:
+            wait_for(lambda: app.list_workers() != [], "the worker to register")
+            handle = app.start("waiter", id="leak-waiter")
+            wait_for(lambda: handle.history() != [], "the waiter to park")
+        finally:
+            app.close()
+    finally:
+        assert_no_secret(worker.stop(), "the worker's output")
+    runs = [
+        (["replay-check", "leak_app:app"], 0),
+        (["replay-check", "leak_app:app", "--json"], 0),
+        (["replay-check", "leak_changed:app"], 1),
+        (["replay-check", "leak_changed:app", "--json"], 1),
+        (["export", "leak-waiter"], 0),
+        (["move-version", "leak_app:app", "--from", "a", "--to", "b", "--only-if-replays"], 0),
+        (["replay-check", "no_such_module:app"], 2),
+    ]
+    for command, code in runs:
+        proc = subprocess.run(
+            [*DURABLY, *command, "--db", pg_secret_url],
+            capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == code, (command, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert_no_secret(proc.stdout + proc.stderr, f"durably {' '.join(command)}")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["move-version", "--from", "a", "--to", "b"], ["export", "nope"]],
+)
+def test_commands_that_never_migrate_refuse_a_schema_less_database_without_a_secret(
+    command: list[str], pg_secret_url: str
+) -> None:
+    """The deploy gate's commands open the database as it is: one with no durably schema yet
+    (a fresh PostgreSQL schema) is a clear error (exit 5), not the driver's, with no secret."""
+    proc = subprocess.run(
+        [*DURABLY, *command, "--db", pg_secret_url], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "holds no durably schema" in proc.stderr and "Traceback" not in proc.stderr
+    assert "postgresql://postgres:***@127.0.0.1" in proc.stderr
+    assert_no_secret(proc.stdout + proc.stderr, f"durably {command[0]}")

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from durably.cli.target import EXIT_FAILED, EXIT_OK, failed
 from durably.cli.worker import load_app
-from durably.errors import ConfigurationError
+from durably.errors import ConfigurationError, DatabaseUnavailableError, DurablyError
 from durably.ids import validate_workflow_id
 from durably.limits import check_name
 from durably.storage import missing_database, open_store, redact_url, resolve_database_url
@@ -155,7 +155,21 @@ def _open(db: str | None) -> tuple[Store, str]:
     if missing is not None:
         raise missing
     url = resolve_database_url(db)
-    return open_store(url), f"database {redact_url(url)}"
+    store, where = open_store(url), f"database {redact_url(url)}"
+    try:
+        version = store.schema_version()
+    except DurablyError:  # unreachable, misread URL...: durably's own error says so
+        store.close()
+        raise
+    except Exception:  # the driver's "no such table": no schema here
+        version = 0
+    if version == 0:
+        store.close()
+        raise DatabaseUnavailableError(
+            f"the {where} holds no durably schema, so no workflows: check the URL (and its "
+            "?schema= option); a worker or `durably migrate` creates the schema"
+        )
+    return store, where
 
 
 def _replay_check(args: argparse.Namespace, out: TextIO) -> tuple[int, str]:
@@ -168,7 +182,7 @@ def _replay_check(args: argparse.Namespace, out: TextIO) -> tuple[int, str]:
     app = load_app(args.app)
     store, where = _open(args.db or app.database_url)
     try:
-        report = check_store(app, store, args.ids, args.version)
+        report = check_store(app, store, args.ids or None, args.version)
     finally:
         store.close()
     if args.json:

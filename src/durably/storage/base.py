@@ -439,6 +439,11 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
 
+    def schema_version(self) -> int:
+        """The highest migration applied to this database (0 if none). Raises the driver's
+        error where durably's migrations table does not exist yet."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def create_workflow(self, record: WorkflowRecord) -> tuple[WorkflowRecord, bool]:
         """Insert ``record`` unless a workflow with its id exists, atomically.
