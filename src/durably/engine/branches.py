@@ -31,7 +31,7 @@ class Branch:
         self.prefix = prefix
         self.calls = 0
         self.children = 0
-        self.patches: dict[str, bool] = dict(patches or {})
+        self.patches: dict[str, bool] = dict(patches) if patches else {}
         """``durably.patched()`` decisions of this branch, and of its ancestors up to its
         creation: each is decided once, in an order that does not depend on how branches
         interleave."""
@@ -42,7 +42,7 @@ class Branch:
 
     def next_key(self) -> str:
         """The key of this branch's next durable call."""
-        key = self.peek_key()
+        key = f"{self.prefix}{self.calls}"  # peek_key(), without a call: every durable call
         self.calls += 1
         return key
 
