@@ -111,3 +111,33 @@ def run_once(
 def output(outcome: Outcome) -> Any:
     assert outcome.output is not None, outcome
     return json.loads(outcome.output)
+
+
+def run_until_done(
+    wf: Workflow[Any, Any], *args: Any, **context: Any
+) -> tuple[Outcome, list[FakeRuntime], dict[int, JournalEntry]]:
+    """Execute ``wf`` until it ends: each time it parks, resume it (a new epoch, its journal
+    as written so far) with the fake clock moved to its wake-up time. Returns the outcome, the
+    runtime of every execution, and the journal."""
+    from durably.engine.waits import Parked
+    from durably.storage.base import Park
+
+    journal: dict[int, JournalEntry] = {}
+    runtimes: list[FakeRuntime] = []
+    clock = 1_000.0
+    for epoch in range(1, 50):
+
+        def setup(rt: FakeRuntime, now: float = clock) -> None:
+            rt.clock = now
+
+        outcome, rt, _ = run_once(
+            wf, *args, journal=list(journal.values()), setup=setup, epoch=epoch, **context
+        )
+        runtimes.append(rt)
+        for e in rt.entries():
+            journal[e.seq] = e
+        if not isinstance(outcome.reason, Parked):
+            return outcome, runtimes, journal
+        (park,) = [op for op in rt.written if isinstance(op, Park)]
+        clock = max(clock, park.wake_at)
+    raise AssertionError(f"{wf.name} did not end in 50 executions")

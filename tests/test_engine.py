@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from dataclasses import dataclass
@@ -12,8 +13,9 @@ import pytest
 
 import durably
 from durably.errors import LeaseLostError, NonDeterminismError, StepTimeoutError
-from durably.storage.base import JournalEntry, WorkflowStatus
-from tests.fakes import output, run_once
+from durably.engine.waits import Parked
+from durably.storage.base import JournalEntry, Park, WorkflowStatus
+from tests.fakes import output, run_once, run_until_done
 
 app = durably.App("sqlite:///never-opened.db")
 calls: dict[str, int] = {}
@@ -220,26 +222,67 @@ async def uses_flaky(key: str, failures: int) -> str:
 
 
 def test_retries_follow_backoff_and_record_every_attempt() -> None:
-    outcome, rt, _ = run_once(uses_flaky, "k1", 3)
+    outcome, runtimes, journal = run_until_done(uses_flaky, "k1", 3)
     assert output(outcome) == "ok"
-    assert rt.sleeps == [0.5, 1.5, 2.0]  # 0.5, 0.5*3, capped at max_interval
-    attempts = rt.attempts()
+    # every backoff is a durable timer: each failed attempt parks the workflow until its retry
+    parks = [op for rt in runtimes for op in rt.written if isinstance(op, Park)]
+    waits = [park.wake_at - rt.clock for rt, park in zip(runtimes, parks, strict=False)]
+    assert waits == [0.5, 1.5, 2.0]  # 0.5, 0.5*3, capped at max_interval
+    assert all(rt.sleeps == [] for rt in runtimes)
+    attempts = [a for rt in runtimes for a in rt.attempts()]
     assert [a.attempt.attempt for a in attempts] == [1, 2, 3]
     assert "attempt 2 failed" in json.loads(attempts[1].attempt.error)["message"]
-    (e,) = rt.entries()
+    # each resumed execution ran only the next attempt: the count was in the journal
+    retrying = [e for rt in runtimes for e in rt.entries() if e.status == "waiting"]
+    assert [e.attempts for e in retrying] == [1, 2, 3]
+    assert [json.loads(e.result or "")["retry_at"] for e in retrying] == [
+        park.wake_at for park in parks
+    ]
+    (e,) = journal.values()
     assert e.status == "completed" and e.attempts == 4
+    assert e.started_at == retrying[0].started_at  # the first attempt's start
 
 
 def test_exhausted_retries_fail_the_workflow_with_error_and_traceback() -> None:
-    outcome, rt, _ = run_once(uses_flaky, "k2", 10)
+    outcome, runtimes, journal = run_until_done(uses_flaky, "k2", 10)
     assert outcome.status is WorkflowStatus.FAILED
     error = json.loads(outcome.error or "")
     assert error["type"] == "durably.errors.StepFailed"
     assert error["attempts"] == 4 and error["cause_type"] == "ConnectionError"
     assert "Traceback" in error["traceback"]
-    (e,) = rt.entries()
+    (e,) = journal.values()
     assert e.status == "failed" and e.attempts == 4
-    assert len(rt.attempts()) == 4
+    assert sum(len(rt.attempts()) for rt in runtimes) == 4 and len(runtimes) == 4
+
+
+def test_a_step_between_attempts_replays_without_running_the_recorded_ones() -> None:
+    flaky_failures.clear()
+    due = JournalEntry(
+        "wf-1", 0, "step", "flaky", "waiting", json.dumps({"retry_at": 1_500.0}),
+        json.dumps({"type": "ConnectionError", "message": "attempt 2 failed"}), 2, "old", 1,
+        900.0, 950.0, "0",
+    )  # fmt: skip
+    # not due yet (the fake clock says 1000): parks again until then, running nothing
+    outcome, rt, _ = run_once(uses_flaky, "k3", 0, journal=[due], epoch=2)
+    assert isinstance(outcome.reason, Parked) and rt.attempts() == [] and "k3" not in flaky_failures
+    (park,) = [op for op in rt.written if isinstance(op, Park)]
+    assert park.wake_at == 1_500.0 and park.event_names == [] == park.child_ids
+    # due: the next attempt is attempt 3, which succeeds
+
+    def setup(rt: Any) -> None:
+        rt.clock = 1_600.0
+
+    outcome, rt, _ = run_once(uses_flaky, "k3", 0, journal=[due], setup=setup, epoch=3)
+    assert output(outcome) == "ok"
+    (done,) = rt.entries()
+    assert done.status == "completed" and done.attempts == 3 and done.started_at == 900.0
+    # a policy that now allows no more attempts fails the step with the recorded error
+    spent = dataclasses.replace(due, attempts=4)
+    outcome, rt, _ = run_once(uses_flaky, "k3", 0, journal=[spent], setup=setup, epoch=3)
+    assert outcome.status is WorkflowStatus.FAILED and rt.attempts() == []
+    (failed,) = rt.entries()
+    assert failed.status == "failed" and failed.attempts == 4
+    assert "attempt 2 failed" in json.loads(failed.error or "")["message"]
 
 
 @app.step(retry=durably.Retry(attempts=5, initial=0.1, non_retryable=(ValueError,)))

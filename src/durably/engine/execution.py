@@ -17,9 +17,10 @@ import random as _random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from durably.definitions import Step, Workflow
+from durably.engine import retries
 from durably.engine.branches import Branch, branch_var
 from durably.engine.calls import StepCall
 from durably.engine.divergence import diverged
@@ -335,10 +336,10 @@ class Execution(WorkflowScope, WaitingExecution):
 
     def run_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         seq, entry = self.take("step", step.name)
-        if entry is not None:
+        if entry is not None and entry.status != "waiting":
             inner = self._replayed(step, seq, entry)
-        else:
-            inner = self._execute_step(step, seq, args, kwargs)
+        else:  # new, or between attempts (its retry wait recorded): run its next attempt
+            inner = self._execute_step(step, seq, args, kwargs, entry)
         return StepCall(
             inner, step=step.name, seq=seq, workflow_id=self.workflow_id,
             workflow_name=self.workflow_name, quiet=lambda: self.halted is not None,
@@ -348,7 +349,7 @@ class Execution(WorkflowScope, WaitingExecution):
         self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> StepFuture[Any]:
         seq, entry = self.take("step", step.name)
-        if entry is not None:
+        if entry is not None and entry.status != "waiting":
             done: concurrent.futures.Future[Any] = concurrent.futures.Future()
             try:
                 done.set_result(self._replay_value(step, seq, entry))
@@ -356,7 +357,7 @@ class Execution(WorkflowScope, WaitingExecution):
                 done.set_exception(exc)
             return StepFuture(done)
         fut = asyncio.run_coroutine_threadsafe(
-            self._execute_step(step, seq, args, kwargs), self.runtime.loop
+            self._execute_step(step, seq, args, kwargs, entry), self.runtime.loop
         )
         self.track(fut)
         return StepFuture(fut)
@@ -374,15 +375,29 @@ class Execution(WorkflowScope, WaitingExecution):
         raise step_failed(self.workflow_id, step.name, seq, info, entry.attempts)
 
     async def _execute_step(
-        self, step: Step[Any, Any], seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        step: Step[Any, Any],
+        seq: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        retrying: JournalEntry | None = None,
     ) -> Any:
-        """Run the step's attempts (retrying as its policy says) and commit its entry."""
+        """Run the step's attempts (retrying as its policy says) and commit its entry.
+
+        ``retrying``: the step's ``waiting`` entry, recorded when an attempt failed and another
+        was due later (see :mod:`durably.engine.retries`): the attempts go on from there.
+        """
         rt, waits = self.runtime, self.waits
         waits.deliver_cancel_if_pending(seq)
         first_started = rt.time()
         attempt = 0
         waits.step_started()
         try:
+            if retrying is not None:
+                attempt, first_started, retry_at = retries.resumed(rt.codec, retrying)
+                if attempt >= step.retry.attempts:  # its policy changed: no attempt left
+                    await self._fail(step, seq, retrying.error, attempt, first_started)
+                await retries.wait(waits, seq, step.name, retry_at)
             while True:
                 attempt += 1
                 self.check_live()
@@ -399,14 +414,12 @@ class Execution(WorkflowScope, WaitingExecution):
                     error = rt.codec.encode_error(info)
                     self._record_attempt(seq, attempt, error, started, finished)
                     if step.retry.should_retry(exc, attempt):
-                        await rt.sleep(step.retry.delay(attempt))
+                        retry_at = finished + step.retry.delay(attempt)
+                        retries.record(self, seq, step.name, attempt, error, first_started,
+                                       retry_at)  # fmt: skip
+                        await retries.wait(waits, seq, step.name, retry_at)
                         continue
-                    failed = JournalEntry(
-                        self.workflow_id, seq, "step", step.name, "failed", None, error,
-                        attempt, self.owner, self.epoch, first_started, finished, self.keys[seq],
-                    )  # fmt: skip
-                    await self._commit(RecordEntry(failed))
-                    raise step_failed(self.workflow_id, step.name, seq, info, attempt) from exc
+                    await self._fail(step, seq, error, attempt, first_started, exc, info)
                 done = JournalEntry(
                     self.workflow_id, seq, "step", step.name, "completed", encoded, None,
                     attempt, self.owner, self.epoch, first_started, rt.time(), self.keys[seq],
@@ -419,6 +432,27 @@ class Execution(WorkflowScope, WaitingExecution):
                 return rt.codec.decode(encoded, step.return_hint)
         finally:
             waits.step_finished()
+
+    async def _fail(
+        self,
+        step: Step[Any, Any],
+        seq: int,
+        error: str | None,
+        attempts: int,
+        first_started: float,
+        exc: Exception | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> NoReturn:
+        """Commit the step's failed entry (its last attempt's ``error``) and raise StepFailed."""
+        rt = self.runtime
+        failed = JournalEntry(
+            self.workflow_id, seq, "step", step.name, "failed", None, error,
+            attempts, self.owner, self.epoch, first_started, rt.time(), self.keys[seq],
+        )  # fmt: skip
+        await self._commit(RecordEntry(failed))
+        if info is None:
+            info = rt.codec.decode_error(error) if error else {}
+        raise step_failed(self.workflow_id, step.name, seq, info, attempts) from exc
 
     def _record_attempt(
         self, seq: int, attempt: int, error: str, started: float, finished: float

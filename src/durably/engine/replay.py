@@ -186,9 +186,14 @@ class _ReplayExecution(Execution):
             await self.waits.block(seq, _END, name, None)
 
     async def _execute_step(
-        self, step: Any, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        step: Any,
+        seq: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        retrying: JournalEntry | None = None,
     ) -> Any:
-        return await self._stop(seq, step.name)
+        return await self._stop(seq, step.name)  # a new step, or the next attempt of one
 
     def sleep(self, seconds: float | None, until: float | None = None) -> Any:
         seq, wake_at = self.waits.sleep_target(seconds, until)

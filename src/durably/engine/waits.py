@@ -103,7 +103,10 @@ class _Wait:
     name: str
     deadline: float | None
     future: asyncio.Future[None]
-    child_id: str | None = None
+    events: tuple[str, ...] = ()
+    """The names of the events that wake it."""
+    children: tuple[str, ...] = ()
+    """The ids of the children whose end wakes it."""
     timer: asyncio.TimerHandle | None = None
 
 
@@ -135,14 +138,14 @@ class Waits:
             self.seen_events.add(e.id)
         self.inbox.extend(fresh)
         self.inbox.sort(key=lambda e: e.id)
-        self._wake(lambda w: w.kind == "event")
+        self._wake(lambda w: bool(w.events))
 
     def add_children(self, outcomes: list[ChildOutcome]) -> None:
         """Children that finished: wake the waits on them."""
         new = {o.id: o for o in outcomes if o.id not in self.children}
         if new:
             self.children.update(new)
-            self._wake(lambda w: w.child_id in new)
+            self._wake(lambda w: any(c in new for c in w.children))
 
     def request_cancel(self) -> None:
         """A cancellation was requested: raise it at the next durable point."""
@@ -188,13 +191,28 @@ class Waits:
     # -- blocking ------------------------------------------------------------------------------
 
     async def block(
-        self, seq: int, kind: str, name: str, deadline: float | None, child_id: str | None = None
+        self,
+        seq: int,
+        kind: str,
+        name: str,
+        deadline: float | None,
+        child_id: str | None = None,
+        *,
+        events: tuple[str, ...] = (),
+        children: tuple[str, ...] = (),
     ) -> None:
-        """Wait until woken (an event, a child, the deadline) or cancelled; may be parked."""
+        """Wait until woken (an event, a child, the deadline) or cancelled; may be parked.
+
+        An ``"event"`` wait is woken by events named ``name``, one with a ``child_id`` by that
+        child's end; ``events`` and ``children`` add more (a wait on several things at once)."""
         self.deliver_cancel_if_pending(seq)
         ctx = self.ctx
         loop = ctx.runtime.loop
-        w = _Wait(seq, kind, name, deadline, loop.create_future(), child_id)
+        if kind == "event":
+            events = (name, *events)
+        if child_id is not None:
+            children = (child_id, *children)
+        w = _Wait(seq, kind, name, deadline, loop.create_future(), events, children)
         if deadline is not None:
             delay = max(0.0, deadline - ctx.runtime.time())
             w.timer = loop.call_later(delay, _resolve, w.future)
@@ -242,7 +260,7 @@ class Waits:
         remaining = (min(deadlines) - ctx.runtime.time()) if deadlines else None
         if remaining is not None and remaining <= threshold and threshold > 0:
             return  # its timer fires soon: stay in memory
-        only_timers = all(w.kind == "sleep" for w in self.blocked.values())
+        only_timers = all(not w.events and not w.children for w in self.blocked.values())
         if only_timers or threshold <= 0:
             self.park()
             return
@@ -273,8 +291,8 @@ class Waits:
             ctx.workflow_id, ctx.owner, ctx.epoch,
             wake_at=min(deadlines) if deadlines else FAR_FUTURE,
             now=ctx.runtime.time(),
-            event_names=sorted({w.name for w in blocked if w.kind == "event"}),
-            child_ids=sorted({w.child_id for w in blocked if w.child_id is not None}),
+            event_names=sorted({name for w in blocked for name in w.events}),
+            child_ids=sorted({child for w in blocked for child in w.children}),
         )  # fmt: skip
         ctx.halt(Parked(f"workflow {ctx.workflow_id!r} is waiting", workflow_id=ctx.workflow_id))
         ctx.runtime.record(op, None)
@@ -475,7 +493,7 @@ class Waits:
         failed = op.conflicted
         if failed is not None and self.ctx.halted is None:
             self.ctx.journal[failed.seq] = failed
-            self._wake(lambda w: w.kind == "child" and w.seq == failed.seq)
+            self._wake(lambda w: op.child.id in w.children)
 
     async def child_result(self, seq: int, child_id: str, wf: Workflow[Any, Any]) -> Any:
         """Wait for child ``child_id`` (started at ``seq``) and return its result."""
