@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import durably
-from durably.errors import LeaseLostError, NonDeterminismError, StepTimeoutError
 from durably.engine.waits import Parked
+from durably.errors import LeaseLostError, NonDeterminismError, StepTimeoutError
 from durably.storage.base import JournalEntry, Park, WorkflowStatus
 from tests.fakes import output, run_once, run_until_done
 

@@ -12,7 +12,8 @@ import durably
 
 EXPECTED = {
     "App", "Cancelled", "ChildHandle", "ChildWorkflowFailed", "Client", "ConfigurationError",
-    "DurablyError", "EventTimeoutError", "HistoryEntry", "InvalidIdError", "JsonSerializer",
+    "DurablyError", "EventTimeoutError", "Fired", "HistoryEntry", "InvalidIdError",
+    "JsonSerializer",
     "LeaseLostError", "NonDeterminismError", "NotInWorkflowError", "PayloadTooLargeError",
     "Queue", "Retry", "RunInfo", "Saga", "SerializationError", "Serializer", "Step",
     "StepContext", "StepFailed", "StepFuture", "StepTimeoutError", "Undecodable",
@@ -24,6 +25,7 @@ EXPECTED = {
     "now", "patched", "random", "run", "set_state", "sleep", "sleep_sync", "sleep_until",
     "sleep_until_sync", "start_child",
     "step_context", "submit", "uuid4", "wait_event", "wait_event_sync", "workflow_id",
+    "event", "timer", "wait_any", "wait_any_sync",
 }  # fmt: skip
 
 

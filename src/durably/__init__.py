@@ -44,6 +44,7 @@ from durably.scope import ChildHandle, StepContext, StepFuture
 from durably.serialization import JsonSerializer, Serializer
 from durably.storage.base import WorkerInfo, WorkflowStatus
 from durably.version import __version__
+from durably.waitables import Fired
 from durably.workflow_api import *  # noqa: F403 (the functions workflow code calls)
 
 if _typing.TYPE_CHECKING:
@@ -74,6 +75,7 @@ __all__ = [
     "ConfigurationError",
     "DurablyError",
     "EventTimeoutError",
+    "Fired",
     "HistoryEntry",
     "InvalidIdError",
     "JsonSerializer",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import concurrent.futures
 import uuid
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Generator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -176,6 +176,16 @@ class WorkflowScope(abc.ABC):
     @abc.abstractmethod
     def wait_event_blocking(self, name: str, timeout: float | None, default: Any) -> Any:
         """Sync workflows: like :meth:`wait_event`, blocking."""
+
+    @abc.abstractmethod
+    def wait_any(self, waits: Sequence[Any], keys: Sequence[str | None]) -> Awaitable[Any]:
+        """Async workflows: the first of ``waits`` (``durably.event``, ``durably.timer``, child
+        handles) to fire, as a ``durably.Fired`` with its index, its key from ``keys`` and its
+        value; the choice is journaled."""
+
+    @abc.abstractmethod
+    def wait_any_blocking(self, waits: Sequence[Any], keys: Sequence[str | None]) -> Any:
+        """Sync workflows: like :meth:`wait_any`, blocking."""
 
     @abc.abstractmethod
     def set_state(self, key: str, value: Any) -> None:

@@ -19,10 +19,12 @@ from durably.scope import (
     current_scope,
     current_step,
 )
+from durably.waitables import EventWait, Fired, TimerWait, Waitable, validated
 
 __all__ = [
     "continue_as_new",
     "deprecate_patch",
+    "event",
     "now",
     "patched",
     "random",
@@ -35,7 +37,10 @@ __all__ = [
     "start_child",
     "step_context",
     "submit",
+    "timer",
     "uuid4",
+    "wait_any",
+    "wait_any_sync",
     "wait_event",
     "wait_event_sync",
     "workflow_id",
@@ -265,6 +270,58 @@ def wait_event_sync(
     seconds = _seconds(timeout, "wait_event timeout")
     scope = _sync_scope("wait_event_sync", "wait_event")
     return scope.wait_event_blocking(name, seconds, default)
+
+
+def event(name: str) -> EventWait:
+    """A wait for the next event ``name``, for :func:`wait_any` (it waits for nothing by
+    itself): ``await durably.wait_any(durably.event("approved"), durably.timer(...))``. Its
+    value is the event's payload; only the wait that fires consumes its event."""
+    limits.check_event_name(name)
+    return EventWait(name)
+
+
+def timer(duration: float | timedelta | None = None, *, until: datetime | None = None) -> TimerWait:
+    """A durable timer for :func:`wait_any`, due ``duration`` (seconds or a timedelta) after
+    ``wait_any`` is called, or ``until`` a timezone-aware datetime. Its value is None."""
+    if (duration is None) == (until is None):
+        raise ConfigurationError("durably.timer() takes a duration or until=..., exactly one")
+    if until is not None:
+        return TimerWait(until=_timestamp(until))
+    return TimerWait(seconds=_seconds(duration, "timer duration"))
+
+
+def wait_any(*waits: Waitable, **named: Waitable) -> Awaitable[Fired]:
+    """Wait durably for the first of several things and return it, in an async workflow::
+
+        fired = await durably.wait_any(
+            approval=durably.event("approval"),
+            escalate=durably.timer(timedelta(days=2)),
+            review=review_handle,               # from durably.start_child(...)
+        )
+        if fired.key == "approval": ...         # fired.value: the event's payload
+
+    Waits on events (:func:`event`), timers (:func:`timer`) and child workflows (their
+    :class:`~durably.ChildHandle`), given positionally or by keyword. Returns a
+    :class:`~durably.Fired`: ``index`` (position: positional waits first, then keyword ones),
+    ``key`` (the keyword, or None) and ``value`` (the payload, None for a timer, the child's
+    result; a child that did not complete raises :class:`~durably.ChildWorkflowFailed`).
+
+    The choice is journaled: every replay returns the same one, whatever else has become ready
+    since. The others are left as they are: an event not consumed stays for a later wait, a
+    child keeps running (await or cancel it later), a timer is dropped. If several are ready
+    when the workflow looks (it was parked or down meanwhile), the first to become ready wins
+    (by the time an event was sent, a timer was due, a child ended; then by argument order). A
+    long wait holds no coroutine or thread: the workflow is parked until one of them fires.
+    """
+    specs, keys = validated(waits, named)
+    return _async_scope("wait_any", "wait_any_sync").wait_any(specs, keys)
+
+
+def wait_any_sync(*waits: Waitable, **named: Waitable) -> Fired:
+    """:func:`wait_any` for sync workflows (blocks; returns the same :class:`~durably.Fired`)."""
+    specs, keys = validated(waits, named)
+    fired: Fired = _sync_scope("wait_any_sync", "wait_any").wait_any_blocking(specs, keys)
+    return fired
 
 
 def set_state(key: str, value: Any) -> None:

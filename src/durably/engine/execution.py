@@ -15,12 +15,12 @@ import contextvars
 import functools
 import random as _random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from durably.definitions import Step, Workflow
-from durably.engine import retries
+from durably.engine import first_of, retries
 from durably.engine.branches import Branch, branch_var
 from durably.engine.calls import StepCall
 from durably.engine.divergence import diverged
@@ -51,6 +51,7 @@ from durably.storage.base import (
     StepAttempt,
     WriteOp,
 )
+from durably.waitables import Fired, Waitable
 
 __all__ = ["Execution", "StoreWriteFailed"]
 
@@ -539,6 +540,15 @@ class Execution(WorkflowScope, WaitingExecution):
     def wait_event_blocking(self, name: str, timeout: float | None, default: Any) -> Any:
         seq, entry = self.waits.event_target(name, timeout)
         return self.waits.run_blocking(self.waits.wait_event(seq, entry, timeout, default))
+
+    def wait_any(self, waits: Sequence[Waitable], keys: Sequence[str | None]) -> Any:
+        seq, entry = first_of.target(self, waits)
+        return first_of.wait(self.waits, seq, entry, waits, keys)
+
+    def wait_any_blocking(self, waits: Sequence[Waitable], keys: Sequence[str | None]) -> Fired:
+        seq, entry = first_of.target(self, waits)
+        fired: Fired = self.waits.run_blocking(first_of.wait(self.waits, seq, entry, waits, keys))
+        return fired
 
     def set_state(self, key: str, value: Any) -> None:
         self.waits.set_state(key, value)

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from durably.codec import Codec
 from durably.definitions import Workflow
+from durably.engine import first_of
 from durably.engine.branches import branch_var
 from durably.engine.execute import execute
 from durably.engine.execution import Execution
@@ -37,7 +38,7 @@ from durably.storage.base import JournalEntry, WorkflowRecord, WorkflowStatus, W
 
 __all__ = ["Divergence", "ReplayResult", "Replayer"]
 
-_WAITABLE = frozenset({"step", "sleep", "event"})
+_WAITABLE = frozenset({"step", "sleep", "event", "any"})
 """Kinds of durable call an async branch can stop at (they return an awaitable)."""
 _END = "replay_end"
 """The wait kind of a branch stopped past the journal's end."""
@@ -206,6 +207,12 @@ class _ReplayExecution(Execution):
         if seq in self.beyond:
             return self._stop(seq, name)
         return self.waits.wait_event(seq, entry, timeout, default)
+
+    def wait_any(self, waits: Sequence[Any], keys: Sequence[str | None]) -> Any:
+        seq, entry = first_of.target(self, waits)
+        if seq in self.beyond:
+            return self._stop(seq, first_of.ANY)
+        return first_of.wait(self.waits, seq, entry, waits, keys)
 
     async def commit_op(self, op: WriteOp) -> None:
         # resolving a wait the journal left open (a timeout that passed): past its end

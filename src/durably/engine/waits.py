@@ -501,7 +501,7 @@ class Waits:
         while True:
             entry = ctx.journal.get(seq)
             if entry is not None and entry.status != "waiting":
-                return self._child_value(entry, child_id, wf)
+                return self.child_value(entry, child_id, wf)
             self.deliver_cancel_if_pending(seq)
             outcome = self.children.get(child_id)
             if outcome is not None:
@@ -520,7 +520,8 @@ class Waits:
                 continue
             await self.block(seq, "child", wf.name, None, child_id)
 
-    def _child_value(self, entry: JournalEntry, child_id: str, wf: Workflow[Any, Any]) -> Any:
+    def child_value(self, entry: JournalEntry, child_id: str, wf: Workflow[Any, Any]) -> Any:
+        """The result a resolved child entry records (or its ChildWorkflowFailed, raised)."""
         ctx = self.ctx
         if entry.status == "completed":
             return ctx.runtime.codec.decode(entry.result or "null", wf.return_hint)

@@ -329,6 +329,9 @@ class ChildOutcome:
     status: WorkflowStatus
     output: str | None
     error: str | None
+    finished_at: float | None = None
+    """When it ended (Unix time; None where unknown): ``durably.wait_any`` orders what became
+    ready while the parent was parked by it."""
 
 
 @dataclass(slots=True)

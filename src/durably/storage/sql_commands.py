@@ -55,7 +55,7 @@ class CommandStatements:
             "WHERE workflow_id {in} AND consumed_seq IS NULL AND id > ? ORDER BY id"
         )
         self.finished_children = s(
-            "SELECT parent_id, id, status, output, error FROM workflows "
+            "SELECT parent_id, id, status, output, error, finished_at FROM workflows "
             f"WHERE parent_id {{in}} AND status IN ({TERMINAL_SQL}) ORDER BY created_at"
         )
         self.cancel_requested = s("SELECT id FROM workflows WHERE id {in} AND cancel_requested = 1")
@@ -186,7 +186,7 @@ class SqlCommands(Store):
 
     def _finished_children(self, conn: Any, ids: Any) -> Iterator[tuple[str, ChildOutcome]]:
         for r in conn.execute(self._cmd.finished_children, (ids,)).fetchall():
-            yield r[0], ChildOutcome(r[1], WorkflowStatus(r[2]), r[3], r[4])
+            yield r[0], ChildOutcome(r[1], WorkflowStatus(r[2]), r[3], r[4], r[5])
 
     # -- events, state, children, runs ---------------------------------------------------------
 
