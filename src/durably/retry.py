@@ -14,7 +14,10 @@ class Retry:
     """How a step is retried when an attempt raises.
 
     Attempt ``n`` (1-based) that fails is followed, after ``initial * backoff ** (n - 1)`` seconds
-    capped at ``max_interval``, by attempt ``n + 1``, until ``attempts`` attempts have run.
+    capped at ``max_interval`` (or at ``initial``, if that is longer: ``Retry(initial=3600)``
+    waits an hour), by attempt ``n + 1``, until ``attempts`` attempts have run. A wait longer
+    than the worker's eviction threshold is a durable timer: the workflow is parked meanwhile,
+    and the attempt count survives crashes and restarts.
     Exceptions that are instances of a type in ``non_retryable`` fail the step at once.
     ``Retry(attempts=1)`` means no retries. The default for a step is ``Retry()``: 3 attempts,
     1 s then 2 s apart.
@@ -41,7 +44,8 @@ class Retry:
 
     def delay(self, failed_attempts: int) -> float:
         """Seconds to wait after the ``failed_attempts``-th failed attempt."""
-        return float(min(self.initial * self.backoff ** (failed_attempts - 1), self.max_interval))
+        cap = max(self.max_interval, self.initial)
+        return float(min(self.initial * self.backoff ** (failed_attempts - 1), cap))
 
     def should_retry(self, exc: BaseException, failed_attempts: int) -> bool:
         """Whether another attempt follows the ``failed_attempts``-th, which raised ``exc``."""

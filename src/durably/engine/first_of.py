@@ -11,7 +11,8 @@ The losers: an event that did not win is not consumed (it stays in the inbox for
 a child that did not win keeps running (await its handle later, or cancel it); a timer that did
 not win is dropped. When several are ready at once (the workflow was parked or down while they
 happened), the one that became ready first wins: events by the time they were sent, timers by
-their due time, children by the time they ended; ties go to the first in argument order.
+their due time, children by the time they ended; at the same time, events win (in the order
+sent), then the first in argument order.
 
 Waiting holds no coroutine or thread past the eviction threshold: the workflow parks as a lone
 wait does, woken by any of the events, children or the earliest timer.
@@ -105,7 +106,7 @@ async def wait(
 def _first_ready(
     waits: Waits, specs: Sequence[Waitable], deadlines: list[float | None], now: float
 ) -> _Ready | None:
-    """The wait that became ready first, if any is (ties: the first in argument order)."""
+    """The wait that became ready first, if any is."""
     ready: list[_Ready] = []
     for i, spec in enumerate(specs):
         if isinstance(spec, EventWait):
@@ -125,7 +126,16 @@ def _first_ready(
             if outcome is not None:
                 ended = outcome.finished_at if outcome.finished_at is not None else now
                 ready.append((ended, i, outcome))
-    return min(ready, key=lambda r: (r[0], r[1])) if ready else None
+    return min(ready, key=_order) if ready else None
+
+
+def _order(ready: _Ready) -> tuple[float, int, int, int]:
+    """When it became ready; at the same time, events first (in the order sent), then by
+    argument order."""
+    when, index, what = ready
+    if isinstance(what, InboxEvent):
+        return (when, 0, what.id, index)
+    return (when, 1, 0, index)
 
 
 async def _resolve(
