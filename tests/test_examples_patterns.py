@@ -181,6 +181,57 @@ def test_human_approval_approved_escalated_and_expired(tmp_path: Path) -> None:
     app.close()
 
 
+def test_human_approval_a_rejection_and_an_answer_after_the_escalation(tmp_path: Path) -> None:
+    app = load("human_approval").make_app(sqlite_db(tmp_path))
+    with WorkflowEnvironment(app, start=START, auto_skip=False) as env:
+        no = app.start("approve_expense", "e-4", "ada", "grace", id="e-4")
+        env.wait_until_waiting(no)
+        env.advance(timedelta(days=1))
+        app.send_event("e-4", "rejected", "ada")
+        assert no.result(timeout=30) == "e-4: rejected by ada after 1 days"
+        # ada's late answer, after the escalation timer won: the manager's wait takes it
+        late = app.start("approve_expense", "e-5", "ada", "grace", id="e-5")
+        env.wait_until_waiting(late)
+        env.advance(timedelta(days=7))
+        env.wait_until_waiting(late)
+        assert late.state("escalated_to") == "grace"
+        app.send_event("e-5", "approved", "ada")
+        assert late.result(timeout=30) == "e-5: approved by ada after 7 days"
+    kinds = [(e.kind, e.status) for e in late.history() if e.kind == "any"]
+    assert kinds == [("any", "completed"), ("any", "completed")]
+    app.close()
+
+
+# -- first of several replies ----------------------------------------------------------------------
+
+
+def test_first_reply_takes_the_first_quote_and_cancels_the_other_requests(tmp_path: Path) -> None:
+    app = load("first_reply").make_app(sqlite_db(tmp_path))
+    with WorkflowEnvironment(app, start=START, auto_skip=False) as env:
+        quote = app.start("quick_quote", "widgets", id="q-1")
+        env.wait_until_waiting(quote)
+        env.advance(timedelta(minutes=10))
+        app.send_event("q-1:initech", "quote", 50)
+        assert quote.result(timeout=30) == "widgets: 50 from initech"
+        children = {c.id: c for c in quote.children()}
+        assert set(children) == {"q-1:acme", "q-1:globex", "q-1:initech"}
+        for loser in ("q-1:acme", "q-1:globex"):
+            with pytest.raises(durably.DurablyError):
+                app.handle(loser).result(timeout=30)
+            assert app.handle(loser).status() is durably.WorkflowStatus.CANCELLED
+        # nobody answers: the timer wins, and every request is cancelled
+        silent = app.start("quick_quote", "gizmos", id="q-2")
+        env.wait_until_waiting(silent)
+        env.advance(timedelta(hours=1))
+        assert silent.result(timeout=30) == "gizmos: no quote within an hour"
+        for child in silent.children():
+            with pytest.raises(durably.DurablyError):
+                app.handle(child.id).result(timeout=30)
+        statuses = {app.handle(c.id).status() for c in silent.children()}
+        assert statuses == {durably.WorkflowStatus.CANCELLED}
+    app.close()
+
+
 # -- money transfer saga ---------------------------------------------------------------------------
 
 
@@ -273,7 +324,8 @@ def test_subscription_publishes_a_plan_change_made_in_a_later_month(tmp_path: Pa
         ("fan_out_fan_in", "at most in flight: 4"),
         ("async_api", "completed: q3-sales: 5 pages, 215 words"),
         ("monitor", "build-43 gave up at the deadline (check 37)"),
-        ("human_approval", "expense-2: approved by grace after 7 days"),
+        ("human_approval", "expense-4: rejected by ada after 0 days"),
+        ("first_reply", "widgets: 42 from globex"),
         ("money_transfer_saga", "balances: {'alice': 350, 'bob': 250, 'mallory': 0}"),
         ("subscription", "ada: cancelled after 4 months"),
     ],

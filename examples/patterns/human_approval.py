@@ -1,10 +1,13 @@
-"""Human in the loop: wait for an `approved` event for 7 days; if none comes, escalate.
+"""Human in the loop: wait for an `approved` or a `rejected` event; after 7 days with neither,
+escalate to the manager, who has 3 more days.
 
-durably.wait_event(name, timeout=...) returns the event's payload, or raises
-durably.EventTimeoutError when the timeout passes first (an approval sent with no payload is
-still an approval: it returns None). The demo drives a virtual clock by hand
-(WorkflowEnvironment with auto_skip=False and env.advance) to show the three outcomes without
-waiting a week.
+durably.wait_any(...) waits for the first of several things (here two events and a timer) and
+returns which one fired (`fired.key`) with its value (the event's payload, None for the timer).
+The choice is journaled, so a replay after a crash takes the same branch; an event that did not
+win stays for a later wait, and a timer that did not win is dropped. A workflow waiting a week
+holds no thread or coroutine: it is parked until an event arrives or the timer is due. The demo
+drives a virtual clock by hand (WorkflowEnvironment with auto_skip=False and env.advance) to
+show the outcomes without waiting a week.
 """
 
 import tempfile
@@ -25,18 +28,23 @@ def make_app(db_url: str) -> durably.App:
     async def approve_expense(request: str, approver: str, manager: str) -> str:
         asked = durably.now()
         await notify(approver, request)
-        try:
-            approved_by = await durably.wait_event("approved", timeout=timedelta(days=7))
-        except durably.EventTimeoutError:  # no answer in a week: escalate to the manager
+        fired = await durably.wait_any(
+            approved=durably.event("approved"),
+            rejected=durably.event("rejected"),
+            escalate=durably.timer(timedelta(days=7)),
+        )
+        if fired.key == "escalate":  # no answer in a week: escalate to the manager
             durably.set_state("escalated_to", manager)
             await notify(manager, request)
-            try:
-                approved_by = await durably.wait_event("approved", timeout=timedelta(days=3))
-            except durably.EventTimeoutError:
-                days = (durably.now() - asked).days
-                return f"{request}: rejected, nobody approved it in {days} days"
+            fired = await durably.wait_any(
+                approved=durably.event("approved"),
+                rejected=durably.event("rejected"),
+                expire=durably.timer(timedelta(days=3)),
+            )
         days = (durably.now() - asked).days
-        return f"{request}: approved by {approved_by} after {days} days"
+        if fired.key == "expire":
+            return f"{request}: rejected, nobody approved it in {days} days"
+        return f"{request}: {fired.key} by {fired.value} after {days} days"
 
     return app
 
@@ -57,6 +65,10 @@ def main() -> None:
             print(f"  expense-2 escalated to {late.state('escalated_to')}")
             app.send_event("expense-2", "approved", "grace")
             print(late.result(timeout=30))
+
+            no = app.start("approve_expense", "expense-4", "ada", "grace", id="expense-4")
+            app.send_event("expense-4", "rejected", "ada")
+            print(no.result(timeout=30))
 
             never = app.start("approve_expense", "expense-3", "ada", "grace", id="expense-3")
             for days in (7, 3):  # nobody answers at all

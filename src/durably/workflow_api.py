@@ -310,7 +310,8 @@ def wait_any(*waits: Waitable, **named: Waitable) -> Awaitable[Fired]:
     since. The others are left as they are: an event not consumed stays for a later wait, a
     child keeps running (await or cancel it later), a timer is dropped. If several are ready
     when the workflow looks (it was parked or down meanwhile), the first to become ready wins
-    (by the time an event was sent, a timer was due, a child ended; then by argument order). A
+    (by the time an event was sent, a timer was due, a child ended; at the same moment events
+    first, in the order sent, then argument order). A
     long wait holds no coroutine or thread: the workflow is parked until one of them fires.
     """
     specs, keys = validated(waits, named)
