@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import durably
+import durably.testing
 from durably.testing import WorkflowEnvironment
 
 T0 = 2_000_000_000.0  # 2033: far from the real time
@@ -211,3 +212,31 @@ def test_wait_any_sync_twin(app: durably.App) -> None:
         until("it waits", lambda: parked(app, "s2", T0 + 60))
         advance(app, 60)
         assert h2.result(timeout=30) == [1, "late", None]
+
+
+def test_check_crash_safety_of_a_wait_any_and_a_retried_step(tmp_path: Any) -> None:
+    app = durably.App(f"sqlite:///{tmp_path}/crash.db")
+
+    @app.step(retry=durably.Retry(attempts=3, initial=600))
+    async def flaky(n: int) -> int:
+        if durably.step_context().attempt < 2:
+            raise ConnectionError("down")
+        return n * 2
+
+    @app.workflow
+    async def approve_then_charge() -> list[Any]:
+        # (no timer: the check's time skipping would race its sending of the events)
+        fired = await durably.wait_any(
+            approved=durably.event("approved"), rejected=durably.event("rejected")
+        )
+        again = await durably.wait_any(durably.event("approved"), durably.event("rejected"))
+        return [fired.key, fired.value, again.index, again.value, await flaky(21)]
+
+    report = durably.testing.check_crash_safety(
+        app, approve_then_charge, events=[("approved", "ada"), ("rejected", "bob")]
+    )
+    assert report.result == ["approved", "ada", 1, "bob", 42]
+    points = [str(p) for p in report.points]
+    # the consumption of each event a wait_any won is a crash point of its own
+    assert sum("before-consume any" in p for p in points) == 2, points
+    assert report.step_runs == {"flaky": 2}

@@ -84,7 +84,11 @@ def test_the_event_wins_and_is_consumed_with_the_choice() -> None:
         assert output(outcome)[0] == 0 and output(outcome)[2] == "ok"
         (consume,) = ops(rt, ConsumeEvent)
         assert consume.event_id == 9 and consume.entry.status == "completed"
-        assert json.loads(consume.entry.result or "") == {"index": 0, "value": '"ok"'}
+        assert json.loads(consume.entry.result or "") == {
+            "index": 0,
+            "value": '"ok"',
+            "event": "approve",
+        }
     outcome, _, _ = run_once(approval, journal=[WAITING], inbox=inbox, epoch=2)
     assert output(outcome) == [0, "approve", "ok"]
 

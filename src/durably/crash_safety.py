@@ -331,7 +331,7 @@ class _Events:
         for park in parks:
             wid, names = park.workflow_id, park.event_names
             journal = self.app.store.get_journal(wid)
-            consumed = Counter(e.name for e in journal if _received(e))
+            consumed = Counter(_received(e) for e in journal if _received(e))
             if any(self.sent[wid, n] > consumed[n] for n in names):
                 continue  # the event for this wait was sent, not consumed yet
             i = next((i for i, (n, _) in enumerate(self.unsent) if n in names), None)
@@ -550,9 +550,20 @@ def _points(journal: list[JournalEntry], name: str, workflow_id: str) -> list[Cr
     return points
 
 
-def _received(entry: JournalEntry) -> bool:
-    """Whether ``entry`` is an event wait that received its event (not one that timed out)."""
-    return entry.kind == "event" and entry.status == "completed" and entry.result is not None
+def _received(entry: JournalEntry) -> str | None:
+    """The name of the event ``entry`` consumed, if it is an event wait that received its event
+    (not one that timed out), or a ``wait_any`` that an event won."""
+    if entry.status != "completed" or entry.result is None:
+        return None
+    if entry.kind == "event":
+        return entry.name
+    if entry.kind != "any":
+        return None
+    try:  # the choice: {"index": i, "value": ..., "event": name} when an event won
+        event = json.loads(entry.result).get("event")
+    except (ValueError, AttributeError):  # not JSON (another serializer): not counted
+        return None
+    return event if isinstance(event, str) else None
 
 
 # -- the kill mode: each crash a real ``kill -9`` of a worker process ------------------------

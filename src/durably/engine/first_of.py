@@ -4,8 +4,9 @@ One journal entry (kind ``"any"``, named after what it waits on, e.g. ``"event:a
 timer"``) holds the whole wait. The first call records it ``waiting`` with each timer's due time
 (``{"deadlines": [...]}``), so that every replay waits for the same times. When one of the waits
 fires, the entry is resolved, once, with the choice: ``{"index": i, "value": <its value as
-stored>}`` (a child that did not complete: a ``failed`` entry with the child's error). A replay
-returns the recorded choice, whatever else has become ready since.
+stored>}``, plus ``"event": <name>`` when an event won (a child that did not complete: a
+``failed`` entry with the child's error). A replay returns the recorded choice, whatever else
+has become ready since.
 
 The losers: an event that did not win is not consumed (it stays in the inbox for a later wait);
 a child that did not win keeps running (await its handle later, or cancel it); a timer that did
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from durably.engine.waits import WaitingExecution, Waits
 from durably.errors import ConfigurationError
@@ -161,7 +162,10 @@ async def _resolve(
             info = codec.decode_error(what.error) if what.error else {}
             info.update(status=what.status.value, child_id=what.id)
             status, error = "failed", codec.encode_error(info)
-    choice = codec.encode({"index": index, "value": value}, what="wait_any choice")
+    chosen: dict[str, Any] = {"index": index, "value": value}
+    if isinstance(what, InboxEvent):
+        chosen["event"] = what.name  # for readers of the journal (views, crash tests)
+    choice = codec.encode(chosen, what="wait_any choice")
     done = ctx.new_entry(seq, ANY, entry.name, status, choice, error)
     if isinstance(what, InboxEvent):
         waits.inbox.remove(what)
