@@ -59,11 +59,12 @@ def parked(app: durably.App, workflow_id: str, wake_at: float | None = None) -> 
     return worker is not None and workflow_id not in worker.active and on_time
 
 
-def test_a_long_retry_backoff_parks_on_a_durable_timer(app: durably.App) -> None:
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_a_long_retry_backoff_parks_on_a_durable_timer(app: durably.App, kind: str) -> None:
     attempts: list[int] = []
 
     @app.step(retry=durably.Retry(attempts=3, initial=3600))
-    async def flaky() -> str:
+    def flaky() -> str:
         attempt = durably.step_context().attempt
         attempts.append(attempt)
         if attempt == 1:
@@ -72,10 +73,14 @@ def test_a_long_retry_backoff_parks_on_a_durable_timer(app: durably.App) -> None
 
     @app.workflow
     async def calls_flaky() -> str:
-        return await flaky()
+        return await durably.run(flaky)
+
+    @app.workflow
+    def calls_flaky_sync() -> str:
+        return flaky()
 
     with app:
-        handle = app.start(calls_flaky, id="retry-1")
+        handle = app.start(calls_flaky if kind == "async" else calls_flaky_sync, id="retry-1")
         # parked an hour ahead: the worker holds nothing for it, the journal has attempt 1
         until("it parks", lambda: parked(app, "retry-1", T0 + 3600))
         (step,) = app.store.get_journal("retry-1")

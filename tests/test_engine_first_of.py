@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -175,3 +176,43 @@ def test_bad_waits_are_refused_with_advice() -> None:
         durably.timer()
     with pytest.raises(durably.NotInWorkflowError):
         durably.wait_any(durably.timer(1))
+
+
+@app.workflow()
+async def approval_then_charge() -> Any:
+    fired = await durably.wait_any(approve=durably.event("approve"), escalate=durably.timer(3600))
+    return [fired.key, await charge(1)]
+
+
+@app.step(retry=durably.Retry(attempts=3, initial=600))
+async def charge(n: int) -> int:
+    if durably.step_context().attempt == 1:
+        raise ConnectionError("down")
+    return n
+
+
+def test_the_deploy_gate_replays_parked_wait_anys_and_retries_without_running_them() -> None:
+    from durably.engine.replay import Replayer
+    from durably.storage.base import WorkflowRecord
+
+    def replay(wf: Any, journal: list[JournalEntry]) -> Any:
+        record = WorkflowRecord("wf-1", wf.name, WorkflowStatus.RUNNING,
+                                app.codec.encode_call((), {}), 0.0, 0.0)  # fmt: skip
+
+        async def main() -> Any:
+            async with Replayer(app.codec, clock=lambda: 2000.0) as replayer:
+                return await replayer.replay(wf, record, journal)
+
+        return asyncio.run(main())
+
+    waiting = entry(0, "any", "event:approve | timer", json.dumps({"deadlines": [None, 9e9]}),
+                    "waiting")  # fmt: skip
+    assert replay(approval_then_charge, [waiting]).ok
+    chose = entry(0, "any", "event:approve | timer", json.dumps({"index": 1, "value": None}))
+    retrying = entry(1, "step", "charge", json.dumps({"retry_at": 9e9}), "waiting")
+    result = replay(approval_then_charge, [chose, retrying])
+    assert result.ok and result.replayed == 2
+    renamed = entry(0, "any", "event:approved | timer", json.dumps({"deadlines": [None, 9e9]}),
+                    "waiting")  # fmt: skip
+    divergence = replay(approval_then_charge, [renamed]).divergence
+    assert divergence is not None and divergence.journal_name == "event:approved | timer"
