@@ -25,7 +25,6 @@ class FakeRuntime:
         self.written: list[WriteOp] = []
         self.clock = 1_000.0
         self.fence_ok = True
-        self.sleeps: list[float] = []
         self.eviction_threshold = 0.0
         self.new_work = 0
         self.held: dict[str, tuple[str, str | None]] = {}
@@ -58,9 +57,6 @@ class FakeRuntime:
         fut: asyncio.Future[bool] = self.loop.create_future()
         fut.set_result(self.fence_ok)
         return fut
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
 
     def entries(self) -> list[JournalEntry]:
         return [op.entry for op in self.written if isinstance(op, RecordEntry)]

@@ -245,3 +245,43 @@ def test_check_crash_safety_of_a_wait_any_and_a_retried_step(tmp_path: Any) -> N
     # the consumption of each event a wait_any won is a crash point of its own
     assert sum("before-consume any" in p for p in points) == 2, points
     assert report.step_runs == {"flaky": 2}
+
+
+def test_a_cancel_reaches_a_workflow_parked_in_a_retry_or_a_wait_any(app: durably.App) -> None:
+    undone: list[str] = []
+
+    @app.step(retry=durably.Retry(attempts=3, initial=3600))
+    async def always_down() -> None:
+        raise ConnectionError("down")
+
+    @app.step()
+    async def undo(what: str) -> None:
+        undone.append(what)
+
+    @app.workflow
+    async def retrying() -> None:
+        try:
+            await always_down()
+        except durably.Cancelled:
+            await undo("retrying")
+            raise
+
+    @app.workflow
+    async def waiting() -> None:
+        try:
+            await durably.wait_any(durably.event("go"), durably.timer(3600))
+        except durably.Cancelled:
+            await undo("waiting")
+            raise
+
+    with app:
+        h1, h2 = app.start(retrying, id="c1"), app.start(waiting, id="c2")
+        until("both park", lambda: parked(app, "c1", T0 + 3600) and parked(app, "c2", T0 + 3600))
+        app.cancel("c1")
+        app.cancel("c2")
+        for handle in (h1, h2):
+            with pytest.raises(durably.WorkflowFailedError):
+                handle.result(timeout=30)
+            assert handle.status() is durably.WorkflowStatus.CANCELLED
+    assert sorted(undone) == ["retrying", "waiting"]
+    assert [a.attempt for a in app.store.get_attempts("c1")] == [1]  # no attempt after it

@@ -142,9 +142,6 @@ class _ReplayRuntime:
         fut.set_result(True)
         return fut
 
-    async def sleep(self, seconds: float) -> None:
-        """No retry waits: no step runs."""
-
 
 class _ReplayExecution(Execution):
     """An :class:`Execution` that stops at the journal's end instead of executing."""

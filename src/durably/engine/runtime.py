@@ -47,7 +47,3 @@ class Runtime(Protocol):
     def commit(self, op: WriteOp) -> Awaitable[bool]:
         """Queue a fenced write; resolves once durable, to False if the fence rejected it."""
         ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait (retry backoff)."""
-        ...

@@ -100,6 +100,3 @@ class WorkerRuntime:
                 return fut
         self._committer.submit(op, fut)
         return fut
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
