@@ -88,6 +88,8 @@ def test_poll_signals_reports_events_children_and_cancels(store: Store) -> None:
         ("c2", WorkflowStatus.FAILED, None, "{}"),
     ]
     assert set(got.children) == {"p"}
+    # with when they ended (durably.wait_any orders what became ready while it was parked)
+    assert [c.finished_at for c in got.children["p"]] == [T0 + 4, T0 + 3]
     store.request_cancel("q", T0 + 5)
     assert store.poll_signals(["p", "q"], 0).cancel_requested == {"q"}
     # a consumed event is no longer reported
@@ -202,6 +204,7 @@ def test_a_finished_child_wakes_its_parent_and_is_loaded_by_the_next_claim(store
     assert [(k.id, k.status, k.output) for k in c.children] == [
         ("k", WorkflowStatus.COMPLETED, '"r"')
     ]
+    assert [k.finished_at for k in c.children] == [T0 + 2]
     assert [e.kind for e in c.journal] == ["child"]
 
 

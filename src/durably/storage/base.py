@@ -123,10 +123,12 @@ class JournalEntry:
     """The recorded outcome of one durable call at sequence number ``seq`` of a workflow.
 
     ``kind`` is ``"step"``, ``"now"``, ``"random"``, ``"uuid"``, ``"sleep"``, ``"event"``,
-    ``"state"``, ``"child"`` or ``"patch"`` (a ``durably.patched()`` marker). ``status`` is
-    ``"completed"`` (``result`` holds the encoded value), ``"failed"`` (``error`` holds the
-    encoded error) or ``"waiting"`` (an event or child wait not resolved yet; ``result`` holds
-    what the wait needs, such as its deadline). A waiting entry is resolved once; a completed or
+    ``"state"``, ``"child"``, ``"patch"`` (a ``durably.patched()`` marker) or ``"any"`` (a
+    ``durably.wait_any``). ``status`` is ``"completed"`` (``result`` holds the encoded value),
+    ``"failed"`` (``error`` holds the encoded error) or ``"waiting"`` (an event, child or
+    ``wait_any`` wait not resolved yet, ``result`` holding what the wait needs, such as its
+    deadline; or a step between two attempts: ``attempts`` made, ``result`` the retry time,
+    ``error`` the last attempt's error). A waiting entry is resolved once; a completed or
     failed one is never changed. ``owner``/``epoch`` are the fence the entry was written under.
     """
 
