@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, assert_type
 
 import durably
@@ -42,6 +42,19 @@ def sync_transfer(src: str, cents: int) -> int:
     future = durably.submit(withdraw, src, cents, "t")
     assert_type(future, durably.StepFuture[int])
     return future.result() + deposit(src, cents, "t")
+
+
+@app.workflow
+async def first_answer(n: int) -> object:
+    child = durably.start_child(upgrades, n)
+    fired = await durably.wait_any(
+        durably.event("answer"), late=durably.timer(timedelta(days=1)), child=child
+    )
+    assert_type(fired, durably.Fired)
+    assert_type(fired.index, int)
+    assert_type(fired.key, str | None)
+    until = durably.timer(until=datetime(2030, 1, 1, tzinfo=UTC))
+    return fired.value if fired.key else durably.wait_any_sync(until).value
 
 
 versioned = durably.App("sqlite:///typing-never-opened.db", version="2026.12.1")
