@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 import durably
 
 FLOWS = """
@@ -20,7 +22,7 @@ import time
 import durably
 
 app = durably.App({db!r}, worker_options=durably.WorkerOptions(
-    poll_interval=0.05, eviction_threshold=0.5, lease_seconds=2.0))
+    poll_interval=0.05, eviction_threshold={threshold}, lease_seconds=2.0))
 
 @app.step(retry=durably.Retry(attempts=3, initial=2.0, backoff=1.0))
 async def flaky() -> str:
@@ -44,9 +46,14 @@ def until(what: str, done: Callable[[], bool], seconds: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def test_kill_9_during_the_backoff_keeps_the_attempt_count(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("threshold", [0.5, 30.0], ids=["parked", "in-memory"])
+def test_kill_9_during_the_backoff_keeps_the_attempt_count(
+    db_url: str, tmp_path: Path, threshold: float
+) -> None:
+    """Parked: the 2 s backoff is longer than the eviction threshold; in memory: shorter (the
+    worker holds the lease, and the next one takes the dead one's leases over at its start)."""
     log = tmp_path / "attempts.log"
-    (tmp_path / "flows.py").write_text(FLOWS.format(db=db_url, log=str(log)))
+    (tmp_path / "flows.py").write_text(FLOWS.format(db=db_url, log=str(log), threshold=threshold))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLY_")}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *sys.path])
     client = durably.App(db_url)  # starts and reads; runs nothing
