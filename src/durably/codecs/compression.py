@@ -23,8 +23,9 @@ def _zstandard(why: str) -> Any:
 class Compression:
     """Compress each stored value of at least ``threshold`` bytes (after serialization) with
     ``algorithm``: ``"zlib"`` (standard library) or ``"zstd"`` (faster, needs the
-    ``zstandard`` package: ``pip install 'durably[zstd]'``). ``level``: the algorithm's level
-    (default: zlib 6, zstd 3). A value that does not shrink is stored as it is.
+    ``zstandard`` package: ``pip install 'durably[zstd]'``). ``level``: the algorithm's
+    level (default: zlib 6, zstd 3). A value that would not shrink (stored compressed values
+    are base64, a third larger than the compressed bytes) is stored as it is.
 
     Reads both zlib and zstd layers whatever ``algorithm`` is, so the algorithm can change
     without rewriting stored values. Put it before an :class:`Encryption` in the chain
@@ -70,7 +71,9 @@ class Compression:
         if len(data) < self.threshold:
             return None
         out: bytes = self._compress(data)
-        return (self.algorithm, out) if len(out) < len(data) else None
+        # stored as base64 (4 characters per 3 bytes) behind a short header: worth it only if
+        # that is still smaller than the value as it is
+        return (self.algorithm, out) if (len(out) + 2) // 3 * 4 + 24 < len(data) else None
 
     def decode(self, label: str, data: bytes) -> bytes:
         """Decompress a ``zlib`` or ``zstd`` layer."""
