@@ -22,7 +22,7 @@ from typing import Any
 
 from durably.app import App
 from durably.codecs.base import PayloadCodec
-from durably.errors import ConfigurationError
+from durably.errors import ConfigurationError, DurablyError
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, Serializer
 
 __all__ = ["CODECS_ENV", "CodecOptions", "add_codec_arguments", "codec_options", "load_object"]
@@ -94,7 +94,16 @@ def _codecs(obj: Any, option: str) -> CodecOptions:
     if isinstance(obj, App):
         return _of_app(obj)
     if callable(obj) and not isinstance(obj, PayloadCodec):
-        obj = obj()
+        name = getattr(obj, "__qualname__", type(obj).__name__)
+        try:
+            obj = obj()
+        except DurablyError:
+            raise  # e.g. a bad key: its message names the key id, never the key
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{option}: calling {name}() raised {type(exc).__name__}: {exc}; it should "
+                "return a durably.App, a payload codec or a list of them"
+            ) from None
         if isinstance(obj, App):
             return _of_app(obj)
     codecs: Sequence[Any] = [obj] if isinstance(obj, PayloadCodec) else obj
