@@ -13,7 +13,8 @@ import durably
 EXPECTED = {
     "App", "Cancelled", "ChildHandle", "ChildWorkflowFailed", "Client", "ConfigurationError",
     "DurablyError", "EventTimeoutError", "HistoryEntry", "InvalidIdError", "JsonSerializer",
-    "LeaseLostError", "NonDeterminismError", "NotInWorkflowError", "PayloadCodec", "PayloadTooLargeError",
+    "LeaseLostError", "NonDeterminismError", "NotInWorkflowError", "PayloadCodec",
+    "PayloadTooLargeError",
     "Queue", "Retry", "RunInfo", "Saga", "SerializationError", "Serializer", "Step",
     "StepContext", "StepFailed", "StepFuture", "StepTimeoutError", "Undecodable",
     "UnknownWorkflowError",

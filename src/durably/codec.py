@@ -73,8 +73,10 @@ _WIRE = _WireSerializer(max_payload_bytes=2**62)
 class Undecodable:
     """A stored value this process could not decode: most often one written by an App with a
     custom serializer, read by a process without it (``durably show``, ``durably server``
-    started with only ``--db``). ``text`` is the value exactly as stored, ``reason`` why it
-    could not be decoded. Read it through the App that wrote it to see the value."""
+    started with only ``--db``), or one encoded by payload codecs this process does not have
+    (or whose key it lacks); ``str()`` of that one is ``<encoded: aes-gcm key k2, 123 bytes>``.
+    ``text`` is the value exactly as stored, ``reason`` why it could not be decoded. Read it
+    through the App that wrote it (or with its codecs) to see the value."""
 
     text: str
     reason: str

@@ -31,15 +31,17 @@ _TAG = 16
 _ADVICE = "use 16, 24 or 32 random bytes, e.g. os.urandom(32)"
 
 
-def _aesgcm() -> Any:
+def _aesgcm() -> tuple[Any, type[Exception]]:
+    """cryptography's AESGCM class and its InvalidTag error."""
     try:
+        from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     except ImportError:
         raise ConfigurationError(
             "durably.codecs.Encryption needs the cryptography package: "
             "pip install 'durably[encryption]'"
         ) from None
-    return AESGCM
+    return AESGCM, InvalidTag
 
 
 class Encryption:
@@ -62,7 +64,7 @@ class Encryption:
                 "Encryption needs keys: a dict of key id -> key bytes, e.g. "
                 "Encryption(keys={'k1': key}) with key = os.urandom(32)"
             )
-        aesgcm = _aesgcm()
+        aesgcm, self._invalid_tag = _aesgcm()
         self._ciphers: dict[str, Any] = {}
         for key_id, key in keys.items():
             if not isinstance(key_id, str) or _KEY_ID.fullmatch(key_id) is None:
@@ -162,11 +164,9 @@ class Encryption:
             raise SerializationError(
                 f"its aes-gcm layer (key id {key_id!r}) is too short: the stored value is damaged"
             )
-        from cryptography.exceptions import InvalidTag
-
         try:
             plain: bytes = cipher.decrypt(data[:_NONCE], data[_NONCE:], label.encode("ascii"))
-        except InvalidTag:
+        except self._invalid_tag:
             raise SerializationError(
                 f"it cannot be decrypted with key id {key_id!r}: the key under that id is not "
                 "the one that encrypted it, or the stored value was altered"
