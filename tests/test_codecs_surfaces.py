@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -244,3 +245,34 @@ def _start(url: str, given: list[str], stderr: Any) -> Server:
 
     wait_until(up, "the server answers /healthz")
     return Server(base, proc, None)
+
+
+def test_the_readmes_codec_example_runs_and_the_cli_reads_it_with_the_key(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    (example,) = [b for b in blocks if "Encryption.from_env()]" in b]
+    (tmp_path / "encrypted_app.py").write_text(example)
+    env = {k: v for k, v in os.environ.items() if k not in ("DURABLY_DB", "DURABLY_CODECS")}
+    env |= {KEYS_ENV: _keys(("k2", K2), ("k1", K1)), "PYTHONPATH": str(tmp_path)}
+    ran = subprocess.run(
+        [sys.executable, "encrypted_app.py"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0 and ran.stdout.strip() == "hello ada", ran.stderr
+    stored = (tmp_path / "encrypted.db").read_bytes()
+    assert b"hello ada" not in stored and b"$encoded:1:aes-gcm@k2:" in stored
+    durably_cli = [sys.executable, "-m", "durably.cli", "show", "greet-ada"]
+    with_app = subprocess.run(
+        [*durably_cli, "--app", "encrypted_app:app"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert with_app.returncode == 0 and "output    hello ada" in with_app.stdout, with_app.stderr
+    env.pop(KEYS_ENV)
+    without = subprocess.run(
+        [*durably_cli, "--db", "sqlite:///encrypted.db"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert without.returncode == 0, without.stderr
+    assert "output    <encoded: aes-gcm key k2, " in without.stdout
+    for out in (ran, with_app, without):
+        assert_no_key(out.stdout + out.stderr)
