@@ -461,3 +461,26 @@ def test_bad_codec_chains_are_configuration_errors() -> None:
         durably.App("sqlite:///:memory:", codecs=[Compression(), Compression()])
     with pytest.raises(durably.ConfigurationError, match="not a payload codec"):
         durably.App("sqlite:///:memory:", codecs=[object()])  # type: ignore[list-item]
+
+
+def test_the_deploy_gate_replays_encrypted_journals(tmp_path: Path) -> None:
+    """replay-check (``check_store``) and ``durably.testing.replay`` of an exported history read
+    encrypted journals through the App's codecs; the export holds the stored (encrypted) texts."""
+    from durably.history import export_history
+    from durably.replay import check_store
+    from durably.testing import replay
+
+    app, relay = _waiting_app(f"sqlite:///{tmp_path}/gate.db", [_encryption()])
+    try:
+        with app:
+            app.start(relay, "gated", id="r-gate")
+            wait_until(lambda: _waiting(app, "r-gate"), "r-gate waits")
+        report = check_store(app, app.store)
+        assert [r.workflow_id for r in report.results] == ["r-gate"] and not report.diverged
+        history = export_history(app.store, "r-gate").to_dict()
+        assert (
+            "gated" not in str(history) and MARKER + "aes-gcm@k1:" in history["workflow"]["input"]
+        )
+        assert replay(app, history).results[0].workflow_id == "r-gate"
+    finally:
+        app.close()
