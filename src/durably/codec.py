@@ -90,7 +90,7 @@ class Undecodable:
 
 def _without_codecs(text: str, what: str, exc: SerializationError) -> SerializationError:
     """The error of decoding ``text`` with no payload codecs: for an encoded value, one that
-    says so; else ``exc`` itself."""
+    says so (raise it ``from None``); else ``exc`` itself (re-raise it as it is)."""
     encoded = describe(text)
     if encoded is None:
         return exc
@@ -221,6 +221,8 @@ class Codec:
         try:
             return self.serializer.decode(text, type_hint)
         except SerializationError as exc:
+            if describe(text) is None:
+                raise
             raise _without_codecs(text, what, exc) from None
         except Exception as exc:
             error = SerializationError(
@@ -380,6 +382,8 @@ class _JsonCodec(Codec):
         try:
             return self.serializer.decode(text, type_hint)
         except SerializationError as exc:
+            if describe(text) is None:
+                raise
             raise _without_codecs(text, what, exc) from None
 
     def _encoded_call(
@@ -396,6 +400,8 @@ class _JsonCodec(Codec):
         try:
             return self.serializer.decode_call(text, func)
         except SerializationError as exc:
+            if describe(text) is None:
+                raise
             raise _without_codecs(text, "call arguments", exc) from None
 
     def decode_input(self, text: str) -> Any:

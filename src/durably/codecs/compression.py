@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 import zlib
 from typing import Any, Literal
 
@@ -53,15 +54,28 @@ class Compression:
         self.algorithm = algorithm
         self.level = level
         self._compress: Any
+        self._local = threading.local()  # a zstd context is not to be used by two threads at once
         if algorithm == "zstd":
             zstandard = _zstandard("Compression(algorithm='zstd')")
-            self._compress = zstandard.ZstdCompressor(level=3 if level is None else level).compress
+            zstd_level = 3 if level is None else level
+            try:
+                zstandard.ZstdCompressor(level=zstd_level)  # a bad level fails now
+            except Exception as exc:
+                raise ConfigurationError(f"zstd level {level!r} is not valid: {exc}") from None
+
+            def compress(data: bytes) -> bytes:
+                compressor = getattr(self._local, "compressor", None)
+                if compressor is None:
+                    compressor = self._local.compressor = zstandard.ZstdCompressor(zstd_level)
+                out: bytes = compressor.compress(data)
+                return out
+
+            self._compress = compress
         else:
             zlib_level = 6 if level is None else level
             if not -1 <= zlib_level <= 9:
                 raise ConfigurationError(f"zlib level must be from -1 to 9, got {level}")
             self._compress = lambda data: zlib.compress(data, zlib_level)
-        self._zstd_decompressor: Any = None
 
     def __repr__(self) -> str:
         return f"Compression(threshold={self.threshold}, algorithm={self.algorithm!r})"
@@ -81,10 +95,12 @@ class Compression:
             if label == "zlib":
                 return zlib.decompress(data)
             if label == "zstd":
-                if self._zstd_decompressor is None:
+                decompressor = getattr(self._local, "decompressor", None)
+                if decompressor is None:
                     why = "reading a value compressed with zstd"
-                    self._zstd_decompressor = _zstandard(why).ZstdDecompressor()
-                out: bytes = self._zstd_decompressor.decompress(data)
+                    decompressor = _zstandard(why).ZstdDecompressor()
+                    self._local.decompressor = decompressor
+                out: bytes = decompressor.decompress(data)
                 return out
         except ConfigurationError as exc:
             raise SerializationError(exc.message) from None
