@@ -484,3 +484,15 @@ def test_the_deploy_gate_replays_encrypted_journals(tmp_path: Path) -> None:
         assert replay(app, history).results[0].workflow_id == "r-gate"
     finally:
         app.close()
+
+
+def test_the_codecs_are_safe_to_share_between_threads() -> None:
+    """A worker encodes and decodes from many threads (sync steps and workflows) at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chain = CodecChain([Compression(threshold=0, algorithm="zstd"), _encryption()])
+    texts = [f'{{"n":{i},"pad":"{"ab" * (50 + i % 300)}"}}' for i in range(800)]
+    with ThreadPoolExecutor(8) as pool:
+        sealed = list(pool.map(chain.seal, texts))
+        assert list(pool.map(chain.open, sealed)) == texts
+    assert all(s.startswith(MARKER + "zstd+aes-gcm@k1:") for s in sealed)
