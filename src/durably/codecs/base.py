@@ -47,7 +47,10 @@ class PayloadCodec(Protocol):
     See :class:`durably.codecs.Compression` and :class:`durably.codecs.Encryption`.
     """
 
-    names: Sequence[str]
+    @property
+    def names(self) -> Sequence[str]:
+        """The layer names this codec writes and reads, e.g. ``("zlib", "zstd")``."""
+        ...
 
     def encode(self, data: bytes) -> tuple[str, bytes] | None:
         """Encode ``data`` (the serializer's text as UTF-8, or the previous layer's output):
