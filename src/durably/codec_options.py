@@ -46,26 +46,33 @@ def add_codec_arguments(parser: argparse.ArgumentParser | Any) -> None:
     parser.add_argument("--codecs", dest="codecs", metavar="MODULE:OBJ", help=_CODECS_HELP)
 
 
-def load_object(spec: str, option: str) -> Any:
-    """Import ``"package.module:attribute"`` (``option`` names where it was given, in errors)."""
+def load_object(
+    spec: str,
+    option: str | None = None,
+    *,
+    shape: str = "MODULE:OBJ",
+    example: str = "myapp.codecs:codecs",
+    missing_ok: bool = False,
+) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute (None if it is missing and
+    ``missing_ok``). ``option`` names where the spec was given, ``shape`` and ``example`` what
+    it should look like, in errors (:class:`ConfigurationError`)."""
+    where = f"{option}: " if option else ""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigurationError(
-            f"{option}: expected MODULE:OBJ (e.g. myapp.codecs:codecs), got {spec!r}"
-        )
+        raise ConfigurationError(f"{where}expected {shape} (e.g. {example}), got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(
-            f"{option}: cannot import {module_name!r} ({exc}); run from the folder that holds it "
-            "or set PYTHONPATH"
+            f"{where}cannot import {module_name!r} ({exc}); run from the folder that holds it or "
+            "set PYTHONPATH"
         ) from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ConfigurationError(f"{option}: module {module_name!r} has no {attr!r}") from None
+    if not hasattr(module, attr) and not missing_ok:
+        raise ConfigurationError(f"{where}module {module_name!r} has no {attr!r}")
+    return getattr(module, attr, None)
 
 
 @dataclass(frozen=True)
