@@ -276,3 +276,34 @@ def test_the_readmes_codec_example_runs_and_the_cli_reads_it_with_the_key(tmp_pa
     assert "output    <encoded: aes-gcm key k2, " in without.stdout
     for out in (ran, with_app, without):
         assert_no_key(out.stdout + out.stderr)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_bench_takes_codecs_for_its_apps_and_its_workers(
+    written: Written, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from durably.bench.report import render
+    from durably.bench.workload import build
+
+    monkeypatch.setenv(KEYS_ENV, _keys(("k1", K1[:5])))
+    code, out = _cli(capsys, "bench", "--quick", "--codecs", f"{written.module}:codecs")
+    assert code == 2 and "'k1' is 5 bytes long" in out  # refused before measuring anything
+    assert_no_key(out, K1[:5])
+    monkeypatch.setenv(KEYS_ENV, _keys(("k1", K1)))
+    monkeypatch.setenv("DURABLY_CODECS", f"{written.module}:codecs")  # what --codecs sets
+    app = build(written.url)  # what the bench process and its `durably worker`s serve
+    try:
+        assert [type(c).__name__ for c in app.codecs] == ["Compression", "Encryption"]
+    finally:
+        app.close()
+    machine = {
+        "durably": "0", "date": "d", "python": "3", "cpus": 2, "sqlite": "3", "db_dir": "/tmp",
+        "filesystem": "ext4", "durability": "full", "backend": "sqlite",
+        "codecs": f"{written.module}:codecs",
+    }  # fmt: skip
+    floors = {
+        "floor_commit": {"commits": 10, "commit_ms": 1.0, "commits_per_s": 1000.0},
+        "floor_batch": {"batches": 1, "rows_per_batch": 100, "rows_per_s": 2e4, "batch_ms": 5.0},
+    }
+    report = render({"machine": machine, "figures": floors})
+    assert f"Payload codecs: {written.module}:codecs" in report
