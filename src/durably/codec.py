@@ -418,10 +418,10 @@ class _JsonCodec(Codec):
         try:
             return json.loads(text)  # stored JSON is its own JSON form
         except (ValueError, RecursionError) as exc:
-            reason = str(_without_codecs(text, "value", SerializationError(str(exc))))
-            return to_json(
-                Undecodable(text, f"Cannot decode value: {exc}" if reason == str(exc) else reason)
+            error = _without_codecs(
+                text, "value", SerializationError(f"Cannot decode value: {exc}")
             )
+            return to_json(Undecodable(text, str(error)))
 
 
 def codec_for(
