@@ -81,13 +81,14 @@ class App(OperationsBase):
         serializer: Serializer | None = None,
         worker_options: WorkerOptions | None = None,
         version: str | None = None,
-        codecs: Sequence[PayloadCodec] = (),
+        codecs: Sequence[PayloadCodec] | None = (),
     ) -> None:
         self.database_url = resolve_database_url(database)
         """The database URL as given (it may hold a password: never show it; show
         :attr:`safe_database_url`)."""
         check_database_url(self.database_url)
         self.serializer: Serializer = serializer or JsonSerializer(max_payload_bytes)
+        codecs = () if codecs is None else codecs
         self.codec = codec_for(self.serializer, max_payload_bytes, codecs)
         """How this App stores values: every payload goes through ``serializer``, then
         ``codecs``."""
