@@ -13,6 +13,7 @@ import typing as _typing
 from durably import workflow_api as _workflow_api
 from durably.app import App
 from durably.codec import Undecodable
+from durably.codecs import PayloadCodec
 from durably.definitions import Step, Workflow
 from durably.errors import (
     Cancelled,
@@ -82,6 +83,7 @@ __all__ = [
     "LeaseLostError",
     "NonDeterminismError",
     "NotInWorkflowError",
+    "PayloadCodec",
     "PayloadTooLargeError",
     "Queue",
     "Retry",

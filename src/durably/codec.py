@@ -20,17 +20,23 @@ Readers that show many values at once (``WorkflowInfo``, history, published stat
 lenient ``view*`` methods: a value this process cannot decode (written by another serializer, or
 damaged) comes back as an :class:`Undecodable` holding the stored text, instead of failing the
 whole read.
+
+An App with payload codecs (``durably.App(codecs=[...])``, :mod:`durably.codecs`) gets a Codec
+that passes every stored text through the chain after the serializer (and back before it); a
+Codec without them reads an encoded value as an :class:`Undecodable` (shown as ``<encoded:
+aes-gcm key k2, 123 bytes>``) and refuses to decode it with an error that says so.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from durably import limits
+from durably.codecs.base import CodecChain, PayloadCodec, describe, is_encoded
 from durably.errors import ConfigurationError, SerializationError
 from durably.serialization import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -41,8 +47,9 @@ from durably.serialization import (
     decode_arguments,
     where,
 )
+from durably.storage.base import PREVIEW_CHARS
 
-__all__ = ["Codec", "Undecodable", "codec_for", "to_json"]
+__all__ = ["ChainedCodec", "Codec", "Undecodable", "codec_for", "to_json"]
 
 _PROTOCOL_METHODS = ("encode", "decode")
 _FAST_METHODS = ("encode", "decode", "encode_call", "decode_call")
@@ -66,14 +73,32 @@ _WIRE = _WireSerializer(max_payload_bytes=2**62)
 class Undecodable:
     """A stored value this process could not decode: most often one written by an App with a
     custom serializer, read by a process without it (``durably show``, ``durably server``
-    started with only ``--db``). ``text`` is the value exactly as stored, ``reason`` why it
-    could not be decoded. Read it through the App that wrote it to see the value."""
+    started with only ``--db``), or one encoded by payload codecs this process does not have
+    (or whose key it lacks); ``str()`` of that one is ``<encoded: aes-gcm key k2, 123 bytes>``.
+    ``text`` is the value exactly as stored, ``reason`` why it could not be decoded. Read it
+    through the App that wrote it (or with its codecs) to see the value."""
 
     text: str
     reason: str
 
     def __str__(self) -> str:
+        encoded = describe(self.text)
+        if encoded is not None:
+            return f"<encoded: {encoded}>"
         return f"<cannot decode (written by another serializer?); stored text: {self.text}>"
+
+
+def _without_codecs(text: str, what: str, exc: SerializationError) -> SerializationError:
+    """The error of decoding ``text`` with no payload codecs: for an encoded value, one that
+    says so (raise it ``from None``); else ``exc`` itself (re-raise it as it is)."""
+    encoded = describe(text)
+    if encoded is None:
+        return exc
+    return SerializationError(
+        f"Cannot decode {what}: it is encoded ({encoded}) and this App has no payload codecs; "
+        "give it the codecs that wrote it (durably.App(codecs=[...]); the CLI and "
+        "`durably server`: --app MODULE:APP or --codecs MODULE:OBJ)"
+    )
 
 
 def to_json(value: Any) -> Any:
@@ -195,12 +220,15 @@ class Codec:
         :class:`SerializationError` (naming ``what``) whatever the serializer raised."""
         try:
             return self.serializer.decode(text, type_hint)
-        except SerializationError:
-            raise
+        except SerializationError as exc:
+            if describe(text) is None:
+                raise
+            raise _without_codecs(text, what, exc) from None
         except Exception as exc:
-            raise SerializationError(
+            error = SerializationError(
                 f"Cannot decode {what}: {self._name}.decode raised {type(exc).__name__}: {exc}"
-            ) from exc
+            )
+            raise _without_codecs(text, what, error) from exc
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -318,6 +346,16 @@ class Codec:
         """Stored ``text`` in durably's JSON form (see :func:`to_json`), for the HTTP API."""
         return to_json(self.view(text))
 
+    def reveal(self, text: str) -> str:
+        """Stored ``text`` as the serializer wrote it, for previews (lists show the start of
+        each value's text): a plain value as it is; an encoded one as ``<encoded: ...>``."""
+        encoded = describe(text)
+        if encoded is None:
+            return text
+        if len(text) > PREVIEW_CHARS:  # a list's preview: the value was cut
+            encoded = f"{encoded.rpartition(', ')[0]}, over {PREVIEW_CHARS} bytes"
+        return f"<encoded: {encoded}>"
+
     def from_json(self, value: Any) -> Any:
         """A value received in durably's JSON form (an HTTP request's arguments or event data)
         as the Python value to hand to the serializer: tagged objects become datetimes, bytes,
@@ -341,7 +379,12 @@ class _JsonCodec(Codec):
         return self.serializer.encode(value, what=what, workflow_id=workflow_id, step=step)
 
     def decode(self, text: str, type_hint: Any = Any, *, what: str = "value") -> Any:
-        return self.serializer.decode(text, type_hint)
+        try:
+            return self.serializer.decode(text, type_hint)
+        except SerializationError as exc:
+            if describe(text) is None:
+                raise
+            raise _without_codecs(text, what, exc) from None
 
     def _encoded_call(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], workflow_id: str | None,
@@ -354,10 +397,15 @@ class _JsonCodec(Codec):
     def decode_call(
         self, text: str, func: Callable[..., Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return self.serializer.decode_call(text, func)
+        try:
+            return self.serializer.decode_call(text, func)
+        except SerializationError as exc:
+            if describe(text) is None:
+                raise
+            raise _without_codecs(text, "call arguments", exc) from None
 
     def decode_input(self, text: str) -> Any:
-        return self.serializer.decode(text)  # the call's JSON object, as stored
+        return self.decode(text, what="call arguments")  # the call's JSON object, as stored
 
     def encode_error(self, info: dict[str, Any]) -> str:
         # a message or traceback may hold lone surrogates: shown as U+FFFD, so it can be stored
@@ -370,19 +418,133 @@ class _JsonCodec(Codec):
         try:
             return json.loads(text)  # stored JSON is its own JSON form
         except (ValueError, RecursionError) as exc:
-            return to_json(Undecodable(text, f"Cannot decode value: {exc}"))
+            error = _without_codecs(
+                text, "value", SerializationError(f"Cannot decode value: {exc}")
+            )
+            return to_json(Undecodable(text, str(error)))
 
 
 def codec_for(
     serializer: Serializer | Codec | None = None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    codecs: Sequence[PayloadCodec] = (),
 ) -> Codec:
     """The :class:`Codec` of ``serializer`` (default: a :class:`JsonSerializer` with
-    ``max_payload_bytes``); a Codec is returned as it is."""
+    ``max_payload_bytes``) followed by the payload ``codecs``; a Codec is returned as it is."""
     if isinstance(serializer, Codec):
         return serializer
     if serializer is None:
         serializer = JsonSerializer(max_payload_bytes)
+    codec: Codec
     if _is_default_json(serializer):
-        return _JsonCodec(serializer, max_payload_bytes)
-    return Codec(serializer, max_payload_bytes)
+        codec = _JsonCodec(serializer, max_payload_bytes)
+    else:
+        codec = Codec(serializer, max_payload_bytes)
+    chain = CodecChain(codecs)
+    return ChainedCodec(codec, chain) if chain else codec
+
+
+class ChainedCodec(Codec):
+    """A :class:`Codec` followed by payload codecs: what the serializer writes goes through
+    ``chain`` before it is stored, and stored text back through it before the serializer reads
+    it. Plain values (written before the codecs were enabled) are read as they are.
+
+    Size: ``max_payload_bytes`` holds before the codecs (the serializer's text, as without
+    codecs, so compression does not let larger values in) and after them (the stored text,
+    which is what a database column holds: base64 makes encrypted values a third larger).
+    Error descriptions are held to neither, as without codecs."""
+
+    def __init__(self, inner: Codec, chain: CodecChain) -> None:
+        super().__init__(inner.serializer, inner.max_payload_bytes)
+        self.inner = inner
+        self.chain = chain
+
+    def _sealed(self, text: str, what: str, workflow_id: str | None, step: str | None) -> str:
+        sealed = self.chain.seal(text, what, where(workflow_id, step))
+        if sealed is not text and len(sealed) > self.max_payload_bytes:
+            check_size(
+                sealed, len(sealed), self.max_payload_bytes,
+                f"{what} (after the App's payload codecs)", workflow_id, step,
+            )  # fmt: skip
+        return sealed
+
+    def encode(
+        self,
+        value: Any,
+        *,
+        what: str = "value",
+        workflow_id: str | None = None,
+        step: str | None = None,
+    ) -> str:
+        text = self.inner.encode(value, what=what, workflow_id=workflow_id, step=step)
+        return self._sealed(text, what, workflow_id, step)
+
+    def encode_call(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        workflow_id: str | None = None,
+        step: str | None = None,
+        name: str = "",
+    ) -> str:
+        text = self.inner.encode_call(args, kwargs, workflow_id=workflow_id, step=step, name=name)
+        return self._sealed(text, "arguments" + call_owner(step, name), workflow_id, step)
+
+    def encode_error(self, info: dict[str, Any]) -> str:
+        return self.chain.seal(self.inner.encode_error(info), "error")
+
+    def decode(self, text: str, type_hint: Any = Any, *, what: str = "value") -> Any:
+        return self.inner.decode(self.chain.open(text, what), type_hint, what=what)
+
+    def decode_call(
+        self, text: str, func: Callable[..., Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return self.inner.decode_call(self.chain.open(text, "call arguments"), func)
+
+    def decode_input(self, text: str) -> Any:
+        return self.inner.decode_input(self.chain.open(text, "call arguments"))
+
+    def decode_error(self, text: str) -> dict[str, Any]:
+        return self.inner.decode_error(self.chain.open(text, "error"))
+
+    def view(self, text: str) -> Any:
+        try:
+            plain = self.chain.open(text)
+        except SerializationError as exc:
+            return Undecodable(text, str(exc))
+        return self.inner.view(plain)
+
+    def view_input(self, text: str) -> Any:
+        try:
+            plain = self.chain.open(text, "call arguments")
+        except SerializationError as exc:
+            return Undecodable(text, str(exc))
+        return self.inner.view_input(plain)
+
+    def view_error(self, text: str) -> dict[str, Any]:
+        try:
+            plain = self.chain.open(text, "error")
+        except SerializationError as exc:
+            return {"type": "durably.Undecodable", "message": str(exc), "text": text}
+        return self.inner.view_error(plain)
+
+    def as_json(self, text: str) -> Any:
+        try:
+            plain = self.chain.open(text)
+        except SerializationError as exc:
+            return to_json(Undecodable(text, str(exc)))
+        return self.inner.as_json(plain)
+
+    def from_json(self, value: Any) -> Any:
+        return self.inner.from_json(value)
+
+    def reveal(self, text: str) -> str:
+        """A plain value as it is; an encoded one decoded when it can be (previews of lists
+        hold only the start of each value: a cut one cannot), else ``<encoded: ...>``."""
+        if not is_encoded(text):
+            return text
+        try:
+            return self.chain.open(text)
+        except SerializationError:
+            return super().reveal(text)

@@ -101,11 +101,13 @@ class WorkflowInfo:
         unserved: bool = False,
         decode_input: Callable[[str], Any] | None = None,
         decode_error: Callable[[str], dict[str, Any]] = json.loads,
+        reveal: Callable[[str], str] | None = None,
     ) -> WorkflowInfo:
         """Build from a store record, decoding payloads with ``decode`` (the input with
-        ``decode_input``, default ``decode``; the error with ``decode_error``)."""
+        ``decode_input``, default ``decode``; the error with ``decode_error``; the previews
+        with ``reveal``, see :meth:`summary_of`)."""
         return replace(
-            cls.summary_of(rec, unserved=unserved),
+            cls.summary_of(rec, unserved=unserved, reveal=reveal),
             summary=False,
             input=(decode_input or decode)(rec.input),
             output=None if rec.output is None else decode(rec.output),
@@ -113,9 +115,21 @@ class WorkflowInfo:
         )
 
     @classmethod
-    def summary_of(cls, rec: WorkflowRecord, *, unserved: bool = False) -> WorkflowInfo:
+    def summary_of(
+        cls,
+        rec: WorkflowRecord,
+        *,
+        unserved: bool = False,
+        reveal: Callable[[str], str] | None = None,
+    ) -> WorkflowInfo:
         """A listed workflow (``summary``): the record of ``Store.list_workflows``, whose
-        payloads are only their first characters, shown as previews and never decoded."""
+        payloads are only their first characters, shown as previews and never decoded
+        (``reveal``: the App's codec's, which turns a value its payload codecs encoded back
+        into the serializer's text when it can, else into ``<encoded: ...>``)."""
+
+        def shown(text: str | None) -> str | None:
+            return preview(text if text is None or reveal is None else reveal(text))
+
         return cls(
             id=rec.id,
             name=rec.name,
@@ -137,9 +151,9 @@ class WorkflowInfo:
             unserved=unserved,
             created_at_epoch=rec.created_at,
             summary=True,
-            input_preview=preview(rec.input),
-            output_preview=preview(rec.output),
-            error_preview=preview(rec.error),
+            input_preview=shown(rec.input),
+            output_preview=shown(rec.output),
+            error_preview=shown(rec.error),
             version=rec.version,
         )
 
@@ -151,7 +165,7 @@ class WorkflowInfo:
         decode becomes a :class:`durably.Undecodable`)."""
         return cls.from_record(
             rec, codec.view, unserved=unserved, decode_input=codec.view_input,
-            decode_error=codec.view_error,
+            decode_error=codec.view_error, reveal=codec.reveal,
         )  # fmt: skip
 
 

@@ -177,3 +177,26 @@ def histories_still_replay(app: durably.App) -> None:
         for d in exc.divergences:
             assert_type(d.seq, int | None)
             assert_type(d.code_kind, str)
+
+
+class Reversed:
+    """A payload codec of the user's own, written to the ``durably.PayloadCodec`` protocol."""
+
+    names = ("reversed",)
+
+    def encode(self, data: bytes) -> tuple[str, bytes] | None:
+        return "reversed", data[::-1]
+
+    def decode(self, label: str, data: bytes) -> bytes:
+        return data[::-1]
+
+
+def codecs_type_check(key: bytes) -> durably.App:
+    """Payload codecs: the shipped ones and one of the user's own, chained on an App."""
+    from durably.codecs import Compression, Encryption
+
+    codec: durably.PayloadCodec = Reversed()
+    encryption = Encryption(keys={"k2": key, "k1": key}, active="k2")
+    assert_type(encryption.key_ids, list[str])
+    assert_type(Encryption.from_env(), Encryption)
+    return durably.App(codecs=[Compression(threshold=512, algorithm="zstd"), codec, encryption])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from durably import limits
@@ -14,6 +14,7 @@ from durably.app.lifecycle import Lifecycle
 from durably.app.results import Results
 from durably.app.starts import Starts
 from durably.codec import codec_for
+from durably.codecs.base import PayloadCodec
 from durably.definitions import VERSIONING, Registry, Step, Versioning, Workflow, qualified_name
 from durably.errors import ConfigurationError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
@@ -60,6 +61,11 @@ class App(OperationsBase):
     :class:`JsonSerializer`); ``max_payload_bytes`` caps the size of one encoded value (a
     ``JsonSerializer`` passed in keeps its own limit).
 
+    ``codecs``: :class:`durably.PayloadCodec` layers applied, in order, to every stored value
+    after the serializer, such as ``[durably.codecs.Compression(),
+    durably.codecs.Encryption(keys={"k1": key})]`` (README, Payload codecs). The size limit
+    holds before and after them.
+
     ``version``: the version of this code (default ``$DURABLY_VERSION``; None: unversioned).
     Each workflow records the version it started under, and is run only by workers of that
     version (pinned), unless it is ``@app.workflow(versioning="auto_upgrade")``. An unversioned
@@ -75,14 +81,19 @@ class App(OperationsBase):
         serializer: Serializer | None = None,
         worker_options: WorkerOptions | None = None,
         version: str | None = None,
+        codecs: Sequence[PayloadCodec] | None = (),
     ) -> None:
         self.database_url = resolve_database_url(database)
         """The database URL as given (it may hold a password: never show it; show
         :attr:`safe_database_url`)."""
         check_database_url(self.database_url)
         self.serializer: Serializer = serializer or JsonSerializer(max_payload_bytes)
-        self.codec = codec_for(self.serializer, max_payload_bytes)
-        """How this App stores values: every payload goes through ``serializer``."""
+        codecs = () if codecs is None else codecs
+        self.codec = codec_for(self.serializer, max_payload_bytes, codecs)
+        """How this App stores values: every payload goes through ``serializer``, then
+        ``codecs``."""
+        self.codecs: tuple[PayloadCodec, ...] = tuple(codecs)
+        """The payload codecs every stored value goes through after ``serializer``."""
         self._worker_options = worker_options
         self.registry = Registry()
         self.version = version if version is not None else os.environ.get(VERSION_ENV) or None
@@ -298,7 +309,8 @@ class App(OperationsBase):
             created_before=until, id_prefix=id_prefix, before=position,
         )  # fmt: skip
         unserved = self.unserved_filter()
-        return [WorkflowInfo.summary_of(r, unserved=unserved(r)) for r in records]
+        reveal = self.codec.reveal
+        return [WorkflowInfo.summary_of(r, unserved=unserved(r), reveal=reveal) for r in records]
 
     def _iter_workflows(self, filters: WorkflowFilter, page_size: int) -> Iterator[WorkflowInfo]:
         filters = filters.in_epoch_seconds()

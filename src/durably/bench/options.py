@@ -98,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "?synchronous_commit=off), floors included; default: full durability",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure here")
+    parser.add_argument(
+        "--codecs",
+        metavar="MODULE:OBJ",
+        help="measure with these payload codecs on every stored value (an App, a codec, a list, "
+        "or a function returning one; default: $DURABLY_CODECS, else none)",
+    )
 
 
 def params_from(args: argparse.Namespace) -> Params:

@@ -177,6 +177,7 @@ def render(results: dict[str, Any]) -> str:
         f"{m.get('cpu_check_before_s', 0):.2f} s before, "
         f"{m.get('cpu_check_after_s', 0):.2f} s after",
         f"  Worker processes start from durably's bytecode: {m.get('bytecode', 'unknown')}",
+        *([f"  Payload codecs: {m['codecs']}"] if m.get("codecs") else []),
         "",
         *table(_rows(figures)),
         "",

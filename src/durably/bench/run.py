@@ -31,6 +31,7 @@ from durably.bench.workloads import (
     throughput_embedded,
     throughput_processes,
 )
+from durably.codec_options import CODECS_ENV, codec_options
 from durably.errors import DurablyError
 from durably.storage.urls import scrub
 
@@ -71,6 +72,7 @@ def machine(target: Target) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count() or 0,
         "sqlite": sqlite3.sqlite_version,
+        "codecs": os.environ.get(CODECS_ENV) or None,
         **target.info(),
     }
 
@@ -138,6 +140,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     only = args.only or WORKLOADS
+    if getattr(args, "codecs", None):  # the workers (processes) read it too
+        os.environ[CODECS_ENV] = args.codecs
+    try:
+        codec_options(argparse.Namespace())  # a bad --codecs fails now, not in every workload
+    except DurablyError as exc:
+        print(f"durably bench: error: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.db is not None:
             target = PostgresTarget(args.db, relaxed=args.relaxed)

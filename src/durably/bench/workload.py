@@ -8,10 +8,13 @@ by name.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import time
 
 import durably
+from durably.codec_options import CODECS_ENV, codec_options
 
 STEPS_PER_WORKFLOW = 3
 SLOW_STEP_SECONDS = 0.2
@@ -26,8 +29,10 @@ SLEEPER = "bench_sleeper"
 
 
 def build(url: str | None = None, options: durably.WorkerOptions | None = None) -> durably.App:
-    """A new App on ``url`` (default ``$DURABLY_DB``) with every benchmark workflow."""
-    app = durably.App(url, worker_options=options)
+    """A new App on ``url`` (default ``$DURABLY_DB``) with every benchmark workflow, and the
+    payload codecs of ``$DURABLY_CODECS`` if set (``durably bench --codecs``)."""
+    codecs = codec_options(argparse.Namespace()).codecs if os.environ.get(CODECS_ENV) else ()
+    app = durably.App(url, worker_options=options, codecs=codecs)
 
     @app.step(name="bench_noop")
     async def noop(i: int) -> int:

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 
 from durably import errors
+from durably.codec_options import add_codec_arguments, codec_options
 from durably.operations import WorkflowOperations
 from durably.remote.errors import AuthenticationError, ServerUnreachableError
 from durably.storage import missing_database, redact_url
@@ -68,6 +69,10 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         "--token", metavar="TOKEN", help="the server's bearer token (default: $DURABLY_TOKEN)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    values = parser.add_argument_group(
+        "values encoded by payload codecs (with --db; default: shown as <encoded: ...>)"
+    )
+    add_codec_arguments(values)
 
 
 def open_target(args: argparse.Namespace) -> tuple[Target, str]:
@@ -75,7 +80,9 @@ def open_target(args: argparse.Namespace) -> tuple[Target, str]:
 
     ``--db``/``--server`` win (not both); then ``$DURABLY_SERVER``; then ``$DURABLY_DB`` (else
     ``./durably.db``, as for ``durably.App()``). A SQLite file that does not exist is an error
-    (:func:`missing_database`): a management command never creates a database.
+    (:func:`missing_database`): a management command never creates a database. ``--app`` /
+    ``--codecs`` / ``$DURABLY_CODECS`` give the App the payload codecs that read the values
+    (:mod:`durably.codec_options`); ``--app`` also its database when there is no ``--db``.
     """
     if args.db and args.server:
         raise errors.ConfigurationError("give --db or --server, not both")
@@ -84,12 +91,12 @@ def open_target(args: argparse.Namespace) -> tuple[Target, str]:
         from durably.client import Client
 
         return Client(server, token=args.token), f"server {redact_url(server)}"
-    missing = missing_database(args.db)
+    options = codec_options(args)
+    database = args.db or options.database_url
+    missing = missing_database(database)
     if missing is not None:
         raise missing
-    from durably.app import App
-
-    app = App(args.db)
+    app = options.open(database)
     return app, f"database {app.safe_database_url}"
 
 

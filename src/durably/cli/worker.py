@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import os
 import sys
 from typing import Any
 
 from durably.app import App
+from durably.codec_options import load_object
 from durably.errors import ConfigurationError
 from durably.storage import open_store, redact_url, resolve_database_url
 from durably.worker.supervisor import CHILD_ENV, GO, STANDBY_ENV, Supervisor, resolve_processes
@@ -21,18 +21,7 @@ _FORMATTER = argparse.RawDescriptionHelpFormatter
 
 def load_app(spec: str) -> App:
     """Import ``"package.module:attribute"`` and return the :class:`App` it names."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigurationError(f"expected MODULE:APP (e.g. myapp.workflows:app), got {spec!r}")
-    sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"cannot import {module_name!r} ({exc}); run from the folder that holds it or set "
-            "PYTHONPATH"
-        ) from exc
-    app = getattr(module, attr, None)
+    app = load_object(spec, shape="MODULE:APP", example="myapp.workflows:app", missing_ok=True)
     if not isinstance(app, App):
         raise ConfigurationError(
             f"{spec!r} is not a durably.App (found {type(app).__name__}); point at the App object"

@@ -1,12 +1,16 @@
 """``durably server``: its options, and serving the API with uvicorn.
 
 ``durably server --db URL [--host 127.0.0.1] [--port 8233] [--token T] [--max-body-bytes N]
-[--header-timeout S] [--keep-alive-timeout S] [--limit-concurrency N]``.
-The database comes from ``--db`` or ``$DURABLY_DB``, the token from ``--token`` or
-``$DURABLY_TOKEN``. The server refuses a non-loopback ``--host`` without a token, and a SQLite
-file that does not exist (``durably migrate`` or a worker creates it). Slow or idle clients are
-bounded by the header and keep-alive timeouts, and the number of connections and requests in
-progress by the concurrency limit (:mod:`durably.server.protocol`).
+[--header-timeout S] [--keep-alive-timeout S] [--limit-concurrency N] [--app MODULE:APP |
+--codecs MODULE:OBJ]``.
+The database comes from ``--db``, else the ``--app``'s, else ``$DURABLY_DB``; the token from
+``--token`` or ``$DURABLY_TOKEN``; the payload codecs that read stored values from ``--app``,
+``--codecs`` or ``$DURABLY_CODECS`` (:mod:`durably.codec_options`; without them encoded values
+are answered as undecodable, marked encoded). The server refuses a non-loopback ``--host``
+without a token, and a SQLite file that does not exist (``durably migrate`` or a worker
+creates it). Slow or idle clients are bounded by the header and keep-alive timeouts, and the
+number of connections and requests in progress by the concurrency limit
+(:mod:`durably.server.protocol`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import sys
 
 from durably.argtypes import seconds, whole_number
+from durably.codec_options import add_codec_arguments, codec_options
 from durably.errors import ConfigurationError
 from durably.tokens import check_token
 
@@ -86,6 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every request (INFO level)"
     )
+    add_codec_arguments(parser)
 
 
 def is_loopback(host: str) -> bool:
@@ -125,28 +131,34 @@ def run(args: argparse.Namespace) -> int:
         from durably.server.protocol import head_timeout_protocol
     except ImportError as exc:
         return _error(f"{exc}; install the server extra: pip install 'durably[server]'")
-    from durably.app import App
     from durably.errors import DurablyError
     from durably.storage import missing_database, resolve_database_url
     from durably.storage.urls import scrub
 
-    missing = missing_database(args.db)
+    try:
+        options = codec_options(args)
+    except DurablyError as exc:  # its message names the option and the object, never a key
+        return _error(str(exc))
+    database = args.db or options.database_url
+    missing = missing_database(database)
     if missing is not None:  # serving it would create an empty database: a typo in --db
         return _error(missing.message)
     try:
-        client = App(args.db)
+        client = options.open(database)
         client.list_workflows(limit=1)  # opens and migrates: a bad URL fails now, not per request
     except DurablyError as exc:
         return _error(str(exc))
     except Exception as exc:  # the database driver's own error (unreachable server...)
-        detail = scrub(str(exc), resolve_database_url(args.db))
+        detail = scrub(str(exc), resolve_database_url(database))
         return _error(f"cannot open the database: {type(exc).__name__}: {detail}")
     app = create_app(client, token=token, max_body_bytes=args.max_body_bytes)
     verbose = bool(getattr(args, "verbose", False))
     logging.getLogger("durably.server").setLevel(logging.INFO if verbose else logging.WARNING)
+    codecs = ", ".join(type(c).__name__ for c in client.codecs)  # names only, never keys
     print(
         f"durably server: serving {client.safe_database_url} on http://{args.host}:{args.port} "
-        f"({'token required' if token else 'no auth'})",
+        f"({'token required' if token else 'no auth'}"
+        f"{'; payload codecs: ' + codecs if codecs else ''})",
         file=sys.stderr,
         flush=True,
     )
