@@ -19,6 +19,7 @@ __all__ = [
     "NonDeterminismError",
     "NotInWorkflowError",
     "PayloadTooLargeError",
+    "ScheduleNotFoundError",
     "SerializationError",
     "StepFailed",
     "StepTimeoutError",
@@ -84,6 +85,12 @@ class WorkflowNotFoundError(DurablyError):
     """No workflow with this id exists in the store."""
 
     code = "workflow_not_found"
+
+
+class ScheduleNotFoundError(DurablyError):
+    """No schedule of that name exists (``durably schedules ls`` lists them)."""
+
+    code = "schedule_not_found"
 
 
 class WorkflowIdConflictError(DurablyError):
