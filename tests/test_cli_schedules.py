@@ -121,8 +121,8 @@ def test_unknown_workflow_or_schedule_is_exit_3(
     "argv",
     [
         ["ls"], ["ls", "--json"], ["show", "ghost"], ["pause", "ghost"], ["trigger", "ghost"],
-        ["create", "n", "nope", "--every", "60"], ["backfill", "ghost", "--from", "2d", "--to", "1d"],
-        ["delete", "ghost"],
+        ["create", "n", "nope", "--every", "60"], ["delete", "ghost"],
+        ["backfill", "ghost", "--from", "2d", "--to", "1d"],
     ],
 )  # fmt: skip
 def test_no_secret_in_any_output(
