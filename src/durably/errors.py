@@ -92,6 +92,11 @@ class ScheduleNotFoundError(DurablyError):
 
     code = "schedule_not_found"
 
+    def __init__(self, message: str, *, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+        """The schedule's name."""
+
 
 class WorkflowIdConflictError(DurablyError):
     """A start with an id that an existing workflow of *another* name holds.

@@ -138,7 +138,8 @@ class ScheduleOperations:
         if rec is None:
             raise ScheduleNotFoundError(
                 f"no schedule named {name!r} on {self.database.safe_database_url}; "
-                "`durably schedules ls` lists them"
+                "`durably schedules ls` lists them",
+                name=name,
             )
         return rec
 
