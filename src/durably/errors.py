@@ -92,8 +92,15 @@ class ScheduleNotFoundError(DurablyError):
 
     code = "schedule_not_found"
 
-    def __init__(self, message: str, *, name: str = "") -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str = "",
+        workflow_id: str | None = None,
+        step: str | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, step=step)
         self.name = name
         """The schedule's name."""
 

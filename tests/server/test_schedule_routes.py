@@ -108,7 +108,7 @@ BAD: list[tuple[Request, int, str]] = [
     (("POST", "/v1/schedules", {"json": {"name": "n", "workflow": "greet", "every": 60,
                                          "start_at": "soon"}}), 400, "start_at"),
     (("POST", "/v1/schedules", {"json": {"name": "n", "workflow": "nope", "every": 60}}),
-     404, "unknown workflow 'nope'"),
+     404, "no worker has registered a workflow named 'nope'"),
     (("POST", "/v1/schedules", {"content": b"{not json",
                                 "headers": {"content-type": "application/json"}}), 400, "JSON"),
     (("POST", "/v1/schedules", {"content": b"x", "headers": {"content-type": "text/plain"}}),

@@ -293,6 +293,13 @@ class Schedule:
         return 0.0 if self.jitter is None else _seconds(self.jitter, "jitter")
 
 
+_TIMES = frozenset(
+    {"start_at", "end_at", "next_run_at", "buffered_tick", "last_tick", "created_at",
+     "updated_at"}
+)  # fmt: skip
+_DURATIONS = frozenset({"every", "catchup_window", "jitter"})
+
+
 def _when(value: float | None, tz: ZoneInfo) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz)
 
@@ -330,6 +337,19 @@ class ScheduleInfo:
     input: str
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScheduleInfo:
+        """The inverse of :meth:`to_dict` (a server's answer, to a Client)."""
+        values: dict[str, Any] = {}
+        for name in cls.__slots__:
+            value = data.get(name)
+            if name in _TIMES and isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            elif name in _DURATIONS and value is not None:
+                value = timedelta(seconds=value)
+            values[name] = value
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form: datetimes as ISO 8601, durations in seconds."""

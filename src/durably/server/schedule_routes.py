@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from durably.errors import UnknownWorkflowError
 from durably.schedules.spec import check_schedule_name
 
 from . import schedule_models as sm
@@ -14,6 +15,7 @@ from .endpoint import Call, json_response
 from .errors import ApiError
 from .inputs import model_body, parse_time
 from .operation import Body, Operation, Reply
+from .routes import unknown_name
 
 __all__ = ["OPERATIONS"]
 
@@ -64,7 +66,10 @@ def create_schedule(call: Call) -> Response:
     req = model_body(call.json(allow_empty=False), sm.ScheduleRequest)
     changes = _changes(req, call)
     workflow = changes.pop("workflow")
-    return _info(_ops(call).create(req.name, workflow, paused=req.paused, **changes))
+    try:
+        return _info(_ops(call).create(req.name, workflow, paused=req.paused, **changes))
+    except UnknownWorkflowError:  # its message names the database: say it in the API's words
+        raise unknown_name(workflow) from None
 
 
 def get_schedule(call: Call) -> Response:
@@ -77,7 +82,11 @@ def update_schedule(call: Call) -> Response:
     """PATCH /v1/schedules/{name}: change its definition."""
     name = _name(call)
     req = model_body(call.json(allow_empty=False), sm.ScheduleUpdate)
-    return _info(_ops(call).update(name, **_changes(req, call)))
+    changes = _changes(req, call)
+    try:
+        return _info(_ops(call).update(name, **changes))
+    except UnknownWorkflowError:
+        raise unknown_name(str(changes.get("workflow"))) from None
 
 
 def delete_schedule(call: Call) -> Response:
