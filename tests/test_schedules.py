@@ -266,6 +266,7 @@ def test_trigger_and_backfill(app: durably.App, clock: Clock) -> None:
     again = app.schedules.backfill("s", start, start + timedelta(minutes=3))
     assert [t.workflow_id for t in again] == [t.workflow_id for t in first]
     assert [t.result for t in again] == ["exists"] * 4  # idempotent: nothing twice
+    assert app.get_schedule("s").last_workflow_id == done.workflow_id  # a backfill is older
     skipped = app.schedules.backfill(
         "s", start + timedelta(hours=1), start + timedelta(hours=1, minutes=2), overlap="skip"
     )

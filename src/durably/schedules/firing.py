@@ -57,6 +57,8 @@ class _Decision:
     creations: list[WorkflowRecord] = dataclasses.field(default_factory=list)
     ticks: list[tuple[float, str, str]] = dataclasses.field(default_factory=list)
     stop: list[str] = dataclasses.field(default_factory=list)
+    record_last: bool = True
+    """Whether the decision's last tick becomes the schedule's ``last_*``."""
 
 
 class Firing:
@@ -118,6 +120,7 @@ class Firing:
         (default: the schedule's), leaving its next tick as it is. None if another writer
         changed the schedule first."""
         d = self._decision(rec, overlap or rec.overlap)
+        d.record_last = trigger  # a backfill's ticks are older than the last: not "the last"
         for t in ticks:
             wid = tick_id(rec.name, t, d.timing.tz)
             if trigger:  # to the microsecond: never a tick's id
@@ -168,7 +171,7 @@ class Firing:
 
     def _write(self, d: _Decision, now: float) -> list[ScheduleTick] | None:
         new = d.rec
-        if d.ticks:
+        if d.ticks and d.record_last:
             tick, wid, result = d.ticks[-1]
             new.last_tick, new.last_workflow_id, new.last_result = tick, wid, result
         new.updated_at = now

@@ -167,6 +167,7 @@ ALTER TABLE schedules ADD COLUMN last_workflow_id TEXT;
 ALTER TABLE schedules ADD COLUMN last_result TEXT;
 ALTER TABLE schedules ADD COLUMN missed {int} NOT NULL DEFAULT 0;
 ALTER TABLE schedules ADD COLUMN revision {int} NOT NULL DEFAULT 0;
+UPDATE schedules SET due_at = next_run_at;
 CREATE INDEX schedules_due ON schedules (due_at) WHERE enabled = 1;
 """,
 }
