@@ -133,7 +133,10 @@ class Firing:
 
     def _decision(self, rec: ScheduleRecord, overlap: str) -> _Decision:
         timing = Timing.from_json(rec.spec, rec.start_at, rec.end_at)
-        return _Decision(dataclasses.replace(rec), timing, self.running(rec), overlap)
+        # allow_all asks nothing of the earlier runs (unless a tick is buffered from before)
+        blind = overlap == "allow_all" and rec.buffered_at is None
+        running = [] if blind else self.running(rec)
+        return _Decision(dataclasses.replace(rec), timing, running, overlap)
 
     def _apply(self, d: _Decision, tick: float, wid: str) -> None:
         """Tick ``tick`` (workflow ``wid``) under the overlap policy."""
