@@ -307,3 +307,21 @@ def test_an_embedded_worker_runs_the_ticks(tmp_path: Any) -> None:
     app.close()
     assert len(done) >= 2
     assert all(app.handle(w.id).result(timeout=5) == 42 for w in done)
+
+
+def test_one_broken_schedule_does_not_stop_the_others(app: durably.App, clock: Clock) -> None:
+    app.schedule("good", "job", every=60)
+    app.schedule("bad", "job", every=60)
+    broken = app.store.get_schedule("bad")
+    assert broken is not None  # its zone vanished from the time zone database, say
+    broken.spec = '{"every": 60.0, "timezone": "Gone/Away"}'
+    assert app.store.update_schedule(broken, broken.revision) is not None
+    clock.now = BASE + 1
+    tick(app)
+    assert ids(app) == {"good@2026-12-03T03:00:00+00:00"}
+
+
+def test_arguments_that_do_not_encode_are_refused_when_declared(app: durably.App) -> None:
+    with pytest.raises(durably.SerializationError):
+        app.add_schedule(durably.Schedule("s", "job", every=60, args=(object(),)))
+    assert "s" not in app.registry.schedules

@@ -84,8 +84,9 @@ class ScheduleOperations:
             schedule = dataclasses.replace(schedule, name=name)
         schedule = dataclasses.replace(schedule, workflow=name)
         assert schedule.name is not None
-        check_schedule_name(schedule.name)
-        self.registry.schedules[schedule.name] = (schedule, name, schedule.queue or DEFAULT_QUEUE)
+        queue = schedule.queue or DEFAULT_QUEUE
+        record_of(schedule, name, self.codec, self.clock(), queue)  # its arguments encode: now
+        self.registry.schedules[schedule.name] = (schedule, name, queue)
         return schedule
 
     def create(

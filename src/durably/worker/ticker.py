@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 
+from durably.errors import DurablyError
 from durably.schedules.define import put, record_of
 from durably.schedules.firing import Firing
+from durably.storage.base import ScheduleRecord
 from durably.worker.state import WorkerState, log
 
 __all__ = ["TICK_POLL_SECONDS", "Ticker"]
@@ -27,8 +29,12 @@ class Ticker(WorkerState):
 
     def _declare_schedules(self) -> None:
         now = self.clock()
-        for schedule, workflow_name, queue in self.registry.schedules.values():
-            rec = record_of(schedule, workflow_name, self.codec, now, queue)
+        for name, (schedule, workflow_name, queue) in self.registry.schedules.items():
+            try:
+                rec = record_of(schedule, workflow_name, self.codec, now, queue)
+            except DurablyError as exc:  # checked when declared: a serializer changed since?
+                log.warning("schedule %s not written: %s", name, exc)
+                continue
             _, done = put(self.store, rec, now)
             if done != "unchanged":
                 log.info("schedule %s %s", rec.name, done)
@@ -36,14 +42,20 @@ class Ticker(WorkerState):
     def _tick_due(self, firing: Firing) -> float | None:
         """Tick every due schedule; the time the earliest next one is due."""
         for rec in self.store.due_schedules(self.clock()):
-            for _ in range(3):  # lost to another writer: read it again (it may be done)
-                if firing.tick(rec, self.clock()) is not None:
-                    break
-                fresh = self.store.get_schedule(rec.name)
-                if fresh is None or fresh.paused:
-                    break
-                rec = fresh
+            try:
+                self._tick_one(firing, rec)
+            except DurablyError as exc:  # its definition no longer reads (a time zone gone?)
+                log.warning("schedule %s cannot tick: %s", rec.name, exc)
         return self.store.next_schedule_due()
+
+    def _tick_one(self, firing: Firing, rec: ScheduleRecord) -> None:
+        for _ in range(3):  # lost to another writer: read it again (it may be done)
+            if firing.tick(rec, self.clock()) is not None:
+                return
+            fresh = self.store.get_schedule(rec.name)
+            if fresh is None or fresh.paused:
+                return
+            rec = fresh
 
     async def _ticker_loop(self) -> None:
         firing = Firing(self.store, self.codec, self.registry.version, self.clock)
