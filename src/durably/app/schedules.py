@@ -22,11 +22,12 @@ from durably.queues import DEFAULT_QUEUE
 from durably.schedules.define import first_tick, put, record_of
 from durably.schedules.firing import MAX_TICKS, Firing, ScheduleTick
 from durably.schedules.spec import (
-    OVERLAP_POLICIES,
     Overlap,
     Schedule,
     ScheduleInfo,
     Timing,
+    check_changes,
+    check_overlap,
     check_schedule_name,
     info_of,
 )
@@ -37,11 +38,6 @@ if TYPE_CHECKING:
     from durably.codec import Codec
 
 __all__ = ["ScheduleOperations"]
-
-_CHANGEABLE = frozenset(
-    {"workflow", "cron", "every", "timezone", "args", "kwargs", "overlap", "catchup_window",
-     "jitter", "start_at", "end_at", "queue", "note"}
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +168,7 @@ class ScheduleOperations:
         ``start_at``, ``end_at``, ``queue``, ``note`` (as :class:`durably.Schedule` takes them;
         ``cron=`` replaces an ``every=`` and the other way round). A change of when it ticks
         moves its next tick to the first one after now."""
-        unknown = sorted(set(changes) - _CHANGEABLE)
-        if unknown:
-            raise ConfigurationError(
-                f"cannot update {', '.join(unknown)} of a schedule; changeable: "
-                f"{', '.join(sorted(_CHANGEABLE))} (pause with pause())"
-            )
+        check_changes(changes)
         rec = self._get(name)
         current = self._schedule_of(rec)
         if "every" in changes and "cron" not in changes:
@@ -241,10 +232,8 @@ class ScheduleOperations:
 
     def _run(self, name: str, ticks: Callable[[Timing], builtins.list[float]], overlap: str | None,
              trigger: bool) -> builtins.list[ScheduleTick]:  # fmt: skip
-        if overlap is not None and overlap not in OVERLAP_POLICIES:
-            raise ConfigurationError(
-                f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}"
-            )
+        if overlap is not None:
+            check_overlap(overlap)
         firing = self._firing()
         while True:
             rec = self._get(name)

@@ -18,20 +18,16 @@ from durably.errors import (
 from durably.remote.transport import Transport, segment
 from durably.schedules.firing import ScheduleTick
 from durably.schedules.spec import (
-    OVERLAP_POLICIES,
     Overlap,
     Schedule,
     ScheduleInfo,
+    check_changes,
+    check_overlap,
     check_schedule_name,
 )
 from durably.serialization import JsonSerializer
 
 __all__ = ["RemoteSchedules"]
-
-_CHANGEABLE = frozenset(
-    {"workflow", "cron", "every", "timezone", "args", "kwargs", "overlap", "catchup_window",
-     "jitter", "start_at", "end_at", "queue", "note"}
-)  # fmt: skip
 
 
 def _seconds(value: Any) -> Any:
@@ -150,12 +146,7 @@ class RemoteSchedules:
 
     def update(self, name: str, **changes: Any) -> ScheduleInfo:
         """Change the schedule's definition (as ``app.schedules.update``)."""
-        unknown = sorted(set(changes) - _CHANGEABLE)
-        if unknown:
-            raise ConfigurationError(
-                f"cannot update {', '.join(unknown)} of a schedule; changeable: "
-                f"{', '.join(sorted(_CHANGEABLE))} (pause with pause())"
-            )
+        check_changes(changes)
         return ScheduleInfo.from_dict(self._send("PATCH", self._path(name), self._body(changes)))
 
     def pause(self, name: str, reason: str = "") -> ScheduleInfo:
@@ -176,10 +167,7 @@ class RemoteSchedules:
     def _overlap(overlap: str | None) -> dict[str, Any]:
         if overlap is None:
             return {}
-        if overlap not in OVERLAP_POLICIES:
-            raise ConfigurationError(
-                f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}"
-            )
+        check_overlap(overlap)
         return {"overlap": overlap}
 
     def trigger(self, name: str, *, overlap: str | None = None) -> ScheduleTick:

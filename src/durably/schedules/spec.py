@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -37,12 +38,15 @@ if TYPE_CHECKING:
     from durably.storage.base import ScheduleRecord
 
 __all__ = [
+    "CHANGEABLE",
     "MAX_SCHEDULE_NAME",
     "OVERLAP_POLICIES",
     "Overlap",
     "Schedule",
     "ScheduleInfo",
     "Timing",
+    "check_changes",
+    "check_overlap",
     "check_schedule_name",
     "info_of",
     "tick_id",
@@ -60,6 +64,30 @@ MAX_SCHEDULE_NAME = 150
 200 characters."""
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:=+-]*")
 MAX_NOTE_LENGTH = 2000
+CHANGEABLE = frozenset(
+    {"workflow", "cron", "every", "timezone", "args", "kwargs", "overlap", "catchup_window",
+     "jitter", "start_at", "end_at", "queue", "note"}
+)  # fmt: skip
+"""The fields of a stored schedule's definition an update may change (pausing is its own
+operation)."""
+
+
+def check_changes(changes: Iterable[str]) -> None:
+    """Refuse an update of fields that are not :data:`CHANGEABLE`."""
+    unknown = sorted(set(changes) - CHANGEABLE)
+    if unknown:
+        raise ConfigurationError(
+            f"cannot update {', '.join(unknown)} of a schedule; changeable: "
+            f"{', '.join(sorted(CHANGEABLE))} (pause with pause())"
+        )
+
+
+def check_overlap(overlap: object) -> None:
+    """Refuse an overlap policy that is not one of :data:`OVERLAP_POLICIES`."""
+    if overlap not in OVERLAP_POLICIES:
+        raise ConfigurationError(
+            f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}"
+        )
 
 
 def check_schedule_name(name: object) -> str:
@@ -257,10 +285,7 @@ class Schedule:
     def __post_init__(self) -> None:
         if self.name is not None:
             check_schedule_name(self.name)
-        if self.overlap not in OVERLAP_POLICIES:
-            raise ConfigurationError(
-                f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {self.overlap!r}"
-            )
+        check_overlap(self.overlap)
         if not isinstance(self.args, tuple | list) or not isinstance(self.kwargs, dict):
             raise ConfigurationError("args must be a tuple and kwargs a dict")
         limits.check_text(self.note, "note", max_length=MAX_NOTE_LENGTH, allow_empty=True)
