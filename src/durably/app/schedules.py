@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from durably import limits
 from durably.definitions import Registry, Workflow
@@ -22,9 +22,9 @@ from durably.queues import DEFAULT_QUEUE
 from durably.schedules.define import first_tick, put, record_of
 from durably.schedules.firing import MAX_TICKS, Firing, ScheduleTick
 from durably.schedules.spec import (
-    Overlap,
     Schedule,
     ScheduleInfo,
+    ScheduleOptions,
     Timing,
     check_changes,
     check_overlap,
@@ -86,36 +86,13 @@ class ScheduleOperations:
         return schedule
 
     def create(
-        self,
-        name: str,
-        workflow: Workflow[..., Any] | str,
-        /,
-        *,
-        cron: str | None = None,
-        every: timedelta | float | None = None,
-        timezone: str = "UTC",
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        overlap: Overlap = "skip",
-        catchup_window: timedelta | float | None = None,
-        jitter: timedelta | float | None = None,
-        start_at: datetime | float | None = None,
-        end_at: datetime | float | None = None,
-        paused: bool = False,
-        queue: str | None = None,
-        note: str = "",
+        self, name: str, workflow: Workflow[..., Any] | str, /, **options: Unpack[ScheduleOptions]
     ) -> ScheduleInfo:
-        """Define the schedule ``name`` of ``workflow`` (see :class:`durably.Schedule` for the
-        options), write it to the database now (create it, or update the stored one where it
-        differs) and declare it on the App (its workers write it again when they start).
-        ``app.schedule(...)`` is this. Returns it as stored."""
-        schedule = Schedule(
-            name, workflow, cron=cron, every=every, timezone=timezone, args=tuple(args),
-            kwargs=dict(kwargs or {}), overlap=overlap, catchup_window=catchup_window,
-            jitter=jitter, start_at=start_at, end_at=end_at, paused=paused, queue=queue,
-            note=note,
-        )  # fmt: skip
-        return self.put(self.declare(schedule))
+        """Define the schedule ``name`` of ``workflow`` (``cron=`` or ``every=``, and the other
+        options of :class:`durably.Schedule`), write it to the database now (create it, or
+        update the stored one where it differs) and declare it on the App (its workers write it
+        again when they start). ``app.schedule(...)`` is this. Returns it as stored."""
+        return self.put(self.declare(Schedule(name, workflow, **options)))
 
     def put(self, schedule: Schedule) -> ScheduleInfo:
         """Create ``schedule`` in the database now, or update the stored one to it (see

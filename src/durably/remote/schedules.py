@@ -7,7 +7,7 @@ from __future__ import annotations
 import builtins
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from durably.errors import (
     ConfigurationError,
@@ -18,9 +18,9 @@ from durably.errors import (
 from durably.remote.transport import Transport, segment
 from durably.schedules.firing import ScheduleTick
 from durably.schedules.spec import (
-    Overlap,
     Schedule,
     ScheduleInfo,
+    ScheduleOptions,
     check_changes,
     check_overlap,
     check_schedule_name,
@@ -107,34 +107,15 @@ class RemoteSchedules:
         return ScheduleInfo.from_dict(self._send("GET", self._path(name)))
 
     def create(
-        self,
-        name: str,
-        workflow: Any,
-        /,
-        *,
-        cron: str | None = None,
-        every: timedelta | float | None = None,
-        timezone: str = "UTC",
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        overlap: Overlap = "skip",
-        catchup_window: timedelta | float | None = None,
-        jitter: timedelta | float | None = None,
-        start_at: datetime | float | None = None,
-        end_at: datetime | float | None = None,
-        paused: bool = False,
-        queue: str | None = None,
-        note: str = "",
+        self, name: str, workflow: Any, /, **options: Unpack[ScheduleOptions]
     ) -> ScheduleInfo:
-        """Create the schedule ``name``, or update the stored one to this definition."""
-        fields = dict(
-            cron=cron, every=every, timezone=timezone, args=tuple(args), kwargs=dict(kwargs or {}),
-            overlap=overlap, catchup_window=catchup_window, jitter=jitter, start_at=start_at,
-            end_at=end_at, queue=queue, note=note,
-        )  # fmt: skip
-        Schedule(name, workflow, **fields)  # type: ignore[arg-type]  # the App's checks
-        body = self._body({"workflow": workflow, **fields})
-        body = {k: v for k, v in body.items() if v is not None}
+        """Create the schedule ``name``, or update the stored one to this definition (as
+        ``app.schedule``)."""
+        Schedule(name, workflow, **options)  # the App's checks, before anything is sent
+        fields: dict[str, Any] = dict(options)
+        paused = bool(fields.pop("paused", False))
+        body = {k: v for k, v in self._body({"workflow": workflow, **fields}).items()
+                if v is not None}  # fmt: skip
         return ScheduleInfo.from_dict(
             self._send(
                 "POST",

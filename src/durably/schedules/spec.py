@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -44,6 +44,7 @@ __all__ = [
     "Overlap",
     "Schedule",
     "ScheduleInfo",
+    "ScheduleOptions",
     "Timing",
     "check_changes",
     "check_overlap",
@@ -323,6 +324,25 @@ _TIMES = frozenset(
      "updated_at"}
 )  # fmt: skip
 _DURATIONS = frozenset({"every", "catchup_window", "jitter"})
+
+
+class ScheduleOptions(TypedDict, total=False):
+    """The options of ``app.schedule(name, workflow, **options)`` (and of ``client.schedules.
+    create``): :class:`Schedule`'s, documented there."""
+
+    cron: str | None
+    every: timedelta | float | None
+    timezone: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    overlap: Overlap
+    catchup_window: timedelta | float | None
+    jitter: timedelta | float | None
+    start_at: datetime | float | None
+    end_at: datetime | float | None
+    paused: bool
+    queue: str | None
+    note: str
 
 
 def _when(value: float | None, tz: ZoneInfo) -> datetime | None:
