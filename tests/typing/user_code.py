@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, assert_type
 
 import durably
@@ -164,3 +164,25 @@ def histories_still_replay(app: durably.App) -> None:
         for d in exc.divergences:
             assert_type(d.seq, int | None)
             assert_type(d.code_kind, str)
+
+
+@app.workflow(schedule=durably.Schedule(every=timedelta(minutes=15), overlap="buffer_one"))
+def poll_feeds() -> None:
+    pass
+
+
+def schedules() -> None:
+    info = app.schedule(
+        "nightly", transfer, cron="0 3 * * *", timezone="Europe/Berlin", args=("a", "b", 5),
+        catchup_window=timedelta(hours=1), jitter=30.0, note="team a",
+    )  # fmt: skip
+    assert_type(info, durably.ScheduleInfo)
+    assert_type(info.next_run_at, datetime | None)
+    app.add_schedule(durably.Schedule("weekly", sync_transfer, cron="0 6 * * MON", args=("x", 1)))
+    assert_type(app.schedules.list(), list[durably.ScheduleInfo])
+    assert_type(app.schedules.trigger("nightly"), durably.ScheduleTick)
+    ticks = app.schedules.backfill("nightly", datetime(2026, 1, 1, tzinfo=UTC), 1.8e9)
+    assert_type(ticks, list[durably.ScheduleTick])
+    app.schedules.pause("nightly", reason="db move")
+    with durably.Client("http://127.0.0.1:8233") as remote:
+        assert_type(remote.schedules.get("nightly"), durably.ScheduleInfo)
