@@ -28,7 +28,8 @@ _EXAMPLES = """\
   durably schedules create poll poll_feeds --every 900 --overlap skip --catchup-window 3600
   durably schedules pause nightly-report --reason 'warehouse migration'
   durably schedules trigger nightly-report
-  durably schedules backfill nightly-report --from 2026-12-01T00:00:00+01:00 --to 3d
+  durably schedules backfill nightly-report --from 2026-12-01T00:00:00+01:00 --to 1d
+  durably schedules backfill poll --from 7d --to 1d --overlap allow_all   # 7 to 1 days ago
 """
 
 
@@ -70,13 +71,8 @@ def add_commands(sub: Any) -> None:
     )  # fmt: skip
     ssub = parent.add_subparsers(dest="schedules_command", required=True, metavar="ACTION")
     _command(ssub, "ls", "list schedules with their next runs and last results", "  ls\n", _ls)
-    for name, summary, handler in (
-        ("show", "show one schedule", _show),
-        ("unpause", "let a paused schedule tick again (from its next tick)", _unpause),
-        ("delete", "delete a schedule (its workflows stay)", _delete),
-    ):
-        p = _command(ssub, name, summary, f"  {name} nightly-report\n", handler)
-        p.add_argument("name", metavar="NAME")
+    p = _command(ssub, "show", "show one schedule", "  show nightly-report\n", _show)
+    p.add_argument("name", metavar="NAME")
     p = _command(ssub, "create", "create a schedule, or update the one of that name", "", _put)
     p.add_argument("name", metavar="NAME")
     p.add_argument("workflow", metavar="WORKFLOW", help="the workflow's registered name")
@@ -89,6 +85,11 @@ def add_commands(sub: Any) -> None:
     p = _command(ssub, "pause", "pause a schedule", "  pause nightly --reason 'db move'\n", _pause)
     p.add_argument("name", metavar="NAME")
     p.add_argument("--reason", default="", help="why (shown with the schedule)")
+    p = _command(
+        ssub, "unpause", "let a paused schedule tick again (from its next tick)",
+        "  unpause nightly-report\n", _unpause,
+    )  # fmt: skip
+    p.add_argument("name", metavar="NAME")
     p = _command(ssub, "trigger", "run a schedule now", "  trigger nightly-report\n", _trigger)
     p.add_argument("name", metavar="NAME")
     p.add_argument("--overlap", choices=OVERLAP_POLICIES, help="instead of the schedule's")
@@ -97,6 +98,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--from", dest="start", required=True, metavar="TIME", help="first tick")
     p.add_argument("--to", dest="end", required=True, metavar="TIME", help="last tick")
     p.add_argument("--overlap", choices=OVERLAP_POLICIES, help="instead of the schedule's")
+    p = _command(ssub, "delete", "delete a schedule (its workflows stay)", "", _delete)
+    p.add_argument("name", metavar="NAME")
 
 
 # -- checks before anything is opened ----------------------------------------------------------
