@@ -10,12 +10,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 import durably
 from durably.schedules.firing import Firing
-from durably.schedules.spec import tick_id
+from durably.schedules.spec import jitter_delay, tick_id
 from durably.storage.base import WorkflowStatus
 
 UTC = UTC
@@ -325,3 +326,46 @@ def test_arguments_that_do_not_encode_are_refused_when_declared(app: durably.App
     with pytest.raises(durably.SerializationError):
         app.add_schedule(durably.Schedule("s", "job", every=60, args=(object(),)))
     assert "s" not in app.registry.schedules
+
+
+def test_jitter_delays_the_start_but_keeps_the_ticks_id(app: durably.App, clock: Clock) -> None:
+    info = app.schedule("s", "job", every=60, jitter=timedelta(seconds=30))
+    delay = jitter_delay("s", BASE, 30.0)
+    assert 0 < delay < 30 and info.next_run_at == datetime.fromtimestamp(BASE, UTC)
+    clock.now = BASE + delay - 0.01
+    tick(app)
+    assert ids(app) == set()  # the tick has come, its jittered start not yet
+    clock.now = BASE + delay
+    tick(app)
+    assert ids(app) == {tid(BASE)}
+
+
+def test_start_at_and_end_at_bound_the_ticks(app: durably.App, clock: Clock) -> None:
+    app.schedule("s", "job", every=60, overlap="allow_all", catchup_window=3600,
+                 start_at=BASE + 120, end_at=BASE + 240)  # fmt: skip
+    assert app.get_schedule("s").next_run_at == datetime.fromtimestamp(BASE + 120, UTC)
+    clock.now = BASE + 1000
+    tick(app)
+    assert ids(app) == {tid(BASE + 120), tid(BASE + 180), tid(BASE + 240)}
+    assert app.get_schedule("s").next_run_at is None  # no more ticks
+    tick(app)
+    assert len(ids(app)) == 3
+
+
+def test_an_hourly_cron_across_the_autumn_change_runs_both_two_oclocks(
+    app: durably.App, clock: Clock
+) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    clock.now = datetime(2026, 10, 25, 0, 30, tzinfo=berlin).timestamp()
+    app.schedule("h", "job", cron="0 * * * *", timezone="Europe/Berlin", overlap="allow_all")
+    for _ in range(5):  # a tick each hour of absolute time: 01:00, 02:00, 02:00, 03:00
+        clock.now += 3600
+        tick(app)
+    assert sorted(ids(app)) == [
+        "h@2026-10-25T01:00:00+02:00",
+        "h@2026-10-25T02:00:00+01:00",
+        "h@2026-10-25T02:00:00+02:00",
+        "h@2026-10-25T03:00:00+01:00",
+        "h@2026-10-25T04:00:00+01:00",
+    ]
+    assert app.get_schedule("h").missed == 0
