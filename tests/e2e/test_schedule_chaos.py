@@ -125,6 +125,8 @@ def test_every_tick_runs_exactly_once_under_random_kills(workers: Workers, db_ur
         assert set(found) == set(range(first, last + 1)), "a tick was lost"
         assert set(window) <= set(found) and kills >= 5
         assert client.get_schedule("chaos").missed == 0
+        print(f"chaos: {kills} SIGKILLs in {chaos_to - chaos_from:.0f}s, {len(found)} ticks, "
+              f"each one workflow")  # fmt: skip
 
         # all workers down for about five ticks; one comes back with a 2.5 s window
         workers.stop_all()
