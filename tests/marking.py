@@ -84,7 +84,9 @@ OTHER_TEXT_COLUMNS = {
     ("workflow_runs", "workflow_id"), ("workflow_runs", "status"), ("schedules", "id"),
     ("schedules", "workflow_name"), ("schedules", "spec"), ("workers", "id"),
     ("workers", "hostname"), ("workers", "workflows"), ("workers", "queues"),
-    ("workers", "version"), ("workers", "auto_upgrade"),
+    ("workers", "version"), ("workers", "auto_upgrade"), ("schedules", "queue"),
+    ("schedules", "overlap"), ("schedules", "pause_reason"), ("schedules", "note"),
+    ("schedules", "last_workflow_id"), ("schedules", "last_result"),
 }  # fmt: skip
 """durably's own text columns: ids, names, statuses, owners, keys (not values)."""
 

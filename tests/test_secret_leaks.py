@@ -195,6 +195,16 @@ def requests_of_every_route() -> list[tuple[str, str, dict[str, object]]]:
         ("GET", "/v1/workers?include_stale=bogus", {}),
         ("GET", "/no/such/route", {}),
         ("PUT", "/v1/workflows", {}),
+        ("GET", "/v1/schedules", {}),
+        ("POST", "/v1/schedules", {"json": {"name": "s", "workflow": "nope", "every": 60}}),
+        ("POST", "/v1/schedules", {"json": {"name": "s", "workflow": "greet", "cron": "bad"}}),
+        ("GET", "/v1/schedules/nope", {}),
+        ("PATCH", "/v1/schedules/nope", {"json": {"note": "x"}}),
+        ("DELETE", "/v1/schedules/nope", {}),
+        ("POST", "/v1/schedules/nope/pause", {"json": {"reason": "x"}}),
+        ("POST", "/v1/schedules/nope/unpause", {}),
+        ("POST", "/v1/schedules/nope/trigger", {}),
+        ("POST", "/v1/schedules/nope/backfill", {"json": {"start": 0, "end": 60}}),
     ]
     for prefix in ("/v1.0/workflows/dapr", "/v1.0-beta1/workflows/dapr"):
         calls += [

@@ -26,6 +26,7 @@ from durably.errors import (
     NonDeterminismError,
     NotInWorkflowError,
     PayloadTooLargeError,
+    ScheduleNotFoundError,
     SerializationError,
     StepFailed,
     StepTimeoutError,
@@ -41,6 +42,7 @@ from durably.operations import WorkflowOperations
 from durably.queues import Queue
 from durably.retry import Retry
 from durably.saga import Saga
+from durably.schedules import Schedule, ScheduleInfo, ScheduleTick
 from durably.scope import ChildHandle, StepContext, StepFuture
 from durably.serialization import JsonSerializer, Serializer
 from durably.storage.base import WorkerInfo, WorkflowStatus
@@ -89,6 +91,10 @@ __all__ = [
     "Retry",
     "RunInfo",
     "Saga",
+    "Schedule",
+    "ScheduleInfo",
+    "ScheduleNotFoundError",
+    "ScheduleTick",
     "SerializationError",
     "Serializer",
     "Step",

@@ -26,6 +26,7 @@ from durably.operations import OperationsBase, StartCall, WorkflowFilter, thread
 from durably.queues import enqueue_target
 from durably.remote import wire
 from durably.remote.handles import RemoteHandleSource
+from durably.remote.schedules import RemoteSchedules
 from durably.remote.transport import Transport, segment
 from durably.serialization import JsonSerializer
 from durably.storage.base import VersionCounts, WorkerInfo, WorkflowStatus
@@ -85,6 +86,9 @@ class Client(OperationsBase):
             user_agent=f"durably-client/{__version__}",
         )
         self._handles = RemoteHandleSource(self._http)
+        self.schedules = RemoteSchedules(self._http, self.serializer)
+        """The server's schedules (list, get, create, update, pause, unpause, trigger,
+        backfill, delete), as ``app.schedules``."""
 
     @property
     def url(self) -> str:

@@ -21,6 +21,7 @@ from durably.queues import (
     validate_queue_name,
 )
 from durably.retry import Retry
+from durably.schedules.spec import Schedule
 from durably.scope import WorkflowScope, current_scope
 from durably.storage.base import VersionClaim
 
@@ -145,6 +146,9 @@ class Registry:
         self._told: set[str] = set()
         self.version: str | None = None
         """The version of the code these definitions are (``App(version=...)``), or None."""
+        self.schedules: dict[str, tuple[Schedule, str, str]] = {}
+        """The schedules the App declares, by name: (schedule, workflow name, queue name);
+        its workers write them when they start (see :mod:`durably.schedules`)."""
 
     def version_claim(self) -> VersionClaim | None:
         """What a worker of this code claims (see :class:`VersionClaim`): None when unversioned

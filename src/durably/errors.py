@@ -19,6 +19,7 @@ __all__ = [
     "NonDeterminismError",
     "NotInWorkflowError",
     "PayloadTooLargeError",
+    "ScheduleNotFoundError",
     "SerializationError",
     "StepFailed",
     "StepTimeoutError",
@@ -84,6 +85,24 @@ class WorkflowNotFoundError(DurablyError):
     """No workflow with this id exists in the store."""
 
     code = "workflow_not_found"
+
+
+class ScheduleNotFoundError(DurablyError):
+    """No schedule of that name exists (``durably schedules ls`` lists them)."""
+
+    code = "schedule_not_found"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str = "",
+        workflow_id: str | None = None,
+        step: str | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, step=step)
+        self.name = name
+        """The schedule's name."""
 
 
 class WorkflowIdConflictError(DurablyError):

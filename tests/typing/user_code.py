@@ -200,3 +200,25 @@ def codecs_type_check(key: bytes) -> durably.App:
     assert_type(encryption.key_ids, list[str])
     assert_type(Encryption.from_env(), Encryption)
     return durably.App(codecs=[Compression(threshold=512, algorithm="zstd"), codec, encryption])
+
+
+@app.workflow(schedule=durably.Schedule(every=timedelta(minutes=15), overlap="buffer_one"))
+def poll_feeds() -> None:
+    pass
+
+
+def schedules() -> None:
+    info = app.schedule(
+        "nightly", transfer, cron="0 3 * * *", timezone="Europe/Berlin", args=("a", "b", 5),
+        catchup_window=timedelta(hours=1), jitter=30.0, note="team a",
+    )  # fmt: skip
+    assert_type(info, durably.ScheduleInfo)
+    assert_type(info.next_run_at, datetime | None)
+    app.add_schedule(durably.Schedule("weekly", sync_transfer, cron="0 6 * * MON", args=("x", 1)))
+    assert_type(app.schedules.list(), list[durably.ScheduleInfo])
+    assert_type(app.schedules.trigger("nightly"), durably.ScheduleTick)
+    ticks = app.schedules.backfill("nightly", datetime(2026, 1, 1, tzinfo=UTC), 1.8e9)
+    assert_type(ticks, list[durably.ScheduleTick])
+    app.schedules.pause("nightly", reason="db move")
+    with durably.Client("http://127.0.0.1:8233") as remote:
+        assert_type(remote.schedules.get("nightly"), durably.ScheduleInfo)

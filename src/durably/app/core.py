@@ -12,6 +12,7 @@ from durably import limits
 from durably.app.handles import LocalHandleSource
 from durably.app.lifecycle import Lifecycle
 from durably.app.results import Results
+from durably.app.schedules import ScheduleOperations
 from durably.app.starts import Starts
 from durably.codec import codec_for
 from durably.codecs.base import PayloadCodec
@@ -21,6 +22,7 @@ from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_f
 from durably.operations import OperationsBase, StartCall, WorkflowFilter, forward
 from durably.queues import Queue, QueueLimits
 from durably.retry import Retry
+from durably.schedules import Schedule, ScheduleInfo
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer, Serializer
 from durably.storage import (
     Store,
@@ -109,6 +111,11 @@ class App(OperationsBase):
         self._handles = LocalHandleSource(self, self._results)  # what this App's handles read
         self._starts = Starts(self, self.registry, self.codec, self._now, self._current_worker)
         self._lifecycle = Lifecycle(self, self.codec, self._now, self._notify_worker, self.handle)
+        self.schedules = ScheduleOperations(
+            self, self.registry, self.codec, self._now, self._starts.resolve, self._notify_worker
+        )
+        """This App's schedules: list, get, update, pause, unpause, trigger, backfill, delete
+        (see :class:`durably.app.schedules.ScheduleOperations`)."""
 
     def __repr__(self) -> str:
         return f"<durably.App {self.safe_database_url}>"
@@ -200,7 +207,13 @@ class App(OperationsBase):
     def workflow(self, fn: Callable[P, R], /) -> Workflow[P, R]: ...
     @overload
     def workflow(
-        self, fn: None = None, /, *, name: str | None = None, versioning: Versioning = "pinned"
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        versioning: Versioning = "pinned",
+        schedule: Schedule | Sequence[Schedule] | None = None,
     ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
     def workflow(
         self,
@@ -209,6 +222,7 @@ class App(OperationsBase):
         *,
         name: str | None = None,
         versioning: Versioning = "pinned",
+        schedule: Schedule | Sequence[Schedule] | None = None,
     ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
         """Register a workflow: ``@app.workflow`` or ``@app.workflow(name="...")``.
 
@@ -219,7 +233,11 @@ class App(OperationsBase):
         workers of that version) or ``"auto_upgrade"`` (workers of any version may run it,
         and one started under another version moves to this code; guard changes with
         :func:`durably.patched`).
+
+        ``schedule``: one :class:`durably.Schedule` or several that start this workflow (their
+        ``name`` defaults to the workflow's); the App's workers write them when they start.
         """
+        schedules = [schedule] if isinstance(schedule, Schedule) else list(schedule or ())
         if versioning not in VERSIONING:
             raise ConfigurationError(
                 f"versioning must be one of {', '.join(map(repr, VERSIONING))}, got {versioning!r}"
@@ -230,6 +248,8 @@ class App(OperationsBase):
             wf.versioning = versioning
             self.registry.add_workflow(wf)
             wf.app = self
+            for declared in schedules:
+                self.schedules.declare(declared, wf)
             return wf
 
         return register if fn is None else register(fn)
@@ -268,6 +288,20 @@ class App(OperationsBase):
             return s
 
         return register if fn is None else register(fn)
+
+    # -- schedules (see durably.app.schedules) ------------------------------------------------
+
+    schedule = forward(ScheduleOperations.create, "schedules")
+
+    def add_schedule(self, schedule: Schedule) -> Schedule:
+        """Declare ``schedule`` (a :class:`durably.Schedule` naming its workflow) on this App:
+        each of its workers creates it in the database when it starts, or updates the stored
+        one to it. Returns it. ``app.schedule(...)`` also writes it at once."""
+        return self.schedules.declare(schedule)
+
+    def get_schedule(self, name: str) -> ScheduleInfo:
+        """The stored schedule ``name`` (:class:`durably.ScheduleInfo`)."""
+        return self.schedules.get(name)
 
     # -- queues (they belong to this App: its workers serve them, its enqueues check them) ----
 

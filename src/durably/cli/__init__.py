@@ -29,7 +29,8 @@ durable execution for Python
 
 operate:   worker, server, migrate, bench
 manage:    start, ls, show, history, send, cancel, terminate, suspend, resume, retry, fork,
-           purge, workers (on --db URL / $DURABLY_DB, or --server URL / $DURABLY_SERVER)
+           purge, workers, schedules (on --db URL / $DURABLY_DB, or --server URL /
+           $DURABLY_SERVER)
 check:     lint PATH... (calls in workflow code that break replay; exit 1 with findings)
 deploy:    replay-check (the deploy gate), export (a workflow's history, for replay tests),
            versions (unfinished workflows per version), move-version (old version to new)
@@ -89,6 +90,9 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     from durably.cli import replay
 
     replay.add_commands(sub)
+    from durably.cli import schedules
+
+    schedules.add_commands(sub)
     return parser
 
 
@@ -125,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from durably.cli import replay
 
         return replay.run(args)
+    if args.command == "schedules":
+        from durably.cli import schedules
+
+        return schedules.run(args)
     if args.command not in ("worker", "migrate"):
         from durably.cli import manage
 

@@ -115,7 +115,10 @@ def is_database_failure(exc: BaseException) -> bool:
 
 def exit_code(exc: BaseException) -> int:
     """The exit code of a failed command."""
-    if isinstance(exc, errors.WorkflowNotFoundError | errors.UnknownWorkflowError):
+    if isinstance(
+        exc,
+        errors.WorkflowNotFoundError | errors.UnknownWorkflowError | errors.ScheduleNotFoundError,
+    ):
         return EXIT_NOT_FOUND
     if isinstance(exc, errors.WorkflowStateError | errors.WorkflowIdConflictError):
         return EXIT_CONFLICT

@@ -89,7 +89,11 @@ def endpoint(handler: Handler, *, dapr: bool = False) -> Callable[[Request], Awa
     async def run(request: Request) -> Response:
         app: ServedApp = request.app.state.durably
         try:
-            body = await request.body() if request.method in ("POST", "PUT", "DELETE") else b""
+            body = (
+                await request.body()
+                if request.method in ("POST", "PUT", "PATCH", "DELETE")
+                else b""
+            )
             call = Call(app, request, body)
             if inspect.iscoroutinefunction(handler):
                 response: Response = await handler(call)

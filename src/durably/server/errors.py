@@ -20,6 +20,7 @@ from durably.errors import (
     DurablyError,
     InvalidIdError,
     PayloadTooLargeError,
+    ScheduleNotFoundError,
     SerializationError,
     UnknownWorkflowError,
     WorkflowIdConflictError,
@@ -139,6 +140,10 @@ def from_exception(exc: Exception, database_url: str = "") -> ApiError:
     if isinstance(exc, DurablyError):
         if isinstance(exc, WorkflowNotFoundError | UnknownWorkflowError):
             return ApiError("not_found", exc.message)
+        if isinstance(exc, ScheduleNotFoundError):  # its message names the database: not here
+            return ApiError(
+                "not_found", f"no schedule named {exc.name!r}; GET /v1/schedules lists them"
+            )
         if isinstance(exc, WorkflowStateError):
             return ApiError("conflict", exc.message)
         if isinstance(exc, WorkflowIdConflictError):

@@ -38,6 +38,7 @@ __all__ = [
     "RecordAttempt",
     "RecordEntry",
     "RunRecord",
+    "ScheduleRecord",
     "SetState",
     "Signals",
     "StartChild",
@@ -386,6 +387,44 @@ class WorkerInfo:
     started under."""
 
 
+@dataclass(slots=True)
+class ScheduleRecord:
+    """One row of the schedules table (see :mod:`durably.schedules`). Times are Unix seconds.
+
+    The definition: ``workflow_name``, ``spec`` (the timing as JSON: ``cron`` or ``every``,
+    and ``timezone``), ``input`` (the encoded arguments), ``queue``, ``overlap``,
+    ``catchup_window`` (seconds; None: one tick), ``jitter`` (seconds), ``start_at``/``end_at``,
+    ``paused`` with ``pause_reason``, ``note``. Where it is: ``next_run_at`` (its next tick; None
+    when it has no more), ``due_at`` (when that tick's workflow starts: the tick plus its
+    jitter), ``buffered_at`` (a tick held back by ``overlap="buffer_one"``). What its last tick
+    did: ``last_tick``, ``last_workflow_id``, ``last_result``; ``missed`` counts missed ticks.
+    ``revision`` grows by one on every change: every change is a compare-and-set on it."""
+
+    name: str
+    workflow_name: str
+    spec: str
+    input: str
+    created_at: float
+    updated_at: float
+    queue: str = "default"
+    overlap: str = "skip"
+    catchup_window: float | None = None
+    jitter: float = 0.0
+    start_at: float | None = None
+    end_at: float | None = None
+    paused: bool = False
+    pause_reason: str | None = None
+    note: str = ""
+    next_run_at: float | None = None
+    due_at: float | None = None
+    buffered_at: float | None = None
+    last_tick: float | None = None
+    last_workflow_id: str | None = None
+    last_result: str | None = None
+    missed: int = 0
+    revision: int = 0
+
+
 VersionCounts = dict[str | None, dict[WorkflowStatus, int]]
 """Unfinished workflows per version (None: started with no version), by status."""
 
@@ -692,3 +731,42 @@ class Store(abc.ABC):
     def purge(self, workflow_id: str) -> bool:
         """Delete a finished workflow with its journal, attempts, events, state and runs.
         Returns False (and deletes nothing) if it does not exist or has not finished."""
+
+    # -- schedules (see durably.schedules) ------------------------------------------------------
+
+    def insert_schedule(self, record: ScheduleRecord) -> bool:
+        """Insert ``record`` unless a schedule of its name exists; whether it was inserted."""
+        raise NotImplementedError
+
+    def get_schedule(self, name: str) -> ScheduleRecord | None:
+        """The schedule named ``name``, or None."""
+        raise NotImplementedError
+
+    def list_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by name."""
+        raise NotImplementedError
+
+    def due_schedules(self, now: float, limit: int = 100) -> list[ScheduleRecord]:
+        """Unpaused schedules whose next tick is due (``due_at <= now``) or that hold a
+        buffered tick, earliest first, at most ``limit``."""
+        raise NotImplementedError
+
+    def next_schedule_due(self) -> float | None:
+        """The earliest ``due_at`` of the unpaused schedules (None: none has a next tick)."""
+        raise NotImplementedError
+
+    def update_schedule(
+        self, record: ScheduleRecord, revision: int, creations: Sequence[WorkflowRecord] = ()
+    ) -> list[bool] | None:
+        """Compare-and-set: if the stored schedule ``record.name`` is still at ``revision``,
+        replace it by ``record`` at ``revision + 1`` and create the workflows ``creations``
+        (each unless its id exists, as :meth:`create_workflow`), all in one transaction;
+        returns per creation whether it was created. None (and nothing written) if the schedule
+        is gone or was changed since (another worker advanced it, an operator edited it): the
+        caller reads it again. This is how a tick starts exactly one workflow whatever runs
+        concurrently."""
+        raise NotImplementedError
+
+    def delete_schedule(self, name: str) -> bool:
+        """Delete the schedule (its workflows stay); whether it existed."""
+        raise NotImplementedError

@@ -151,6 +151,25 @@ ALTER TABLE workers ADD COLUMN version TEXT;
 ALTER TABLE workers ADD COLUMN auto_upgrade TEXT;
 CREATE INDEX workflows_version ON workflows (version, status) WHERE version IS NOT NULL;
 """,
+    6: """
+ALTER TABLE schedules ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE schedules ADD COLUMN overlap TEXT NOT NULL DEFAULT 'skip';
+ALTER TABLE schedules ADD COLUMN catchup_window {real};
+ALTER TABLE schedules ADD COLUMN jitter {real} NOT NULL DEFAULT 0;
+ALTER TABLE schedules ADD COLUMN start_at {real};
+ALTER TABLE schedules ADD COLUMN end_at {real};
+ALTER TABLE schedules ADD COLUMN pause_reason TEXT;
+ALTER TABLE schedules ADD COLUMN note TEXT NOT NULL DEFAULT '';
+ALTER TABLE schedules ADD COLUMN due_at {real};
+ALTER TABLE schedules ADD COLUMN buffered_at {real};
+ALTER TABLE schedules ADD COLUMN last_tick {real};
+ALTER TABLE schedules ADD COLUMN last_workflow_id TEXT;
+ALTER TABLE schedules ADD COLUMN last_result TEXT;
+ALTER TABLE schedules ADD COLUMN missed {int} NOT NULL DEFAULT 0;
+ALTER TABLE schedules ADD COLUMN revision {int} NOT NULL DEFAULT 0;
+UPDATE schedules SET due_at = next_run_at;
+CREATE INDEX schedules_due ON schedules (due_at) WHERE enabled = 1;
+""",
 }
 
 

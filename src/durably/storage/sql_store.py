@@ -39,6 +39,7 @@ from durably.storage.rows import (
 from durably.storage.schema import migrations
 from durably.storage.sql_commands import CommandStatements
 from durably.storage.sql_ops import INSERT_WORKFLOW, Ops
+from durably.storage.sql_schedules import SqlSchedules
 
 __all__ = ["SqlStore", "StoreStatements"]
 
@@ -111,7 +112,7 @@ def statements(
     return Ops(d), CommandStatements(d), ClaimStatements(d), StoreStatements(d)
 
 
-class SqlStore(SqlClaims):
+class SqlStore(SqlClaims, SqlSchedules):
     """A :class:`~durably.storage.base.Store` over a SQL database (see the module docstring).
 
     A backend sets ``_dialect`` (its statements are then rendered, once) and provides

@@ -26,11 +26,12 @@ from durably.worker.leases import Leases, wall_time
 from durably.worker.runtime import WorkerRuntime
 from durably.worker.signals import Signals
 from durably.worker.state import Stopping, log
+from durably.worker.ticker import Ticker
 
 __all__ = ["Worker"]
 
 
-class Worker(Claims, Leases, Signals):
+class Worker(Claims, Leases, Signals, Ticker):
     """Runs the workflows of a :class:`Registry` from a :class:`Store`."""
 
     def start_in_thread(self) -> None:
@@ -104,12 +105,15 @@ class Worker(Claims, Leases, Signals):
         committer.start()
         heartbeat = loop.create_task(self._heartbeat_loop())
         signals = loop.create_task(self._signals_loop())
+        ticker = loop.create_task(self._ticker_loop()) if opts.schedules else None
         self._ready.set()
         try:
             await self._claim_loop()
         finally:
             heartbeat.cancel()
             signals.cancel()
+            if ticker is not None:
+                ticker.cancel()
             if unlisten is not None:
                 await asyncio.to_thread(unlisten)
             await self._shutdown(committer)

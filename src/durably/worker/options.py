@@ -41,6 +41,10 @@ class WorkerOptions:
     ``default`` queue and every queue of the worker's App (``app.queue(...)``, and the
     stand-alone :class:`~durably.Queue` objects it adopted or, deprecated, that live in this
     process)."""
+    schedules: bool = True
+    """Whether this worker ticks schedules (writes its App's declared schedules at start and
+    starts the workflows of due ticks; see :mod:`durably.schedules`). Any number of workers may
+    tick: each tick still starts one workflow."""
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_interval <= 0:
