@@ -369,3 +369,40 @@ def test_an_hourly_cron_across_the_autumn_change_runs_both_two_oclocks(
         "h@2026-10-25T04:00:00+01:00",
     ]
     assert app.get_schedule("h").missed == 0
+
+
+def test_an_encrypted_declaration_that_did_not_change_is_not_rewritten(
+    db_url: str, clock: Clock
+) -> None:
+    """Encryption stores the same arguments as a new text every time (a nonce per value): a
+    worker start compares the values, so an unchanged declaration writes nothing."""
+    from durably.codecs import Encryption
+
+    key = bytes(range(32))
+
+    def declare(args: tuple[int, ...]) -> durably.App:
+        app = durably.App(db_url, codecs=[Encryption(keys={"k1": key}, active="k1")])
+        app.clock = clock
+
+        @app.workflow(name="report", schedule=durably.Schedule(every=60, args=args))
+        def report(n: int) -> int:
+            return n
+
+        return app
+
+    apps = [declare((1,)), declare((1,)), declare((2,))]
+    try:
+        apps[0]._new_worker()._declare_schedules()
+        first = apps[0].store.get_schedule("report")
+        assert first is not None and first.input.startswith("$encoded:")
+        clock.now += 10
+        apps[1]._new_worker()._declare_schedules()
+        same = apps[1].store.get_schedule("report")
+        assert same is not None and (same.revision, same.input) == (first.revision, first.input)
+        apps[2]._new_worker()._declare_schedules()
+        changed = apps[2].store.get_schedule("report")
+        assert changed is not None and changed.revision != first.revision
+        assert apps[2].codec.decode_input(changed.input) == {"args": [2], "kwargs": {}}
+    finally:
+        for a in apps:
+            a.close()

@@ -161,6 +161,11 @@ class Codec:
 
     # -- values --------------------------------------------------------------------------------
 
+    def same_stored(self, a: str, b: str) -> bool:
+        """Whether two stored texts hold the same value (with payload codecs, the same value may
+        be stored as different texts)."""
+        return a == b
+
     def encode(
         self,
         value: Any,
@@ -493,6 +498,14 @@ class ChainedCodec(Codec):
 
     def encode_error(self, info: dict[str, Any]) -> str:
         return self.chain.seal(self.inner.encode_error(info), "error")
+
+    def same_stored(self, a: str, b: str) -> bool:
+        if a == b:
+            return True
+        try:  # the same value encrypted twice differs (a random nonce per value)
+            return self.chain.open(a) == self.chain.open(b)
+        except SerializationError:
+            return False
 
     def decode(self, text: str, type_hint: Any = Any, *, what: str = "value") -> Any:
         return self.inner.decode(self.chain.open(text, what), type_hint, what=what)

@@ -102,7 +102,7 @@ class ScheduleOperations:
         name = self.resolve(schedule.workflow)
         now = self.clock()
         rec = record_of(schedule, name, self.codec, now, schedule.queue or DEFAULT_QUEUE)
-        stored, _ = put(self.database.store, rec, now)
+        stored, _ = put(self.database.store, rec, now, self.codec)
         return info_of(stored)
 
     # -- reading -----------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class ScheduleOperations:
         if "args" not in changes and "kwargs" not in changes:
             declared.input = rec.input
         declared.paused, declared.pause_reason = rec.paused, rec.pause_reason
-        stored, _ = put(self.database.store, declared, now)
+        stored, _ = put(self.database.store, declared, now, self.codec)
         return info_of(stored)
 
     def _schedule_of(self, rec: ScheduleRecord) -> Schedule:

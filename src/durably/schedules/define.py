@@ -58,12 +58,15 @@ def first_tick(rec: ScheduleRecord, now: float) -> ScheduleRecord:
     return rec
 
 
-def put(store: Store, declared: ScheduleRecord, now: float) -> tuple[ScheduleRecord, str]:
+def put(
+    store: Store, declared: ScheduleRecord, now: float, codec: Codec | None = None
+) -> tuple[ScheduleRecord, str]:
     """Create ``declared``, or bring the stored schedule of its name to its definition.
 
     Returns the stored schedule and what was done: ``created``, ``updated`` or ``unchanged``.
     Safe under concurrency (every worker of a deploy does it at once): a compare-and-set, read
-    again when another writer came first."""
+    again when another writer came first. With ``codec``, stored arguments that differ only in
+    their encoding (payload encryption uses a new nonce for every value) count as unchanged."""
     while True:
         old = store.get_schedule(declared.name)
         if old is None:
@@ -71,6 +74,12 @@ def put(store: Store, declared: ScheduleRecord, now: float) -> tuple[ScheduleRec
                 return declared, "created"
             continue
         changed = [f for f in DEFINITION if getattr(old, f) != getattr(declared, f)]
+        if (
+            "input" in changed
+            and codec is not None
+            and codec.same_stored(old.input, declared.input)
+        ):
+            changed.remove("input")
         if not changed:
             return old, "unchanged"
         new = dataclasses.replace(old, updated_at=now)

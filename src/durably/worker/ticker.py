@@ -35,7 +35,7 @@ class Ticker(WorkerState):
             except DurablyError as exc:  # checked when declared: a serializer changed since?
                 log.warning("schedule %s not written: %s", name, exc)
                 continue
-            _, done = put(self.store, rec, now)
+            _, done = put(self.store, rec, now, self.codec)
             if done != "unchanged":
                 log.info("schedule %s %s", rec.name, done)
 
