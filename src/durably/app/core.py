@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from durably import limits
@@ -13,12 +14,15 @@ from durably.app.handles import LocalHandleSource
 from durably.app.lifecycle import Lifecycle
 from durably.app.results import Results
 from durably.app.starts import Starts
+from durably.bulk import DEFAULT_BATCH, BulkAction, BulkFilter, BulkResult, check_action, run_bulk
 from durably.codec import codec_for
 from durably.definitions import VERSIONING, Registry, Step, Versioning, Workflow, qualified_name
 from durably.errors import ConfigurationError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
-from durably.operations import OperationsBase, StartCall, WorkflowFilter, forward
+from durably.ids import validate_workflow_id
+from durably.operations import OperationsBase, StartCall, WorkflowFilter, forward, thread_twin
 from durably.queues import Queue, QueueLimits
+from durably.retention import APP_DEFAULT, AppDefault, check_retention
 from durably.retry import Retry
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer, Serializer
 from durably.storage import (
@@ -65,6 +69,11 @@ class App(OperationsBase):
     version (pinned), unless it is ``@app.workflow(versioning="auto_upgrade")``. An unversioned
     worker runs workflows of every version, and a workflow started with no version runs on any
     worker: an App with no version behaves as if versions did not exist.
+
+    ``retention``: how long finished workflows (completed, failed, cancelled, terminated) are
+    kept before this App's workers purge them with everything they wrote (a timedelta; None,
+    the default: forever); ``@app.workflow(retention=...)`` overrides it per name (see
+    :mod:`durably.worker.retention` for which workers purge what).
     """
 
     def __init__(
@@ -75,6 +84,7 @@ class App(OperationsBase):
         serializer: Serializer | None = None,
         worker_options: WorkerOptions | None = None,
         version: str | None = None,
+        retention: timedelta | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database)
         """The database URL as given (it may hold a password: never show it; show
@@ -86,6 +96,7 @@ class App(OperationsBase):
         self._worker_options = worker_options
         self.registry = Registry()
         self.version = version if version is not None else os.environ.get(VERSION_ENV) or None
+        self.registry.retention = check_retention(retention, "App(retention=...)")
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._worker: Worker | None = None
@@ -189,7 +200,13 @@ class App(OperationsBase):
     def workflow(self, fn: Callable[P, R], /) -> Workflow[P, R]: ...
     @overload
     def workflow(
-        self, fn: None = None, /, *, name: str | None = None, versioning: Versioning = "pinned"
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        versioning: Versioning = "pinned",
+        retention: timedelta | AppDefault | None = APP_DEFAULT,
     ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
     def workflow(
         self,
@@ -198,6 +215,7 @@ class App(OperationsBase):
         *,
         name: str | None = None,
         versioning: Versioning = "pinned",
+        retention: timedelta | AppDefault | None = APP_DEFAULT,
     ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
         """Register a workflow: ``@app.workflow`` or ``@app.workflow(name="...")``.
 
@@ -208,7 +226,12 @@ class App(OperationsBase):
         workers of that version) or ``"auto_upgrade"`` (workers of any version may run it,
         and one started under another version moves to this code; guard changes with
         :func:`durably.patched`).
+
+        ``retention``: how long its finished runs are kept (a timedelta; None: forever),
+        overriding the App's ``retention``.
         """
+        if not isinstance(retention, AppDefault):
+            check_retention(retention, "@app.workflow(retention=...)")
         if versioning not in VERSIONING:
             raise ConfigurationError(
                 f"versioning must be one of {', '.join(map(repr, VERSIONING))}, got {versioning!r}"
@@ -217,6 +240,7 @@ class App(OperationsBase):
         def register(f: Callable[P, R]) -> Workflow[P, R]:
             wf = Workflow(f, name=name or qualified_name(f))
             wf.versioning = versioning
+            wf.retention = retention
             self.registry.add_workflow(wf)
             wf.app = self
             return wf
@@ -420,3 +444,43 @@ class App(OperationsBase):
     retry = forward(Lifecycle.retry, "_lifecycle")
     fork = forward(Lifecycle.fork, "_lifecycle")
     purge = forward(Lifecycle.purge, "_lifecycle")
+
+    def bulk(
+        self,
+        action: BulkAction,
+        filter: BulkFilter,
+        *,
+        dry_run: bool = False,
+        reason: str = "terminated",
+        batch_size: int = DEFAULT_BATCH,
+        limit: int | None = None,
+        after: str | None = None,
+        progress: Callable[[BulkResult], None] | None = None,
+    ) -> BulkResult:
+        """Apply ``action`` (``"cancel"``, ``"terminate"``, ``"retry"``, ``"resume"``,
+        ``"suspend"`` or ``"purge"``) to every workflow ``filter`` selects, ``batch_size`` at a
+        time in id order, each as its single command would (see :mod:`durably.bulk`).
+
+        ``dry_run``: change nothing, count the matches and show a sample of their ids.
+        ``reason``: a terminate's reason. ``limit``: stop after going through that many and
+        return a ``cursor`` to pass back as ``after``. ``progress``: called with the running
+        totals after each batch. Interrupted, it can be run again: workflows already acted on
+        no longer allow the action and are counted as skipped.
+        """
+        action = check_action(action)
+        selection = filter.selection()
+        limits.check_count(batch_size, "batch_size", 1, 10_000)
+        if limit is not None:
+            limits.check_count(limit, "limit", 1)
+        if action == "terminate":
+            limits.check_text(
+                reason, "reason", max_length=limits.MAX_REASON_LENGTH, allow_empty=True
+            )
+        if after is not None:
+            validate_workflow_id(after)
+        return run_bulk(
+            self._lifecycle, self.store, action, selection, dry_run=dry_run, reason=reason,
+            batch_size=batch_size, limit=limit, after=after, progress=progress,
+        )  # fmt: skip
+
+    bulk_async = thread_twin(bulk)

@@ -151,6 +151,9 @@ ALTER TABLE workers ADD COLUMN version TEXT;
 ALTER TABLE workers ADD COLUMN auto_upgrade TEXT;
 CREATE INDEX workflows_version ON workflows (version, status) WHERE version IS NOT NULL;
 """,
+    7: """
+CREATE INDEX workflows_finished ON workflows (finished_at, id);
+""",
 }
 
 

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from durably.storage.committer import GroupCommitter
 from durably.worker.claims import Claims
 from durably.worker.leases import Leases, wall_time
+from durably.worker.retention import Retention
 from durably.worker.runtime import WorkerRuntime
 from durably.worker.signals import Signals
 from durably.worker.state import Stopping, log
@@ -30,7 +31,7 @@ from durably.worker.state import Stopping, log
 __all__ = ["Worker"]
 
 
-class Worker(Claims, Leases, Signals):
+class Worker(Claims, Leases, Signals, Retention):
     """Runs the workflows of a :class:`Registry` from a :class:`Store`."""
 
     def start_in_thread(self) -> None:
@@ -104,12 +105,14 @@ class Worker(Claims, Leases, Signals):
         committer.start()
         heartbeat = loop.create_task(self._heartbeat_loop())
         signals = loop.create_task(self._signals_loop())
+        retention = loop.create_task(self._retention_loop())
         self._ready.set()
         try:
             await self._claim_loop()
         finally:
             heartbeat.cancel()
             signals.cancel()
+            retention.cancel()
             if unlisten is not None:
                 await asyncio.to_thread(unlisten)
             await self._shutdown(committer)

@@ -41,10 +41,22 @@ class WorkerOptions:
     ``default`` queue and every queue of the worker's App (``app.queue(...)``, and the
     stand-alone :class:`~durably.Queue` objects it adopted or, deprecated, that live in this
     process)."""
+    retention_interval: float = 60.0
+    """Seconds between this worker's retention passes (see :mod:`durably.worker.retention`);
+    a pass runs only when the App or one of its workflows has a ``retention``."""
+    retention_batch: int = 500
+    """Workflows purged per transaction by a retention pass."""
+    retention_pause: float = 0.02
+    """Seconds a retention pass waits between two batches (so running work gets the database)."""
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_interval <= 0:
             raise ConfigurationError("lease_seconds and poll_interval must be > 0 seconds")
+        if self.retention_interval <= 0 or self.retention_pause < 0 or self.retention_batch < 1:
+            raise ConfigurationError(
+                "retention_interval must be > 0 seconds, retention_pause >= 0 and "
+                "retention_batch >= 1"
+            )
         if self.eviction_threshold < 0 or self.listen_poll_interval < 0:
             raise ConfigurationError(
                 "eviction_threshold and listen_poll_interval must be >= 0 seconds"
