@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from durably import limits
+from durably.bulk import (
+    DEFAULT_BATCH,
+    SAMPLE_SIZE,
+    BulkAction,
+    BulkFilter,
+    BulkResult,
+    check_action,
+)
 from durably.definitions import Workflow, not_a_workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
@@ -271,6 +279,52 @@ class Client(OperationsBase):
     def purge(self, workflow_id: str) -> None:
         """Delete a finished workflow with its journal, events, state and runs."""
         self._command(workflow_id, "", method="DELETE")
+
+    def bulk(
+        self,
+        action: BulkAction,
+        filter: BulkFilter,
+        *,
+        dry_run: bool = False,
+        reason: str = "terminated",
+        batch_size: int = DEFAULT_BATCH,
+        limit: int | None = None,
+        after: str | None = None,
+        progress: Callable[[BulkResult], None] | None = None,
+    ) -> BulkResult:
+        """Apply ``action`` to every workflow ``filter`` selects, on the server (see
+        :meth:`durably.App.bulk`): one request per ``batch_size`` workflows (at most the
+        server's 10,000), each going on from the cursor of the one before."""
+        action = check_action(action)
+        form = filter.to_json()
+        filter.selection()  # a bad filter is refused here, before any request
+        limits.check_count(batch_size, "batch_size", 1, 10_000)
+        total = BulkResult(action, dry_run=dry_run)
+        cursor = after
+        while True:
+            room = batch_size if limit is None else min(batch_size, limit - total.matched)
+            if room <= 0:
+                total.cursor = cursor
+                return total
+            body = {"filter": form, "dry_run": dry_run, "reason": reason, "limit": room}
+            if cursor is not None:
+                body["after"] = cursor
+            answer = self._http.request("POST", f"/v1/bulk/{action}", body=body).body
+            if dry_run:
+                return BulkResult(
+                    action, True, int(answer["matched"]), 0, 0, list(answer["sample"]), None
+                )
+            total.matched += int(answer["matched"])
+            total.processed += int(answer["processed"])
+            total.skipped += int(answer["skipped"])
+            total.sample += list(answer["sample"])[: SAMPLE_SIZE - len(total.sample)]
+            cursor = answer["cursor"]
+            if progress is not None and answer["matched"]:
+                progress(total)
+            if cursor is None:
+                return total
+
+    bulk_async = thread_twin(bulk)
 
     # a Client's listing filters take datetimes too
     _list_workflows_async = thread_twin(list_workflows)

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.responses import Response
 
-from . import dapr, routes
+from . import bulk, dapr, routes
 from . import models as m
 from .endpoint import Call, json_response
 from .operation import Operation, Reply
@@ -151,6 +151,7 @@ async def openapi_json(call: Call) -> Response:
 
 OPERATIONS: tuple[Operation, ...] = (
     *routes.OPERATIONS,
+    *bulk.OPERATIONS,
     *dapr.OPERATIONS,
     Operation(
         "GET",
