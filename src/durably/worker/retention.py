@@ -13,8 +13,9 @@ Which retention applies to a finished workflow (completed, failed, cancelled or 
 So workers that register one name with different retentions each purge by their own: the
 shortest wins. A child whose parent has not finished is kept until the parent finishes (the
 parent reads its outcome). The pass reads through the ``(finished_at, id)`` index and purges in
-batches of ``WorkerOptions.retention_batch`` ids, each one short transaction, pausing
-``retention_pause`` seconds between batches, so it never holds locks long; passes of several
+batches of ``WorkerOptions.retention_batch`` ids, each one short transaction, resting between
+batches so that they take at most ``retention_share`` of the time (and at least
+``retention_pause`` seconds), so it never holds locks long; passes of several
 workers at once are safe (a purge deletes only what is still there and still finished).
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "PURGEABLE_STATUSES",
     "Retention",
     "purge_expired",
+    "rest_after",
     "retention_selections",
 ]
 
@@ -82,23 +84,32 @@ def retention_selections(
     return selections
 
 
+def rest_after(busy: float, pause: float, share: float) -> float:
+    """How long to wait after a batch that took ``busy`` seconds: at least ``pause``, and long
+    enough that the batches take at most ``share`` of the time (1: no extra wait)."""
+    return max(pause, busy * (1 - share) / share)
+
+
 def purge_expired(
     store: Store,
     selections: Iterable[WorkflowSelection],
     *,
     batch: int = 500,
     pause: float = 0.0,
+    share: float = 1.0,
     stop: threading.Event | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Purge every workflow the selections select, ``batch`` ids per transaction with
-    ``pause`` seconds between batches; returns how many were purged. Stops early when
-    ``stop`` is set; interrupted (even mid-way by a crash), a later pass purges the rest.
+    """Purge every workflow the selections select, ``batch`` ids per transaction, waiting
+    between batches at least ``pause`` seconds and long enough that the batches take at most
+    ``share`` of the time (see :func:`rest_after`); returns how many were purged. Stops early
+    when ``stop`` is set; interrupted (even mid-way by a crash), a later pass purges the rest.
     ``on_batch`` is told each batch's count."""
     purged = 0
     for selection in selections:
         after: tuple[float, str] | None = None
         while stop is None or not stop.is_set():
+            t0 = time.perf_counter()
             page = store.expired_workflows(selection, after=after, limit=batch)
             if not page:
                 break
@@ -109,8 +120,9 @@ def purge_expired(
             if len(page) < batch:
                 break
             after = page[-1]
-            if pause > 0:
-                time.sleep(pause)
+            wait = rest_after(time.perf_counter() - t0, pause, share)
+            if wait > 0:
+                time.sleep(wait)
     return purged
 
 
@@ -137,7 +149,7 @@ class Retention(WorkerState):
         selections = retention_selections(registry, others, self.clock())
         return purge_expired(
             self.store, selections, batch=opts.retention_batch, pause=opts.retention_pause,
-            stop=stop,
+            share=opts.retention_share, stop=stop,
         )  # fmt: skip
 
     async def _retention_loop(self) -> None:
