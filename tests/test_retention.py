@@ -27,9 +27,12 @@ DAY = 24 * HOUR
 
 
 def record(
-    wid: str, name: str, finished_at: float | None, status: WorkflowStatus = WorkflowStatus.COMPLETED,
+    wid: str,
+    name: str,
+    finished_at: float | None,
+    status: WorkflowStatus = WorkflowStatus.COMPLETED,
     parent_id: str | None = None,
-) -> WorkflowRecord:  # fmt: skip
+) -> WorkflowRecord:
     if finished_at is None:
         status = WorkflowStatus.RUNNING
     created = (finished_at or time.time()) - 1
@@ -40,10 +43,10 @@ def record(
 
 
 def test_retention_settings_are_checked_and_resolved() -> None:
-    with pytest.raises(ConfigurationError, match="positive datetime.timedelta"):
+    with pytest.raises(ConfigurationError, match=r"positive datetime\.timedelta"):
         durably.App("sqlite:///:memory:", retention=30)  # type: ignore[arg-type]
     app = durably.App("sqlite:///unused.db", retention=timedelta(days=1))
-    with pytest.raises(ConfigurationError, match="@app.workflow"):
+    with pytest.raises(ConfigurationError, match=r"@app\.workflow"):
         app.workflow(retention=timedelta(0))
 
     @app.workflow(retention=timedelta(hours=1))
