@@ -187,3 +187,14 @@ def test_filters_round_trip_through_json() -> None:
     ):  # fmt: skip
         with pytest.raises(ConfigurationError, match=message):
             BulkFilter.from_json(bad)
+
+
+def test_a_child_whose_parent_runs_is_neither_purged_in_bulk_nor_alone(app: durably.App) -> None:
+    put(app, "parent")
+    put(app, "kid", S.COMPLETED, parent_id="parent")
+    r = app.bulk("purge", BulkFilter(status="completed"))
+    assert (r.processed, r.skipped) == (0, 1)
+    with pytest.raises(durably.WorkflowStateError, match="its parent 'parent' has not finished"):
+        app.purge("kid")
+    app.terminate("parent")
+    assert app.bulk("purge", BulkFilter(status=["completed", "terminated"])).processed == 2
