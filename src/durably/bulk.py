@@ -41,6 +41,7 @@ __all__ = [
     "BulkFilter",
     "BulkResult",
     "check_action",
+    "page_through",
     "run_bulk",
 ]
 
@@ -236,6 +237,43 @@ def _apply(lifecycle: Lifecycle, store: Store, action: str, workflow_id: str, re
     return True
 
 
+Batch = Callable[[str | None, int], tuple[BulkResult, str | None]]
+"""One batch of a bulk operation: given the cursor to start after and the most workflows to go
+through, what it did and the cursor to go on from (None: no workflow is left after it)."""
+
+
+def page_through(
+    action: str,
+    batch: Batch,
+    *,
+    batch_size: int,
+    limit: int | None,
+    after: str | None,
+    progress: Callable[[BulkResult], None] | None,
+) -> BulkResult:
+    """Run ``batch`` after batch from ``after`` until no workflow is left or ``limit`` were gone
+    through (then the result's ``cursor`` says where to go on), adding up what each did and
+    telling ``progress`` the totals after each."""
+    total = BulkResult(action)
+    cursor = after
+    while True:
+        room = batch_size if limit is None else min(batch_size, limit - total.matched)
+        if room <= 0:
+            total.cursor = cursor
+            return total
+        part, cursor = batch(cursor, room)
+        if not part.matched:
+            return total
+        total.matched += part.matched
+        total.processed += part.processed
+        total.skipped += part.skipped
+        total.sample += part.sample[: SAMPLE_SIZE - len(total.sample)]
+        if progress is not None:
+            progress(total)
+        if cursor is None:
+            return total
+
+
 def run_bulk(
     lifecycle: Lifecycle,
     store: Store,
@@ -249,33 +287,23 @@ def run_bulk(
     after: str | None = None,
     progress: Callable[[BulkResult], None] | None = None,
 ) -> BulkResult:
-    """Run a bulk operation (see the module docstring); ``progress`` is called with the running
-    totals after each page."""
-    result = BulkResult(action, dry_run=dry_run)
+    """Run a bulk operation on ``store`` (see the module docstring); ``progress`` is called
+    with the running totals after each batch."""
     if dry_run:
-        result.matched = store.count_workflows(selection)
-        result.sample = store.select_workflow_ids(selection, after=after, limit=SAMPLE_SIZE)
-        return result
-    cursor = after
-    while True:
-        room = batch_size if limit is None else min(batch_size, limit - result.matched)
-        if room <= 0:
-            result.cursor = cursor
-            return result
+        matched = store.count_workflows(selection)
+        sample = store.select_workflow_ids(selection, after=after, limit=SAMPLE_SIZE)
+        return BulkResult(action, dry_run=True, matched=matched, sample=sample)
+
+    def batch(cursor: str | None, room: int) -> tuple[BulkResult, str | None]:
         page = store.select_workflow_ids(selection, after=cursor, limit=room)
-        if not page:
-            return result
         if action == "purge":
             done = len(store.purge_workflows(page))
         else:
             done = sum(_apply(lifecycle, store, action, wid, reason) for wid in page)
-        result.matched += len(page)
-        result.processed += done
-        result.skipped += len(page) - done
-        if len(result.sample) < SAMPLE_SIZE:
-            result.sample += page[: SAMPLE_SIZE - len(result.sample)]
-        cursor = page[-1]
-        if progress is not None:
-            progress(result)
-        if len(page) < room:
-            return result
+        part = BulkResult(action, matched=len(page), processed=done, skipped=len(page) - done,
+                          sample=page[:SAMPLE_SIZE])  # fmt: skip
+        return part, (page[-1] if len(page) == room else None)
+
+    return page_through(
+        action, batch, batch_size=batch_size, limit=limit, after=after, progress=progress
+    )

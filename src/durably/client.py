@@ -19,11 +19,11 @@ from typing import Any
 from durably import limits
 from durably.bulk import (
     DEFAULT_BATCH,
-    SAMPLE_SIZE,
     BulkAction,
     BulkFilter,
     BulkResult,
     check_action,
+    page_through,
 )
 from durably.definitions import Workflow, not_a_workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
@@ -299,30 +299,24 @@ class Client(OperationsBase):
         form = filter.to_json()
         filter.selection()  # a bad filter is refused here, before any request
         limits.check_count(batch_size, "batch_size", 1, 10_000)
-        total = BulkResult(action, dry_run=dry_run)
-        cursor = after
-        while True:
-            room = batch_size if limit is None else min(batch_size, limit - total.matched)
-            if room <= 0:
-                total.cursor = cursor
-                return total
-            body = {"filter": form, "dry_run": dry_run, "reason": reason, "limit": room}
+
+        def batch(cursor: str | None, room: int) -> tuple[BulkResult, str | None]:
+            body: dict[str, Any] = {"filter": form, "dry_run": dry_run, "reason": reason,
+                                    "limit": room}  # fmt: skip
             if cursor is not None:
                 body["after"] = cursor
             answer = self._http.request("POST", f"/v1/bulk/{action}", body=body).body
-            if dry_run:
-                return BulkResult(
-                    action, True, int(answer["matched"]), 0, 0, list(answer["sample"]), None
-                )
-            total.matched += int(answer["matched"])
-            total.processed += int(answer["processed"])
-            total.skipped += int(answer["skipped"])
-            total.sample += list(answer["sample"])[: SAMPLE_SIZE - len(total.sample)]
-            cursor = answer["cursor"]
-            if progress is not None and answer["matched"]:
-                progress(total)
-            if cursor is None:
-                return total
+            part = BulkResult(
+                action, dry_run, int(answer["matched"]), int(answer["processed"]),
+                int(answer["skipped"]), list(answer["sample"]),
+            )  # fmt: skip
+            return part, answer["cursor"]
+
+        if dry_run:
+            return batch(after, 1)[0]
+        return page_through(
+            action, batch, batch_size=batch_size, limit=limit, after=after, progress=progress
+        )
 
     bulk_async = thread_twin(bulk)
 

@@ -121,7 +121,9 @@ def purge_expired(
                 break
             after = page[-1]
             wait = rest_after(time.perf_counter() - t0, pause, share)
-            if wait > 0:
+            if stop is not None:
+                stop.wait(wait)  # a stop ends the rest at once
+            elif wait > 0:
                 time.sleep(wait)
     return purged
 
