@@ -195,3 +195,14 @@ def test_the_worker_purges_on_its_own_every_interval(db_url: str) -> None:
     assert app.store.get_journal("flow-1") == [] and app.store.get_state("flow-1") == {}
     assert app.store.get_workflow("kept-1") is not None
     app.close()
+
+
+def test_the_purge_impact_bench_runs_and_purges_everything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from durably.bench.retention import main
+
+    assert main(["--purge", "300", "--clients", "2", "--slot", "0.2", "--batch", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "purged 300 finished workflows (0 left)" in out
+    assert "ratio while purging / alone:" in out

@@ -44,8 +44,9 @@ class WorkerOptions:
     retention_interval: float = 60.0
     """Seconds between this worker's retention passes (see :mod:`durably.worker.retention`);
     a pass runs only when the App or one of its workflows has a ``retention``."""
-    retention_batch: int = 500
-    """Workflows purged per transaction by a retention pass."""
+    retention_batch: int = 100
+    """Workflows purged per transaction by a retention pass (short transactions: SQLite's
+    single writer is held a few milliseconds at a time)."""
     retention_pause: float = 0.0
     """The least a retention pass waits between two batches, in seconds."""
     retention_share: float = 0.05

@@ -94,7 +94,7 @@ def purge_expired(
     store: Store,
     selections: Iterable[WorkflowSelection],
     *,
-    batch: int = 500,
+    batch: int = 100,
     pause: float = 0.0,
     share: float = 1.0,
     stop: threading.Event | None = None,
