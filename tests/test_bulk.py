@@ -4,6 +4,7 @@ and bad filters refused before anything is done."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -93,6 +94,8 @@ def test_a_dry_run_counts_and_samples_and_changes_nothing(app: durably.App) -> N
     assert r.dry_run and r.matched == 15 and r.processed == 0
     assert r.sample == [f"x-{n:02d}" for n in range(10)]
     assert set(statuses(app, *(f"x-{n:02d}" for n in range(15)))) == {"pending"}
+    twin = asyncio.run(app.bulk_async("cancel", BulkFilter(name="y"), dry_run=True))
+    assert (twin.matched, twin.sample) == (1, ["y-1"])
 
 
 def test_an_interrupted_run_can_be_run_again_and_acts_on_what_is_left(app: durably.App) -> None:

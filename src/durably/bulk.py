@@ -27,16 +27,18 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from durably import limits
 from durably.errors import ConfigurationError, WorkflowNotFoundError, WorkflowStateError
 from durably.handle import status_filter
-from durably.ids import MAX_ID_LENGTH
+from durably.ids import MAX_ID_LENGTH, validate_workflow_id
 from durably.queues import validate_queue_name
 from durably.storage.base import TERMINAL_STATUSES, WorkflowSelection, WorkflowStatus
 
 if TYPE_CHECKING:
+    from durably.app.database import Database
     from durably.app.lifecycle import Lifecycle
     from durably.storage.base import Store
 
 __all__ = [
     "BULK_ACTIONS",
+    "Bulk",
     "BulkAction",
     "BulkFilter",
     "BulkResult",
@@ -52,6 +54,8 @@ SAMPLE_SIZE = 10
 """How many ids a dry run shows."""
 DEFAULT_BATCH = 500
 """Ids per page of a bulk operation."""
+MAX_BATCH = 10_000
+"""The largest page (and the most one HTTP request goes through)."""
 
 _TIMES = ("created_after", "created_before", "finished_after", "finished_before")
 
@@ -307,3 +311,50 @@ def run_bulk(
     return page_through(
         action, batch, batch_size=batch_size, limit=limit, after=after, progress=progress
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Bulk:
+    """The bulk operations of an App (which forwards :meth:`durably.App.bulk` here), over its
+    ``database`` and its single-workflow commands (``lifecycle``)."""
+
+    database: Database
+    lifecycle: Lifecycle
+
+    def bulk(
+        self,
+        action: BulkAction,
+        filter: BulkFilter,
+        *,
+        dry_run: bool = False,
+        reason: str = "terminated",
+        batch_size: int = DEFAULT_BATCH,
+        limit: int | None = None,
+        after: str | None = None,
+        progress: Callable[[BulkResult], None] | None = None,
+    ) -> BulkResult:
+        """Apply ``action`` (``"cancel"``, ``"terminate"``, ``"retry"``, ``"resume"``,
+        ``"suspend"`` or ``"purge"``) to every workflow ``filter`` selects, ``batch_size`` at a
+        time in id order, each as its single command would (see :mod:`durably.bulk`).
+
+        ``dry_run``: change nothing, count the matches and show a sample of their ids.
+        ``reason``: a terminate's reason. ``limit``: stop after going through that many and
+        return a ``cursor`` to pass back as ``after``. ``progress``: called with the running
+        totals after each batch. Interrupted, it can be run again: workflows already acted on
+        no longer allow the action and are counted as skipped.
+        """
+        action = check_action(action)
+        selection = filter.selection()
+        limits.check_count(batch_size, "batch_size", 1, MAX_BATCH)
+        if limit is not None:
+            limits.check_count(limit, "limit", 1)
+        if action == "terminate":
+            limits.check_text(
+                reason, "reason", max_length=limits.MAX_REASON_LENGTH, allow_empty=True
+            )
+        if after is not None:
+            validate_workflow_id(after)
+        return run_bulk(
+            self.lifecycle, self.database.store, action, selection, dry_run=dry_run,
+            reason=reason, batch_size=batch_size, limit=limit, after=after, progress=progress,
+        )  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Any
 from durably import limits
 from durably.bulk import (
     DEFAULT_BATCH,
+    MAX_BATCH,
     BulkAction,
     BulkFilter,
     BulkResult,
@@ -298,7 +299,7 @@ class Client(OperationsBase):
         action = check_action(action)
         form = filter.to_json()
         filter.selection()  # a bad filter is refused here, before any request
-        limits.check_count(batch_size, "batch_size", 1, 10_000)
+        limits.check_count(batch_size, "batch_size", 1, MAX_BATCH)
 
         def batch(cursor: str | None, room: int) -> tuple[BulkResult, str | None]:
             body: dict[str, Any] = {"filter": form, "dry_run": dry_run, "reason": reason,

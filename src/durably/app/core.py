@@ -14,12 +14,11 @@ from durably.app.handles import LocalHandleSource
 from durably.app.lifecycle import Lifecycle
 from durably.app.results import Results
 from durably.app.starts import Starts
-from durably.bulk import DEFAULT_BATCH, BulkAction, BulkFilter, BulkResult, check_action, run_bulk
+from durably.bulk import Bulk
 from durably.codec import codec_for
 from durably.definitions import VERSIONING, Registry, Step, Versioning, Workflow, qualified_name
 from durably.errors import ConfigurationError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
-from durably.ids import validate_workflow_id
 from durably.operations import OperationsBase, StartCall, WorkflowFilter, forward, thread_twin
 from durably.queues import Queue, QueueLimits
 from durably.retention import APP_DEFAULT, AppDefault, check_retention
@@ -109,6 +108,7 @@ class App(OperationsBase):
         self._handles = LocalHandleSource(self, self._results)  # what this App's handles read
         self._starts = Starts(self, self.registry, self.codec, self._now, self._current_worker)
         self._lifecycle = Lifecycle(self, self.codec, self._now, self._notify_worker, self.handle)
+        self._bulk = Bulk(self, self._lifecycle)
 
     def __repr__(self) -> str:
         return f"<durably.App {self.safe_database_url}>"
@@ -445,42 +445,5 @@ class App(OperationsBase):
     fork = forward(Lifecycle.fork, "_lifecycle")
     purge = forward(Lifecycle.purge, "_lifecycle")
 
-    def bulk(
-        self,
-        action: BulkAction,
-        filter: BulkFilter,
-        *,
-        dry_run: bool = False,
-        reason: str = "terminated",
-        batch_size: int = DEFAULT_BATCH,
-        limit: int | None = None,
-        after: str | None = None,
-        progress: Callable[[BulkResult], None] | None = None,
-    ) -> BulkResult:
-        """Apply ``action`` (``"cancel"``, ``"terminate"``, ``"retry"``, ``"resume"``,
-        ``"suspend"`` or ``"purge"``) to every workflow ``filter`` selects, ``batch_size`` at a
-        time in id order, each as its single command would (see :mod:`durably.bulk`).
-
-        ``dry_run``: change nothing, count the matches and show a sample of their ids.
-        ``reason``: a terminate's reason. ``limit``: stop after going through that many and
-        return a ``cursor`` to pass back as ``after``. ``progress``: called with the running
-        totals after each batch. Interrupted, it can be run again: workflows already acted on
-        no longer allow the action and are counted as skipped.
-        """
-        action = check_action(action)
-        selection = filter.selection()
-        limits.check_count(batch_size, "batch_size", 1, 10_000)
-        if limit is not None:
-            limits.check_count(limit, "limit", 1)
-        if action == "terminate":
-            limits.check_text(
-                reason, "reason", max_length=limits.MAX_REASON_LENGTH, allow_empty=True
-            )
-        if after is not None:
-            validate_workflow_id(after)
-        return run_bulk(
-            self._lifecycle, self.store, action, selection, dry_run=dry_run, reason=reason,
-            batch_size=batch_size, limit=limit, after=after, progress=progress,
-        )  # fmt: skip
-
+    bulk = forward(Bulk.bulk, "_bulk")
     bulk_async = thread_twin(bulk)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from durably.bulk import BULK_ACTIONS, BulkFilter, check_action
+from durably.bulk import BULK_ACTIONS, MAX_BATCH, BulkFilter, check_action
 
 from .endpoint import Call, json_response
 from .errors import ApiError
@@ -23,7 +23,7 @@ from .operation import Body, Operation, Reply
 
 __all__ = ["MAX_BULK_LIMIT", "OPERATIONS"]
 
-MAX_BULK_LIMIT = 10_000
+MAX_BULK_LIMIT = MAX_BATCH
 """The most workflows one request goes through (then it answers a cursor)."""
 DEFAULT_BULK_LIMIT = 1000
 
