@@ -85,6 +85,8 @@ def _seed(app: durably.App, count: int) -> None:
     with store._transaction() as conn:
         conn.execute(seed, (count,))
         conn.execute(_SEED_JOURNAL.format(cols=_JOURNAL))
+    with store._transaction() as conn:  # statistics as a database holding old rows has them
+        conn.execute("ANALYZE")
 
 
 def _purger(
