@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -213,8 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         help="most of the time spent in purge transactions (WorkerOptions.retention_share)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    with _database(args.db) as url:
-        figures = _run(args, url)
+    # stopped (SIGTERM), it still drops the schema it made
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        with _database(args.db) as url:
+            figures = _run(args, url)
+    finally:
+        signal.signal(signal.SIGTERM, before)
     backend = "postgresql" if url.startswith("postgres") else "sqlite"
     print(f"backend: {backend}; purged {int(figures['purged'])} finished workflows "
           f"({int(figures['left'])} left), batch {args.batch}, share {args.share}; "
