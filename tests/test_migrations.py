@@ -96,3 +96,32 @@ def test_an_unreachable_postgres_server_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match=r"127\.0\.0\.1:1/nodb"):
         open_store("postgresql://postgres@127.0.0.1:1/nodb?connect_timeout=2")
+
+
+def test_a_database_from_before_retention_gets_its_finished_index_and_purges(
+    tmp_path: Path,
+) -> None:
+    from durably.storage.base import WorkflowSelection
+
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE durably_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
+    for version in sorted(v for v in MIGRATIONS if v < 7):
+        for statement in MIGRATIONS[version].split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO durably_migrations VALUES (?, 0)", (version,))
+    conn.execute(
+        "INSERT INTO workflows (id, name, status, input, created_at, updated_at, finished_at) "
+        "VALUES ('old', 'n', 'completed', '{}', 1, 1, 2)"
+    )
+    conn.close()
+    store = SqliteStore(path)
+    store.migrate()
+    indexes = {row[0] for row in sqlite3.connect(path).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index'")}  # fmt: skip
+    assert "workflows_finished" in indexes
+    # the retention read names that index (INDEXED BY): it fails on a database without it
+    assert store.expired_workflows(WorkflowSelection(), after=None, limit=5) == [(2.0, "old")]
+    assert store.purge_workflows(["old"]) == ["old"]
+    store.close()

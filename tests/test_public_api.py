@@ -11,6 +11,7 @@ from pathlib import Path
 import durably
 
 EXPECTED = {
+    "APP_DEFAULT", "BulkFilter", "BulkResult",
     "App", "Cancelled", "ChildHandle", "ChildWorkflowFailed", "Client", "ConfigurationError",
     "DurablyError", "EventTimeoutError", "Fired", "HistoryEntry", "InvalidIdError",
     "JsonSerializer",

@@ -193,6 +193,10 @@ def requests_of_every_route() -> list[tuple[str, str, dict[str, object]]]:
         ("GET", "/v1/workers", {}),
         ("GET", "/v1/versions", {}),
         ("GET", "/v1/workers?include_stale=bogus", {}),
+        ("POST", "/v1/bulk/cancel", {"json": {"filter": {"id_prefix": "nope"}, "dry_run": True}}),
+        ("POST", "/v1/bulk/purge", {"json": {"filter": {"id_prefix": "nope"}}}),
+        ("POST", "/v1/bulk/retry", {"json": {"filter": {"status": "bogus"}}}),
+        ("POST", "/v1/bulk/resume", {"json": {"filter": {}}}),
         ("GET", "/no/such/route", {}),
         ("PUT", "/v1/workflows", {}),
         ("GET", "/v1/schedules", {}),
@@ -318,6 +322,8 @@ def test_no_route_and_no_log_line_shows_a_secret(secret_db: str, tmp_path: Path)
         ["migrate"],
         ["versions"],
         ["versions", "--json"],
+        ["bulk", "cancel", "--id-prefix", "nope", "--dry-run"],
+        ["bulk", "purge", "--id-prefix", "nope", "--yes", "--json"],
     ],
 )
 def test_cli_never_prints_a_secret(command: list[str], pg_secret_url: str) -> None:
@@ -388,6 +394,15 @@ def test_unreachable_or_misread_database_errors_show_no_secret(
     assert proc.returncode in (2, 5), proc.stderr
     assert "Traceback" not in proc.stderr
     assert_no_secret(proc.stdout + proc.stderr, "durably ls")
+    with pytest.raises(error) as caught:
+        app.bulk("purge", durably.BulkFilter(all=True))
+    assert_no_secret(str(caught.value), "a bulk operation's error")
+    proc = subprocess.run(
+        [*DURABLY, "bulk", "purge", "--all", "--yes", "--db", url],
+        capture_output=True, text=True, timeout=60, env=base_env(),
+    )  # fmt: skip
+    assert proc.returncode in (2, 5) and "Traceback" not in proc.stderr, proc.stderr
+    assert_no_secret(proc.stdout + proc.stderr, "durably bulk")
     server = subprocess.run(
         [*DURABLY, "server", "--db", url, "--port", str(free_port())],
         capture_output=True,

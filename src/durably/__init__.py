@@ -12,6 +12,7 @@ import typing as _typing
 
 from durably import workflow_api as _workflow_api
 from durably.app import App
+from durably.bulk import BulkFilter, BulkResult
 from durably.codec import Undecodable
 from durably.codecs import PayloadCodec
 from durably.definitions import Step, Workflow
@@ -40,6 +41,7 @@ from durably.errors import (
 from durably.handle import HistoryEntry, RunInfo, WorkflowHandle, WorkflowInfo
 from durably.operations import WorkflowOperations
 from durably.queues import Queue
+from durably.retention import APP_DEFAULT
 from durably.retry import Retry
 from durably.saga import Saga
 from durably.schedules import Schedule, ScheduleInfo, ScheduleTick
@@ -70,7 +72,10 @@ def __getattr__(name: str) -> _typing.Any:
 
 
 __all__ = [
+    "APP_DEFAULT",
     "App",
+    "BulkFilter",
+    "BulkResult",
     "Cancelled",
     "ChildHandle",
     "ChildWorkflowFailed",

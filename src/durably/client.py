@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from durably import limits
+from durably.bulk import (
+    DEFAULT_BATCH,
+    MAX_BATCH,
+    BulkAction,
+    BulkFilter,
+    BulkResult,
+    check_action,
+    page_through,
+)
 from durably.definitions import Workflow, not_a_workflow
 from durably.errors import ConfigurationError, UnknownWorkflowError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
@@ -275,6 +284,46 @@ class Client(OperationsBase):
     def purge(self, workflow_id: str) -> None:
         """Delete a finished workflow with its journal, events, state and runs."""
         self._command(workflow_id, "", method="DELETE")
+
+    def bulk(
+        self,
+        action: BulkAction,
+        filter: BulkFilter,
+        *,
+        dry_run: bool = False,
+        reason: str = "terminated",
+        batch_size: int = DEFAULT_BATCH,
+        limit: int | None = None,
+        after: str | None = None,
+        progress: Callable[[BulkResult], None] | None = None,
+    ) -> BulkResult:
+        """Apply ``action`` to every workflow ``filter`` selects, on the server (see
+        :meth:`durably.App.bulk`): one request per ``batch_size`` workflows (at most the
+        server's 10,000), each going on from the cursor of the one before."""
+        action = check_action(action)
+        form = filter.to_json()
+        filter.selection()  # a bad filter is refused here, before any request
+        limits.check_count(batch_size, "batch_size", 1, MAX_BATCH)
+
+        def batch(cursor: str | None, room: int) -> tuple[BulkResult, str | None]:
+            body: dict[str, Any] = {"filter": form, "dry_run": dry_run, "reason": reason,
+                                    "limit": room}  # fmt: skip
+            if cursor is not None:
+                body["after"] = cursor
+            answer = self._http.request("POST", f"/v1/bulk/{action}", body=body).body
+            part = BulkResult(
+                action, dry_run, int(answer["matched"]), int(answer["processed"]),
+                int(answer["skipped"]), list(answer["sample"]),
+            )  # fmt: skip
+            return part, answer["cursor"]
+
+        if dry_run:
+            return batch(after, 1)[0]
+        return page_through(
+            action, batch, batch_size=batch_size, limit=limit, after=after, progress=progress
+        )
+
+    bulk_async = thread_twin(bulk)
 
     # a Client's listing filters take datetimes too
     _list_workflows_async = thread_twin(list_workflows)

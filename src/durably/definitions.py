@@ -7,6 +7,7 @@ import inspect
 import logging
 import typing
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, TypeVar
 
 from durably.errors import ConfigurationError, DurablyError, UnknownWorkflowError
@@ -20,6 +21,7 @@ from durably.queues import (
     validate_priority,
     validate_queue_name,
 )
+from durably.retention import APP_DEFAULT, AppDefault
 from durably.retry import Retry
 from durably.schedules.spec import Schedule
 from durably.scope import WorkflowScope, current_scope
@@ -121,6 +123,10 @@ class Workflow(_Definition[P, R]):
     started under) or ``"auto_upgrade"`` (run by workers of any version; changes to its code
     go behind :func:`durably.patched`)."""
 
+    retention: timedelta | AppDefault | None = APP_DEFAULT
+    """How long its finished runs are kept before the workers purge them: a timedelta, None
+    (forever), or :data:`durably.APP_DEFAULT` (the App's ``retention``)."""
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         scope = current_scope()
         if scope is None:
@@ -149,6 +155,16 @@ class Registry:
         self.schedules: dict[str, tuple[Schedule, str, str]] = {}
         """The schedules the App declares, by name: (schedule, workflow name, queue name);
         its workers write them when they start (see :mod:`durably.schedules`)."""
+        self.retention: timedelta | None = None
+        """How long finished workflows are kept (``App(retention=...)``); None: forever."""
+
+    def retention_of(self, name: str) -> timedelta | None:
+        """The retention of workflows named ``name`` registered here: their own
+        (``@app.workflow(retention=...)``) or else the App's."""
+        wf = self.workflows.get(name)
+        if wf is None or isinstance(wf.retention, AppDefault):
+            return self.retention
+        return wf.retention
 
     def version_claim(self) -> VersionClaim | None:
         """What a worker of this code claims (see :class:`VersionClaim`): None when unversioned

@@ -37,6 +37,7 @@ from durably.queues import DEFAULT_QUEUE
 from durably.with_block import WithBlock
 
 if TYPE_CHECKING:
+    from durably.bulk import BulkAction, BulkFilter, BulkResult
     from durably.definitions import Workflow
     from durably.handle import HandleSource, WorkflowInfo
     from durably.queues import Queue
@@ -179,6 +180,20 @@ class WorkflowOperations(Protocol):
 
     def purge(self, workflow_id: str) -> None:
         """Delete a finished workflow and everything it wrote."""
+
+    def bulk(
+        self,
+        action: BulkAction,
+        filter: BulkFilter,
+        *,
+        dry_run: bool = False,
+        reason: str = "terminated",
+        batch_size: int = 500,
+        limit: int | None = None,
+        after: str | None = None,
+        progress: Callable[[BulkResult], None] | None = None,
+    ) -> BulkResult:
+        """Apply ``action`` to every workflow ``filter`` selects (see :mod:`durably.bulk`)."""
 
     async def start_named_async(
         self,

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from durably import limits
@@ -14,13 +15,15 @@ from durably.app.lifecycle import Lifecycle
 from durably.app.results import Results
 from durably.app.schedules import ScheduleOperations
 from durably.app.starts import Starts
+from durably.bulk import Bulk
 from durably.codec import codec_for
 from durably.codecs.base import PayloadCodec
 from durably.definitions import VERSIONING, Registry, Step, Versioning, Workflow, qualified_name
 from durably.errors import ConfigurationError
 from durably.handle import WorkflowHandle, WorkflowInfo, page_position, status_filter
-from durably.operations import OperationsBase, StartCall, WorkflowFilter, forward
+from durably.operations import OperationsBase, StartCall, WorkflowFilter, forward, thread_twin
 from durably.queues import Queue, QueueLimits
+from durably.retention import APP_DEFAULT, AppDefault, check_retention
 from durably.retry import Retry
 from durably.schedules import Schedule, ScheduleInfo
 from durably.serialization import DEFAULT_MAX_PAYLOAD_BYTES, JsonSerializer, Serializer
@@ -73,6 +76,11 @@ class App(OperationsBase):
     version (pinned), unless it is ``@app.workflow(versioning="auto_upgrade")``. An unversioned
     worker runs workflows of every version, and a workflow started with no version runs on any
     worker: an App with no version behaves as if versions did not exist.
+
+    ``retention``: how long finished workflows (completed, failed, cancelled, terminated) are
+    kept before this App's workers purge them with everything they wrote (a timedelta; None,
+    the default: forever); ``@app.workflow(retention=...)`` overrides it per name (see
+    :mod:`durably.worker.retention` for which workers purge what).
     """
 
     def __init__(
@@ -84,6 +92,7 @@ class App(OperationsBase):
         worker_options: WorkerOptions | None = None,
         version: str | None = None,
         codecs: Sequence[PayloadCodec] | None = (),
+        retention: timedelta | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database)
         """The database URL as given (it may hold a password: never show it; show
@@ -99,6 +108,7 @@ class App(OperationsBase):
         self._worker_options = worker_options
         self.registry = Registry()
         self.version = version if version is not None else os.environ.get(VERSION_ENV) or None
+        self.registry.retention = check_retention(retention, "App(retention=...)")
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._worker: Worker | None = None
@@ -116,6 +126,7 @@ class App(OperationsBase):
         )
         """This App's schedules: list, get, update, pause, unpause, trigger, backfill, delete
         (see :class:`durably.app.schedules.ScheduleOperations`)."""
+        self._bulk = Bulk(self, self._lifecycle)
 
     def __repr__(self) -> str:
         return f"<durably.App {self.safe_database_url}>"
@@ -214,6 +225,7 @@ class App(OperationsBase):
         name: str | None = None,
         versioning: Versioning = "pinned",
         schedule: Schedule | Sequence[Schedule] | None = None,
+        retention: timedelta | AppDefault | None = APP_DEFAULT,
     ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
     def workflow(
         self,
@@ -223,6 +235,7 @@ class App(OperationsBase):
         name: str | None = None,
         versioning: Versioning = "pinned",
         schedule: Schedule | Sequence[Schedule] | None = None,
+        retention: timedelta | AppDefault | None = APP_DEFAULT,
     ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
         """Register a workflow: ``@app.workflow`` or ``@app.workflow(name="...")``.
 
@@ -236,8 +249,13 @@ class App(OperationsBase):
 
         ``schedule``: one :class:`durably.Schedule` or several that start this workflow (their
         ``name`` defaults to the workflow's); the App's workers write them when they start.
+
+        ``retention``: how long its finished runs are kept (a timedelta; None: forever),
+        overriding the App's ``retention``.
         """
         schedules = [schedule] if isinstance(schedule, Schedule) else list(schedule or ())
+        if not isinstance(retention, AppDefault):
+            check_retention(retention, "@app.workflow(retention=...)")
         if versioning not in VERSIONING:
             raise ConfigurationError(
                 f"versioning must be one of {', '.join(map(repr, VERSIONING))}, got {versioning!r}"
@@ -246,6 +264,7 @@ class App(OperationsBase):
         def register(f: Callable[P, R]) -> Workflow[P, R]:
             wf = Workflow(f, name=name or qualified_name(f))
             wf.versioning = versioning
+            wf.retention = retention
             self.registry.add_workflow(wf)
             wf.app = self
             for declared in schedules:
@@ -466,3 +485,6 @@ class App(OperationsBase):
     retry = forward(Lifecycle.retry, "_lifecycle")
     fork = forward(Lifecycle.fork, "_lifecycle")
     purge = forward(Lifecycle.purge, "_lifecycle")
+
+    bulk = forward(Bulk.bulk, "_bulk")
+    bulk_async = thread_twin(bulk)

@@ -173,10 +173,14 @@ class Lifecycle:
         )
 
     def purge(self, workflow_id: str) -> None:
-        """Delete a finished workflow with its journal, events, state and runs."""
+        """Delete a finished workflow with its journal, events, state and runs. A child whose
+        parent has not finished is refused (the parent reads the child's outcome)."""
         if not self._store.purge(validate_workflow_id(workflow_id)):
             rec = self._found(self._store.get_workflow(workflow_id), workflow_id)
-            raise _refuse(rec, "purge", ": only finished workflows are purged")
+            hint = ": only finished workflows are purged"
+            if rec.status in TERMINAL_STATUSES:
+                hint = f": its parent {rec.parent_id!r} has not finished; purge it after the parent"
+            raise _refuse(rec, "purge", hint)
 
 
 Commands = Lifecycle

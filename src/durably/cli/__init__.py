@@ -31,6 +31,8 @@ operate:   worker, server, migrate, bench
 manage:    start, ls, show, history, send, cancel, terminate, suspend, resume, retry, fork,
            purge, workers, schedules (on --db URL / $DURABLY_DB, or --server URL /
            $DURABLY_SERVER)
+           purge, workers (on --db URL / $DURABLY_DB, or --server URL / $DURABLY_SERVER)
+bulk:      bulk cancel|terminate|retry|resume|suspend|purge --status S --name N ... [--dry-run]
 check:     lint PATH... (calls in workflow code that break replay; exit 1 with findings)
 deploy:    replay-check (the deploy gate), export (a workflow's history, for replay tests),
            versions (unfinished workflows per version), move-version (old version to new)
@@ -87,6 +89,9 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     from durably.cli import manage
 
     manage.add_commands(sub)
+    from durably.cli import bulk
+
+    bulk.add_commands(sub)
     from durably.cli import replay
 
     replay.add_commands(sub)

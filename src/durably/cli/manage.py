@@ -376,6 +376,9 @@ def _prepare(args: argparse.Namespace) -> None:
     """Read and check every typed value before the database or server is opened, so bad input
     is a usage error (exit 2, nothing written) whether or not the target exists or answers.
     The checks and messages are those the App or Client would make once the target is open."""
+    prepare = getattr(args, "prepare", None)  # a command's own checks (durably bulk)
+    if prepare is not None:
+        prepare(args)
     for key in ("id", "new_id"):
         if getattr(args, key, None) is not None:
             validate_workflow_id(getattr(args, key))

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.responses import Response
 
-from . import dapr, routes, schedule_routes
+from . import bulk, dapr, routes, schedule_routes
 from . import models as m
 from .endpoint import Call, json_response
 from .operation import Operation, Reply
@@ -152,6 +152,7 @@ async def openapi_json(call: Call) -> Response:
 OPERATIONS: tuple[Operation, ...] = (
     *routes.OPERATIONS,
     *schedule_routes.OPERATIONS,
+    *bulk.OPERATIONS,
     *dapr.OPERATIONS,
     Operation(
         "GET",

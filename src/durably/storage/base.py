@@ -48,6 +48,7 @@ __all__ = [
     "VersionCounts",
     "WorkerInfo",
     "WorkflowRecord",
+    "WorkflowSelection",
     "WorkflowStatus",
     "WriteOp",
 ]
@@ -463,6 +464,24 @@ class QueueClaim:
         return self.concurrency is not None or self.rate_limit is not None
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowSelection:
+    """Which workflows a bulk operation or a retention pass acts on: every criterion given must
+    hold (an empty selection selects every workflow). Times are epoch seconds; ``*_after`` is
+    inclusive, ``*_before`` exclusive. ``exclude_names`` leaves out workflows of those names."""
+
+    statuses: tuple[WorkflowStatus, ...] | None = None
+    names: tuple[str, ...] | None = None
+    exclude_names: tuple[str, ...] | None = None
+    version: str | None = None
+    queue: str | None = None
+    id_prefix: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    finished_after: float | None = None
+    finished_before: float | None = None
+
+
 class Store(abc.ABC):
     """Durable storage for workflows, journals and workers. See the module docstring."""
 
@@ -727,10 +746,12 @@ class Store(abc.ABC):
         with seq < ``from_seq`` (up to the first unresolved wait), pending. Returns (the new or
         existing record, created); None if the source does not exist."""
 
-    @abc.abstractmethod
     def purge(self, workflow_id: str) -> bool:
-        """Delete a finished workflow with its journal, attempts, events, state and runs.
-        Returns False (and deletes nothing) if it does not exist or has not finished."""
+        """Delete a finished workflow with its journal, attempts, events, state and runs
+        (:meth:`purge_workflows` of one id). Returns False (and deletes nothing) if it does
+        not exist, has not finished, or is a child whose parent has not finished."""
+        return self.purge_workflows([workflow_id]) == [workflow_id]
+
 
     # -- schedules (see durably.schedules) ------------------------------------------------------
 
@@ -770,3 +791,33 @@ class Store(abc.ABC):
     def delete_schedule(self, name: str) -> bool:
         """Delete the schedule (its workflows stay); whether it existed."""
         raise NotImplementedError
+
+    # -- bulk operations and retention ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def select_workflow_ids(
+        self, selection: WorkflowSelection, *, after: str | None, limit: int
+    ) -> list[str]:
+        """Up to ``limit`` ids of the workflows ``selection`` selects, in id order, only those
+        after ``after`` (a keyset cursor: the last id of the previous page). A read; nothing is
+        locked."""
+
+    @abc.abstractmethod
+    def count_workflows(self, selection: WorkflowSelection) -> int:
+        """How many workflows ``selection`` selects."""
+
+    @abc.abstractmethod
+    def expired_workflows(
+        self, selection: WorkflowSelection, *, after: tuple[float, str] | None, limit: int
+    ) -> list[tuple[float, str]]:
+        """``(finished_at, id)`` of up to ``limit`` finished workflows ``selection`` selects,
+        oldest finish first, only those after ``after`` (the last pair of the previous page):
+        what a retention pass purges, read through the ``(finished_at, id)`` index."""
+
+    @abc.abstractmethod
+    def purge_workflows(self, workflow_ids: Sequence[str]) -> list[str]:
+        """Delete, in one short transaction, those of ``workflow_ids`` that have finished (a
+        terminal status) and are not children of an unfinished parent (which would wait for
+        their outcome forever), with their journals, attempts, events, state and runs. Returns
+        the ids deleted; the others (absent, unfinished, purged meanwhile by another caller)
+        are left as they are. Safe to run concurrently with itself."""

@@ -170,6 +170,9 @@ ALTER TABLE schedules ADD COLUMN revision {int} NOT NULL DEFAULT 0;
 UPDATE schedules SET due_at = next_run_at;
 CREATE INDEX schedules_due ON schedules (due_at) WHERE enabled = 1;
 """,
+    7: """
+CREATE INDEX workflows_finished ON workflows (finished_at, id);
+""",
 }
 
 

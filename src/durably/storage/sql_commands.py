@@ -17,13 +17,13 @@ from durably.storage.base import (
     InboxEvent,
     RunRecord,
     Signals,
-    Store,
     VersionCounts,
     WorkflowRecord,
     WorkflowStatus,
 )
 from durably.storage.dialect import Dialect
 from durably.storage.rows import TERMINAL_SQL, WF_COLUMNS, record_params, to_record
+from durably.storage.sql_bulk import SqlBulk
 from durably.storage.sql_ops import INSERT_WORKFLOW
 
 __all__ = ["CommandStatements", "SqlCommands"]
@@ -34,7 +34,6 @@ _TREE = (
     "SELECT w.id FROM workflows w JOIN tree t ON w.parent_id = t.id) "
 )
 """The workflow (first parameter) and its descendants."""
-_PURGED = ("journal", "step_attempts", "events", "state", "workflow_runs")
 
 
 class CommandStatements:
@@ -144,11 +143,9 @@ class CommandStatements:
             f"UPDATE workflows {moved}WHERE id = ? AND {unfinished} "
             "AND (SELECT COUNT(*) FROM journal WHERE workflow_id = ?) = ?"
         )
-        self.purge = s(f"DELETE FROM workflows WHERE id = ? AND status IN ({TERMINAL_SQL})")
-        self.purge_rows = [s(f"DELETE FROM {table} WHERE workflow_id = ?") for table in _PURGED]
 
 
-class SqlCommands(Store):
+class SqlCommands(SqlBulk):
     """The event, state and lifecycle half of the SQL stores."""
 
     _dialect: Dialect
@@ -323,11 +320,3 @@ class SqlCommands(Store):
             )
             self._dialect.notify(conn, ("new",))
             return fork, True
-
-    def purge(self, workflow_id: str) -> bool:
-        with self._transaction() as conn:
-            if conn.execute(self._cmd.purge, (workflow_id,)).rowcount != 1:
-                return False
-            for statement in self._cmd.purge_rows:
-                conn.execute(statement, (workflow_id,))
-            return True

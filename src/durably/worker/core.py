@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from durably.storage.committer import GroupCommitter
 from durably.worker.claims import Claims
 from durably.worker.leases import Leases, wall_time
+from durably.worker.retention import Retention
 from durably.worker.runtime import WorkerRuntime
 from durably.worker.signals import Signals
 from durably.worker.state import Stopping, log
@@ -31,7 +32,7 @@ from durably.worker.ticker import Ticker
 __all__ = ["Worker"]
 
 
-class Worker(Claims, Leases, Signals, Ticker):
+class Worker(Claims, Leases, Signals, Ticker, Retention):
     """Runs the workflows of a :class:`Registry` from a :class:`Store`."""
 
     def start_in_thread(self) -> None:
@@ -106,6 +107,7 @@ class Worker(Claims, Leases, Signals, Ticker):
         heartbeat = loop.create_task(self._heartbeat_loop())
         signals = loop.create_task(self._signals_loop())
         ticker = loop.create_task(self._ticker_loop()) if opts.schedules else None
+        retention = loop.create_task(self._retention_loop())
         self._ready.set()
         try:
             await self._claim_loop()
@@ -114,6 +116,7 @@ class Worker(Claims, Leases, Signals, Ticker):
             signals.cancel()
             if ticker is not None:
                 ticker.cancel()
+            retention.cancel()
             if unlisten is not None:
                 await asyncio.to_thread(unlisten)
             await self._shutdown(committer)

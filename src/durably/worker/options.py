@@ -45,10 +45,32 @@ class WorkerOptions:
     """Whether this worker ticks schedules (writes its App's declared schedules at start and
     starts the workflows of due ticks; see :mod:`durably.schedules`). Any number of workers may
     tick: each tick still starts one workflow."""
+    retention_interval: float = 60.0
+    """Seconds between this worker's retention passes (see :mod:`durably.worker.retention`);
+    a pass runs only when the App or one of its workflows has a ``retention``."""
+    retention_batch: int = 100
+    """Workflows purged per transaction by a retention pass (short transactions: SQLite's
+    single writer is held a few milliseconds at a time)."""
+    retention_pause: float = 0.0
+    """The least a retention pass waits between two batches, in seconds."""
+    retention_share: float = 0.05
+    """The most of its time a retention pass spends in its batches' transactions: after a
+    batch that took t seconds it waits t * (1 - share) / share (0.05: 19 t), so running work
+    keeps the database (SQLite's single writer above all)."""
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0 or self.poll_interval <= 0:
             raise ConfigurationError("lease_seconds and poll_interval must be > 0 seconds")
+        if (
+            self.retention_interval <= 0
+            or self.retention_pause < 0
+            or self.retention_batch < 1
+            or not 0 < self.retention_share <= 1
+        ):
+            raise ConfigurationError(
+                "retention_interval must be > 0 seconds, retention_pause >= 0, "
+                "retention_batch >= 1 and retention_share from 0 (excluded) to 1"
+            )
         if self.eviction_threshold < 0 or self.listen_poll_interval < 0:
             raise ConfigurationError(
                 "eviction_threshold and listen_poll_interval must be >= 0 seconds"
