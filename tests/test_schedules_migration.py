@@ -28,7 +28,7 @@ def test_a_version_5_database_upgrades_to_schedules(tmp_path: Path) -> None:
     store = SqliteStore(path)
     try:
         store.migrate()
-        assert store.schema_version() == 6 == max(MIGRATIONS)
+        assert store.schema_version() == max(MIGRATIONS) >= 6
         rec = store.get_schedule("old")
         assert rec is not None
         assert (rec.overlap, rec.queue, rec.jitter, rec.missed, rec.revision) == (

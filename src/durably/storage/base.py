@@ -752,7 +752,6 @@ class Store(abc.ABC):
         not exist, has not finished, or is a child whose parent has not finished."""
         return self.purge_workflows([workflow_id]) == [workflow_id]
 
-
     # -- schedules (see durably.schedules) ------------------------------------------------------
 
     def insert_schedule(self, record: ScheduleRecord) -> bool:
