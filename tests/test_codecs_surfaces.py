@@ -289,6 +289,7 @@ def test_the_bench_takes_codecs_for_its_apps_and_its_workers(
     code, out = _cli(capsys, "bench", "--quick", "--codecs", f"{written.module}:codecs")
     assert code == 2 and "'k1' is 5 bytes long" in out  # refused before measuring anything
     assert_no_key(out, K1[:5])
+    assert "DURABLY_CODECS" not in os.environ  # set for the bench's run only, then restored
     monkeypatch.setenv(KEYS_ENV, _keys(("k1", K1)))
     monkeypatch.setenv("DURABLY_CODECS", f"{written.module}:codecs")  # what --codecs sets
     app = build(written.url)  # what the bench process and its `durably worker`s serve

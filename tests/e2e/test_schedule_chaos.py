@@ -22,7 +22,7 @@ import pytest
 import durably
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAOS_SECONDS = float(os.environ.get("DURABLY_SCHEDULE_CHAOS_SECONDS", "12"))
+CHAOS_SECONDS = float(os.environ.get("DURABLY_SCHEDULE_CHAOS_SECONDS", "30"))
 
 
 class Workers:

@@ -127,7 +127,21 @@ def measure(
 
 
 def run(args: argparse.Namespace) -> int:
-    """``durably bench`` with parsed arguments; the exit code."""
+    """``durably bench`` with parsed arguments; the exit code.
+
+    ``--codecs`` reaches the bench's worker processes through ``$DURABLY_CODECS``, set for the
+    run only: a caller's environment (a test, an embedding program) is left as it was."""
+    saved = os.environ.get(CODECS_ENV)
+    try:
+        return _run(args)
+    finally:
+        if saved is None:
+            os.environ.pop(CODECS_ENV, None)
+        else:
+            os.environ[CODECS_ENV] = saved
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         params = params_from(args)
     except argparse.ArgumentTypeError as exc:
