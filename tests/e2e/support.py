@@ -321,10 +321,30 @@ class Execution:
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
-    """The side-effect log's records, in the order they were appended."""
+    """The side-effect log's records, in the order they were appended.
+
+    A record is one ``os.write`` with ``O_APPEND``, but Linux may cut a write short when the
+    writer gets SIGKILL while the record spans a page boundary: the killed process's torn head
+    is then followed, on the same line, by the next whole record of another process. The torn
+    head is dropped, as if the kill had come just before that write (what ``may_have_lost``
+    allows for a killed process); every whole record is kept."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    records = []
+    for line in path.read_text().splitlines():
+        if not line:
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            whole = line.rfind('{"event": ')
+            if whole > 0:  # a torn head, then a whole record
+                records.append(json.loads(line[whole:]))
+            elif not line.endswith("}"):  # the very last write, torn: nothing followed
+                continue
+            else:
+                raise
+    return records
 
 
 def executions(records: list[dict[str, Any]]) -> dict[tuple[str, int], list[Execution]]:
